@@ -1,0 +1,258 @@
+//! Session attributes: a JSON object kept as compact JSON text, with caps on
+//! its size and depth, and RFC 7396 merge patches.
+//!
+//! Kept as text so that reading a session (the hot path) never re-parses it,
+//! and so that a record costs its bytes, not a tree of allocations.
+//!
+//! ```
+//! use sessionkit_core::attributes::{Attributes, AttributeLimits};
+//! use serde_json::json;
+//! let lim = AttributeLimits::default();
+//! let a = Attributes::from_value(&json!({"cart": 3, "theme": "dark"}), &lim).unwrap();
+//! let b = a.merge_patch(&json!({"theme": null, "lang": "de"}), &lim).unwrap();
+//! assert_eq!(b.to_value(), json!({"cart": 3, "lang": "de"}));
+//! ```
+
+use std::fmt;
+
+use serde_json::{Map, Value};
+
+/// Caps on the attributes of one session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttributeLimits {
+    /// Largest compact JSON encoding, in bytes.
+    pub max_bytes: usize,
+    /// Deepest nesting (the top-level object is depth 1).
+    pub max_depth: usize,
+}
+
+impl Default for AttributeLimits {
+    fn default() -> Self {
+        AttributeLimits {
+            max_bytes: 16 * 1024,
+            max_depth: 16,
+        }
+    }
+}
+
+/// Why attributes were refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AttributeError {
+    /// Not a JSON object (a merge patch must be one too).
+    #[error("attributes must be a JSON object")]
+    NotAnObject,
+    /// Larger than the cap.
+    #[error("attributes are {size} bytes, over the cap of {max}")]
+    TooLarge {
+        /// Encoded size.
+        size: usize,
+        /// The cap.
+        max: usize,
+    },
+    /// Nested deeper than the cap.
+    #[error("attributes nest deeper than {max} levels")]
+    TooDeep {
+        /// The cap.
+        max: usize,
+    },
+    /// Stored text that is not a JSON object (a corrupt record).
+    #[error("stored attributes are not a JSON object")]
+    Corrupt,
+}
+
+/// A session's attributes: always a JSON object, stored compactly.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Attributes(Box<str>);
+
+impl Attributes {
+    /// `{}`.
+    #[must_use]
+    pub fn empty() -> Self {
+        Attributes("{}".into())
+    }
+
+    /// Checks and encodes a JSON value, which must be an object.
+    pub fn from_value(v: &Value, lim: &AttributeLimits) -> Result<Self, AttributeError> {
+        let Value::Object(map) = v else {
+            return Err(AttributeError::NotAnObject);
+        };
+        Self::from_map(map, lim)
+    }
+
+    /// Checks and encodes a JSON object.
+    pub fn from_map(map: &Map<String, Value>, lim: &AttributeLimits) -> Result<Self, AttributeError> {
+        if depth_of_map(map) > lim.max_depth {
+            return Err(AttributeError::TooDeep { max: lim.max_depth });
+        }
+        // Serialising a Map of Values cannot fail (string keys only).
+        let text = serde_json::to_string(map).map_err(|_| AttributeError::NotAnObject)?;
+        if text.len() > lim.max_bytes {
+            return Err(AttributeError::TooLarge {
+                size: text.len(),
+                max: lim.max_bytes,
+            });
+        }
+        Ok(Attributes(text.into_boxed_str()))
+    }
+
+    /// Rebuilds attributes from stored text, checking it is an object.
+    pub fn from_stored(text: &str) -> Result<Self, AttributeError> {
+        match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(_)) => Ok(Attributes(text.into())),
+            _ => Err(AttributeError::Corrupt),
+        }
+    }
+
+    /// The compact JSON text.
+    #[must_use]
+    pub fn as_json(&self) -> &str {
+        &self.0
+    }
+
+    /// Size of the compact JSON text in bytes.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether this is `{}`.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        &*self.0 == "{}"
+    }
+
+    /// The attributes as a JSON object.
+    #[must_use]
+    pub fn to_map(&self) -> Map<String, Value> {
+        match serde_json::from_str::<Value>(&self.0) {
+            Ok(Value::Object(m)) => m,
+            _ => Map::new(),
+        }
+    }
+
+    /// The attributes as a JSON value.
+    #[must_use]
+    pub fn to_value(&self) -> Value {
+        Value::Object(self.to_map())
+    }
+
+    /// Applies an RFC 7396 merge patch (which must itself be an object) and
+    /// checks the result against the caps.
+    pub fn merge_patch(&self, patch: &Value, lim: &AttributeLimits) -> Result<Self, AttributeError> {
+        let Value::Object(p) = patch else {
+            return Err(AttributeError::NotAnObject);
+        };
+        if depth_of_map(p) > lim.max_depth {
+            return Err(AttributeError::TooDeep { max: lim.max_depth });
+        }
+        let mut target = Value::Object(self.to_map());
+        merge(&mut target, patch);
+        Self::from_value(&target, lim)
+    }
+
+    /// Keeps only the named top-level attributes (absent names are ignored).
+    #[must_use]
+    pub fn retain_named(&self, names: &[String]) -> Self {
+        if names.is_empty() {
+            return Attributes::empty();
+        }
+        let mut map = self.to_map();
+        map.retain(|k, _| names.iter().any(|n| n == k));
+        match serde_json::to_string(&map) {
+            Ok(t) => Attributes(t.into_boxed_str()),
+            Err(_) => Attributes::empty(),
+        }
+    }
+}
+
+impl Default for Attributes {
+    fn default() -> Self {
+        Attributes::empty()
+    }
+}
+
+impl fmt::Debug for Attributes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Attributes({} bytes)", self.0.len())
+    }
+}
+
+/// RFC 7396 §2 MergePatch(Target, Patch).
+fn merge(target: &mut Value, patch: &Value) {
+    let Value::Object(p) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(Map::new());
+    }
+    if let Value::Object(t) = target {
+        for (k, v) in p {
+            if v.is_null() {
+                t.remove(k);
+            } else {
+                merge(t.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+    }
+}
+
+fn depth_of_map(m: &Map<String, Value>) -> usize {
+    // Iterative, so hostile nesting cannot overflow the stack here.
+    let mut max = 1;
+    let mut stack: Vec<(&Value, usize)> = m.values().map(|v| (v, 2)).collect();
+    while let Some((v, d)) = stack.pop() {
+        match v {
+            Value::Object(o) => {
+                max = max.max(d);
+                stack.extend(o.values().map(|c| (c, d + 1)));
+            }
+            Value::Array(a) => {
+                max = max.max(d);
+                stack.extend(a.iter().map(|c| (c, d + 1)));
+            }
+            _ => {}
+        }
+    }
+    max
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn rfc7396_examples() {
+        let lim = AttributeLimits::default();
+        let a = Attributes::from_value(&json!({"a":"b","c":{"d":"e","f":"g"}}), &lim).unwrap();
+        let b = a.merge_patch(&json!({"a":"z","c":{"f":null}}), &lim).unwrap();
+        assert_eq!(b.to_value(), json!({"a":"z","c":{"d":"e"}}));
+        assert_eq!(
+            a.merge_patch(&json!([1]), &lim),
+            Err(AttributeError::NotAnObject)
+        );
+    }
+
+    #[test]
+    fn caps() {
+        let lim = AttributeLimits { max_bytes: 20, max_depth: 2 };
+        assert!(Attributes::from_value(&json!({"a": "x".repeat(30)}), &lim).is_err());
+        assert!(Attributes::from_value(&json!({"a": {"b": 1}}), &lim).is_ok());
+        assert_eq!(
+            Attributes::from_value(&json!({"a": {"b": {"c": 1}}}), &lim),
+            Err(AttributeError::TooDeep { max: 2 })
+        );
+        assert_eq!(Attributes::from_value(&json!(3), &lim), Err(AttributeError::NotAnObject));
+    }
+
+    #[test]
+    fn retain() {
+        let lim = AttributeLimits::default();
+        let a = Attributes::from_value(&json!({"cart":1,"theme":2,"x":3}), &lim).unwrap();
+        let names = vec!["cart".to_string(), "missing".to_string()];
+        assert_eq!(a.retain_named(&names).to_value(), json!({"cart":1}));
+        assert!(a.retain_named(&[]).is_empty());
+    }
+}

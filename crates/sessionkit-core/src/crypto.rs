@@ -1,0 +1,90 @@
+//! Server keys and what is derived from them: the CSRF token bound to a
+//! session id, and constant-time comparison of secrets.
+//!
+//! ```
+//! use sessionkit_core::crypto::{SecretKey, csrf_token, csrf_matches};
+//! use sessionkit_core::ids::SessionId;
+//! let key = SecretKey::generate().unwrap();
+//! let id = SessionId::generate();
+//! let t = csrf_token(&key, &id);
+//! assert!(csrf_matches(&key, &id, &t));
+//! assert!(!csrf_matches(&key, &SessionId::generate(), &t));
+//! ```
+
+use std::fmt;
+
+use aws_lc_rs::hmac;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use crate::ids::SessionId;
+use crate::token::{RandomUnavailable, fill_random};
+
+/// A 32-byte server secret (HMAC key). Redacted `Debug`, zeroed on drop.
+#[derive(Clone)]
+pub struct SecretKey(Zeroizing<[u8; 32]>);
+
+impl SecretKey {
+    /// A fresh key from the OS CSPRNG.
+    pub fn generate() -> Result<Self, RandomUnavailable> {
+        let mut b = Zeroizing::new([0u8; 32]);
+        fill_random(b.as_mut())?;
+        Ok(SecretKey(b))
+    }
+
+    /// Wraps existing key bytes (loaded from a key file).
+    #[must_use]
+    pub fn from_bytes(b: [u8; 32]) -> Self {
+        SecretKey(Zeroizing::new(b))
+    }
+
+    /// The key bytes, to persist them. Never log them.
+    #[must_use]
+    pub fn expose_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// HMAC-SHA-256 of `parts` (concatenated) under this key.
+    #[must_use]
+    pub fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
+        let key = hmac::Key::new(hmac::HMAC_SHA256, self.0.as_ref());
+        let mut ctx = hmac::Context::with_key(&key);
+        for p in parts {
+            ctx.update(p);
+        }
+        let tag = ctx.sign();
+        let mut out = [0u8; 32];
+        out.copy_from_slice(tag.as_ref());
+        out
+    }
+}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretKey([redacted])")
+    }
+}
+
+const CSRF_TAG: &[u8] = b"sessionkit/v1/csrf\0";
+
+/// The CSRF token of a session: `base64url(HMAC-SHA-256(key, id))`. It
+/// changes whenever the session id does (upgrade).
+#[must_use]
+pub fn csrf_token(key: &SecretKey, id: &SessionId) -> String {
+    URL_SAFE_NO_PAD.encode(key.mac(&[CSRF_TAG, id.as_bytes()]))
+}
+
+/// Whether `presented` is the CSRF token of session `id`, in constant time.
+#[must_use]
+pub fn csrf_matches(key: &SecretKey, id: &SessionId, presented: &str) -> bool {
+    let expected = csrf_token(key, id);
+    ct_eq(expected.as_bytes(), presented.as_bytes())
+}
+
+/// Constant-time equality of two byte strings (length is not secret).
+#[must_use]
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}

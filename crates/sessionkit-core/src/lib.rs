@@ -1,0 +1,30 @@
+//! # sessionkit-core
+//!
+//! The model of sessionkit: identifiers, bearer tokens and their hashes, the
+//! session record, policy, an injectable clock, the [`store::SessionStore`]
+//! trait every backend implements, and [`store::memory::MemoryStore`], the
+//! reference store. No async runtime and no I/O: store crates depend on this
+//! crate alone.
+//!
+//! See DESIGN.md §2–§5 for the model and its invariants.
+
+pub mod attributes;
+pub mod client;
+pub mod crypto;
+pub mod ids;
+pub mod policy;
+pub mod record;
+pub mod store;
+pub mod time;
+pub mod token;
+
+pub use attributes::{AttributeError, AttributeLimits, Attributes};
+pub use client::{ClientInfo, Fingerprint};
+pub use crypto::SecretKey;
+pub use ids::{IdError, SessionId, Subject, TenantId};
+pub use policy::{FingerprintMode, OnSessionLimit, Policy, PolicyError};
+pub use record::{ExpiryCause, Liveness, RevokeReason, SessionRecord, SessionState};
+pub use store::memory::MemoryStore;
+pub use store::{SessionStore, StoreError, StoreResult};
+pub use time::{Clock, DurationMs, ManualClock, Millis, SystemClock};
+pub use token::{RefreshToken, SessionToken, TokenHash};
