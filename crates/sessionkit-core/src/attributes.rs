@@ -81,7 +81,10 @@ impl Attributes {
     }
 
     /// Checks and encodes a JSON object.
-    pub fn from_map(map: &Map<String, Value>, lim: &AttributeLimits) -> Result<Self, AttributeError> {
+    pub fn from_map(
+        map: &Map<String, Value>,
+        lim: &AttributeLimits,
+    ) -> Result<Self, AttributeError> {
         if depth_of_map(map) > lim.max_depth {
             return Err(AttributeError::TooDeep { max: lim.max_depth });
         }
@@ -139,7 +142,11 @@ impl Attributes {
 
     /// Applies an RFC 7396 merge patch (which must itself be an object) and
     /// checks the result against the caps.
-    pub fn merge_patch(&self, patch: &Value, lim: &AttributeLimits) -> Result<Self, AttributeError> {
+    pub fn merge_patch(
+        &self,
+        patch: &Value,
+        lim: &AttributeLimits,
+    ) -> Result<Self, AttributeError> {
         let Value::Object(p) = patch else {
             return Err(AttributeError::NotAnObject);
         };
@@ -227,7 +234,9 @@ mod tests {
     fn rfc7396_examples() {
         let lim = AttributeLimits::default();
         let a = Attributes::from_value(&json!({"a":"b","c":{"d":"e","f":"g"}}), &lim).unwrap();
-        let b = a.merge_patch(&json!({"a":"z","c":{"f":null}}), &lim).unwrap();
+        let b = a
+            .merge_patch(&json!({"a":"z","c":{"f":null}}), &lim)
+            .unwrap();
         assert_eq!(b.to_value(), json!({"a":"z","c":{"d":"e"}}));
         assert_eq!(
             a.merge_patch(&json!([1]), &lim),
@@ -237,14 +246,20 @@ mod tests {
 
     #[test]
     fn caps() {
-        let lim = AttributeLimits { max_bytes: 20, max_depth: 2 };
+        let lim = AttributeLimits {
+            max_bytes: 20,
+            max_depth: 2,
+        };
         assert!(Attributes::from_value(&json!({"a": "x".repeat(30)}), &lim).is_err());
         assert!(Attributes::from_value(&json!({"a": {"b": 1}}), &lim).is_ok());
         assert_eq!(
             Attributes::from_value(&json!({"a": {"b": {"c": 1}}}), &lim),
             Err(AttributeError::TooDeep { max: 2 })
         );
-        assert_eq!(Attributes::from_value(&json!(3), &lim), Err(AttributeError::NotAnObject));
+        assert_eq!(
+            Attributes::from_value(&json!(3), &lim),
+            Err(AttributeError::NotAnObject)
+        );
     }
 
     #[test]

@@ -242,7 +242,10 @@ mod tests {
         assert!(Subject::new(&"x".repeat(255)).is_ok());
         assert!(Subject::new(&"x".repeat(256)).is_err());
         // Never normalised: composed and decomposed forms differ.
-        assert_ne!(Subject::new("é").unwrap(), Subject::new("e\u{301}").unwrap());
+        assert_ne!(
+            Subject::new("é").unwrap(),
+            Subject::new("e\u{301}").unwrap()
+        );
     }
 
     #[test]

@@ -91,7 +91,6 @@ impl Default for Policy {
 
 impl Policy {
     /// A builder starting from the defaults.
-    #[must_use]
     pub fn builder() -> PolicyBuilder {
         PolicyBuilder(Policy::default())
     }
@@ -103,7 +102,10 @@ impl Policy {
             ("idle_timeout", self.idle_timeout),
             ("absolute_timeout", self.absolute_timeout),
             ("anonymous_idle_timeout", self.anonymous_idle_timeout),
-            ("anonymous_absolute_timeout", self.anonymous_absolute_timeout),
+            (
+                "anonymous_absolute_timeout",
+                self.anonymous_absolute_timeout,
+            ),
             ("touch_interval", self.touch_interval),
         ];
         for (field, d) in positive {
@@ -115,13 +117,19 @@ impl Policy {
             return err("idle_timeout", "must not exceed absolute_timeout");
         }
         if self.anonymous_idle_timeout > self.anonymous_absolute_timeout {
-            return err("anonymous_idle_timeout", "must not exceed anonymous_absolute_timeout");
+            return err(
+                "anonymous_idle_timeout",
+                "must not exceed anonymous_absolute_timeout",
+            );
         }
         if self.touch_interval > self.idle_timeout.half() {
             return err("touch_interval", "must be at most half of idle_timeout");
         }
         if self.touch_interval > self.anonymous_idle_timeout.half() {
-            return err("touch_interval", "must be at most half of anonymous_idle_timeout");
+            return err(
+                "touch_interval",
+                "must be at most half of anonymous_idle_timeout",
+            );
         }
         if self.max_sessions_per_subject == Some(0) {
             return err("max_sessions_per_subject", "must be at least 1 (or no cap)");
@@ -222,14 +230,21 @@ mod tests {
     fn nonsense_is_named() {
         let e = Policy::builder().idle_timeout_secs(0).build().unwrap_err();
         assert_eq!(e.field, "idle_timeout");
-        let e = Policy::builder().idle_timeout_secs(100).touch_interval_secs(51).build().unwrap_err();
+        let e = Policy::builder()
+            .idle_timeout_secs(100)
+            .touch_interval_secs(51)
+            .build()
+            .unwrap_err();
         assert_eq!(e.field, "touch_interval");
         let e = Policy::builder()
             .max_sessions_per_subject(Some(0), OnSessionLimit::Refuse)
             .build()
             .unwrap_err();
         assert_eq!(e.field, "max_sessions_per_subject");
-        let e = Policy::builder().max_anonymous_sessions(Some(0)).build().unwrap_err();
+        let e = Policy::builder()
+            .max_anonymous_sessions(Some(0))
+            .build()
+            .unwrap_err();
         assert_eq!(e.field, "max_anonymous_sessions");
         let e = Policy::builder()
             .anonymous_idle_timeout_secs(10)
@@ -238,6 +253,11 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.field, "anonymous_idle_timeout");
         // Huge values saturate instead of overflowing.
-        assert!(Policy::builder().absolute_timeout_secs(u64::MAX).build().is_ok());
+        assert!(
+            Policy::builder()
+                .absolute_timeout_secs(u64::MAX)
+                .build()
+                .is_ok()
+        );
     }
 }

@@ -232,9 +232,15 @@ mod tests {
 
     #[test]
     fn arithmetic_saturates() {
-        assert_eq!(Millis::MAX.saturating_add(DurationMs::from_secs(u64::MAX)), Millis::MAX);
+        assert_eq!(
+            Millis::MAX.saturating_add(DurationMs::from_secs(u64::MAX)),
+            Millis::MAX
+        );
         assert_eq!(DurationMs::from_secs(u64::MAX).as_millis(), i64::MAX);
-        assert_eq!(Millis::MIN.saturating_since(Millis::MAX).as_millis(), i64::MIN);
+        assert_eq!(
+            Millis::MIN.saturating_since(Millis::MAX).as_millis(),
+            i64::MIN
+        );
     }
 
     #[test]

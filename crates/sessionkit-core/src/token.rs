@@ -260,6 +260,9 @@ mod tests {
     #[test]
     fn kinds_hash_apart() {
         let b = [7u8; 32];
-        assert_ne!(SessionToken::from_bytes(b).hash(), RefreshToken::from_bytes(b).hash());
+        assert_ne!(
+            SessionToken::from_bytes(b).hash(),
+            RefreshToken::from_bytes(b).hash()
+        );
     }
 }

@@ -1,1 +1,1 @@
-pub fn x(){}
+//! The conformance suite every sessionkit store must pass (work in progress).

@@ -1,1 +1,18 @@
-pub fn x(){}
+//! # sessionkit
+//!
+//! The session engine: [`SessionManager`] over any
+//! [`SessionStore`](sessionkit_core::SessionStore), with the policy of
+//! DESIGN.md §3 and the events of §2. Store crates depend on
+//! `sessionkit-core` only; this crate adds the engine.
+
+pub mod error;
+pub mod events;
+pub mod manager;
+
+pub use error::EngineError;
+pub use events::{Event, EventKind};
+pub use manager::{
+    Created, EngineKeys, NewSession, Page, PatchResult, SessionManager, SessionManagerBuilder,
+    TokenRevocation, UpgradeResult, ValidateRequest, Validation,
+};
+pub use sessionkit_core;

@@ -26,9 +26,8 @@ use crate::ids::{SessionId, Subject, TenantId};
 use crate::policy::OnSessionLimit;
 use crate::record::{Liveness, RevokeReason, SessionRecord, SessionState};
 use crate::store::{
-    Change, Counts, CreateOutcome, Limits, ListCursor, Purged, RevokeOutcome,
-    RevokeSubjectOutcome, SessionStore, StoreResult, UpdateOutcome, UpgradeOutcome,
-    UpgradeRequest,
+    Change, Counts, CreateOutcome, Limits, ListCursor, Purged, RevokeOutcome, RevokeSubjectOutcome,
+    SessionStore, StoreResult, UpdateOutcome, UpgradeOutcome, UpgradeRequest,
 };
 use crate::time::{DurationMs, Millis};
 use crate::token::TokenHash;
@@ -196,7 +195,9 @@ impl Default for MemoryStore {
 
 impl std::fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemoryStore").field("records", &self.len()).finish()
+        f.debug_struct("MemoryStore")
+            .field("records", &self.len())
+            .finish()
     }
 }
 
@@ -247,6 +248,13 @@ impl MemoryStore {
         self.insert_locked(&mut w, rec);
     }
 
+    /// Removes a record and its index entries (used by durable stores to
+    /// roll back a batch that failed to persist). Returns whether it existed.
+    pub fn remove(&self, id: SessionId) -> bool {
+        let mut w = lock(&self.inner.writer);
+        self.remove_locked(&mut w, id).is_some()
+    }
+
     /// Raises the persisted clock floor to at least `t`.
     pub fn raise_floor(&self, t: Millis) {
         self.inner.floor.fetch_max(t.as_millis(), Ordering::AcqRel);
@@ -269,7 +277,9 @@ impl MemoryStore {
     }
 
     fn with_slot_mut<R>(&self, id: &SessionId, f: impl FnOnce(&mut Slot) -> R) -> Option<R> {
-        write(&self.inner.records[shard_of_id(id)]).get_mut(id).map(f)
+        write(&self.inner.records[shard_of_id(id)])
+            .get_mut(id)
+            .map(f)
     }
 
     fn insert_locked(&self, w: &mut Writer, rec: SessionRecord) {
@@ -348,7 +358,13 @@ impl MemoryStore {
         Some((tenant, subject))
     }
 
-    fn live_of_subject(&self, w: &Writer, tenant: TenantId, subject: &Subject, now: Millis) -> Vec<(SessionId, Millis)> {
+    fn live_of_subject(
+        &self,
+        w: &Writer,
+        tenant: TenantId,
+        subject: &Subject,
+        now: Millis,
+    ) -> Vec<(SessionId, Millis)> {
         let Some(ids) = w.subjects.get(&(tenant, subject.clone())) else {
             return Vec::new();
         };
@@ -362,7 +378,8 @@ impl MemoryStore {
 
     fn exists(&self, rec: &SessionRecord) -> bool {
         self.get_slot(&rec.id, |_| ()).is_some()
-            || read(&self.inner.tokens[shard_of_token(&rec.token_hash)]).contains_key(&rec.token_hash)
+            || read(&self.inner.tokens[shard_of_token(&rec.token_hash)])
+                .contains_key(&rec.token_hash)
     }
 
     /// Applies the caps for a new session of `rec`'s subject. `ignoring` is
@@ -470,7 +487,14 @@ impl WriteTxn<'_> {
     }
 
     /// See [`SessionStore::update`].
-    pub fn update(&self, tenant: TenantId, id: SessionId, expected_version: u64, change: Change, now: Millis) -> UpdateOutcome {
+    pub fn update(
+        &self,
+        tenant: TenantId,
+        id: SessionId,
+        expected_version: u64,
+        change: Change,
+        now: Millis,
+    ) -> UpdateOutcome {
         let s = self.store;
         let _w = self.writer.borrow_mut();
         let out = s.with_slot_mut(&id, |slot| {
@@ -486,7 +510,7 @@ impl WriteTxn<'_> {
                 Change::Attributes(a) => slot.attributes = a,
             }
             slot.version = slot.version.saturating_add(1);
-            UpdateOutcome::Updated(slot.to_record(id))
+            UpdateOutcome::Updated(Box::new(slot.to_record(id)))
         });
         if matches!(out, Some(UpdateOutcome::Updated(_))) {
             s.note_now(now);
@@ -528,7 +552,13 @@ impl WriteTxn<'_> {
     }
 
     /// See [`SessionStore::revoke`].
-    pub fn revoke(&self, tenant: TenantId, id: SessionId, reason: RevokeReason, now: Millis) -> RevokeOutcome {
+    pub fn revoke(
+        &self,
+        tenant: TenantId,
+        id: SessionId,
+        reason: RevokeReason,
+        now: Millis,
+    ) -> RevokeOutcome {
         let s = self.store;
         let mut w = self.writer.borrow_mut();
         match s.get_slot(&id, |sl| (sl.tenant, sl.state)) {
@@ -562,7 +592,8 @@ impl WriteTxn<'_> {
             .cloned()
             .unwrap_or_default();
         if let Some(keep) = except {
-            let keep_live = ids.contains(&keep) && s.get_slot(&keep, |sl| sl.is_live(now)) == Some(true);
+            let keep_live =
+                ids.contains(&keep) && s.get_slot(&keep, |sl| sl.is_live(now)) == Some(true);
             if !keep_live {
                 return RevokeSubjectOutcome::ExceptNotLive;
             }
@@ -586,7 +617,9 @@ impl WriteTxn<'_> {
         let mut w = self.writer.borrow_mut();
         let mut out = Vec::new();
         while out.len() < max {
-            let Some(&(at, id)) = w.expiry.first() else { break };
+            let Some(&(at, id)) = w.expiry.first() else {
+                break;
+            };
             if at > now {
                 break;
             }
@@ -613,19 +646,36 @@ impl WriteTxn<'_> {
 }
 
 impl SessionStore for MemoryStore {
-    async fn create(&self, rec: SessionRecord, limits: Limits, now: Millis) -> StoreResult<CreateOutcome> {
+    async fn create(
+        &self,
+        rec: SessionRecord,
+        limits: Limits,
+        now: Millis,
+    ) -> StoreResult<CreateOutcome> {
         Ok(self.exclusive(|t| t.create(rec, limits, now)))
     }
 
-    async fn get_by_token(&self, tenant: TenantId, hash: &TokenHash) -> StoreResult<Option<SessionRecord>> {
-        let id = read(&self.inner.tokens[shard_of_token(hash)]).get(hash).copied();
+    async fn get_by_token(
+        &self,
+        tenant: TenantId,
+        hash: &TokenHash,
+    ) -> StoreResult<Option<SessionRecord>> {
+        let id = read(&self.inner.tokens[shard_of_token(hash)])
+            .get(hash)
+            .copied();
         Ok(id.and_then(|id| {
-            self.get_slot(&id, |s| (s.tenant == tenant && s.token_hash == *hash).then(|| s.to_record(id)))
-                .flatten()
+            self.get_slot(&id, |s| {
+                (s.tenant == tenant && s.token_hash == *hash).then(|| s.to_record(id))
+            })
+            .flatten()
         }))
     }
 
-    async fn get_by_id(&self, tenant: TenantId, id: SessionId) -> StoreResult<Option<SessionRecord>> {
+    async fn get_by_id(
+        &self,
+        tenant: TenantId,
+        id: SessionId,
+    ) -> StoreResult<Option<SessionRecord>> {
         Ok(self
             .get_slot(&id, |s| (s.tenant == tenant).then(|| s.to_record(id)))
             .flatten())
@@ -650,7 +700,13 @@ impl SessionStore for MemoryStore {
         Ok(self.exclusive(|t| t.upgrade(req)))
     }
 
-    async fn revoke(&self, tenant: TenantId, id: SessionId, reason: RevokeReason, now: Millis) -> StoreResult<RevokeOutcome> {
+    async fn revoke(
+        &self,
+        tenant: TenantId,
+        id: SessionId,
+        reason: RevokeReason,
+        now: Millis,
+    ) -> StoreResult<RevokeOutcome> {
         Ok(self.exclusive(|t| t.revoke(tenant, id, reason, now)))
     }
 
@@ -675,14 +731,20 @@ impl SessionStore for MemoryStore {
     ) -> StoreResult<Vec<SessionRecord>> {
         let ids: Vec<SessionId> = {
             let w = lock(&self.inner.writer);
-            w.subjects.get(&(tenant, subject.clone())).cloned().unwrap_or_default()
+            w.subjects
+                .get(&(tenant, subject.clone()))
+                .cloned()
+                .unwrap_or_default()
         };
         let mut recs: Vec<SessionRecord> = ids
             .iter()
-            .filter_map(|id| self.get_slot(id, |s| s.is_live(now).then(|| s.to_record(*id))).flatten())
+            .filter_map(|id| {
+                self.get_slot(id, |s| s.is_live(now).then(|| s.to_record(*id)))
+                    .flatten()
+            })
             .filter(|r| after.is_none_or(|c| c.precedes(r)))
             .collect();
-        recs.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+        recs.sort_by_key(|r| std::cmp::Reverse((r.created_at, r.id)));
         recs.truncate(limit);
         Ok(recs)
     }
@@ -693,7 +755,10 @@ impl SessionStore for MemoryStore {
 
     async fn counts(&self, tenant: TenantId) -> StoreResult<Counts> {
         let w = lock(&self.inner.writer);
-        let (active, anonymous) = w.counts.get(&tenant).map_or((0, 0), |c| (c.active, c.anonymous));
+        let (active, anonymous) = w
+            .counts
+            .get(&tenant)
+            .map_or((0, 0), |c| (c.active, c.anonymous));
         let subjects = w.subjects.keys().filter(|(t, _)| *t == tenant).count() as u64;
         Ok(Counts {
             active,
@@ -704,6 +769,8 @@ impl SessionStore for MemoryStore {
     }
 
     async fn clock_floor(&self) -> StoreResult<Millis> {
-        Ok(Millis::from_millis(self.inner.floor.load(Ordering::Acquire)))
+        Ok(Millis::from_millis(
+            self.inner.floor.load(Ordering::Acquire),
+        ))
     }
 }

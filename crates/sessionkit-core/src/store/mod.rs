@@ -129,7 +129,7 @@ pub enum Change {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UpdateOutcome {
     /// Written; the record as it now is.
-    Updated(SessionRecord),
+    Updated(Box<SessionRecord>),
     /// The session's version is not the expected one; nothing written.
     VersionMismatch {
         /// The version it has.
@@ -264,7 +264,10 @@ pub trait SessionStore: Send + Sync + 'static {
     ) -> impl Future<Output = StoreResult<UpdateOutcome>> + Send;
 
     /// Replaces a live session by a new one (see [`UpgradeRequest`]).
-    fn upgrade(&self, req: UpgradeRequest) -> impl Future<Output = StoreResult<UpgradeOutcome>> + Send;
+    fn upgrade(
+        &self,
+        req: UpgradeRequest,
+    ) -> impl Future<Output = StoreResult<UpgradeOutcome>> + Send;
 
     /// Turns an active session (live or expired) into a tombstone.
     fn revoke(
@@ -300,7 +303,11 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Removes up to `max` records whose purge time ([`SessionRecord::purge_at`])
     /// is at or before `now`, in every tenant. Costs what expires, not what
     /// lives.
-    fn purge_expired(&self, now: Millis, max: usize) -> impl Future<Output = StoreResult<Vec<Purged>>> + Send;
+    fn purge_expired(
+        &self,
+        now: Millis,
+        max: usize,
+    ) -> impl Future<Output = StoreResult<Vec<Purged>>> + Send;
 
     /// Counts for `tenant`.
     fn counts(&self, tenant: TenantId) -> impl Future<Output = StoreResult<Counts>> + Send;

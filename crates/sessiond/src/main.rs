@@ -1,0 +1,2 @@
+//! sessiond (work in progress).
+fn main() {}

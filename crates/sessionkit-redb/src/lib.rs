@@ -1,0 +1,1 @@
+//! Embedded durable session store (work in progress).

@@ -1,0 +1,445 @@
+//! Create, validate (with the throttled touch), upgrade and attribute patches.
+
+use serde_json::Value;
+use sessionkit_core::crypto::csrf_matches;
+use sessionkit_core::store::{
+    Change, CreateOutcome, Limits, UpdateOutcome, UpgradeOutcome, UpgradeRequest,
+};
+use sessionkit_core::{
+    Attributes, ClientInfo, DurationMs, ExpiryCause, FingerprintMode, Liveness, SessionId,
+    SessionRecord, SessionState, SessionStore, SessionToken, Subject, TenantId,
+};
+
+use super::{MAX_RETRIES, SessionManager};
+use crate::error::{EngineError, invalid};
+use crate::events::EventKind;
+
+/// Most names `keep_attributes` may list.
+pub const MAX_KEEP_ATTRIBUTES: usize = 64;
+
+/// What to create.
+#[derive(Debug, Clone, Default)]
+pub struct NewSession {
+    /// Who; `None` for an anonymous session.
+    pub subject: Option<Subject>,
+    /// Initial attributes (a JSON object).
+    pub attributes: Option<Value>,
+    /// Client info.
+    pub client: ClientInfo,
+    /// Shorter idle timeout than the policy's, in seconds (1..=policy).
+    pub idle_timeout_secs: Option<i128>,
+    /// Shorter absolute timeout than the policy's, in seconds (1..=policy).
+    pub absolute_timeout_secs: Option<i128>,
+}
+
+impl NewSession {
+    /// An anonymous session with nothing else set.
+    #[must_use]
+    pub fn anonymous() -> Self {
+        NewSession::default()
+    }
+
+    /// A session of `subject` with nothing else set.
+    #[must_use]
+    pub fn for_subject(subject: Subject) -> Self {
+        NewSession {
+            subject: Some(subject),
+            ..NewSession::default()
+        }
+    }
+}
+
+/// A session just created or upgraded: the only moment its token is seen.
+#[derive(Debug)]
+pub struct Created {
+    /// The stored record.
+    pub session: SessionRecord,
+    /// The bearer token, to hand to the client once.
+    pub token: SessionToken,
+    /// The session's CSRF token.
+    pub csrf_token: String,
+}
+
+/// What the caller presents with a token.
+#[derive(Debug, Clone, Default)]
+pub struct ValidateRequest {
+    /// The CSRF token, for requests that change state.
+    pub csrf_token: Option<String>,
+    /// The client, for fingerprint binding.
+    pub client: Option<ClientInfo>,
+}
+
+/// The answer to a validation. Unknown, forged, malformed, revoked and
+/// other-tenant tokens are all [`Validation::Invalid`] (invariant 5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Validation {
+    /// Live. `session` reflects the touch if one was written.
+    Valid {
+        /// The session.
+        session: SessionRecord,
+        /// Its CSRF token.
+        csrf_token: String,
+    },
+    /// Past a deadline, not yet purged.
+    Expired(ExpiryCause),
+    /// No live session for this token.
+    Invalid,
+    /// The token is valid but the presented CSRF token is not this
+    /// session's.
+    CsrfFailed,
+}
+
+/// The answer to an upgrade.
+#[derive(Debug)]
+pub enum UpgradeResult {
+    /// The new session; the old token is dead.
+    Upgraded(Created),
+    /// No live session for this token (or another upgrade won the race).
+    Invalid,
+    /// Past a deadline.
+    Expired(ExpiryCause),
+}
+
+/// The answer to an attribute patch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PatchResult {
+    /// Written; the session as it now is.
+    Updated(Box<SessionRecord>),
+    /// No live session with that id.
+    NotFound,
+    /// `If-Match` named another version; nothing written.
+    PreconditionFailed,
+}
+
+fn override_timeout(
+    field: &'static str,
+    v: Option<i128>,
+    max: DurationMs,
+) -> Result<DurationMs, EngineError> {
+    let Some(v) = v else { return Ok(max) };
+    let max_secs = max.as_secs();
+    if v < 1 || v > i128::from(max_secs) {
+        return Err(invalid(
+            field,
+            format!("must be an integer from 1 to {max_secs}"),
+        ));
+    }
+    // In range of a u64 now: 1..=max_secs.
+    Ok(DurationMs::from_secs(u64::try_from(v).unwrap_or(max_secs)))
+}
+
+impl<S: SessionStore> SessionManager<S> {
+    fn limits(&self) -> Limits {
+        Limits {
+            per_subject: self
+                .policy
+                .max_sessions_per_subject
+                .map(|m| (m, self.policy.on_session_limit)),
+            anonymous: self.policy.max_anonymous_sessions,
+        }
+    }
+
+    fn stored_client(&self, mut client: ClientInfo) -> ClientInfo {
+        client.fingerprint = match self.policy.fingerprint {
+            FingerprintMode::Off => None,
+            _ => Some(self.fingerprint_of(&client)),
+        };
+        client
+    }
+
+    /// Creates a session. Per-session timeouts may only shorten the policy's;
+    /// anything else is [`EngineError::InvalidInput`] naming the field.
+    pub async fn create(&self, tenant: TenantId, req: NewSession) -> Result<Created, EngineError> {
+        let anonymous = req.subject.is_none();
+        let (idle_max, abs_max) = self.policy.timeouts(anonymous);
+        let idle = override_timeout("idle_timeout_secs", req.idle_timeout_secs, idle_max)?;
+        let absolute =
+            override_timeout("absolute_timeout_secs", req.absolute_timeout_secs, abs_max)?;
+        if req.idle_timeout_secs.is_some() && idle > absolute {
+            return Err(invalid(
+                "idle_timeout_secs",
+                "must not exceed absolute_timeout_secs",
+            ));
+        }
+        let attributes = match &req.attributes {
+            None => Attributes::empty(),
+            Some(v) => Attributes::from_value(v, &self.policy.attributes)?,
+        };
+        req.client
+            .validate()
+            .map_err(|e| invalid("client", e.to_string()))?;
+        let client = self.stored_client(req.client);
+        for _ in 0..MAX_RETRIES {
+            let now = self.now();
+            let token = Self::new_token()?;
+            let rec = SessionRecord {
+                tenant,
+                id: SessionId::generate(),
+                token_hash: token.hash(),
+                subject: req.subject.clone(),
+                created_at: now,
+                last_seen_at: now,
+                idle_timeout: idle,
+                expires_at: now.saturating_add(absolute),
+                auth_time: (!anonymous).then_some(now),
+                attributes: attributes.clone(),
+                client: client.clone(),
+                version: 1,
+                state: SessionState::Active,
+            };
+            match self.store.create(rec.clone(), self.limits(), now).await? {
+                CreateOutcome::Created { evicted } => {
+                    self.emit(&rec, now, EventKind::Created);
+                    for id in evicted {
+                        self.emit_for(
+                            tenant,
+                            id,
+                            rec.subject.clone(),
+                            now,
+                            EventKind::Revoked {
+                                reason: sessionkit_core::RevokeReason::Evicted,
+                            },
+                        );
+                    }
+                    let csrf_token = self.csrf_token(&rec.id);
+                    return Ok(Created {
+                        session: rec,
+                        token,
+                        csrf_token,
+                    });
+                }
+                CreateOutcome::SubjectLimitReached => return Err(EngineError::SessionLimitReached),
+                CreateOutcome::AnonymousLimitReached => {
+                    return Err(EngineError::AnonymousLimitReached {
+                        retry_after_secs: self.policy.touch_interval.as_secs().max(1),
+                    });
+                }
+                // A 2^-256 token collision or a duplicate id: draw again.
+                CreateOutcome::Duplicate => continue,
+            }
+        }
+        Err(EngineError::Conflict)
+    }
+
+    /// Validates a session token. A malformed token is rejected before any
+    /// store I/O; a failed validation writes nothing (invariant 3). A live
+    /// session is touched when `touch_interval` has passed since it was last
+    /// seen; the touch is best-effort and never fails the validation.
+    pub async fn validate(
+        &self,
+        tenant: TenantId,
+        token: &str,
+        req: &ValidateRequest,
+    ) -> Result<Validation, EngineError> {
+        let Ok(token) = SessionToken::parse(token) else {
+            return Ok(Validation::Invalid);
+        };
+        let hash = token.hash();
+        let Some(mut rec) = self.store.get_by_token(tenant, &hash).await? else {
+            return Ok(Validation::Invalid);
+        };
+        let now = self.now();
+        match rec.liveness(now) {
+            Liveness::Live => {}
+            Liveness::Expired(cause) => return Ok(Validation::Expired(cause)),
+            Liveness::Revoked(_) => return Ok(Validation::Invalid),
+        }
+        if !self.fingerprint_ok(&rec, req.client.as_ref()) {
+            return Ok(Validation::Invalid);
+        }
+        if let Some(presented) = &req.csrf_token {
+            if !csrf_matches(&self.keys.csrf, &rec.id, presented) {
+                return Ok(Validation::CsrfFailed);
+            }
+        }
+        if now.saturating_since(rec.last_seen_at) >= self.policy.touch_interval {
+            match self.store.touch(tenant, rec.id, now).await {
+                Ok(true) => {
+                    rec.last_seen_at = now;
+                    self.emit(&rec, now, EventKind::Touched);
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "touch failed; the idle window is only shorter")
+                }
+            }
+        }
+        let csrf_token = self.csrf_token(&rec.id);
+        Ok(Validation::Valid {
+            session: rec,
+            csrf_token,
+        })
+    }
+
+    fn fingerprint_ok(&self, rec: &SessionRecord, client: Option<&ClientInfo>) -> bool {
+        let mode = self.policy.fingerprint;
+        let Some(stored) = rec.client.fingerprint else {
+            return true;
+        };
+        if mode == FingerprintMode::Off {
+            return true;
+        }
+        let matches = client.is_some_and(|c| self.fingerprint_of(c) == stored);
+        if !matches {
+            metrics::counter!("sessionkit_fingerprint_mismatch_total").increment(1);
+            tracing::info!(session_id = %rec.id, enforced = mode == FingerprintMode::Enforce, "client fingerprint mismatch");
+        }
+        matches || mode == FingerprintMode::Report
+    }
+
+    /// Logs `subject` in on top of the live session of `token` (or rotates
+    /// it on a privilege change): one atomic write creates a new id and
+    /// token, revokes the old session (`upgraded`), sets `auth_time = now`
+    /// and restarts both deadlines with the policy's timeouts. Only the
+    /// top-level attributes named in `keep_attributes` carry over, and none
+    /// when the subject changes from one subject to another. Of racing
+    /// upgrades of one token exactly one succeeds.
+    pub async fn upgrade(
+        &self,
+        tenant: TenantId,
+        token: &str,
+        subject: Subject,
+        keep_attributes: &[String],
+    ) -> Result<UpgradeResult, EngineError> {
+        if keep_attributes.len() > MAX_KEEP_ATTRIBUTES {
+            return Err(invalid(
+                "keep_attributes",
+                format!("at most {MAX_KEEP_ATTRIBUTES} names"),
+            ));
+        }
+        let Ok(token) = SessionToken::parse(token) else {
+            return Ok(UpgradeResult::Invalid);
+        };
+        let old_hash = token.hash();
+        for _ in 0..MAX_RETRIES {
+            let Some(old) = self.store.get_by_token(tenant, &old_hash).await? else {
+                return Ok(UpgradeResult::Invalid);
+            };
+            let now = self.now();
+            match old.liveness(now) {
+                Liveness::Live => {}
+                Liveness::Expired(c) => return Ok(UpgradeResult::Expired(c)),
+                Liveness::Revoked(_) => return Ok(UpgradeResult::Invalid),
+            }
+            let subject_changes = old.subject.as_ref().is_some_and(|s| *s != subject);
+            let attributes = if subject_changes {
+                Attributes::empty()
+            } else {
+                old.attributes.retain_named(keep_attributes)
+            };
+            let (idle, absolute) = self.policy.timeouts(false);
+            let new_token = Self::new_token()?;
+            let new = SessionRecord {
+                tenant,
+                id: SessionId::generate(),
+                token_hash: new_token.hash(),
+                subject: Some(subject.clone()),
+                created_at: now,
+                last_seen_at: now,
+                idle_timeout: idle,
+                expires_at: now.saturating_add(absolute),
+                auth_time: Some(now),
+                attributes,
+                client: old.client.clone(),
+                version: 1,
+                state: SessionState::Active,
+            };
+            let req = UpgradeRequest {
+                old_id: old.id,
+                old_token_hash: old_hash,
+                expected_version: old.version,
+                new: new.clone(),
+                limits: self.limits(),
+                now,
+            };
+            match self.store.upgrade(req).await? {
+                UpgradeOutcome::Upgraded { evicted } => {
+                    self.emit(
+                        &old,
+                        now,
+                        EventKind::Revoked {
+                            reason: sessionkit_core::RevokeReason::Upgraded,
+                        },
+                    );
+                    self.emit(&new, now, EventKind::Upgraded { from: old.id });
+                    for id in evicted {
+                        self.emit_for(
+                            tenant,
+                            id,
+                            new.subject.clone(),
+                            now,
+                            EventKind::Revoked {
+                                reason: sessionkit_core::RevokeReason::Evicted,
+                            },
+                        );
+                    }
+                    let csrf_token = self.csrf_token(&new.id);
+                    return Ok(UpgradeResult::Upgraded(Created {
+                        session: new,
+                        token: new_token,
+                        csrf_token,
+                    }));
+                }
+                UpgradeOutcome::NotLive => return Ok(UpgradeResult::Invalid),
+                UpgradeOutcome::SubjectLimitReached => {
+                    return Err(EngineError::SessionLimitReached);
+                }
+                UpgradeOutcome::VersionMismatch | UpgradeOutcome::Duplicate => continue,
+            }
+        }
+        Err(EngineError::Conflict)
+    }
+
+    /// Applies an RFC 7396 merge patch to the attributes of a live session,
+    /// as a compare-and-set on its version: with `if_match`, only if the
+    /// session has that version; without, retried on races, so an
+    /// acknowledged write is never silently lost.
+    pub async fn patch_attributes(
+        &self,
+        tenant: TenantId,
+        id: SessionId,
+        patch: &Value,
+        if_match: Option<u64>,
+    ) -> Result<PatchResult, EngineError> {
+        if !patch.is_object() {
+            return Err(EngineError::Attributes(
+                sessionkit_core::AttributeError::NotAnObject,
+            ));
+        }
+        for _ in 0..MAX_RETRIES {
+            let now = self.now();
+            let Some(rec) = self.store.get_by_id(tenant, id).await? else {
+                return Ok(PatchResult::NotFound);
+            };
+            if !rec.is_live(now) {
+                return Ok(PatchResult::NotFound);
+            }
+            if if_match.is_some_and(|v| v != rec.version) {
+                return Ok(PatchResult::PreconditionFailed);
+            }
+            let attributes = rec.attributes.merge_patch(patch, &self.policy.attributes)?;
+            match self
+                .store
+                .update(tenant, id, rec.version, Change::Attributes(attributes), now)
+                .await?
+            {
+                UpdateOutcome::Updated(new) => {
+                    self.emit(
+                        &new,
+                        now,
+                        EventKind::AttributesChanged {
+                            version: new.version,
+                        },
+                    );
+                    return Ok(PatchResult::Updated(new));
+                }
+                UpdateOutcome::NotLive => return Ok(PatchResult::NotFound),
+                UpdateOutcome::VersionMismatch { .. } if if_match.is_some() => {
+                    return Ok(PatchResult::PreconditionFailed);
+                }
+                UpdateOutcome::VersionMismatch { .. } => continue,
+            }
+        }
+        Err(EngineError::Conflict)
+    }
+}

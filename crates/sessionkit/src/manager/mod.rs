@@ -1,0 +1,217 @@
+//! [`SessionManager`]: the session engine, generic over any
+//! [`SessionStore`]. It owns the policy, the server keys, the clock and the
+//! event channel; stores only carry out atomic operations.
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! use sessionkit::{SessionManager, EngineKeys, NewSession, Validation, ValidateRequest};
+//! use sessionkit_core::{MemoryStore, Policy, TenantId, Subject};
+//!
+//! let engine = SessionManager::builder(MemoryStore::new(), EngineKeys::generate().unwrap())
+//!     .build()
+//!     .await
+//!     .unwrap();
+//! let t = TenantId::DEFAULT;
+//! let created = engine.create(t, NewSession::for_subject(Subject::new("user-1").unwrap())).await.unwrap();
+//! let token = created.token.expose_secret();
+//! match engine.validate(t, &token, &ValidateRequest::default()).await.unwrap() {
+//!     Validation::Valid { session, .. } => assert_eq!(session.id, created.session.id),
+//!     other => panic!("{other:?}"),
+//! }
+//! # });
+//! ```
+
+mod lifecycle;
+mod queries;
+mod revoke;
+
+use std::sync::Arc;
+
+use sessionkit_core::crypto::{SecretKey, csrf_token};
+use sessionkit_core::time::MonotonicNow;
+use sessionkit_core::token::RandomUnavailable;
+use sessionkit_core::{
+    ClientInfo, Clock, Fingerprint, Millis, Policy, SessionId, SessionRecord, SessionStore,
+    SessionToken, SystemClock,
+};
+use tokio::sync::broadcast;
+
+use crate::error::EngineError;
+use crate::events::{Event, EventKind};
+
+pub use lifecycle::{
+    Created, MAX_KEEP_ATTRIBUTES, NewSession, PatchResult, UpgradeResult, ValidateRequest,
+    Validation,
+};
+pub use queries::{MAX_PAGE, Page};
+pub use revoke::TokenRevocation;
+
+/// How often an operation that loses a version race is retried before it
+/// gives up with [`EngineError::Conflict`].
+const MAX_RETRIES: usize = 16;
+
+/// The server secrets the engine derives values from.
+#[derive(Debug, Clone)]
+pub struct EngineKeys {
+    /// Key of the CSRF token (`HMAC(csrf, session id)`).
+    pub csrf: SecretKey,
+    /// Key from which refresh-token successors are derived.
+    pub refresh: SecretKey,
+}
+
+impl EngineKeys {
+    /// Fresh random keys (a library user that keeps no state across
+    /// restarts; a server persists its keys instead).
+    pub fn generate() -> Result<Self, RandomUnavailable> {
+        Ok(EngineKeys {
+            csrf: SecretKey::generate()?,
+            refresh: SecretKey::generate()?,
+        })
+    }
+}
+
+/// Builds a [`SessionManager`].
+#[must_use]
+pub struct SessionManagerBuilder<S> {
+    store: S,
+    keys: EngineKeys,
+    policy: Policy,
+    clock: Arc<dyn Clock>,
+    event_capacity: usize,
+}
+
+impl<S: SessionStore> SessionManagerBuilder<S> {
+    /// The policy (default: [`Policy::default`]).
+    pub fn with_policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The clock (default: the system clock).
+    pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// How many events a subscriber may fall behind before it misses some.
+    pub fn with_event_capacity(mut self, n: usize) -> Self {
+        self.event_capacity = n.max(1);
+        self
+    }
+
+    /// Validates the policy, loads the store's clock floor, and builds.
+    pub async fn build(self) -> Result<SessionManager<S>, EngineError> {
+        self.policy
+            .validate()
+            .map_err(|e| EngineError::InvalidInput {
+                field: e.field,
+                message: e.why.to_string(),
+            })?;
+        let floor = self.store.clock_floor().await?;
+        let (events, _) = broadcast::channel(self.event_capacity);
+        Ok(SessionManager {
+            store: self.store,
+            keys: self.keys,
+            policy: self.policy,
+            clock: self.clock,
+            now: MonotonicNow::new(floor),
+            events,
+        })
+    }
+}
+
+/// The session engine.
+pub struct SessionManager<S> {
+    store: S,
+    keys: EngineKeys,
+    policy: Policy,
+    clock: Arc<dyn Clock>,
+    now: MonotonicNow,
+    events: broadcast::Sender<Event>,
+}
+
+impl<S> std::fmt::Debug for SessionManager<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionManager")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: SessionStore> SessionManager<S> {
+    /// Starts building an engine over `store` with `keys`.
+    pub fn builder(store: S, keys: EngineKeys) -> SessionManagerBuilder<S> {
+        SessionManagerBuilder {
+            store,
+            keys,
+            policy: Policy::default(),
+            clock: Arc::new(SystemClock),
+            event_capacity: 4096,
+        }
+    }
+
+    /// The engine's time: the clock, clamped so it never goes backwards.
+    pub fn now(&self) -> Millis {
+        self.now.clamp(self.clock.now())
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Subscribes to events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// The CSRF token of a session id.
+    pub fn csrf_token(&self, id: &SessionId) -> String {
+        csrf_token(&self.keys.csrf, id)
+    }
+
+    fn fingerprint_of(&self, client: &ClientInfo) -> Fingerprint {
+        let ip = self
+            .policy
+            .fingerprint_includes_ip
+            .then_some(client.ip)
+            .flatten();
+        Fingerprint::compute(client.user_agent.as_deref(), ip)
+    }
+
+    fn emit(&self, rec: &SessionRecord, at: Millis, kind: EventKind) {
+        self.emit_for(rec.tenant, rec.id, rec.subject.clone(), at, kind);
+    }
+
+    fn emit_for(
+        &self,
+        tenant: sessionkit_core::TenantId,
+        session_id: SessionId,
+        subject: Option<sessionkit_core::Subject>,
+        at: Millis,
+        kind: EventKind,
+    ) {
+        if let EventKind::Revoked { reason } = &kind {
+            metrics::counter!("sessionkit_revocations_total", "reason" => reason.as_str())
+                .increment(1);
+        }
+        metrics::counter!("sessionkit_events_total", "kind" => kind.name()).increment(1);
+        // No receiver is fine: events are best-effort in process.
+        let _ = self.events.send(Event {
+            tenant,
+            session_id,
+            subject,
+            at,
+            kind,
+        });
+    }
+
+    fn new_token() -> Result<SessionToken, EngineError> {
+        Ok(SessionToken::generate()?)
+    }
+}

@@ -1,0 +1,105 @@
+//! Reads: one session, a subject's sessions (device list), counts, and the
+//! purge of expired records.
+
+use sessionkit_core::store::{Counts, ListCursor};
+use sessionkit_core::{SessionId, SessionRecord, SessionStore, Subject, TenantId};
+
+use super::SessionManager;
+use crate::error::{EngineError, invalid};
+use crate::events::EventKind;
+
+/// Most sessions one page may hold.
+pub const MAX_PAGE: usize = 1000;
+/// Records removed per purge batch.
+const PURGE_BATCH: usize = 10_000;
+
+/// One page of a subject's sessions, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// The sessions.
+    pub sessions: Vec<SessionRecord>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<ListCursor>,
+}
+
+impl<S: SessionStore> SessionManager<S> {
+    /// The live session with this id; `None` for a dead or unknown id.
+    pub async fn get(
+        &self,
+        tenant: TenantId,
+        id: SessionId,
+    ) -> Result<Option<SessionRecord>, EngineError> {
+        let now = self.now();
+        Ok(self
+            .store
+            .get_by_id(tenant, id)
+            .await?
+            .filter(|r| r.is_live(now)))
+    }
+
+    /// The live session with this id if it belongs to `subject`.
+    pub async fn get_for_subject(
+        &self,
+        tenant: TenantId,
+        subject: &Subject,
+        id: SessionId,
+    ) -> Result<Option<SessionRecord>, EngineError> {
+        Ok(self
+            .get(tenant, id)
+            .await?
+            .filter(|r| r.subject.as_ref() == Some(subject)))
+    }
+
+    /// A page of the live sessions of `subject`, newest first, with their
+    /// client info. `limit` must be 1..=1000.
+    pub async fn list(
+        &self,
+        tenant: TenantId,
+        subject: &Subject,
+        after: Option<ListCursor>,
+        limit: usize,
+    ) -> Result<Page, EngineError> {
+        if limit == 0 || limit > MAX_PAGE {
+            return Err(invalid("limit", format!("must be from 1 to {MAX_PAGE}")));
+        }
+        let now = self.now();
+        let mut sessions = self
+            .store
+            .list_subject(tenant, subject, now, after, limit + 1)
+            .await?;
+        let next = if sessions.len() > limit {
+            sessions.truncate(limit);
+            sessions.last().map(ListCursor::after)
+        } else {
+            None
+        };
+        Ok(Page { sessions, next })
+    }
+
+    /// Counts for stats.
+    pub async fn counts(&self, tenant: TenantId) -> Result<Counts, EngineError> {
+        Ok(self.store.counts(tenant).await?)
+    }
+
+    /// Removes every record past its purge time, emitting `expired` once for
+    /// each session that expired. Returns how many records went.
+    pub async fn purge_expired(&self) -> Result<usize, EngineError> {
+        let mut total = 0;
+        loop {
+            let now = self.now();
+            let batch = self.store.purge_expired(now, PURGE_BATCH).await?;
+            let n = batch.len();
+            total += n;
+            for p in batch {
+                if let Some(cause) = p.expired {
+                    self.emit_for(p.tenant, p.id, p.subject, now, EventKind::Expired { cause });
+                }
+            }
+            if n < PURGE_BATCH {
+                break;
+            }
+        }
+        metrics::counter!("sessionkit_purged_total").increment(total as u64);
+        Ok(total)
+    }
+}
