@@ -773,4 +773,9 @@ impl SessionStore for MemoryStore {
             self.inner.floor.load(Ordering::Acquire),
         ))
     }
+
+    async fn persist_clock_floor(&self, at: Millis) -> StoreResult<()> {
+        self.raise_floor(at);
+        Ok(())
+    }
 }

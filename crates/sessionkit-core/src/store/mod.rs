@@ -312,7 +312,15 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Counts for `tenant`.
     fn counts(&self, tenant: TenantId) -> impl Future<Output = StoreResult<Counts>> + Send;
 
-    /// The highest `now` any write has carried (persisted), so the engine's
-    /// clock never goes backwards across restarts.
+    /// The highest `now` any write (or [`SessionStore::persist_clock_floor`])
+    /// has carried, persisted, so the engine's clock never goes backwards
+    /// across restarts.
     fn clock_floor(&self) -> impl Future<Output = StoreResult<Millis>> + Send;
+
+    /// Best-effort, like [`SessionStore::touch`]: records that the engine's
+    /// time has reached `at`, so that after a restart with a clock set back
+    /// no session the engine already saw expire looks live again. The engine
+    /// calls it at most about once a second; a store may write it behind
+    /// without waiting for a flush.
+    fn persist_clock_floor(&self, at: Millis) -> impl Future<Output = StoreResult<()>> + Send;
 }

@@ -239,6 +239,7 @@ impl<S: SessionStore> SessionManager<S> {
             return Ok(Validation::Invalid);
         };
         let now = self.now();
+        self.keep_floor(now).await;
         match rec.liveness(now) {
             Liveness::Live => {}
             Liveness::Expired(cause) => return Ok(Validation::Expired(cause)),

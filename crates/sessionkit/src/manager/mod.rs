@@ -26,6 +26,7 @@ mod queries;
 mod revoke;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use sessionkit_core::crypto::{SecretKey, csrf_token};
 use sessionkit_core::time::MonotonicNow;
@@ -49,6 +50,8 @@ pub use revoke::TokenRevocation;
 /// How often an operation that loses a version race is retried before it
 /// gives up with [`EngineError::Conflict`].
 const MAX_RETRIES: usize = 16;
+/// How often the engine's time is persisted as the store's clock floor.
+const FLOOR_PERSIST_EVERY_MS: i64 = 1000;
 
 /// The server secrets the engine derives values from.
 #[derive(Debug, Clone)]
@@ -115,6 +118,7 @@ impl<S: SessionStore> SessionManagerBuilder<S> {
             policy: self.policy,
             clock: self.clock,
             now: MonotonicNow::new(floor),
+            floor_persisted: AtomicI64::new(floor.as_millis()),
             events,
         })
     }
@@ -127,6 +131,8 @@ pub struct SessionManager<S> {
     policy: Policy,
     clock: Arc<dyn Clock>,
     now: MonotonicNow,
+    /// The last time handed to [`SessionStore::persist_clock_floor`].
+    floor_persisted: AtomicI64,
     events: broadcast::Sender<Event>,
 }
 
@@ -153,6 +159,24 @@ impl<S: SessionStore> SessionManager<S> {
     /// The engine's time: the clock, clamped so it never goes backwards.
     pub fn now(&self) -> Millis {
         self.now.clamp(self.clock.now())
+    }
+
+    /// Persists the engine's time as the store's clock floor when a second
+    /// or more has passed since the last time it did (best-effort).
+    async fn keep_floor(&self, now: Millis) {
+        let last = self.floor_persisted.load(Ordering::Relaxed);
+        if now.as_millis().saturating_sub(last) < FLOOR_PERSIST_EVERY_MS {
+            return;
+        }
+        if self
+            .floor_persisted
+            .compare_exchange(last, now.as_millis(), Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            if let Err(e) = self.store.persist_clock_floor(now).await {
+                tracing::debug!(error = %e, "could not persist the clock floor");
+            }
+        }
     }
 
     /// The policy in force.
