@@ -23,34 +23,43 @@ use crate::ids::SessionId;
 use crate::token::{RandomUnavailable, fill_random};
 
 /// A 32-byte server secret (HMAC key). Redacted `Debug`, zeroed on drop.
+/// The HMAC key schedule is computed once, when the key is made.
 #[derive(Clone)]
-pub struct SecretKey(Zeroizing<[u8; 32]>);
+pub struct SecretKey {
+    bytes: Zeroizing<[u8; 32]>,
+    hmac: hmac::Key,
+}
 
 impl SecretKey {
     /// A fresh key from the OS CSPRNG.
     pub fn generate() -> Result<Self, RandomUnavailable> {
-        let mut b = Zeroizing::new([0u8; 32]);
-        fill_random(b.as_mut())?;
-        Ok(SecretKey(b))
+        let mut b = [0u8; 32];
+        fill_random(&mut b)?;
+        let key = SecretKey::from_bytes(b);
+        zeroize::Zeroize::zeroize(&mut b);
+        Ok(key)
     }
 
     /// Wraps existing key bytes (loaded from a key file).
     #[must_use]
     pub fn from_bytes(b: [u8; 32]) -> Self {
-        SecretKey(Zeroizing::new(b))
+        let hmac = hmac::Key::new(hmac::HMAC_SHA256, &b);
+        SecretKey {
+            bytes: Zeroizing::new(b),
+            hmac,
+        }
     }
 
     /// The key bytes, to persist them. Never log them.
     #[must_use]
     pub fn expose_bytes(&self) -> &[u8; 32] {
-        &self.0
+        &self.bytes
     }
 
     /// HMAC-SHA-256 of `parts` (concatenated) under this key.
     #[must_use]
     pub fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
-        let key = hmac::Key::new(hmac::HMAC_SHA256, self.0.as_ref());
-        let mut ctx = hmac::Context::with_key(&key);
+        let mut ctx = hmac::Context::with_key(&self.hmac);
         for p in parts {
             ctx.update(p);
         }

@@ -1,0 +1,62 @@
+//! Shared by the benches: polling a future that never pends (the memory
+//! store answers at once) without a runtime, and filling an engine.
+
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use sessionkit::{EngineKeys, NewSession, SessionManager};
+use sessionkit_core::{MemoryStore, Policy, Subject, TenantId};
+
+/// Polls `f` once; the memory store's futures are always ready.
+pub fn ready<F: Future>(f: F) -> F::Output {
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut f = pin!(f);
+    match f.as_mut().poll(&mut cx) {
+        Poll::Ready(v) => v,
+        Poll::Pending => panic!("a memory-store future pended"),
+    }
+}
+
+/// An engine on a MemoryStore with room for `n` sessions (no caps).
+pub fn engine() -> SessionManager<MemoryStore> {
+    let policy = Policy::builder()
+        .max_sessions_per_subject(None, sessionkit_core::OnSessionLimit::Refuse)
+        .max_anonymous_sessions(None)
+        .build()
+        .expect("policy");
+    ready(
+        SessionManager::builder(MemoryStore::new(), EngineKeys::generate().expect("keys"))
+            .with_policy(policy)
+            .build(),
+    )
+    .expect("engine")
+}
+
+/// The session shape of DESIGN.md §8: a 16-byte subject and about 100
+/// bytes of attributes.
+pub fn typical(i: u64) -> NewSession {
+    NewSession {
+        subject: Some(Subject::new(&format!("user-{i:011}")).expect("subject")),
+        attributes: Some(serde_json::json!({
+            "cart": [101, 202, 303],
+            "theme": "dark",
+            "locale": "de-DE",
+            "plan": "pro",
+            "flags": {"beta": true, "n": (i % 1000)}
+        })),
+        ..NewSession::default()
+    }
+}
+
+/// Creates `n` typical sessions; returns their tokens.
+pub fn fill(e: &SessionManager<MemoryStore>, n: u64) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            ready(e.create(TenantId::DEFAULT, typical(i)))
+                .expect("create")
+                .token
+                .expose_secret()
+        })
+        .collect()
+}

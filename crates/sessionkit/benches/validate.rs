@@ -1,0 +1,92 @@
+//! Validation and create cost on `MemoryStore`, against the raw cost of
+//! their parts measured in the same run (DESIGN.md §8).
+//!
+//! `cargo bench -p sessionkit --bench validate`. Set `SESSIONKIT_BENCH_10M=1`
+//! to add the 10M-session point (needs ~10 GiB and a few minutes).
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::hint::black_box;
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use sessionkit::{ValidateRequest, Validation};
+use sessionkit_core::{Clock, SessionToken, SystemClock, TenantId};
+
+use common::{engine, fill, ready, typical};
+
+/// A cheap PRNG so picking a key costs next to nothing.
+struct XorShift(u64);
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn parts(c: &mut Criterion) {
+    let mut g = c.benchmark_group("parts");
+    let token = SessionToken::generate().unwrap();
+    g.bench_function("sha256_32B", |b| b.iter(|| black_box(&token).hash()));
+    let n = 1_000_000u64;
+    let map: hashbrown::HashMap<[u8; 32], u64> = (0..n)
+        .map(|i| (SessionToken::generate().unwrap().hash().as_bytes().to_owned(), i))
+        .collect();
+    let keys: Vec<[u8; 32]> = map.keys().copied().collect();
+    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+    g.bench_function("map_lookup_1M", |b| {
+        b.iter(|| {
+            let k = &keys[(rng.next() % n) as usize];
+            black_box(map.get(k))
+        })
+    });
+    g.bench_function("clock_read", |b| b.iter(|| black_box(SystemClock.now())));
+    g.finish();
+}
+
+fn validate_at(c: &mut Criterion, n: u64, label: &str) {
+    let e = engine();
+    let tokens = fill(&e, n);
+    let req = ValidateRequest::default();
+    let mut rng = XorShift(0x2545_F491_4F6C_DD1D);
+    c.bench_function(&format!("validate/{label}"), |b| {
+        b.iter(|| {
+            let t = &tokens[(rng.next() % n) as usize];
+            let v = ready(e.validate(TenantId::DEFAULT, t, &req)).unwrap();
+            debug_assert!(matches!(v, Validation::Valid { .. }));
+            black_box(v)
+        })
+    });
+}
+
+fn validate(c: &mut Criterion) {
+    validate_at(c, 10_000, "10k");
+    validate_at(c, 1_000_000, "1M");
+    if std::env::var_os("SESSIONKIT_BENCH_10M").is_some() {
+        validate_at(c, 10_000_000, "10M");
+    }
+}
+
+fn create(c: &mut Criterion) {
+    let e = engine();
+    let mut i = 0u64;
+    c.bench_function("create", |b| {
+        b.iter_batched(
+            || {
+                i += 1;
+                typical(i)
+            },
+            |s| ready(e.create(TenantId::DEFAULT, s)).unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(4));
+    targets = parts, validate, create
+}
+criterion_main!(benches);
