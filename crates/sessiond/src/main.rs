@@ -1,2 +1,5 @@
-//! sessiond (work in progress).
-fn main() {}
+//! The `sessiond` binary: the server and its operator CLI.
+
+fn main() -> std::process::ExitCode {
+    sessiond::cli::main()
+}

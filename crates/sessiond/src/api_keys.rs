@@ -1,0 +1,530 @@
+//! API keys: who may call `/v1/*`, for which tenant, with which scopes.
+//!
+//! A key is `sdk_` + 32 random bytes in base64url, shown once when it is
+//! created. Only `SHA-256(domain tag ‖ key)` is kept, in
+//! `<data dir>/api-keys.json` (written atomically, mode 0600); lookups hash
+//! the presented key and compare hashes in constant time. Keys are never
+//! logged and never accepted from a query string.
+//!
+//! On first start an `admin` key is created and written to
+//! `<data dir>/admin.key` (mode 0600). `SESSIOND_ADMIN_KEY` adds an extra
+//! admin key held in memory only while the variable is set.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use aws_lc_rs::digest;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use sessionkit_core::crypto::ct_eq;
+use sessionkit_core::{Millis, TenantId};
+
+use crate::fsutil::write_atomic;
+
+/// File holding the hashed keys.
+pub const API_KEYS_FILE: &str = "api-keys.json";
+/// File holding the admin key created on first start.
+pub const ADMIN_KEY_FILE: &str = "admin.key";
+/// Shortest `SESSIOND_ADMIN_KEY` accepted.
+pub const MIN_ENV_ADMIN_KEY: usize = 32;
+/// Longest presented key that is even hashed.
+const MAX_PRESENTED: usize = 512;
+const HASH_TAG: &[u8] = b"sessiond/v1/api-key\0";
+
+/// One permission of an API key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// `sessions:validate`: validate tokens.
+    Validate,
+    /// `sessions:read`: read sessions and lists.
+    Read,
+    /// `sessions:write`: create, upgrade, revoke, patch, delete.
+    Write,
+    /// `admin`: everything, incl. stats, purge and API keys.
+    Admin,
+}
+
+impl Scope {
+    /// Every scope.
+    pub const ALL: [Scope; 4] = [Scope::Validate, Scope::Read, Scope::Write, Scope::Admin];
+
+    /// The wire name.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Scope::Validate => "sessions:validate",
+            Scope::Read => "sessions:read",
+            Scope::Write => "sessions:write",
+            Scope::Admin => "admin",
+        }
+    }
+
+    /// Parses a wire name.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+
+    const fn bit(self) -> u8 {
+        match self {
+            Scope::Validate => 1,
+            Scope::Read => 2,
+            Scope::Write => 4,
+            Scope::Admin => 8,
+        }
+    }
+}
+
+/// A set of scopes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Scopes(u8);
+
+impl Scopes {
+    /// Builds a set.
+    #[must_use]
+    pub fn of(scopes: &[Scope]) -> Self {
+        Scopes(scopes.iter().fold(0, |a, s| a | s.bit()))
+    }
+
+    /// Whether `scope` is granted (`admin` grants everything).
+    #[must_use]
+    pub fn allows(self, scope: Scope) -> bool {
+        self.0 & (scope.bit() | Scope::Admin.bit()) != 0
+    }
+
+    /// The wire names, in a fixed order.
+    #[must_use]
+    pub fn names(self) -> Vec<&'static str> {
+        Scope::ALL
+            .into_iter()
+            .filter(|s| self.0 & s.bit() != 0)
+            .map(Scope::as_str)
+            .collect()
+    }
+
+    /// Whether the set is empty.
+    #[must_use]
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+/// What is known about a key (never the key itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyInfo {
+    /// Public id, to list and revoke it.
+    pub id: String,
+    /// Operator's label.
+    pub name: Option<String>,
+    /// The tenant whose records it sees.
+    pub tenant: TenantId,
+    /// Its scopes.
+    pub scopes: Scopes,
+    /// When it was created.
+    pub created_at: Millis,
+    /// Held in memory only (`SESSIOND_ADMIN_KEY`); never listed or stored.
+    pub ephemeral: bool,
+}
+
+/// Why the key file could not be loaded or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiKeyError {
+    /// The file is missing on a later start.
+    #[error("{0} is missing but the data directory is in use")]
+    Missing(String),
+    /// The file cannot be decoded.
+    #[error("{path} is corrupt: {why}")]
+    Corrupt {
+        /// The path.
+        path: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// Reading or writing failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// `SESSIOND_ADMIN_KEY` is too short.
+    #[error("SESSIOND_ADMIN_KEY must be at least {MIN_ENV_ADMIN_KEY} characters")]
+    EnvKeyTooShort,
+    /// The OS random source failed.
+    #[error("cannot generate a key: the OS random source failed")]
+    Random,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileV1 {
+    version: u8,
+    keys: Vec<StoredKey>,
+}
+
+#[derive(Serialize, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct StoredKey {
+    id: String,
+    name: Option<String>,
+    tenant: String,
+    scopes: Vec<String>,
+    hash: String,
+    created_at_ms: i64,
+}
+
+type Hash = [u8; 32];
+
+fn hash_key(presented: &str) -> Hash {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    ctx.update(HASH_TAG);
+    ctx.update(presented.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Hash> {
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+#[derive(Default)]
+struct Table {
+    by_hash: HashMap<Hash, Arc<ApiKeyInfo>>,
+}
+
+/// The API keys of a server.
+pub struct ApiKeys {
+    table: RwLock<Table>,
+    file: Option<PathBuf>,
+    /// Serialises writers of the file.
+    write: Mutex<()>,
+}
+
+impl std::fmt::Debug for ApiKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKeys")
+            .field("file", &self.file)
+            .finish_non_exhaustive()
+    }
+}
+
+fn read_table(t: &RwLock<Table>) -> std::sync::RwLockReadGuard<'_, Table> {
+    t.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write_table(t: &RwLock<Table>) -> std::sync::RwLockWriteGuard<'_, Table> {
+    t.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A key just created: the only moment its secret is seen.
+#[derive(Debug)]
+pub struct NewApiKey {
+    /// Its info.
+    pub info: ApiKeyInfo,
+    /// The secret, to hand to the operator once.
+    pub secret: String,
+}
+
+fn new_secret() -> Result<String, ApiKeyError> {
+    let mut b = [0u8; 32];
+    sessionkit_core::token::fill_random(&mut b).map_err(|_| ApiKeyError::Random)?;
+    Ok(format!("sdk_{}", URL_SAFE_NO_PAD.encode(b)))
+}
+
+impl ApiKeys {
+    /// A key table kept in memory only (tests, embedding).
+    #[must_use]
+    pub fn in_memory() -> Self {
+        ApiKeys {
+            table: RwLock::default(),
+            file: None,
+            write: Mutex::new(()),
+        }
+    }
+
+    /// Loads `<data dir>/api-keys.json`; on first start creates it with one
+    /// admin key, written to `<data dir>/admin.key`. Returns the table and,
+    /// on first start, the new admin key.
+    pub fn load_or_create(
+        data_dir: &Path,
+        first_start: bool,
+        now: Millis,
+    ) -> Result<(Self, Option<NewApiKey>), ApiKeyError> {
+        let path = data_dir.join(API_KEYS_FILE);
+        let p = path.display().to_string();
+        let keys = ApiKeys {
+            table: RwLock::default(),
+            file: Some(path.clone()),
+            write: Mutex::new(()),
+        };
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let f: FileV1 =
+                    serde_json::from_slice(&bytes).map_err(|e| ApiKeyError::Corrupt {
+                        path: p.clone(),
+                        why: e.to_string(),
+                    })?;
+                let mut t = write_table(&keys.table);
+                for k in f.keys {
+                    let corrupt = |why: &str| ApiKeyError::Corrupt {
+                        path: p.clone(),
+                        why: format!("key {}: {why}", k.id),
+                    };
+                    let hash = unhex(&k.hash).ok_or_else(|| corrupt("bad hash"))?;
+                    let tenant = TenantId::new(&k.tenant).map_err(|_| corrupt("bad tenant"))?;
+                    let mut scopes = Vec::new();
+                    for s in &k.scopes {
+                        scopes.push(Scope::parse(s).ok_or_else(|| corrupt("bad scope"))?);
+                    }
+                    t.by_hash.insert(
+                        hash,
+                        Arc::new(ApiKeyInfo {
+                            id: k.id.clone(),
+                            name: k.name.clone(),
+                            tenant,
+                            scopes: Scopes::of(&scopes),
+                            created_at: Millis::from_millis(k.created_at_ms),
+                            ephemeral: false,
+                        }),
+                    );
+                }
+                drop(t);
+                Ok((keys, None))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && first_start => {
+                let secret = new_secret()?;
+                let admin_path = data_dir.join(ADMIN_KEY_FILE);
+                write_atomic(&admin_path, format!("{secret}\n").as_bytes()).map_err(|source| {
+                    ApiKeyError::Io {
+                        path: admin_path.display().to_string(),
+                        source,
+                    }
+                })?;
+                let info = keys.insert(
+                    &secret,
+                    TenantId::DEFAULT,
+                    Scopes::of(&[Scope::Admin]),
+                    Some("admin (created on first start)".into()),
+                    now,
+                    false,
+                );
+                keys.persist()?;
+                Ok((keys, Some(NewApiKey { info, secret })))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ApiKeyError::Missing(p)),
+            Err(source) => Err(ApiKeyError::Io { path: p, source }),
+        }
+    }
+
+    /// Adds the `SESSIOND_ADMIN_KEY` admin key (memory only).
+    pub fn add_env_admin_key(&self, key: &str, now: Millis) -> Result<(), ApiKeyError> {
+        if key.chars().count() < MIN_ENV_ADMIN_KEY || key.len() > MAX_PRESENTED {
+            return Err(ApiKeyError::EnvKeyTooShort);
+        }
+        self.insert(
+            key,
+            TenantId::DEFAULT,
+            Scopes::of(&[Scope::Admin]),
+            Some("SESSIOND_ADMIN_KEY".into()),
+            now,
+            true,
+        );
+        Ok(())
+    }
+
+    fn insert(
+        &self,
+        secret: &str,
+        tenant: TenantId,
+        scopes: Scopes,
+        name: Option<String>,
+        now: Millis,
+        ephemeral: bool,
+    ) -> ApiKeyInfo {
+        let info = ApiKeyInfo {
+            id: uuid::Uuid::now_v7().hyphenated().to_string(),
+            name,
+            tenant,
+            scopes,
+            created_at: now,
+            ephemeral,
+        };
+        write_table(&self.table)
+            .by_hash
+            .insert(hash_key(secret), Arc::new(info.clone()));
+        info
+    }
+
+    /// The key a caller presented, if it is one of ours.
+    #[must_use]
+    pub fn authenticate(&self, presented: &str) -> Option<Arc<ApiKeyInfo>> {
+        if presented.is_empty() || presented.len() > MAX_PRESENTED {
+            return None;
+        }
+        let h = hash_key(presented);
+        let t = read_table(&self.table);
+        let (stored, info) = t.by_hash.get_key_value(&h)?;
+        ct_eq(stored, &h).then(|| Arc::clone(info))
+    }
+
+    /// Creates a key for `tenant` and persists the table before returning.
+    pub fn create(
+        &self,
+        tenant: TenantId,
+        scopes: Scopes,
+        name: Option<String>,
+        now: Millis,
+    ) -> Result<NewApiKey, ApiKeyError> {
+        let _w = self
+            .write
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let secret = new_secret()?;
+        let info = self.insert(&secret, tenant, scopes, name, now, false);
+        if let Err(e) = self.persist_locked() {
+            write_table(&self.table).by_hash.remove(&hash_key(&secret));
+            return Err(e);
+        }
+        Ok(NewApiKey { info, secret })
+    }
+
+    /// The stored keys of `tenant`, oldest first.
+    #[must_use]
+    pub fn list(&self, tenant: TenantId) -> Vec<ApiKeyInfo> {
+        let t = read_table(&self.table);
+        let mut v: Vec<ApiKeyInfo> = t
+            .by_hash
+            .values()
+            .filter(|i| i.tenant == tenant && !i.ephemeral)
+            .map(|i| (**i).clone())
+            .collect();
+        v.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        v
+    }
+
+    /// Revokes the stored key `id` of `tenant`; whether it existed.
+    pub fn revoke(&self, tenant: TenantId, id: &str) -> Result<bool, ApiKeyError> {
+        let _w = self
+            .write
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let removed = {
+            let mut t = write_table(&self.table);
+            let found = t
+                .by_hash
+                .iter()
+                .find(|(_, i)| i.id == id && i.tenant == tenant && !i.ephemeral)
+                .map(|(h, i)| (*h, Arc::clone(i)));
+            if let Some((h, _)) = &found {
+                t.by_hash.remove(h);
+            }
+            found
+        };
+        let Some((h, info)) = removed else {
+            return Ok(false);
+        };
+        if let Err(e) = self.persist_locked() {
+            write_table(&self.table).by_hash.insert(h, info);
+            return Err(e);
+        }
+        Ok(true)
+    }
+
+    fn persist(&self) -> Result<(), ApiKeyError> {
+        let _w = self
+            .write
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.persist_locked()
+    }
+
+    fn persist_locked(&self) -> Result<(), ApiKeyError> {
+        let Some(path) = &self.file else {
+            return Ok(());
+        };
+        let mut keys: Vec<StoredKey> = read_table(&self.table)
+            .by_hash
+            .iter()
+            .filter(|(_, i)| !i.ephemeral)
+            .map(|(h, i)| StoredKey {
+                id: i.id.clone(),
+                name: i.name.clone(),
+                tenant: i.tenant.as_str().to_owned(),
+                scopes: i.scopes.names().into_iter().map(String::from).collect(),
+                hash: hex(h),
+                created_at_ms: i.created_at.as_millis(),
+            })
+            .collect();
+        keys.sort_by(|a, b| a.id.cmp(&b.id));
+        let text = serde_json::to_vec_pretty(&FileV1 { version: 1, keys }).map_err(|e| {
+            ApiKeyError::Io {
+                path: path.display().to_string(),
+                source: std::io::Error::other(e),
+            }
+        })?;
+        write_atomic(path, &text).map_err(|source| ApiKeyError::Io {
+            path: path.display().to_string(),
+            source,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_start_then_reload() {
+        let d = tempfile::tempdir().unwrap();
+        let now = Millis::from_millis(1);
+        let (keys, admin) = ApiKeys::load_or_create(d.path(), true, now).unwrap();
+        let admin = admin.unwrap();
+        let on_disk = std::fs::read_to_string(d.path().join(ADMIN_KEY_FILE)).unwrap();
+        assert_eq!(on_disk.trim(), admin.secret);
+        let file = std::fs::read_to_string(d.path().join(API_KEYS_FILE)).unwrap();
+        assert!(!file.contains(&admin.secret));
+        assert!(keys.authenticate(&admin.secret).is_some());
+        let k = keys
+            .create(TenantId::DEFAULT, Scopes::of(&[Scope::Read]), None, now)
+            .unwrap();
+        let (again, none) = ApiKeys::load_or_create(d.path(), false, now).unwrap();
+        assert!(none.is_none());
+        let info = again.authenticate(&k.secret).unwrap();
+        assert!(info.scopes.allows(Scope::Read));
+        assert!(!info.scopes.allows(Scope::Write));
+        assert!(again.revoke(TenantId::DEFAULT, &k.info.id).unwrap());
+        let (third, _) = ApiKeys::load_or_create(d.path(), false, now).unwrap();
+        assert!(third.authenticate(&k.secret).is_none());
+        assert!(third.authenticate(&admin.secret).is_some());
+        assert!(third.authenticate("").is_none());
+    }
+
+    #[test]
+    fn env_key_is_memory_only() {
+        let keys = ApiKeys::in_memory();
+        assert!(
+            keys.add_env_admin_key("short", Millis::from_millis(0))
+                .is_err()
+        );
+        let k = "x".repeat(32);
+        keys.add_env_admin_key(&k, Millis::from_millis(0)).unwrap();
+        assert!(keys.authenticate(&k).unwrap().scopes.allows(Scope::Admin));
+        assert!(keys.list(TenantId::DEFAULT).is_empty());
+    }
+}

@@ -1,0 +1,175 @@
+//! The operator commands: one HTTP call each to a running server.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use super::{ApiKeyCmd, Cmd, SessionCmd, SubjectCmd};
+
+/// Percent-encodes a path segment (everything but RFC 3986 unreserved).
+#[must_use]
+pub(super) fn encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn default_key() -> Option<String> {
+    let dir = std::env::var_os("SESSIOND_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("./sessiond-data"));
+    let text = std::fs::read_to_string(dir.join(crate::api_keys::ADMIN_KEY_FILE)).ok()?;
+    let k = text.trim().to_owned();
+    (!k.is_empty()).then_some(k)
+}
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    key: String,
+}
+
+impl Client {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Option<Value>, String> {
+        let url = format!("{}{}", self.base.trim_end_matches('/'), path);
+        let mut req = self.http.request(method, &url).bearer_auth(&self.key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.map_err(|e| {
+            if e.is_connect() || e.is_timeout() {
+                format!("cannot reach sessiond at {}: is it running?", self.base)
+            } else {
+                format!("request to {} failed: {e}", self.base)
+            }
+        })?;
+        let status = res.status();
+        let text = res
+            .text()
+            .await
+            .map_err(|e| format!("reading the answer failed: {e}"))?;
+        let v: Option<Value> = serde_json::from_str(&text).ok();
+        if status.is_success() {
+            return Ok(v);
+        }
+        let code = v
+            .as_ref()
+            .and_then(|v| v.get("error"))
+            .and_then(Value::as_str)
+            .unwrap_or("error")
+            .to_owned();
+        let msg = v
+            .as_ref()
+            .and_then(|v| v.get("message"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        if status == StatusCode::UNAUTHORIZED && code == "unauthenticated" {
+            return Err("the server refused the API key (unauthenticated)".into());
+        }
+        Err(format!("{} {code}: {msg}", status.as_u16()))
+    }
+}
+
+fn print(v: Option<Value>) {
+    if let Some(v) = v {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&v).unwrap_or_else(|_| v.to_string())
+        );
+    }
+}
+
+/// Runs one operator command.
+pub(super) async fn run(server: &str, api_key: Option<String>, cmd: Cmd) -> Result<(), String> {
+    let key = api_key
+        .or_else(default_key)
+        .ok_or("no API key: pass --api-key or set SESSIOND_API_KEY")?;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+    let c = Client {
+        http,
+        base: server.to_owned(),
+        key,
+    };
+    match cmd {
+        Cmd::Session { cmd } => match cmd {
+            SessionCmd::List {
+                subject,
+                limit,
+                cursor,
+            } => {
+                let mut path = format!(
+                    "/v1/subjects/{}/sessions?limit={limit}",
+                    encode_segment(&subject)
+                );
+                if let Some(cur) = cursor {
+                    path.push_str(&format!("&cursor={}", encode_segment(&cur)));
+                }
+                print(c.call(Method::GET, &path, None).await?);
+            }
+            SessionCmd::Show { id } => {
+                let path = format!("/v1/sessions/{}", encode_segment(&id));
+                print(c.call(Method::GET, &path, None).await?);
+            }
+            SessionCmd::Revoke { id } => {
+                let path = format!("/v1/sessions/{}", encode_segment(&id));
+                c.call(Method::DELETE, &path, None).await?;
+                println!("revoked {id}");
+            }
+        },
+        Cmd::Subject {
+            cmd: SubjectCmd::Revoke { subject, except },
+        } => {
+            let mut path = format!("/v1/subjects/{}/sessions", encode_segment(&subject));
+            if let Some(e) = except {
+                path.push_str(&format!("?except={}", encode_segment(&e)));
+            }
+            print(c.call(Method::DELETE, &path, None).await?);
+        }
+        Cmd::Stats => print(c.call(Method::GET, "/v1/stats", None).await?),
+        Cmd::Purge => print(c.call(Method::POST, "/v1/purge", None).await?),
+        Cmd::ApiKey { cmd } => match cmd {
+            ApiKeyCmd::Create { scopes, name } => {
+                let body = json!({"scopes": scopes, "name": name});
+                print(c.call(Method::POST, "/v1/api-keys", Some(body)).await?);
+            }
+            ApiKeyCmd::List => print(c.call(Method::GET, "/v1/api-keys", None).await?),
+            ApiKeyCmd::Revoke { id } => {
+                let path = format!("/v1/api-keys/{}", encode_segment(&id));
+                c.call(Method::DELETE, &path, None).await?;
+                println!("revoked API key {id}");
+            }
+        },
+        Cmd::Serve { .. } | Cmd::Config { .. } => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::encode_segment;
+
+    #[test]
+    fn segments_are_encoded() {
+        assert_eq!(encode_segment("a/b c"), "a%2Fb%20c");
+        assert_eq!(encode_segment("tg:123"), "tg%3A123");
+        assert_eq!(encode_segment("ü"), "%C3%BC");
+    }
+}

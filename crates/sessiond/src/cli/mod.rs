@@ -1,0 +1,217 @@
+//! The command line: `sessiond serve`, `sessiond config check`, and the
+//! operator commands, which talk to a running server with an API key
+//! (`--api-key` or `SESSIOND_API_KEY`; by default the admin key in
+//! `<data dir>/admin.key`, when readable).
+
+mod client;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+
+/// sessiond: the session server and its operator CLI.
+#[derive(Debug, Parser)]
+#[command(name = "sessiond", version, about)]
+pub struct Cli {
+    /// Base URL of the server (operator commands).
+    #[arg(
+        long,
+        env = "SESSIOND_SERVER",
+        default_value = "http://127.0.0.1:7700",
+        global = true
+    )]
+    pub server: String,
+    /// API key (operator commands); default: <data dir>/admin.key.
+    #[arg(long, env = "SESSIOND_API_KEY", hide_env_values = true, global = true)]
+    pub api_key: Option<String>,
+    /// What to do.
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Run the server.
+    Serve {
+        /// TOML config file (default: $SESSIOND_CONFIG, else none).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Configuration.
+    Config {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: ConfigCmd,
+    },
+    /// Sessions.
+    Session {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: SessionCmd,
+    },
+    /// Subjects.
+    Subject {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: SubjectCmd,
+    },
+    /// Session counts of the key's tenant.
+    Stats,
+    /// Remove expired sessions now.
+    Purge,
+    /// API keys.
+    ApiKey {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: ApiKeyCmd,
+    },
+}
+
+/// `sessiond config …`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCmd {
+    /// Validate a config (file + SESSIOND_* environment); names the bad field.
+    Check {
+        /// TOML config file (default: $SESSIOND_CONFIG, else none).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+/// `sessiond session …`.
+#[derive(Debug, Subcommand)]
+pub enum SessionCmd {
+    /// List the live sessions of a subject (newest first).
+    List {
+        /// The subject.
+        #[arg(long)]
+        subject: String,
+        /// Page size (1..=1000).
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Continue after this cursor.
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// Show one session.
+    Show {
+        /// Session id.
+        id: String,
+    },
+    /// Revoke one session.
+    Revoke {
+        /// Session id.
+        id: String,
+    },
+}
+
+/// `sessiond subject …`.
+#[derive(Debug, Subcommand)]
+pub enum SubjectCmd {
+    /// Revoke every session of a subject (or all but one).
+    Revoke {
+        /// The subject.
+        subject: String,
+        /// Keep this live session of the subject.
+        #[arg(long)]
+        except: Option<String>,
+    },
+}
+
+/// `sessiond api-key …`.
+#[derive(Debug, Subcommand)]
+pub enum ApiKeyCmd {
+    /// Create a key in the caller's tenant; prints the secret once.
+    Create {
+        /// Scopes: sessions:validate, sessions:read, sessions:write, admin.
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        /// A label.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List keys (never their secrets).
+    List,
+    /// Revoke a key by id.
+    Revoke {
+        /// Key id.
+        id: String,
+    },
+}
+
+/// Runs the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Serve { config } => serve(config),
+        Cmd::Config {
+            cmd: ConfigCmd::Check { config },
+        } => match Config::from_process(config.as_deref()) {
+            Ok(c) => {
+                println!(
+                    "config ok: listen {}, data dir {}, store {:?}",
+                    c.listen,
+                    c.data_dir.display(),
+                    c.store
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        cmd => {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match rt.block_on(client::run(&cli.server, cli.api_key, cmd)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn serve(config: Option<PathBuf>) -> ExitCode {
+    let cfg = match Config::from_process(config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    crate::server::init_logging(&cfg);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(crate::server::serve(cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

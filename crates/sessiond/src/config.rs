@@ -1,0 +1,412 @@
+//! Configuration: a TOML file (`--config` or `SESSIOND_CONFIG`) plus
+//! `SESSIOND_*` environment overrides for every field, nested fields with
+//! `__` (`SESSIOND_POLICY__IDLE_TIMEOUT_SECS=900`). Unknown fields are
+//! refused, and every error names the field.
+//!
+//! ```toml
+//! listen = "127.0.0.1:7700"
+//! data_dir = "./sessiond-data"
+//! store = "embedded"            # or "memory" (nothing survives a restart)
+//! max_body_bytes = 65536
+//! max_header_bytes = 16384
+//! purge_interval_secs = 60
+//! shutdown_grace_secs = 30
+//! log_format = "text"           # or "json"
+//! log_level = "info"
+//!
+//! [policy]
+//! idle_timeout_secs = 1800
+//! absolute_timeout_secs = 2592000
+//! anonymous_idle_timeout_secs = 86400
+//! anonymous_absolute_timeout_secs = 604800
+//! touch_interval_secs = 60
+//! max_sessions_per_subject = 100   # 0: no cap
+//! on_session_limit = "evict_oldest" # or "refuse"
+//! max_anonymous_sessions = 10000000 # 0: no cap
+//! attributes_max_bytes = 16384
+//! attributes_max_depth = 16
+//! fingerprint = "off"              # "report", "enforce"
+//! fingerprint_includes_ip = false
+//! ```
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sessionkit_core::{AttributeLimits, FingerprintMode, OnSessionLimit, Policy};
+
+/// Environment variables under the prefix that are not config fields.
+const NOT_FIELDS: &[&str] = &[
+    "SESSIOND_ADMIN_KEY",
+    "SESSIOND_CONFIG",
+    "SESSIOND_API_KEY",
+    "SESSIOND_SERVER",
+];
+
+/// Which store sessiond runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreKind {
+    /// The embedded durable store in the data dir (the default).
+    Embedded,
+    /// In memory: nothing survives a restart (development, tests).
+    Memory,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// What to do at the per-subject cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnLimit {
+    /// Evict the least recently seen session.
+    EvictOldest,
+    /// Refuse with 409 `session_limit_reached`.
+    Refuse,
+}
+
+/// Fingerprint binding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fingerprint {
+    /// Not checked.
+    Off,
+    /// Logged and counted.
+    Report,
+    /// A mismatch is `invalid_token`.
+    Enforce,
+}
+
+/// The `[policy]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// Sliding idle timeout of authenticated sessions.
+    pub idle_timeout_secs: u64,
+    /// Hard cap on the life of authenticated sessions.
+    pub absolute_timeout_secs: u64,
+    /// Idle timeout of anonymous sessions.
+    pub anonymous_idle_timeout_secs: u64,
+    /// Absolute timeout of anonymous sessions.
+    pub anonymous_absolute_timeout_secs: u64,
+    /// Least time between two touches.
+    pub touch_interval_secs: u64,
+    /// Most live sessions per subject; 0 for no cap.
+    pub max_sessions_per_subject: u32,
+    /// What to do at that cap.
+    pub on_session_limit: OnLimit,
+    /// Most live anonymous sessions per tenant; 0 for no cap.
+    pub max_anonymous_sessions: u64,
+    /// Largest attributes, bytes of compact JSON.
+    pub attributes_max_bytes: usize,
+    /// Deepest attribute nesting.
+    pub attributes_max_depth: usize,
+    /// Fingerprint binding.
+    pub fingerprint: Fingerprint,
+    /// Whether the fingerprint covers the client IP.
+    pub fingerprint_includes_ip: bool,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        let p = Policy::default();
+        PolicyConfig {
+            idle_timeout_secs: p.idle_timeout.as_secs(),
+            absolute_timeout_secs: p.absolute_timeout.as_secs(),
+            anonymous_idle_timeout_secs: p.anonymous_idle_timeout.as_secs(),
+            anonymous_absolute_timeout_secs: p.anonymous_absolute_timeout.as_secs(),
+            touch_interval_secs: p.touch_interval.as_secs(),
+            max_sessions_per_subject: p.max_sessions_per_subject.unwrap_or(0),
+            on_session_limit: OnLimit::EvictOldest,
+            max_anonymous_sessions: p.max_anonymous_sessions.unwrap_or(0),
+            attributes_max_bytes: p.attributes.max_bytes,
+            attributes_max_depth: p.attributes.max_depth,
+            fingerprint: Fingerprint::Off,
+            fingerprint_includes_ip: false,
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address and port to listen on.
+    pub listen: String,
+    /// The data directory (store, keys, API keys).
+    pub data_dir: PathBuf,
+    /// The store.
+    pub store: StoreKind,
+    /// Largest request body, bytes.
+    pub max_body_bytes: usize,
+    /// Largest request header block, bytes.
+    pub max_header_bytes: usize,
+    /// Seconds between two background purges.
+    pub purge_interval_secs: u64,
+    /// Seconds to drain in-flight requests on shutdown.
+    pub shutdown_grace_secs: u64,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Log filter (`info`, `sessiond=debug`, …); `RUST_LOG` wins.
+    pub log_level: String,
+    /// Session policy.
+    pub policy: PolicyConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:7700".into(),
+            data_dir: PathBuf::from("./sessiond-data"),
+            store: StoreKind::Embedded,
+            max_body_bytes: 64 * 1024,
+            max_header_bytes: 16 * 1024,
+            purge_interval_secs: 60,
+            shutdown_grace_secs: 30,
+            log_format: LogFormat::Text,
+            log_level: "info".into(),
+            policy: PolicyConfig::default(),
+        }
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A field has a bad value.
+    #[error("invalid config field `{field}`: {why}")]
+    Invalid {
+        /// The field, as written in TOML (`policy.idle_timeout_secs`).
+        field: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// The file or the environment could not be read or parsed.
+    #[error("{0}")]
+    Load(String),
+}
+
+fn invalid(field: &str, why: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.into(),
+        why: why.into(),
+    }
+}
+
+impl Config {
+    /// Loads from an optional TOML file and the given environment, and
+    /// validates.
+    pub fn load(file: Option<&Path>, env: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let mut b = config::Config::builder();
+        if let Some(f) = file {
+            if !f.is_file() {
+                return Err(ConfigError::Load(format!(
+                    "config file {} does not exist",
+                    f.display()
+                )));
+            }
+            b = b.add_source(config::File::from(f).format(config::FileFormat::Toml));
+        }
+        let vars: config::Map<String, String> = env
+            .iter()
+            .filter(|(k, _)| k.starts_with("SESSIOND_") && !NOT_FIELDS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        b = b.add_source(
+            config::Environment::with_prefix("SESSIOND")
+                .prefix_separator("_")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(vars)),
+        );
+        let cfg: Config = b
+            .build()
+            .and_then(config::Config::try_deserialize)
+            .map_err(|e| ConfigError::Load(e.to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Loads using the process environment; `file` defaults to
+    /// `SESSIOND_CONFIG`.
+    pub fn from_process(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let env: HashMap<String, String> = std::env::vars().collect();
+        let from_env = env.get("SESSIOND_CONFIG").map(PathBuf::from);
+        let file = file.map(Path::to_path_buf).or(from_env);
+        Self::load(file.as_deref(), &env)
+    }
+
+    /// Checks every field; names the first bad one.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.listen_addr()?;
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(invalid("data_dir", "must not be empty"));
+        }
+        if !(1024..=16 * 1024 * 1024).contains(&self.max_body_bytes) {
+            return Err(invalid("max_body_bytes", "must be from 1024 to 16777216"));
+        }
+        if !(1024..=1024 * 1024).contains(&self.max_header_bytes) {
+            return Err(invalid("max_header_bytes", "must be from 1024 to 1048576"));
+        }
+        if self.purge_interval_secs == 0 {
+            return Err(invalid("purge_interval_secs", "must be at least 1"));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
+            return Err(invalid("log_level", "not a valid log filter"));
+        }
+        self.policy()?;
+        Ok(())
+    }
+
+    /// The listen address.
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.listen
+            .parse()
+            .map_err(|_| invalid("listen", "must be address:port, e.g. 127.0.0.1:7700"))
+    }
+
+    /// The engine policy.
+    pub fn policy(&self) -> Result<Policy, ConfigError> {
+        let p = &self.policy;
+        const MAX_SECS: u64 = 100 * 365 * 24 * 3600;
+        for (field, v) in [
+            ("idle_timeout_secs", p.idle_timeout_secs),
+            ("absolute_timeout_secs", p.absolute_timeout_secs),
+            ("anonymous_idle_timeout_secs", p.anonymous_idle_timeout_secs),
+            (
+                "anonymous_absolute_timeout_secs",
+                p.anonymous_absolute_timeout_secs,
+            ),
+            ("touch_interval_secs", p.touch_interval_secs),
+        ] {
+            if v > MAX_SECS {
+                return Err(invalid(
+                    &format!("policy.{field}"),
+                    "must be at most 100 years",
+                ));
+            }
+        }
+        Policy::builder()
+            .idle_timeout_secs(p.idle_timeout_secs)
+            .absolute_timeout_secs(p.absolute_timeout_secs)
+            .anonymous_idle_timeout_secs(p.anonymous_idle_timeout_secs)
+            .anonymous_absolute_timeout_secs(p.anonymous_absolute_timeout_secs)
+            .touch_interval_secs(p.touch_interval_secs)
+            .max_sessions_per_subject(
+                (p.max_sessions_per_subject > 0).then_some(p.max_sessions_per_subject),
+                match p.on_session_limit {
+                    OnLimit::EvictOldest => OnSessionLimit::EvictOldest,
+                    OnLimit::Refuse => OnSessionLimit::Refuse,
+                },
+            )
+            .max_anonymous_sessions(
+                (p.max_anonymous_sessions > 0).then_some(p.max_anonymous_sessions),
+            )
+            .attribute_limits(AttributeLimits {
+                max_bytes: p.attributes_max_bytes,
+                max_depth: p.attributes_max_depth,
+            })
+            .fingerprint(
+                match p.fingerprint {
+                    Fingerprint::Off => FingerprintMode::Off,
+                    Fingerprint::Report => FingerprintMode::Report,
+                    Fingerprint::Enforce => FingerprintMode::Enforce,
+                },
+                p.fingerprint_includes_ip,
+            )
+            .build()
+            .map_err(|e| invalid(&policy_field(e.field), e.why))
+    }
+}
+
+/// The config name of a [`Policy`] field named by `Policy::validate`.
+fn policy_field(f: &str) -> String {
+    match f {
+        "attributes.max_bytes" => "policy.attributes_max_bytes".into(),
+        "attributes.max_depth" => "policy.attributes_max_depth".into(),
+        "max_sessions_per_subject" | "max_anonymous_sessions" => format!("policy.{f}"),
+        other => format!("policy.{other}_secs"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Config::load(None, &env(&[])).unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.listen_addr().unwrap().port(), 7700);
+    }
+
+    #[test]
+    fn env_overrides_and_ignores_non_fields() {
+        let c = Config::load(
+            None,
+            &env(&[
+                ("SESSIOND_LISTEN", "127.0.0.1:9000"),
+                ("SESSIOND_DATA_DIR", "/tmp/x"),
+                ("SESSIOND_POLICY__IDLE_TIMEOUT_SECS", "900"),
+                ("SESSIOND_ADMIN_KEY", "whatever"),
+                ("SESSIOND_CONFIG", "/nonexistent-is-not-read-here"),
+                ("OTHER", "1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.listen, "127.0.0.1:9000");
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(c.policy.idle_timeout_secs, 900);
+    }
+
+    #[test]
+    fn file_and_bad_fields_are_named() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("c.toml");
+        std::fs::write(
+            &f,
+            "listen = \"0.0.0.0:1\"\n[policy]\nidle_timeout_secs = 10\ntouch_interval_secs = 6\n",
+        )
+        .unwrap();
+        let e = Config::load(Some(&f), &env(&[])).unwrap_err().to_string();
+        assert!(e.contains("policy.touch_interval_secs"), "{e}");
+        std::fs::write(&f, "[policy]\nidle_timeout_secs = \"x\"\n").unwrap();
+        let e = Config::load(Some(&f), &env(&[])).unwrap_err().to_string();
+        assert!(e.contains("idle_timeout_secs"), "{e}");
+        std::fs::write(&f, "bogus = 1\n").unwrap();
+        let e = Config::load(Some(&f), &env(&[])).unwrap_err().to_string();
+        assert!(e.contains("bogus"), "{e}");
+        let e = Config::load(None, &env(&[("SESSIOND_LISTEN", "nope")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`listen`"), "{e}");
+        let e = Config::load(None, &env(&[("SESSIOND_POLICY__IDLE_TIMEOUT_SECS", "-5")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("idle_timeout_secs"), "{e}");
+        std::fs::write(
+            &f,
+            "[policy]\nidle_timeout_secs = 100\nabsolute_timeout_secs = 50\n",
+        )
+        .unwrap();
+        let e = Config::load(Some(&f), &env(&[])).unwrap_err().to_string();
+        assert!(e.contains("policy.idle_timeout_secs"), "{e}");
+    }
+}

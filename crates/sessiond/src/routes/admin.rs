@@ -1,0 +1,178 @@
+//! Admin routes (scope `admin`): stats, purge, and API keys. The API-key
+//! routes are additions to the contract of DESIGN.md §7, in its style:
+//! keys are created in the caller's tenant; the secret is shown once.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use sessionkit_core::SessionStore;
+
+use crate::api_keys::{ApiKeyInfo, Scope, Scopes};
+use crate::app::{AppState, Caller, PathParams};
+use crate::error::{ApiError, ErrorBody};
+use crate::json::JsonBody;
+use crate::wire::{
+    ApiKeyList, ApiKeyOut, CreateApiKeyRequest, CreatedApiKey, Purged, Stats, StoreStats,
+};
+
+fn key_out(i: &ApiKeyInfo) -> ApiKeyOut {
+    ApiKeyOut {
+        id: i.id.clone(),
+        name: i.name.clone(),
+        scopes: i.scopes.names(),
+        created_at: i.created_at.to_rfc3339(),
+    }
+}
+
+/// Session counts of the caller's tenant.
+#[utoipa::path(get, path = "/v1/stats", tag = "admin",
+    responses((status = 200, description = "Counts", body = Stats),
+              (status = 403, description = "insufficient_scope", body = ErrorBody)),
+    security(("api_key" = ["admin"])))]
+pub async fn stats<S: SessionStore>(
+    State(st): State<AppState<S>>,
+    caller: Caller,
+) -> Result<Json<Stats>, ApiError> {
+    let tenant = caller.require(Scope::Admin)?;
+    let c = st.engine().counts(tenant).await?;
+    Ok(Json(Stats {
+        live: c.active,
+        anonymous: c.anonymous,
+        subjects: c.subjects,
+        store: StoreStats {
+            kind: st.options().store_kind,
+            approximate: c.approximate,
+        },
+    }))
+}
+
+/// Remove expired sessions and tombstones now.
+#[utoipa::path(post, path = "/v1/purge", tag = "admin",
+    responses((status = 200, description = "How many records went", body = Purged),
+              (status = 403, description = "insufficient_scope", body = ErrorBody)),
+    security(("api_key" = ["admin"])))]
+pub async fn purge<S: SessionStore>(
+    State(st): State<AppState<S>>,
+    caller: Caller,
+) -> Result<Json<Purged>, ApiError> {
+    caller.require(Scope::Admin)?;
+    let purged = st.engine().purge_expired().await?;
+    Ok(Json(Purged { purged }))
+}
+
+/// List the API keys of the caller's tenant (never their secrets).
+#[utoipa::path(get, path = "/v1/api-keys", tag = "admin",
+    responses((status = 200, description = "Keys", body = ApiKeyList)),
+    security(("api_key" = ["admin"])))]
+pub async fn list_keys<S: SessionStore>(
+    State(st): State<AppState<S>>,
+    caller: Caller,
+) -> Result<Json<ApiKeyList>, ApiError> {
+    let tenant = caller.require(Scope::Admin)?;
+    Ok(Json(ApiKeyList {
+        api_keys: st.api_keys().list(tenant).iter().map(key_out).collect(),
+    }))
+}
+
+/// One API key.
+#[utoipa::path(get, path = "/v1/api-keys/{id}", tag = "admin",
+    params(("id" = String, Path, description = "Key id")),
+    responses((status = 200, description = "The key", body = ApiKeyOut),
+              (status = 404, description = "not_found", body = ErrorBody)),
+    security(("api_key" = ["admin"])))]
+pub async fn get_key<S: SessionStore>(
+    State(st): State<AppState<S>>,
+    caller: Caller,
+    PathParams(id): PathParams<String>,
+) -> Result<Json<ApiKeyOut>, ApiError> {
+    let tenant = caller.require(Scope::Admin)?;
+    st.api_keys()
+        .list(tenant)
+        .iter()
+        .find(|k| k.id == id)
+        .map(|k| Json(key_out(k)))
+        .ok_or_else(|| ApiError::NotFound("no such API key".into()))
+}
+
+/// Create an API key in the caller's tenant.
+#[utoipa::path(post, path = "/v1/api-keys", tag = "admin",
+    request_body = CreateApiKeyRequest,
+    responses((status = 201, description = "Created; the secret is shown once", body = CreatedApiKey),
+              (status = 400, description = "invalid_request", body = ErrorBody)),
+    security(("api_key" = ["admin"])))]
+pub async fn create_key<S: SessionStore>(
+    State(st): State<AppState<S>>,
+    caller: Caller,
+    JsonBody(body): JsonBody<CreateApiKeyRequest>,
+) -> Result<Response, ApiError> {
+    let tenant = caller.require(Scope::Admin)?;
+    let mut scopes = Vec::new();
+    for s in &body.scopes {
+        scopes.push(Scope::parse(s).ok_or_else(|| {
+            ApiError::field(
+                "scopes",
+                "each must be sessions:validate, sessions:read, sessions:write or admin",
+            )
+        })?);
+    }
+    let scopes = Scopes::of(&scopes);
+    if scopes.is_empty() {
+        return Err(ApiError::field("scopes", "at least one scope is required"));
+    }
+    if let Some(n) = &body.name {
+        if n.len() > 128 || n.chars().any(char::is_control) {
+            return Err(ApiError::field(
+                "name",
+                "at most 128 bytes, no control characters",
+            ));
+        }
+    }
+    let now = st.engine().now();
+    let created = st
+        .api_keys()
+        .create(tenant, scopes, body.name, now)
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot store API keys");
+            ApiError::Internal
+        })?;
+    tracing::info!(key_id = %created.info.id, "API key created");
+    let location = format!("/v1/api-keys/{}", created.info.id);
+    let mut res = (
+        StatusCode::CREATED,
+        Json(CreatedApiKey {
+            api_key: key_out(&created.info),
+            key: created.secret,
+        }),
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(res)
+}
+
+/// Revoke an API key of the caller's tenant.
+#[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "admin",
+    params(("id" = String, Path, description = "Key id")),
+    responses((status = 204, description = "Revoked"),
+              (status = 404, description = "not_found", body = ErrorBody)),
+    security(("api_key" = ["admin"])))]
+pub async fn revoke_key<S: SessionStore>(
+    State(st): State<AppState<S>>,
+    caller: Caller,
+    PathParams(id): PathParams<String>,
+) -> Result<StatusCode, ApiError> {
+    let tenant = caller.require(Scope::Admin)?;
+    match st.api_keys().revoke(tenant, &id) {
+        Ok(true) => {
+            tracing::info!(key_id = %id.chars().take(64).collect::<String>(), "API key revoked");
+            Ok(StatusCode::NO_CONTENT)
+        }
+        Ok(false) => Err(ApiError::NotFound("no such API key".into())),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot store API keys");
+            Err(ApiError::Internal)
+        }
+    }
+}

@@ -1,0 +1,278 @@
+//! `/v1/sessions…`: create, validate, upgrade, logout by token, read,
+//! patch attributes, delete by id.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use sessionkit::{
+    NewSession, PatchResult, TokenRevocation, UpgradeResult, ValidateRequest, Validation,
+};
+use sessionkit_core::store::RevokeOutcome;
+use sessionkit_core::{RevokeReason, SessionRecord, SessionStore};
+
+use super::{parse_id, parse_subject};
+use crate::api_keys::Scope;
+use crate::app::{AppState, Caller, PathParams};
+use crate::error::{ApiError, ErrorBody};
+use crate::json::{JsonBody, MergePatchBody};
+use crate::wire::{
+    CreateRequest, CreatedResponse, RevokeRequestBody, SessionOut, SessionResponse,
+    UpgradeRequestBody, ValidateRequestBody, ValidatedResponse,
+};
+
+/// `{session}` with `ETag: "<version>"`.
+pub(crate) fn session_with_etag(rec: &SessionRecord) -> Response {
+    let mut res = Json(SessionResponse {
+        session: SessionOut::from_record(rec),
+    })
+    .into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", rec.version)) {
+        res.headers_mut().insert(header::ETAG, v);
+    }
+    res
+}
+
+/// Create a session.
+#[utoipa::path(post, path = "/v1/sessions", tag = "sessions",
+    request_body = CreateRequest,
+    responses(
+        (status = 201, description = "Created; `Location` names it", body = CreatedResponse),
+        (status = 400, description = "invalid_request", body = ErrorBody),
+        (status = 401, description = "unauthenticated", body = ErrorBody),
+        (status = 403, description = "insufficient_scope", body = ErrorBody),
+        (status = 409, description = "session_limit_reached", body = ErrorBody),
+        (status = 413, description = "payload_too_large", body = ErrorBody),
+        (status = 415, description = "unsupported_media_type", body = ErrorBody),
+        (status = 429, description = "rate_limited", body = ErrorBody),
+        (status = 503, description = "store_unavailable", body = ErrorBody),
+    ),
+    security(("api_key" = ["sessions:write"])))]
+pub async fn create<S: SessionStore>(
+    State(st): State<AppState<S>>,
+    caller: Caller,
+    JsonBody(body): JsonBody<CreateRequest>,
+) -> Result<Response, ApiError> {
+    let tenant = caller.require(Scope::Write)?;
+    let subject = body
+        .subject
+        .as_deref()
+        .map(|s| parse_subject("subject", s))
+        .transpose()?;
+    let client = body
+        .client
+        .map(|c| c.into_client())
+        .transpose()?
+        .unwrap_or_default();
+    let req = NewSession {
+        subject,
+        attributes: body.attributes,
+        client,
+        idle_timeout_secs: body.idle_timeout_secs,
+        absolute_timeout_secs: body.absolute_timeout_secs,
+    };
+    let created = st.engine().create(tenant, req).await?;
+    let location = format!("/v1/sessions/{}", created.session.id);
+    let body = CreatedResponse {
+        session: SessionOut::from_record(&created.session),
+        token: created.token.expose_secret(),
+        csrf_token: created.csrf_token,
+    };
+    let mut res = (StatusCode::CREATED, Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(res)
+}
+
+/// Validate a session token.
+#[utoipa::path(post, path = "/v1/sessions/validate", tag = "sessions",
+    request_body = ValidateRequestBody,
+    responses(
+        (status = 200, description = "Live", body = ValidatedResponse),
+        (status = 400, description = "invalid_request", body = ErrorBody),
+        (status = 401, description = "invalid_token, session_expired or unauthenticated", body = ErrorBody),
+        (status = 403, description = "csrf_failed or insufficient_scope", body = ErrorBody),
+        (status = 503, description = "store_unavailable", body = ErrorBody),
+    ),
+    security(("api_key" = ["sessions:validate"])))]
+pub async fn validate<S: SessionStore>(
+    State(st): State<AppState<S>>,
+    caller: Caller,
+    JsonBody(body): JsonBody<ValidateRequestBody>,
+) -> Result<Json<ValidatedResponse>, ApiError> {
+    let tenant = caller.require(Scope::Validate)?;
+    let client = body.client.map(|c| c.into_client()).transpose()?;
+    let req = ValidateRequest {
+        csrf_token: body.csrf_token,
+        client,
+    };
+    match st.engine().validate(tenant, &body.token, &req).await? {
+        Validation::Valid {
+            session,
+            csrf_token,
+        } => Ok(Json(ValidatedResponse {
+            session: SessionOut::from_record(&session),
+            csrf_token,
+        })),
+        Validation::Expired(_) => Err(ApiError::SessionExpired),
+        Validation::Invalid => Err(ApiError::InvalidToken),
+        Validation::CsrfFailed => Err(ApiError::CsrfFailed),
+    }
+}
+
+/// Log in on top of a live session (new id and token; the old token dies).
+#[utoipa::path(post, path = "/v1/sessions/upgrade", tag = "sessions",
+    request_body = UpgradeRequestBody,
+    responses(
+        (status = 200, description = "Upgraded", body = CreatedResponse),
+        (status = 400, description = "invalid_request", body = ErrorBody),
+        (status = 401, description = "invalid_token, session_expired or unauthenticated", body = ErrorBody),
+        (status = 409, description = "session_limit_reached or conflict", body = ErrorBody),
+        (status = 503, description = "store_unavailable", body = ErrorBody),
+    ),
+    security(("api_key" = ["sessions:write"])))]
+pub async fn upgrade<S: SessionStore>(
+    State(st): State<AppState<S>>,
+    caller: Caller,
+    JsonBody(body): JsonBody<UpgradeRequestBody>,
+) -> Result<Json<CreatedResponse>, ApiError> {
+    let tenant = caller.require(Scope::Write)?;
+    let subject = parse_subject("subject", &body.subject)?;
+    let keep = body.keep_attributes.unwrap_or_default();
+    match st
+        .engine()
+        .upgrade(tenant, &body.token, subject, &keep)
+        .await?
+    {
+        UpgradeResult::Upgraded(c) => Ok(Json(CreatedResponse {
+            session: SessionOut::from_record(&c.session),
+            token: c.token.expose_secret(),
+            csrf_token: c.csrf_token,
+        })),
+        UpgradeResult::Invalid => Err(ApiError::InvalidToken),
+        UpgradeResult::Expired(_) => Err(ApiError::SessionExpired),
+    }
+}
+
+/// Log out (revoke by token). 204 for any well-formed token: no oracle.
+#[utoipa::path(post, path = "/v1/sessions/revoke", tag = "sessions",
+    request_body = RevokeRequestBody,
+    responses(
+        (status = 204, description = "Done (whether or not a session was live)"),
+        (status = 401, description = "invalid_token (malformed) or unauthenticated", body = ErrorBody),
+        (status = 503, description = "store_unavailable", body = ErrorBody),
+    ),
+    security(("api_key" = ["sessions:write"])))]
+pub async fn revoke_token<S: SessionStore>(
+    State(st): State<AppState<S>>,
+    caller: Caller,
+    JsonBody(body): JsonBody<RevokeRequestBody>,
+) -> Result<StatusCode, ApiError> {
+    let tenant = caller.require(Scope::Write)?;
+    match st.engine().revoke_token(tenant, &body.token).await? {
+        TokenRevocation::Done => Ok(StatusCode::NO_CONTENT),
+        TokenRevocation::Malformed => Err(ApiError::InvalidToken),
+    }
+}
+
+/// Read a live session by id.
+#[utoipa::path(get, path = "/v1/sessions/{id}", tag = "sessions",
+    params(("id" = String, Path, description = "Session id")),
+    responses(
+        (status = 200, description = "The session, with `ETag`", body = SessionResponse),
+        (status = 400, description = "invalid_request (malformed id)", body = ErrorBody),
+        (status = 404, description = "not_found", body = ErrorBody),
+    ),
+    security(("api_key" = ["sessions:read"])))]
+pub async fn get_session<S: SessionStore>(
+    State(st): State<AppState<S>>,
+    caller: Caller,
+    PathParams(id): PathParams<String>,
+) -> Result<Response, ApiError> {
+    let tenant = caller.require(Scope::Read)?;
+    let id = parse_id("id", &id)?;
+    match st.engine().get(tenant, id).await? {
+        Some(rec) => Ok(session_with_etag(&rec)),
+        None => Err(ApiError::session_not_found()),
+    }
+}
+
+fn parse_if_match(h: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(v) = h.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let bad = || ApiError::PreconditionFailed("malformed If-Match (expected \"<version>\")".into());
+    let s = v.to_str().map_err(|_| bad())?.trim();
+    if s == "*" {
+        return Ok(None);
+    }
+    let inner = s
+        .strip_prefix('"')
+        .and_then(|r| r.strip_suffix('"'))
+        .ok_or_else(bad)?;
+    if inner.is_empty() || inner.len() > 20 || !inner.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    inner.parse().map(Some).map_err(|_| bad())
+}
+
+/// Apply a JSON merge patch to the attributes.
+#[utoipa::path(patch, path = "/v1/sessions/{id}/attributes", tag = "sessions",
+    params(
+        ("id" = String, Path, description = "Session id"),
+        ("If-Match" = Option<String>, Header, description = "\"<version>\""),
+    ),
+    request_body(content = Object, content_type = "application/merge-patch+json"),
+    responses(
+        (status = 200, description = "Patched, with `ETag`", body = SessionResponse),
+        (status = 400, description = "invalid_request", body = ErrorBody),
+        (status = 404, description = "not_found", body = ErrorBody),
+        (status = 412, description = "precondition_failed", body = ErrorBody),
+        (status = 413, description = "payload_too_large (attributes over the cap; nothing written)", body = ErrorBody),
+        (status = 415, description = "unsupported_media_type", body = ErrorBody),
+    ),
+    security(("api_key" = ["sessions:write"])))]
+pub async fn patch_attributes<S: SessionStore>(
+    State(st): State<AppState<S>>,
+    caller: Caller,
+    PathParams(id): PathParams<String>,
+    headers: HeaderMap,
+    MergePatchBody(patch): MergePatchBody,
+) -> Result<Response, ApiError> {
+    let tenant = caller.require(Scope::Write)?;
+    let id = parse_id("id", &id)?;
+    let if_match = parse_if_match(&headers)?;
+    match st
+        .engine()
+        .patch_attributes(tenant, id, &patch, if_match)
+        .await?
+    {
+        PatchResult::Updated(rec) => Ok(session_with_etag(&rec)),
+        PatchResult::NotFound => Err(ApiError::session_not_found()),
+        PatchResult::PreconditionFailed => Err(ApiError::PreconditionFailed(
+            "the session has another version".into(),
+        )),
+    }
+}
+
+/// Revoke a session by id.
+#[utoipa::path(delete, path = "/v1/sessions/{id}", tag = "sessions",
+    params(("id" = String, Path, description = "Session id")),
+    responses(
+        (status = 204, description = "Revoked (or revoked already)"),
+        (status = 404, description = "not_found", body = ErrorBody),
+    ),
+    security(("api_key" = ["sessions:write"])))]
+pub async fn delete_session<S: SessionStore>(
+    State(st): State<AppState<S>>,
+    caller: Caller,
+    PathParams(id): PathParams<String>,
+) -> Result<StatusCode, ApiError> {
+    let tenant = caller.require(Scope::Write)?;
+    let id = parse_id("id", &id)?;
+    match st.engine().revoke(tenant, id, RevokeReason::Admin).await? {
+        RevokeOutcome::Revoked { .. } | RevokeOutcome::AlreadyRevoked => Ok(StatusCode::NO_CONTENT),
+        RevokeOutcome::NotFound => Err(ApiError::session_not_found()),
+    }
+}

@@ -1,0 +1,276 @@
+//! `sessiond serve`: prepares the data dir (server keys, API keys), opens
+//! the store, and serves the router on hyper's HTTP/1.1 connection builder
+//! (which caps header blocks: 431) until SIGTERM/SIGINT, then drains open
+//! connections and flushes the store. A background task purges expired
+//! sessions every `purge_interval_secs`.
+
+use std::future::Future;
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use sessionkit::{EngineKeys, SessionManager};
+use sessionkit_core::{MemoryStore, SessionStore};
+use tokio::net::TcpListener;
+
+use crate::api_keys::{ADMIN_KEY_FILE, API_KEYS_FILE, ApiKeys};
+use crate::app::{AppOptions, AppState, HttpLimits, router};
+use crate::config::{Config, LogFormat, StoreKind};
+use crate::keys::{self, SERVER_KEYS_FILE};
+use crate::{fsutil, shutdown, telemetry};
+
+/// Sub-directory of the data dir holding the embedded store.
+pub const STORE_DIR: &str = "store";
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The data dir could not be prepared.
+    #[error("data dir {path}: {why}")]
+    DataDir {
+        /// The path.
+        path: String,
+        /// What went wrong.
+        why: String,
+    },
+    /// The server keys.
+    #[error(transparent)]
+    Keys(#[from] keys::KeyFileError),
+    /// The API keys.
+    #[error(transparent)]
+    ApiKeys(#[from] crate::api_keys::ApiKeyError),
+    /// The store or the engine could not start.
+    #[error("cannot start the engine: {0}")]
+    Engine(#[from] sessionkit::EngineError),
+    /// The listener.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// Installs the log subscriber (stderr; `RUST_LOG` wins over the config).
+pub fn init_logging(cfg: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cfg.log_level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    let _ = match cfg.log_format {
+        LogFormat::Json => b.json().try_init(),
+        LogFormat::Text => b.try_init(),
+    };
+}
+
+/// Whether this data dir has never been used (no keys, no store).
+fn is_first_start(dir: &Path) -> bool {
+    [SERVER_KEYS_FILE, API_KEYS_FILE, STORE_DIR]
+        .iter()
+        .all(|f| !dir.join(f).exists())
+}
+
+/// Runs the server until a shutdown signal.
+pub async fn serve(cfg: Config) -> Result<(), ServeError> {
+    serve_until(cfg, shutdown::signal()).await
+}
+
+/// Runs the server until `stop` resolves.
+pub async fn serve_until(
+    cfg: Config,
+    stop: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    cfg.validate()?;
+    let dir = cfg.data_dir.clone();
+    fsutil::ensure_private_dir(&dir).map_err(|e| ServeError::DataDir {
+        path: dir.display().to_string(),
+        why: e.to_string(),
+    })?;
+    let first_start = is_first_start(&dir);
+    let keys = keys::load_or_create(&dir, first_start)?;
+    match cfg.store {
+        StoreKind::Embedded => {
+            tracing::warn!(
+                "THE EMBEDDED STORE IS NOT AVAILABLE IN THIS BUILD (sessionkit-redb has not landed): \
+                 running on the MEMORY store; every session is lost when sessiond stops"
+            );
+            let store_dir = dir.join(STORE_DIR);
+            fsutil::ensure_private_dir(&store_dir).map_err(|e| ServeError::DataDir {
+                path: store_dir.display().to_string(),
+                why: e.to_string(),
+            })?;
+            run(
+                cfg,
+                MemoryStore::new(),
+                keys,
+                first_start,
+                "memory",
+                stop,
+                || {},
+            )
+            .await
+        }
+        StoreKind::Memory => {
+            tracing::warn!("store = \"memory\": every session is lost when sessiond stops");
+            run(
+                cfg,
+                MemoryStore::new(),
+                keys,
+                first_start,
+                "memory",
+                stop,
+                || {},
+            )
+            .await
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run<S: SessionStore>(
+    cfg: Config,
+    store: S,
+    engine_keys: EngineKeys,
+    first_start: bool,
+    store_kind: &'static str,
+    stop: impl Future<Output = ()> + Send,
+    flush: impl FnOnce(),
+) -> Result<(), ServeError> {
+    let engine = SessionManager::builder(store, engine_keys)
+        .with_policy(cfg.policy()?)
+        .build()
+        .await?;
+    let now = engine.now();
+    let (api_keys, admin) = ApiKeys::load_or_create(&cfg.data_dir, first_start, now)?;
+    if let Some(admin) = admin {
+        let path = cfg.data_dir.join(ADMIN_KEY_FILE);
+        tracing::info!(
+            "first start: created an admin API key in {} (mode 0600)",
+            path.display()
+        );
+        if std::io::stdout().is_terminal() {
+            println!(
+                "admin API key (also in {}): {}",
+                path.display(),
+                admin.secret
+            );
+        }
+    }
+    if let Ok(k) = std::env::var("SESSIOND_ADMIN_KEY") {
+        api_keys.add_env_admin_key(&k, now)?;
+        tracing::info!("SESSIOND_ADMIN_KEY is set: accepting it as an extra admin key");
+    }
+    let metrics = telemetry::install_recorder();
+    let revocations = telemetry::spawn_revocation_counter(&engine);
+    let state = AppState::new(
+        engine,
+        api_keys,
+        AppOptions {
+            limits: HttpLimits {
+                max_body_bytes: cfg.max_body_bytes,
+                max_header_bytes: cfg.max_header_bytes,
+            },
+            metrics: metrics.clone(),
+            store_kind,
+        },
+    );
+    let purge = spawn_purge(state.clone(), Duration::from_secs(cfg.purge_interval_secs));
+    let upkeep = metrics.map(|h| {
+        tokio::spawn(async move {
+            let mut t = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                t.tick().await;
+                h.run_upkeep();
+            }
+        })
+    });
+    let addr = cfg.listen_addr()?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Listen { addr, source })?;
+    let local = listener.local_addr().unwrap_or(addr);
+    tracing::info!(store = store_kind, data_dir = %cfg.data_dir.display(), "sessiond listening on {local}");
+
+    let app = router(state.clone());
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .keep_alive(true)
+        // Header blocks past our JSON 431 (guard.rs) but beyond this
+        // buffer get hyper's own bare 431.
+        .max_buf_size((cfg.max_header_bytes * 4).max(8192));
+    let graceful = GracefulShutdown::new();
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let svc = TowerToHyperService::new(app.clone());
+                let conn = http.serve_connection(TokioIo::new(stream), svc);
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            () = &mut stop => break,
+        }
+    }
+    drop(listener);
+    tracing::info!("draining in-flight requests");
+    let grace = Duration::from_secs(cfg.shutdown_grace_secs);
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all connections closed"),
+        () = tokio::time::sleep(grace) => tracing::warn!("grace period over; closing remaining connections"),
+    }
+    purge.abort();
+    if let Some(u) = upkeep {
+        u.abort();
+    }
+    drop(app);
+    drop(state);
+    revocations.abort();
+    flush();
+    tracing::info!("sessiond stopped");
+    Ok(())
+}
+
+fn spawn_purge<S: SessionStore>(
+    state: AppState<S>,
+    every: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut t = tokio::time::interval(every);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t.tick().await;
+        loop {
+            t.tick().await;
+            match state.engine().purge_expired().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(purged = n, "purged expired sessions"),
+                Err(e) => tracing::warn!(error = %e, "purge failed; will retry"),
+            }
+        }
+    })
+}

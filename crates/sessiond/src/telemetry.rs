@@ -1,0 +1,129 @@
+//! Metrics and request logs.
+//!
+//! Per operation: `sessiond_requests_total{operation, outcome}` (outcome is
+//! `ok` or the error code) and `sessiond_request_duration_seconds{operation}`
+//! (a histogram). Also `sessiond_live_sessions` (gauge, per tenant) and
+//! `sessiond_revocations_total{reason}`, fed from the engine's events. No
+//! label ever holds a secret, a subject or a session id.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderValue, Method, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use sessionkit::{EventKind, SessionManager};
+use sessionkit_core::SessionStore;
+
+use crate::error::OutcomeCode;
+
+/// Histogram buckets for request latency, seconds.
+const BUCKETS: &[f64] = &[
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5,
+];
+
+/// Installs the process-wide Prometheus recorder once and returns its
+/// handle (later calls return the same handle).
+pub fn install_recorder() -> Option<PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let b = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full("sessiond_request_duration_seconds".into()),
+                    BUCKETS,
+                )
+                .ok()?;
+            match b.install_recorder() {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot install the metrics recorder");
+                    None
+                }
+            }
+        })
+        .clone()
+}
+
+/// The operation name of a route (a fixed set: never from the client).
+fn operation(method: &Method, path: &str) -> &'static str {
+    match (method.as_str(), path) {
+        ("POST", "/v1/sessions") => "create",
+        ("POST", "/v1/sessions/validate") => "validate",
+        ("POST", "/v1/sessions/upgrade") => "upgrade",
+        ("POST", "/v1/sessions/revoke") => "logout",
+        ("GET", "/v1/sessions/{id}") => "get",
+        ("DELETE", "/v1/sessions/{id}") => "delete",
+        ("PATCH", "/v1/sessions/{id}/attributes") => "patch_attributes",
+        ("GET", "/v1/subjects/{subject}/sessions") => "list_subject",
+        ("DELETE", "/v1/subjects/{subject}/sessions") => "revoke_subject",
+        ("GET", "/v1/subjects/{subject}/sessions/{id}") => "get_for_subject",
+        ("DELETE", "/v1/subjects/{subject}/sessions/{id}") => "delete_for_subject",
+        ("GET", "/v1/stats") => "stats",
+        ("POST", "/v1/purge") => "purge",
+        (_, p) if p.starts_with("/v1/api-keys") => "api_keys",
+        (_, "/healthz" | "/readyz" | "/metrics" | "/openapi.json") => "ops",
+        _ => "other",
+    }
+}
+
+/// Records the counter and the latency of every routed request, logs it
+/// at debug level (method, route template, status: never the path's
+/// values, the query or the body), and marks `/v1` responses `no-store`.
+pub async fn track(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let op = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("other", |p| operation(req.method(), p.as_str()));
+    let mut res = next.run(req).await;
+    let outcome = res.extensions().get::<OutcomeCode>().map_or("ok", |c| c.0);
+    let elapsed = start.elapsed();
+    if op != "ops" {
+        res.headers_mut()
+            .entry(header::CACHE_CONTROL)
+            .or_insert(HeaderValue::from_static("no-store"));
+        metrics::counter!("sessiond_requests_total", "operation" => op, "outcome" => outcome)
+            .increment(1);
+        metrics::histogram!("sessiond_request_duration_seconds", "operation" => op)
+            .record(elapsed.as_secs_f64());
+    }
+    tracing::debug!(
+        operation = op,
+        status = res.status().as_u16(),
+        outcome,
+        micros = elapsed.as_micros() as u64,
+        "request"
+    );
+    res
+}
+
+/// Counts revocations by reason from the engine's events until the engine
+/// is dropped.
+pub fn spawn_revocation_counter<S: SessionStore>(
+    engine: &SessionManager<S>,
+) -> tokio::task::JoinHandle<()> {
+    let mut rx = engine.subscribe();
+    for r in sessionkit_core::RevokeReason::ALL {
+        metrics::counter!("sessiond_revocations_total", "reason" => r.as_str()).absolute(0);
+    }
+    tokio::spawn(async move {
+        loop {
+            match rx.recv().await {
+                Ok(ev) => {
+                    if let EventKind::Revoked { reason } = ev.kind {
+                        metrics::counter!("sessiond_revocations_total", "reason" => reason.as_str())
+                            .increment(1);
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    metrics::counter!("sessiond_events_lagged_total").increment(n);
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    })
+}

@@ -1,0 +1,307 @@
+//! The JSON shapes of the v1 API (DESIGN.md §7): request bodies (strict:
+//! unknown fields are refused) and responses (clients ignore fields they
+//! do not know).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use serde_json::value::RawValue;
+use sessionkit_core::{ClientInfo, SessionRecord};
+use utoipa::ToSchema;
+
+use crate::error::ApiError;
+
+/// Client info sent with a create.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientIn {
+    /// Client IP address.
+    pub ip: Option<String>,
+    /// User agent.
+    pub user_agent: Option<String>,
+    /// Device name chosen by the app.
+    pub device: Option<String>,
+}
+
+/// Client info sent with a validate (fingerprint binding).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ValidateClientIn {
+    /// Client IP address.
+    pub ip: Option<String>,
+    /// User agent.
+    pub user_agent: Option<String>,
+}
+
+impl ClientIn {
+    /// Checks and converts to the engine's client info.
+    pub fn into_client(self) -> Result<ClientInfo, ApiError> {
+        let ip = match self.ip {
+            None => None,
+            Some(s) => Some(
+                s.parse()
+                    .map_err(|_| ApiError::field("client.ip", "not an IP address"))?,
+            ),
+        };
+        let c = ClientInfo {
+            ip,
+            user_agent: self.user_agent,
+            device: self.device,
+            fingerprint: None,
+        };
+        c.validate()
+            .map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
+        Ok(c)
+    }
+}
+
+impl ValidateClientIn {
+    /// Converts to the engine's client info.
+    pub fn into_client(self) -> Result<ClientInfo, ApiError> {
+        ClientIn {
+            ip: self.ip,
+            user_agent: self.user_agent,
+            device: None,
+        }
+        .into_client()
+    }
+}
+
+/// `POST /v1/sessions`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRequest {
+    /// Who; omitted or null for an anonymous session.
+    pub subject: Option<String>,
+    /// Initial attributes (a JSON object).
+    #[schema(value_type = Option<Object>)]
+    pub attributes: Option<Value>,
+    /// Client info.
+    pub client: Option<ClientIn>,
+    /// A shorter idle timeout than the policy's (1..=policy), seconds.
+    #[schema(value_type = Option<i64>)]
+    pub idle_timeout_secs: Option<i128>,
+    /// A shorter absolute timeout than the policy's (1..=policy), seconds.
+    #[schema(value_type = Option<i64>)]
+    pub absolute_timeout_secs: Option<i128>,
+}
+
+/// `POST /v1/sessions/validate`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ValidateRequestBody {
+    /// The session token.
+    pub token: String,
+    /// The CSRF token, for requests that change state.
+    pub csrf_token: Option<String>,
+    /// The client, for fingerprint binding.
+    pub client: Option<ValidateClientIn>,
+}
+
+/// `POST /v1/sessions/upgrade`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpgradeRequestBody {
+    /// The token of the live session to log in on top of.
+    pub token: String,
+    /// The subject now authenticated.
+    pub subject: String,
+    /// Top-level attributes to carry over (at most 64).
+    pub keep_attributes: Option<Vec<String>>,
+}
+
+/// `POST /v1/sessions/revoke`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeRequestBody {
+    /// The token to log out.
+    pub token: String,
+}
+
+/// Client info of a session.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClientOut {
+    /// Client IP address.
+    pub ip: Option<String>,
+    /// User agent.
+    pub user_agent: Option<String>,
+    /// Device name.
+    pub device: Option<String>,
+}
+
+/// A session.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionOut {
+    /// Public id (UUID v7).
+    pub id: String,
+    /// Subject; null when anonymous.
+    pub subject: Option<String>,
+    /// RFC 3339 UTC with milliseconds.
+    pub created_at: String,
+    /// Last activity written.
+    pub last_seen_at: String,
+    /// Idle deadline.
+    pub idle_expires_at: String,
+    /// Absolute deadline.
+    pub expires_at: String,
+    /// Last authentication; null when anonymous.
+    pub auth_time: Option<String>,
+    /// The app's data (a JSON object).
+    #[schema(value_type = Object)]
+    pub attributes: Box<RawValue>,
+    /// Client info.
+    pub client: ClientOut,
+    /// ≥ 1; changes when attributes, subject or auth level change.
+    pub version: u64,
+}
+
+impl SessionOut {
+    /// The wire form of a record.
+    #[must_use]
+    pub fn from_record(r: &SessionRecord) -> Self {
+        let attributes = RawValue::from_string(r.attributes.as_json().to_owned())
+            .or_else(|_| RawValue::from_string("{}".to_owned()))
+            .unwrap_or_else(|_| empty_object());
+        SessionOut {
+            id: r.id.to_string(),
+            subject: r.subject.as_ref().map(|s| s.as_str().to_owned()),
+            created_at: r.created_at.to_rfc3339(),
+            last_seen_at: r.last_seen_at.to_rfc3339(),
+            idle_expires_at: r.idle_expires_at().to_rfc3339(),
+            expires_at: r.expires_at.to_rfc3339(),
+            auth_time: r.auth_time.map(|t| t.to_rfc3339()),
+            attributes,
+            client: ClientOut {
+                ip: r.client.ip.map(|i| i.to_string()),
+                user_agent: r.client.user_agent.clone(),
+                device: r.client.device.clone(),
+            },
+            version: r.version,
+        }
+    }
+}
+
+fn empty_object() -> Box<RawValue> {
+    // `{}` is valid JSON; this arm is unreachable in practice.
+    serde_json::value::to_raw_value(&serde_json::Map::new()).unwrap_or_default()
+}
+
+/// `{session}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionResponse {
+    /// The session.
+    pub session: SessionOut,
+}
+
+/// `{session, token, csrf_token}`: create and upgrade.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedResponse {
+    /// The session.
+    pub session: SessionOut,
+    /// The bearer token: shown this once.
+    pub token: String,
+    /// The session's CSRF token.
+    pub csrf_token: String,
+}
+
+/// `{session, csrf_token}`: validate.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ValidatedResponse {
+    /// The session.
+    pub session: SessionOut,
+    /// The session's CSRF token.
+    pub csrf_token: String,
+}
+
+/// `{sessions, next_cursor}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionList {
+    /// Newest first.
+    pub sessions: Vec<SessionOut>,
+    /// Opaque; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// `{revoked: n}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevokedCount {
+    /// How many sessions were revoked.
+    pub revoked: usize,
+}
+
+/// Store figures in stats.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StoreStats {
+    /// Store kind (`embedded`, `memory`).
+    pub kind: &'static str,
+    /// Whether the counts are approximate.
+    pub approximate: bool,
+}
+
+/// `GET /v1/stats`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Stats {
+    /// Active sessions (not revoked, not yet purged).
+    pub live: u64,
+    /// Of which anonymous.
+    pub anonymous: u64,
+    /// Subjects with at least one active session.
+    pub subjects: u64,
+    /// The store.
+    pub store: StoreStats,
+}
+
+/// `POST /v1/purge`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Purged {
+    /// Records removed.
+    pub purged: usize,
+}
+
+/// `POST /v1/api-keys`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApiKeyRequest {
+    /// Scopes: `sessions:validate`, `sessions:read`, `sessions:write`, `admin`.
+    pub scopes: Vec<String>,
+    /// A label.
+    pub name: Option<String>,
+}
+
+/// An API key (never its secret).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyOut {
+    /// Public id.
+    pub id: String,
+    /// Label.
+    pub name: Option<String>,
+    /// Scopes.
+    pub scopes: Vec<&'static str>,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+/// `{api_key, key}`: the secret is shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedApiKey {
+    /// The key's info.
+    pub api_key: ApiKeyOut,
+    /// The secret.
+    pub key: String,
+}
+
+/// `{api_keys}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyList {
+    /// Oldest first.
+    pub api_keys: Vec<ApiKeyOut>,
+}
+
+/// `/healthz` and `/readyz`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`, `ready`.
+    pub status: &'static str,
+    /// Store latency in milliseconds (readyz).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store_latency_ms: Option<f64>,
+}
