@@ -1,0 +1,232 @@
+//! The redb file: its two tables, opening it without trusting it, loading
+//! every record, and the one write transaction each batch becomes.
+//!
+//! Tables:
+//! - `sessions`: session id (as a big-endian `u128`, so keys sort by
+//!   creation time and inserts append) → encoded record
+//!   ([`crate::encoding`]).
+//! - `meta`: `format` (the file format, [`FILE_FORMAT`]) and
+//!   `clock_floor` (the highest `now` written, Unix ms).
+//!
+//! The token-hash, subject and expiry indexes are not on disk: they are
+//! rebuilt in memory on open, which costs less than keeping them
+//! transactionally consistent on disk on every write.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+
+use redb::{
+    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableError,
+};
+use sessionkit_core::{SessionId, SessionRecord};
+
+use crate::encoding::{self, DecodeError};
+use crate::error::OpenError;
+
+/// Sessions by id.
+pub(crate) const SESSIONS: TableDefinition<u128, &[u8]> = TableDefinition::new("sessions");
+/// File-level metadata.
+pub(crate) const META: TableDefinition<&str, i64> = TableDefinition::new("meta");
+/// The file format this build writes and the newest it reads.
+pub(crate) const FILE_FORMAT: i64 = 1;
+const KEY_FORMAT: &str = "format";
+const KEY_FLOOR: &str = "clock_floor";
+
+/// Name of the database file inside the data directory.
+pub(crate) const DB_FILE: &str = "sessions.redb";
+
+/// How the database is opened.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DbConfig {
+    pub(crate) cache_bytes: usize,
+    pub(crate) verify: bool,
+}
+
+pub(crate) fn key_of(id: SessionId) -> u128 {
+    id.as_u128()
+}
+
+pub(crate) fn id_of(key: u128) -> SessionId {
+    SessionId::from_bytes(key.to_be_bytes())
+}
+
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        String::from("panic while reading the file")
+    }
+}
+
+fn classify(path: &Path, e: redb::Error) -> OpenError {
+    match e {
+        redb::Error::Corrupted(reason) => OpenError::Corrupt {
+            path: path.to_path_buf(),
+            reason,
+        },
+        redb::Error::DatabaseAlreadyOpen => OpenError::InUse {
+            dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+            pid: Some(std::process::id()),
+        },
+        other => OpenError::Database {
+            path: path.to_path_buf(),
+            source: other,
+        },
+    }
+}
+
+/// Opens (or creates) the database file. With `verify`, redb checks the
+/// checksum of every page of the committed trees and reports damage as an
+/// error rather than trusting it. A panic inside redb on a damaged file is
+/// caught and reported the same way (never propagated to the caller).
+pub(crate) fn open_db(path: &Path, cfg: DbConfig) -> Result<Database, OpenError> {
+    let res = catch_unwind(AssertUnwindSafe(|| {
+        let mut b = Database::builder();
+        b.set_cache_size(cfg.cache_bytes);
+        b.set_check_integrity_on_open(cfg.verify);
+        b.create(path)
+    }));
+    match res {
+        Ok(Ok(db)) => Ok(db),
+        Ok(Err(e)) => Err(classify(path, e.into())),
+        Err(p) => Err(OpenError::Corrupt {
+            path: path.to_path_buf(),
+            reason: panic_text(&*p),
+        }),
+    }
+}
+
+/// A record that could not be read on open: the session is treated as
+/// absent, and the bytes stay on disk untouched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedRecord {
+    /// The key it is stored under.
+    pub id: SessionId,
+    /// Why it was refused.
+    pub error: DecodeError,
+}
+
+/// What [`load`] found.
+pub(crate) struct Loaded {
+    pub(crate) records: Vec<SessionRecord>,
+    pub(crate) skipped: Vec<SkippedRecord>,
+    pub(crate) floor: Option<i64>,
+}
+
+/// Checks the file format (initialising a new file) and reads every record.
+pub(crate) fn load(db: &Database, path: &Path) -> Result<Loaded, OpenError> {
+    let res = catch_unwind(AssertUnwindSafe(|| load_inner(db, path)));
+    match res {
+        Ok(r) => r,
+        Err(p) => Err(OpenError::Corrupt {
+            path: path.to_path_buf(),
+            reason: panic_text(&*p),
+        }),
+    }
+}
+
+fn load_inner(db: &Database, path: &Path) -> Result<Loaded, OpenError> {
+    let err = |e: redb::Error| classify(path, e);
+    let format = read_meta(db, KEY_FORMAT).map_err(err)?;
+    match format {
+        Some(f) if f == FILE_FORMAT => {}
+        Some(found) => {
+            return Err(OpenError::UnsupportedFormat {
+                path: path.to_path_buf(),
+                found,
+                supported: FILE_FORMAT,
+            });
+        }
+        None => init(db).map_err(err)?,
+    }
+    let floor = read_meta(db, KEY_FLOOR).map_err(err)?;
+    let txn = db.begin_read().map_err(|e| err(e.into()))?;
+    let table = txn.open_table(SESSIONS).map_err(|e| err(e.into()))?;
+    let n = table.len().map_err(|e| err(e.into()))?;
+    let mut records = Vec::with_capacity(usize::try_from(n).unwrap_or(0).min(1 << 24));
+    let mut skipped = Vec::new();
+    for entry in table.iter().map_err(|e| err(e.into()))? {
+        let (k, v) = entry.map_err(|e| err(e.into()))?;
+        let id = id_of(k.value());
+        match encoding::decode(id, v.value()) {
+            Ok(rec) => records.push(rec),
+            Err(error) => skipped.push(SkippedRecord { id, error }),
+        }
+    }
+    Ok(Loaded {
+        records,
+        skipped,
+        floor,
+    })
+}
+
+fn read_meta(db: &Database, key: &str) -> Result<Option<i64>, redb::Error> {
+    let txn = db.begin_read()?;
+    let table = match txn.open_table(META) {
+        Ok(t) => t,
+        Err(TableError::TableDoesNotExist(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(table.get(key)?.map(|g| g.value()))
+}
+
+fn init(db: &Database) -> Result<(), redb::Error> {
+    let txn = db.begin_write()?;
+    {
+        let mut meta = txn.open_table(META)?;
+        meta.insert(KEY_FORMAT, FILE_FORMAT)?;
+        txn.open_table(SESSIONS)?;
+    }
+    txn.commit()?;
+    Ok(())
+}
+
+/// Reads one record (for reconciling memory with the file after a failed
+/// write). `Ok(None)` when absent; a record that fails to decode is
+/// reported as `Some(Err)`.
+pub(crate) fn read_one(
+    db: &Database,
+    id: SessionId,
+) -> Result<Option<Result<SessionRecord, DecodeError>>, redb::Error> {
+    let txn = db.begin_read()?;
+    let table = txn.open_table(SESSIONS)?;
+    Ok(table
+        .get(key_of(id))?
+        .map(|v| encoding::decode(id, v.value())))
+}
+
+/// One batch: the records to write (`Some`) or delete (`None`), and the
+/// clock floor, in one durable (fsync'd) transaction.
+pub(crate) fn write_batch(
+    db: &Database,
+    writes: &[(SessionId, Option<Vec<u8>>)],
+    floor: Option<i64>,
+) -> Result<(), redb::Error> {
+    let txn = db.begin_write()?;
+    {
+        let mut t = txn.open_table(SESSIONS)?;
+        for (id, val) in writes {
+            match val {
+                Some(bytes) => {
+                    t.insert(key_of(*id), bytes.as_slice())?;
+                }
+                None => {
+                    t.remove(key_of(*id))?;
+                }
+            }
+        }
+        if let Some(f) = floor {
+            let mut meta = txn.open_table(META)?;
+            meta.insert(KEY_FLOOR, f)?;
+        }
+    }
+    txn.commit()?;
+    Ok(())
+}
+
+/// The database file of a data directory.
+pub(crate) fn db_path(dir: &Path) -> PathBuf {
+    dir.join(DB_FILE)
+}

@@ -1,0 +1,339 @@
+//! The on-disk encoding of one session record: a format-version byte, then
+//! the record in postcard.
+//!
+//! Why a struct of our own rather than serde on [`SessionRecord`]: the file
+//! outlives the code. [`DiskRecordV1`] is frozen — its fields and their
+//! order, and the variant order of its enums, never change. A later format
+//! gets a new version byte and a new struct, and the decoder keeps reading
+//! every version it ever wrote. A record with an unknown version, trailing
+//! bytes, a field that fails validation, or an id that differs from its key
+//! is refused with a [`DecodeError`] (the store then treats that session as
+//! absent): a damaged record is never read as some other session.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use serde::{Deserialize, Serialize};
+use sessionkit_core::{
+    Attributes, ClientInfo, DurationMs, Fingerprint, Millis, RevokeReason, SessionId,
+    SessionRecord, SessionState, Subject, TenantId, TokenHash,
+};
+
+/// The version byte of [`DiskRecordV1`].
+pub(crate) const RECORD_V1: u8 = 1;
+
+/// Why a stored record could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The value is empty.
+    #[error("empty record")]
+    Empty,
+    /// Written by a format this build does not know (a newer release).
+    #[error("unknown record format version {0}")]
+    UnknownVersion(u8),
+    /// The bytes are not a record of the announced format.
+    #[error("malformed record: {0}")]
+    Malformed(String),
+    /// The record decodes but a field is invalid.
+    #[error("invalid field {field}: {why}")]
+    InvalidField {
+        /// Which field.
+        field: &'static str,
+        /// What is wrong.
+        why: String,
+    },
+    /// The record names another session id than the key it is stored under.
+    #[error("record holds session id {found}, stored under another key")]
+    IdMismatch {
+        /// The id inside the record.
+        found: SessionId,
+    },
+}
+
+/// Format 1 of a stored record. Frozen: never reorder, rename-in-meaning,
+/// or remove a field; add a `DiskRecordV2` instead.
+#[derive(Serialize, Deserialize)]
+struct DiskRecordV1 {
+    id: [u8; 16],
+    tenant: String,
+    token_hash: [u8; 32],
+    subject: Option<String>,
+    created_at: i64,
+    last_seen_at: i64,
+    idle_timeout_ms: i64,
+    expires_at: i64,
+    auth_time: Option<i64>,
+    attributes: String,
+    client: Option<DiskClientV1>,
+    version: u64,
+    state: DiskStateV1,
+}
+
+/// Client info, format 1 (frozen).
+#[derive(Serialize, Deserialize)]
+struct DiskClientV1 {
+    ip: Option<DiskIpV1>,
+    user_agent: Option<String>,
+    device: Option<String>,
+    fingerprint: Option<[u8; 32]>,
+}
+
+/// An IP address, format 1 (frozen variant order).
+#[derive(Serialize, Deserialize)]
+enum DiskIpV1 {
+    V4([u8; 4]),
+    V6([u8; 16]),
+}
+
+/// The state, format 1 (frozen variant order). The reason is
+/// [`RevokeReason::code`], stable by contract.
+#[derive(Serialize, Deserialize)]
+enum DiskStateV1 {
+    Active,
+    Revoked { reason: u8, at: i64 },
+}
+
+/// Encodes a record in the current format.
+pub(crate) fn encode(rec: &SessionRecord) -> Vec<u8> {
+    let c = &rec.client;
+    let client = (!c.is_empty()).then(|| DiskClientV1 {
+        ip: c.ip.map(|ip| match ip {
+            IpAddr::V4(a) => DiskIpV1::V4(a.octets()),
+            IpAddr::V6(a) => DiskIpV1::V6(a.octets()),
+        }),
+        user_agent: c.user_agent.clone(),
+        device: c.device.clone(),
+        fingerprint: c.fingerprint.map(|f| f.0),
+    });
+    let disk = DiskRecordV1 {
+        id: *rec.id.as_bytes(),
+        tenant: rec.tenant.as_str().to_owned(),
+        token_hash: *rec.token_hash.as_bytes(),
+        subject: rec.subject.as_ref().map(|s| s.as_str().to_owned()),
+        created_at: rec.created_at.as_millis(),
+        last_seen_at: rec.last_seen_at.as_millis(),
+        idle_timeout_ms: rec.idle_timeout.as_millis(),
+        expires_at: rec.expires_at.as_millis(),
+        auth_time: rec.auth_time.map(Millis::as_millis),
+        attributes: rec.attributes.as_json().to_owned(),
+        client,
+        version: rec.version,
+        state: match rec.state {
+            SessionState::Active => DiskStateV1::Active,
+            SessionState::Revoked { reason, at } => DiskStateV1::Revoked {
+                reason: reason.code(),
+                at: at.as_millis(),
+            },
+        },
+    };
+    let mut out = Vec::with_capacity(128 + rec.attributes.len());
+    out.push(RECORD_V1);
+    // Serialising into a Vec cannot fail for this plain struct; should it
+    // ever, the record is written as an empty (hence unreadable) value
+    // rather than panicking, and the commit of the batch still reports
+    // honestly what it wrote.
+    match postcard::to_extend(&disk, out) {
+        Ok(v) => v,
+        Err(_) => Vec::new(),
+    }
+}
+
+fn invalid(field: &'static str, why: impl ToString) -> DecodeError {
+    DecodeError::InvalidField {
+        field,
+        why: why.to_string(),
+    }
+}
+
+/// Decodes a record stored under `key`, in any format this build knows.
+pub(crate) fn decode(key: SessionId, bytes: &[u8]) -> Result<SessionRecord, DecodeError> {
+    let (&version, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
+    let rec = match version {
+        RECORD_V1 => decode_v1(body)?,
+        other => return Err(DecodeError::UnknownVersion(other)),
+    };
+    if rec.id != key {
+        return Err(DecodeError::IdMismatch { found: rec.id });
+    }
+    Ok(rec)
+}
+
+fn decode_v1(body: &[u8]) -> Result<SessionRecord, DecodeError> {
+    let (d, rest): (DiskRecordV1, &[u8]) =
+        postcard::take_from_bytes(body).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(DecodeError::Malformed(format!(
+            "{} trailing bytes",
+            rest.len()
+        )));
+    }
+    let tenant = TenantId::new(&d.tenant).map_err(|e| invalid("tenant", e))?;
+    let subject = d
+        .subject
+        .as_deref()
+        .map(Subject::new)
+        .transpose()
+        .map_err(|e| invalid("subject", e))?;
+    let attributes =
+        Attributes::from_stored(&d.attributes).map_err(|e| invalid("attributes", e))?;
+    if d.version == 0 {
+        return Err(invalid("version", "0"));
+    }
+    if d.idle_timeout_ms < 0 {
+        return Err(invalid("idle_timeout", "negative"));
+    }
+    let state = match d.state {
+        DiskStateV1::Active => SessionState::Active,
+        DiskStateV1::Revoked { reason, at } => SessionState::Revoked {
+            reason: RevokeReason::from_code(reason)
+                .ok_or_else(|| invalid("state.reason", format!("unknown code {reason}")))?,
+            at: Millis::from_millis(at),
+        },
+    };
+    let client = match d.client {
+        None => ClientInfo::default(),
+        Some(c) => {
+            let info = ClientInfo {
+                ip: c.ip.map(|ip| match ip {
+                    DiskIpV1::V4(a) => IpAddr::V4(Ipv4Addr::from(a)),
+                    DiskIpV1::V6(a) => IpAddr::V6(Ipv6Addr::from(a)),
+                }),
+                user_agent: c.user_agent,
+                device: c.device,
+                fingerprint: c.fingerprint.map(Fingerprint),
+            };
+            info.validate().map_err(|e| invalid("client", e))?;
+            info
+        }
+    };
+    Ok(SessionRecord {
+        tenant,
+        id: SessionId::from_bytes(d.id),
+        token_hash: TokenHash::from_bytes(d.token_hash),
+        subject,
+        created_at: Millis::from_millis(d.created_at),
+        last_seen_at: Millis::from_millis(d.last_seen_at),
+        idle_timeout: DurationMs::from_millis(d.idle_timeout_ms),
+        expires_at: Millis::from_millis(d.expires_at),
+        auth_time: d.auth_time.map(Millis::from_millis),
+        attributes,
+        client,
+        version: d.version,
+        state,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use sessionkit_core::AttributeLimits;
+
+    pub(crate) fn sample() -> SessionRecord {
+        SessionRecord {
+            tenant: TenantId::new("acme").unwrap(),
+            id: SessionId::generate(),
+            token_hash: TokenHash::from_bytes([7; 32]),
+            subject: Some(Subject::new("user-1").unwrap()),
+            created_at: Millis::from_millis(1_000),
+            last_seen_at: Millis::from_millis(2_000),
+            idle_timeout: DurationMs::from_secs(60),
+            expires_at: Millis::from_millis(100_000),
+            auth_time: Some(Millis::from_millis(1_000)),
+            attributes: Attributes::from_value(&json!({"cart": 3}), &AttributeLimits::default())
+                .unwrap(),
+            client: ClientInfo {
+                ip: Some("2001:db8::1".parse().unwrap()),
+                user_agent: Some("curl/8".into()),
+                device: None,
+                fingerprint: Some(Fingerprint([9; 32])),
+            },
+            version: 3,
+            state: SessionState::Active,
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let mut r = sample();
+        assert_eq!(decode(r.id, &encode(&r)).unwrap(), r);
+        r.make_tombstone(RevokeReason::Upgraded, Millis::from_millis(5));
+        r.subject = None;
+        r.auth_time = None;
+        assert_eq!(decode(r.id, &encode(&r)).unwrap(), r);
+    }
+
+    /// A record written by format 1 today: these exact bytes must decode
+    /// in every later release.
+    #[test]
+    fn format_v1_is_frozen() {
+        let id = SessionId::from_bytes([0x11; 16]);
+        let rec = SessionRecord {
+            tenant: TenantId::DEFAULT,
+            id,
+            token_hash: TokenHash::from_bytes([0xab; 32]),
+            subject: Some(Subject::new("u").unwrap()),
+            created_at: Millis::from_millis(1),
+            last_seen_at: Millis::from_millis(2),
+            idle_timeout: DurationMs::from_millis(3),
+            expires_at: Millis::from_millis(4),
+            auth_time: None,
+            attributes: Attributes::empty(),
+            client: ClientInfo::default(),
+            version: 1,
+            state: SessionState::Revoked {
+                reason: RevokeReason::Logout,
+                at: Millis::from_millis(5),
+            },
+        };
+        let mut golden = vec![1u8];
+        golden.extend([0x11; 16]);
+        golden.extend([7]);
+        golden.extend(b"default");
+        golden.extend([0xab; 32]);
+        golden.extend([1, 1, b'u']);
+        golden.extend([2, 4, 6, 8]); // zigzag varints 1, 2, 3, 4
+        golden.extend([0]); // auth_time: None
+        golden.extend([2, b'{', b'}']);
+        golden.extend([0]); // client: None
+        golden.extend([1]); // version
+        golden.extend([1, 1, 10]); // Revoked { reason: 1, at: 5 }
+        assert_eq!(encode(&rec), golden);
+        assert_eq!(decode(id, &golden).unwrap(), rec);
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_trust() {
+        let r = sample();
+        let bytes = encode(&r);
+        assert_eq!(decode(r.id, &[]), Err(DecodeError::Empty));
+        let mut v9 = bytes.clone();
+        v9[0] = 9;
+        assert_eq!(decode(r.id, &v9), Err(DecodeError::UnknownVersion(9)));
+        let other = SessionId::generate();
+        assert!(matches!(
+            decode(other, &bytes),
+            Err(DecodeError::IdMismatch { .. })
+        ));
+        let mut long = bytes.clone();
+        long.push(0);
+        assert!(matches!(
+            decode(r.id, &long),
+            Err(DecodeError::Malformed(_))
+        ));
+        for cut in 1..bytes.len() {
+            assert!(decode(r.id, &bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        // Every single-byte change either fails or still yields a record
+        // stored under the same id (never a panic, never another id).
+        for i in 0..bytes.len() {
+            for x in [0x00, 0xff, 0x80, 0x01] {
+                let mut b = bytes.clone();
+                b[i] ^= x;
+                if let Ok(got) = decode(r.id, &b) {
+                    assert_eq!(got.id, r.id);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,472 @@
+//! [`RedbStore`]: opening a data directory, and the [`SessionStore`]
+//! methods — reads straight from the in-memory index, writes through the
+//! group-commit writer.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sessionkit_core::store::{
+    Change, Counts, CreateOutcome, Limits, ListCursor, Purged, RevokeOutcome, RevokeSubjectOutcome,
+    UpdateOutcome, UpgradeOutcome, UpgradeRequest,
+};
+use sessionkit_core::{
+    MemoryStore, Millis, RevokeReason, SessionId, SessionRecord, SessionStore, StoreError,
+    StoreResult, Subject, TenantId, TokenHash,
+};
+use tokio::sync::oneshot;
+
+use crate::db::{self, DbConfig, SkippedRecord};
+use crate::error::{Closed, OpenError};
+use crate::lock::DirLock;
+use crate::writer::{Op, TouchSet, Writer, WriterConfig, lock};
+
+/// Options for [`RedbStore::open_with`]. Built with `with_*` methods from
+/// [`RedbOptions::default`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct RedbOptions {
+    cache_bytes: usize,
+    verify_on_open: bool,
+    max_batch: usize,
+    touch_delay: Duration,
+    reopen_interval: Duration,
+}
+
+impl Default for RedbOptions {
+    fn default() -> Self {
+        RedbOptions {
+            cache_bytes: 64 * 1024 * 1024,
+            verify_on_open: true,
+            max_batch: 1024,
+            touch_delay: Duration::from_millis(500),
+            reopen_interval: Duration::from_millis(100),
+        }
+    }
+}
+
+impl RedbOptions {
+    /// redb's page cache, in bytes (default 64 MiB). Reads are served from
+    /// memory, so the cache only serves writes and the load on open.
+    pub fn with_cache_bytes(mut self, bytes: usize) -> Self {
+        self.cache_bytes = bytes;
+        self
+    }
+
+    /// Whether to verify the checksum of every page when opening (default
+    /// `true`). With it, a file damaged outside redb is refused with
+    /// [`OpenError::Corrupt`]; without it, redb trusts a cleanly closed file.
+    /// Costs one read of the file per open.
+    pub fn with_verify_on_open(mut self, verify: bool) -> Self {
+        self.verify_on_open = verify;
+        self
+    }
+
+    /// Most operations in one group commit (default 1024).
+    pub fn with_max_batch(mut self, n: usize) -> Self {
+        self.max_batch = n.max(1);
+        self
+    }
+
+    /// How long queued touches wait for another write to ride with before
+    /// they get a commit of their own (default 500 ms). A crash loses at
+    /// most this much touch activity; that only shortens idle windows.
+    pub fn with_touch_delay(mut self, d: Duration) -> Self {
+        self.touch_delay = d;
+        self
+    }
+
+    /// After a failed write, the least time between attempts to reopen the
+    /// file (default 100 ms); writes in between fail at once.
+    pub fn with_reopen_interval(mut self, d: Duration) -> Self {
+        self.reopen_interval = d;
+        self
+    }
+}
+
+/// What [`RedbStore::open`] found in the file.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct OpenReport {
+    /// Records loaded (active sessions and tombstones).
+    pub loaded: usize,
+    /// Records that could not be read: each session is treated as absent,
+    /// its bytes are left on disk untouched.
+    pub skipped: Vec<SkippedRecord>,
+    /// The persisted clock floor, if any write ever stored one.
+    pub clock_floor: Option<Millis>,
+    /// Time taken by the open (lock, verify, load, index).
+    pub took: Duration,
+}
+
+struct Inner {
+    mem: MemoryStore,
+    tx: Sender<Op>,
+    touches: TouchSet,
+    closed: AtomicBool,
+    healthy: Arc<AtomicBool>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    report: OpenReport,
+    dir: PathBuf,
+    // Declared last: released only after the writer has closed the file.
+    _lock: DirLock,
+}
+
+impl Inner {
+    fn close(&self) -> StoreResult<()> {
+        let Some(handle) = lock(&self.thread).take() else {
+            return Ok(());
+        };
+        self.closed.store(true, Ordering::Release);
+        let (tx, rx) = mpsc::channel();
+        // If the writer is gone already, the join below still waits for it.
+        let _ = self.tx.send(Op::Close { tx });
+        if handle.join().is_err() {
+            tracing::error!("session store writer panicked");
+        }
+        rx.try_recv().unwrap_or(Ok(()))
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Err(e) = self.close() {
+            tracing::warn!(error = %e, "final flush of the session store failed");
+        }
+    }
+}
+
+/// The embedded durable session store: redb under a group-commit writer,
+/// with every record indexed in memory (see the crate docs). Clones share
+/// one store; the last clone dropped flushes and closes it.
+#[derive(Clone)]
+pub struct RedbStore {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for RedbStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedbStore")
+            .field("dir", &self.inner.dir)
+            .field("records", &self.inner.mem.len())
+            .finish()
+    }
+}
+
+fn closed() -> StoreError {
+    StoreError::Unavailable(Box::new(Closed))
+}
+
+impl RedbStore {
+    /// Opens the store in `dir` (created if missing) with default options.
+    pub fn open(dir: &Path) -> Result<RedbStore, OpenError> {
+        Self::open_with(dir, RedbOptions::default())
+    }
+
+    /// Opens the store in `dir` (created if missing): takes the directory
+    /// lock, opens and verifies the file, and loads every record into the
+    /// in-memory index.
+    pub fn open_with(dir: &Path, opts: RedbOptions) -> Result<RedbStore, OpenError> {
+        let started = Instant::now();
+        std::fs::create_dir_all(dir).map_err(|source| OpenError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let dir_lock = DirLock::acquire(dir)?;
+        let path = db::db_path(dir);
+        let db_cfg = DbConfig {
+            cache_bytes: opts.cache_bytes,
+            verify: opts.verify_on_open,
+        };
+        let database = db::open_db(&path, db_cfg)?;
+        let loaded = db::load(&database, &path)?;
+        for s in &loaded.skipped {
+            tracing::warn!(session = %s.id, error = %s.error, "unreadable session record treated as absent");
+        }
+        let mem = MemoryStore::new();
+        let count = loaded.records.len();
+        for rec in loaded.records {
+            mem.load(rec);
+        }
+        if let Some(f) = loaded.floor {
+            mem.raise_floor(Millis::from_millis(f));
+        }
+        let (tx, rx) = mpsc::channel();
+        let touches: TouchSet = Arc::new(Mutex::new(HashSet::new()));
+        let healthy = Arc::new(AtomicBool::new(true));
+        let writer = Writer {
+            mem: mem.clone(),
+            db: Some(database),
+            path,
+            cfg: WriterConfig {
+                db: db_cfg,
+                max_batch: opts.max_batch,
+                touch_delay: opts.touch_delay,
+                reopen_interval: opts.reopen_interval,
+            },
+            rx,
+            touches: touches.clone(),
+            healthy: healthy.clone(),
+            persisted_floor: loaded.floor,
+            suspect: HashSet::new(),
+            last_error: None,
+            next_reopen: Instant::now(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("sessionkit-redb-writer".into())
+            .spawn(move || writer.run())
+            .map_err(|source| OpenError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        let report = OpenReport {
+            loaded: count,
+            skipped: loaded.skipped,
+            clock_floor: loaded.floor.map(Millis::from_millis),
+            took: started.elapsed(),
+        };
+        Ok(RedbStore {
+            inner: Arc::new(Inner {
+                mem,
+                tx,
+                touches,
+                closed: AtomicBool::new(false),
+                healthy,
+                thread: Mutex::new(Some(thread)),
+                report,
+                dir: dir.to_path_buf(),
+                _lock: dir_lock,
+            }),
+        })
+    }
+
+    /// What the open found: records loaded, records skipped, time taken.
+    #[must_use]
+    pub fn open_report(&self) -> &OpenReport {
+        &self.inner.report
+    }
+
+    /// The data directory.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Number of records held (active sessions and tombstones).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.inner.mem.len()
+    }
+
+    /// Whether the store holds no record.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.inner.mem.is_empty()
+    }
+
+    /// Whether the last write reached the disk (for readiness probes):
+    /// `false` from a failed commit until the file is writable again.
+    #[must_use]
+    pub fn writes_healthy(&self) -> bool {
+        self.inner.healthy.load(Ordering::Acquire) && !self.inner.closed.load(Ordering::Acquire)
+    }
+
+    /// Waits until every write sent before it, queued touches included, is
+    /// durable.
+    pub async fn flush(&self) -> StoreResult<()> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Op::Flush { tx })?;
+        rx.await.map_err(|_| closed())?
+    }
+
+    /// Drains the writer (every queued write and touch is committed), closes
+    /// the file and stops the writer thread. Blocks until done. Later writes
+    /// on any clone fail with [`StoreError::Unavailable`]; reads keep
+    /// answering from memory. Calling it again does nothing.
+    pub fn flush_and_close(&self) -> StoreResult<()> {
+        self.inner.close()
+    }
+
+    fn send(&self, op: Op) -> StoreResult<()> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(closed());
+        }
+        self.inner.tx.send(op).map_err(|_| closed())
+    }
+
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<StoreResult<T>>) -> Op,
+    ) -> StoreResult<T> {
+        let (tx, rx) = oneshot::channel();
+        self.send(make(tx))?;
+        rx.await.map_err(|_| closed())?
+    }
+}
+
+impl SessionStore for RedbStore {
+    async fn create(
+        &self,
+        rec: SessionRecord,
+        limits: Limits,
+        now: Millis,
+    ) -> StoreResult<CreateOutcome> {
+        self.call(|tx| Op::Create {
+            rec,
+            limits,
+            now,
+            tx,
+        })
+        .await
+    }
+
+    async fn get_by_token(
+        &self,
+        tenant: TenantId,
+        hash: &TokenHash,
+    ) -> StoreResult<Option<SessionRecord>> {
+        self.inner.mem.get_by_token(tenant, hash).await
+    }
+
+    async fn get_by_id(
+        &self,
+        tenant: TenantId,
+        id: SessionId,
+    ) -> StoreResult<Option<SessionRecord>> {
+        self.inner.mem.get_by_id(tenant, id).await
+    }
+
+    async fn touch(&self, tenant: TenantId, id: SessionId, at: Millis) -> StoreResult<bool> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(closed());
+        }
+        let done = self.inner.mem.exclusive(|t| t.touch(tenant, id, at));
+        if done {
+            let was_empty = {
+                let mut set = lock(&self.inner.touches);
+                let empty = set.is_empty();
+                set.insert(id);
+                empty
+            };
+            if was_empty {
+                // Best effort: if the writer is gone the touch stays in
+                // memory only, which is all a touch promises.
+                let _ = self.inner.tx.send(Op::Touched);
+            }
+        }
+        Ok(done)
+    }
+
+    async fn update(
+        &self,
+        tenant: TenantId,
+        id: SessionId,
+        expected_version: u64,
+        change: Change,
+        now: Millis,
+    ) -> StoreResult<UpdateOutcome> {
+        self.call(|tx| Op::Update {
+            tenant,
+            id,
+            expected_version,
+            change,
+            now,
+            tx,
+        })
+        .await
+    }
+
+    async fn upgrade(&self, req: UpgradeRequest) -> StoreResult<UpgradeOutcome> {
+        self.call(|tx| Op::Upgrade { req, tx }).await
+    }
+
+    async fn revoke(
+        &self,
+        tenant: TenantId,
+        id: SessionId,
+        reason: RevokeReason,
+        now: Millis,
+    ) -> StoreResult<RevokeOutcome> {
+        self.call(|tx| Op::Revoke {
+            tenant,
+            id,
+            reason,
+            now,
+            tx,
+        })
+        .await
+    }
+
+    async fn revoke_subject(
+        &self,
+        tenant: TenantId,
+        subject: &Subject,
+        except: Option<SessionId>,
+        reason: RevokeReason,
+        now: Millis,
+    ) -> StoreResult<RevokeSubjectOutcome> {
+        let subject = subject.clone();
+        self.call(|tx| Op::RevokeSubject {
+            tenant,
+            subject,
+            except,
+            reason,
+            now,
+            tx,
+        })
+        .await
+    }
+
+    async fn list_subject(
+        &self,
+        tenant: TenantId,
+        subject: &Subject,
+        now: Millis,
+        after: Option<ListCursor>,
+        limit: usize,
+    ) -> StoreResult<Vec<SessionRecord>> {
+        self.inner
+            .mem
+            .list_subject(tenant, subject, now, after, limit)
+            .await
+    }
+
+    async fn purge_expired(&self, now: Millis, max: usize) -> StoreResult<Vec<Purged>> {
+        self.call(|tx| Op::Purge { now, max, tx }).await
+    }
+
+    async fn counts(&self, tenant: TenantId) -> StoreResult<Counts> {
+        self.inner.mem.counts(tenant).await
+    }
+
+    async fn clock_floor(&self) -> StoreResult<Millis> {
+        self.inner.mem.clock_floor().await
+    }
+
+    async fn persist_clock_floor(&self, at: Millis) -> StoreResult<()> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(closed());
+        }
+        self.inner.mem.raise_floor(at);
+        // Written with the next batch (or after `touch_delay`), like a
+        // touch; nobody waits for it.
+        let _ = self.inner.tx.send(Op::Touched);
+        Ok(())
+    }
+}
+
+// Keeps `ready` honest: the MemoryStore's futures complete at once.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::writer::ready;
+
+    #[test]
+    fn memory_futures_are_ready() {
+        let m = MemoryStore::new();
+        assert!(ready(m.counts(TenantId::DEFAULT)).is_some());
+    }
+}

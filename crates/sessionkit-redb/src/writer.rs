@@ -1,0 +1,520 @@
+//! The group-commit writer: one std thread that owns the redb file.
+//!
+//! Callers send an [`Op`] and await a oneshot reply. The writer takes
+//! whatever has queued up (a batch), and for each op decides and applies it
+//! on the in-memory index under [`MemoryStore::exclusive`] — exactly the
+//! reference semantics — noting the image each touched record had when the
+//! batch began. It then writes the resulting records (or deletions) of the
+//! whole batch in one redb transaction, commits it durably (fsync), and
+//! only then answers every caller of the batch. One fsync serves the batch.
+//!
+//! If the commit fails (disk full, read-only file system, I/O error), the
+//! writer puts the batch's before-images back into memory, answers each op
+//! of the batch with [`StoreError::Unavailable`], and closes the file.
+//! Before the next batch it reopens the file and reconciles every record
+//! the failed batch touched with what the file holds (a failed fsync may
+//! still have reached the disk), so memory and file agree again. Reads never
+//! go through here and keep working throughout; writes work again as soon
+//! as the file can be written, with no restart.
+//!
+//! Touches are applied to memory by the caller and only queued here (by
+//! id): they are written with the next batch, or after `touch_delay` when
+//! no other write comes, and nobody waits for them (DESIGN.md §3).
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use redb::Database;
+use sessionkit_core::store::{
+    Change, CreateOutcome, Limits, Purged, RevokeOutcome, RevokeSubjectOutcome, UpdateOutcome,
+    UpgradeOutcome, UpgradeRequest,
+};
+use sessionkit_core::{
+    MemoryStore, Millis, OnSessionLimit, RevokeReason, SessionId, SessionRecord, SessionStore,
+    StoreError, StoreResult, Subject, TenantId,
+};
+use tokio::sync::oneshot;
+
+use crate::db::{self, DbConfig};
+use crate::encoding;
+use crate::error::WriteFailed;
+
+/// Where the answer to one op goes.
+pub(crate) type Reply<T> = oneshot::Sender<StoreResult<T>>;
+
+/// One request to the writer.
+pub(crate) enum Op {
+    Create {
+        rec: SessionRecord,
+        limits: Limits,
+        now: Millis,
+        tx: Reply<CreateOutcome>,
+    },
+    Update {
+        tenant: TenantId,
+        id: SessionId,
+        expected_version: u64,
+        change: Change,
+        now: Millis,
+        tx: Reply<UpdateOutcome>,
+    },
+    Upgrade {
+        req: UpgradeRequest,
+        tx: Reply<UpgradeOutcome>,
+    },
+    Revoke {
+        tenant: TenantId,
+        id: SessionId,
+        reason: RevokeReason,
+        now: Millis,
+        tx: Reply<RevokeOutcome>,
+    },
+    RevokeSubject {
+        tenant: TenantId,
+        subject: Subject,
+        except: Option<SessionId>,
+        reason: RevokeReason,
+        now: Millis,
+        tx: Reply<RevokeSubjectOutcome>,
+    },
+    Purge {
+        now: Millis,
+        max: usize,
+        tx: Reply<Vec<Purged>>,
+    },
+    /// Answered once everything sent before it is durable.
+    Flush { tx: Reply<()> },
+    /// Touches are pending (sent when the touch set stops being empty).
+    Touched,
+    /// Flush, then stop. Answered on a std channel: the closer blocks on
+    /// it, possibly from inside an async runtime.
+    Close { tx: SyncReply },
+}
+
+/// The reply to a close.
+pub(crate) type SyncReply = std::sync::mpsc::Sender<StoreResult<()>>;
+
+/// Ids whose touches are applied in memory but not yet written.
+pub(crate) type TouchSet = Arc<Mutex<HashSet<SessionId>>>;
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Polls a future that is known to complete at once (the MemoryStore's).
+pub(crate) fn ready<F: Future>(f: F) -> Option<F::Output> {
+    let mut f = std::pin::pin!(f);
+    let mut cx = Context::from_waker(Waker::noop());
+    match f.as_mut().poll(&mut cx) {
+        Poll::Ready(v) => Some(v),
+        Poll::Pending => None,
+    }
+}
+
+/// Tuning of the writer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WriterConfig {
+    pub(crate) db: DbConfig,
+    pub(crate) max_batch: usize,
+    pub(crate) touch_delay: Duration,
+    pub(crate) reopen_interval: Duration,
+}
+
+type Answer = Box<dyn FnOnce(Result<(), &WriteFailed>) + Send>;
+
+fn answer<T: Send + 'static>(tx: Reply<T>, out: T) -> Answer {
+    Box::new(move |res| {
+        let msg = match res {
+            Ok(()) => Ok(out),
+            Err(e) => Err(StoreError::Unavailable(Box::new(e.clone()))),
+        };
+        // The caller may have stopped waiting; that is fine.
+        let _ = tx.send(msg);
+    })
+}
+
+/// What one batch changed, and how to undo it in memory.
+#[derive(Default)]
+struct Batch {
+    /// The image of each modified record when the batch began (`None`:
+    /// it did not exist).
+    before: HashMap<SessionId, Option<SessionRecord>>,
+    /// Modified records whose image is unknown (purged); a failed batch
+    /// leaves them as memory has them and reconciles them on reopen.
+    unknown: HashSet<SessionId>,
+    /// Every record whose current state must be written.
+    dirty: HashSet<SessionId>,
+    answers: Vec<Answer>,
+    closes: Vec<SyncReply>,
+}
+
+impl Batch {
+    fn modified(&mut self, id: SessionId, image: Option<Option<SessionRecord>>) {
+        self.dirty.insert(id);
+        if self.before.contains_key(&id) || self.unknown.contains(&id) {
+            return;
+        }
+        match image {
+            Some(img) => {
+                self.before.insert(id, img);
+            }
+            None => {
+                self.unknown.insert(id);
+            }
+        }
+    }
+}
+
+fn find(images: &[SessionRecord], id: SessionId) -> Option<Option<SessionRecord>> {
+    images.iter().find(|r| r.id == id).map(|r| Some(r.clone()))
+}
+
+/// The writer thread's state.
+pub(crate) struct Writer {
+    pub(crate) mem: MemoryStore,
+    pub(crate) db: Option<Database>,
+    pub(crate) path: PathBuf,
+    pub(crate) cfg: WriterConfig,
+    pub(crate) rx: Receiver<Op>,
+    pub(crate) touches: TouchSet,
+    pub(crate) healthy: Arc<AtomicBool>,
+    pub(crate) persisted_floor: Option<i64>,
+    /// Records a failed batch touched: reconciled with the file on reopen.
+    pub(crate) suspect: HashSet<SessionId>,
+    pub(crate) last_error: Option<WriteFailed>,
+    pub(crate) next_reopen: Instant,
+}
+
+impl Writer {
+    /// Runs until closed or until every sender is gone.
+    pub(crate) fn run(mut self) {
+        while let Some(batch) = self.next_batch() {
+            if self.process(batch) {
+                break;
+            }
+        }
+        if let Some(db) = self.db.take() {
+            if let Err(e) = db.close() {
+                tracing::warn!(error = %e, "closing the session database");
+            }
+        }
+    }
+
+    fn touches_pending(&self) -> bool {
+        !lock(&self.touches).is_empty()
+    }
+
+    fn next_batch(&mut self) -> Option<Vec<Op>> {
+        // Pending touches, or a failed batch to reconcile, must not wait
+        // forever for the next write.
+        let wait = if !self.suspect.is_empty() {
+            Some(self.cfg.reopen_interval.max(Duration::from_millis(10)))
+        } else if self.touches_pending() {
+            Some(self.cfg.touch_delay)
+        } else {
+            None
+        };
+        let first = match wait {
+            Some(w) => match self.rx.recv_timeout(w) {
+                Ok(op) => op,
+                Err(RecvTimeoutError::Timeout) => Op::Touched,
+                Err(RecvTimeoutError::Disconnected) => return None,
+            },
+            None => self.rx.recv().ok()?,
+        };
+        let mut batch = vec![first];
+        self.drain(&mut batch);
+        if wait.is_none()
+            && batch.iter().all(|op| matches!(op, Op::Touched))
+            && !self.cfg.touch_delay.is_zero()
+        {
+            // Touches only: give them a chance to ride with the next real
+            // write instead of costing an fsync of their own.
+            if let Ok(op) = self.rx.recv_timeout(self.cfg.touch_delay) {
+                batch.push(op);
+                self.drain(&mut batch);
+            }
+        }
+        Some(batch)
+    }
+
+    fn drain(&self, batch: &mut Vec<Op>) {
+        while batch.len() < self.cfg.max_batch {
+            match self.rx.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Reopens the file after a failed write and makes memory agree with
+    /// it for every record the failed batches touched.
+    fn reopen(&mut self) -> Result<(), WriteFailed> {
+        if Instant::now() < self.next_reopen {
+            if let Some(e) = &self.last_error {
+                return Err(e.clone());
+            }
+        }
+        self.next_reopen = Instant::now() + self.cfg.reopen_interval;
+        let db = db::open_db(&self.path, self.cfg.db).map_err(WriteFailed::new)?;
+        let mut loaded = Vec::with_capacity(self.suspect.len());
+        for id in &self.suspect {
+            let on_disk = db::read_one(&db, *id).map_err(WriteFailed::new)?;
+            loaded.push((*id, on_disk));
+        }
+        for (id, on_disk) in loaded {
+            match on_disk {
+                Some(Ok(rec)) => self.mem.load(rec),
+                Some(Err(e)) => {
+                    tracing::warn!(session = %id, error = %e, "unreadable record treated as absent");
+                    self.mem.remove(id);
+                }
+                None => {
+                    self.mem.remove(id);
+                }
+            }
+        }
+        self.suspect.clear();
+        self.db = Some(db);
+        self.healthy.store(true, Ordering::Release);
+        tracing::info!("session database writable again");
+        Ok(())
+    }
+
+    /// Processes one batch; returns whether the store is closing.
+    fn process(&mut self, ops: Vec<Op>) -> bool {
+        if self.db.is_none() {
+            if let Err(e) = self.reopen() {
+                self.last_error = Some(e.clone());
+                return fail_unapplied(ops, &e);
+            }
+        }
+        let mut b = Batch::default();
+        for op in ops {
+            self.apply(op, &mut b);
+        }
+        let touched: Vec<SessionId> = lock(&self.touches).drain().collect();
+        b.dirty.extend(touched.iter().copied());
+        let floor = ready(self.mem.clock_floor())
+            .and_then(Result::ok)
+            .map(Millis::as_millis);
+        let floor = floor.filter(|f| Some(*f) != self.persisted_floor && *f != i64::MIN);
+        let result = if b.dirty.is_empty() && floor.is_none() {
+            Ok(())
+        } else {
+            self.persist(&b.dirty, floor)
+        };
+        match result {
+            Ok(()) => {
+                if floor.is_some() {
+                    self.persisted_floor = floor;
+                }
+                for a in b.answers {
+                    a(Ok(()));
+                }
+                let closing = !b.closes.is_empty();
+                for tx in b.closes {
+                    let _ = tx.send(Ok(()));
+                }
+                closing
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, ops = b.answers.len(), "batch not durable; rolled back");
+                for (id, img) in b.before.drain() {
+                    self.suspect.insert(id);
+                    match img {
+                        Some(rec) => self.mem.load(rec),
+                        None => {
+                            self.mem.remove(id);
+                        }
+                    }
+                }
+                self.suspect.extend(b.unknown.drain());
+                self.suspect.extend(touched);
+                // Close the file: redb latches an I/O failure until reopen.
+                self.db = None;
+                self.healthy.store(false, Ordering::Release);
+                self.next_reopen = Instant::now();
+                self.last_error = Some(e.clone());
+                for a in b.answers {
+                    a(Err(&e));
+                }
+                let closing = !b.closes.is_empty();
+                for tx in b.closes {
+                    let _ = tx.send(Err(StoreError::Unavailable(Box::new(e.clone()))));
+                }
+                closing
+            }
+        }
+    }
+
+    fn persist(&self, dirty: &HashSet<SessionId>, floor: Option<i64>) -> Result<(), WriteFailed> {
+        let Some(db) = &self.db else {
+            return Err(WriteFailed::new(redb::Error::DatabaseClosed));
+        };
+        let images: Vec<(SessionId, Option<SessionRecord>)> = self
+            .mem
+            .exclusive(|t| dirty.iter().map(|id| (*id, t.get(*id))).collect());
+        let writes: Vec<(SessionId, Option<Vec<u8>>)> = images
+            .into_iter()
+            .map(|(id, rec)| (id, rec.as_ref().map(encoding::encode)))
+            .collect();
+        db::write_batch(db, &writes, floor).map_err(WriteFailed::new)
+    }
+
+    /// Every active session of a subject (what a revoke-all or an eviction
+    /// may tombstone), taken before the op so that it can be undone.
+    fn subject_images(&self, tenant: TenantId, subject: &Subject) -> Vec<SessionRecord> {
+        ready(
+            self.mem
+                .list_subject(tenant, subject, Millis::MIN, None, usize::MAX),
+        )
+        .and_then(Result::ok)
+        .unwrap_or_default()
+    }
+
+    fn eviction_images(&self, rec: &SessionRecord, limits: Limits) -> Vec<SessionRecord> {
+        match (&rec.subject, limits.per_subject) {
+            (Some(s), Some((_, OnSessionLimit::EvictOldest))) => self.subject_images(rec.tenant, s),
+            _ => Vec::new(),
+        }
+    }
+
+    fn apply(&self, op: Op, b: &mut Batch) {
+        let mem = &self.mem;
+        match op {
+            Op::Create {
+                rec,
+                limits,
+                now,
+                tx,
+            } => {
+                let images = self.eviction_images(&rec, limits);
+                let id = rec.id;
+                let (out, pre) = mem.exclusive(|t| {
+                    let pre = t.get(id);
+                    (t.create(rec, limits, now), pre)
+                });
+                if let CreateOutcome::Created { evicted } = &out {
+                    b.modified(id, Some(pre));
+                    for e in evicted {
+                        b.modified(*e, find(&images, *e));
+                    }
+                }
+                b.answers.push(answer(tx, out));
+            }
+            Op::Update {
+                tenant,
+                id,
+                expected_version,
+                change,
+                now,
+                tx,
+            } => {
+                let (out, pre) = mem.exclusive(|t| {
+                    let pre = t.get(id);
+                    (t.update(tenant, id, expected_version, change, now), pre)
+                });
+                if matches!(out, UpdateOutcome::Updated(_)) {
+                    b.modified(id, Some(pre));
+                }
+                b.answers.push(answer(tx, out));
+            }
+            Op::Upgrade { req, tx } => {
+                let images = self.eviction_images(&req.new, req.limits);
+                let (old_id, new_id) = (req.old_id, req.new.id);
+                let (out, pre_old, pre_new) = mem.exclusive(|t| {
+                    let pre_old = t.get(old_id);
+                    let pre_new = t.get(new_id);
+                    (t.upgrade(req), pre_old, pre_new)
+                });
+                if let UpgradeOutcome::Upgraded { evicted } = &out {
+                    b.modified(old_id, Some(pre_old));
+                    b.modified(new_id, Some(pre_new));
+                    for e in evicted {
+                        b.modified(*e, find(&images, *e));
+                    }
+                }
+                b.answers.push(answer(tx, out));
+            }
+            Op::Revoke {
+                tenant,
+                id,
+                reason,
+                now,
+                tx,
+            } => {
+                let (out, pre) = mem.exclusive(|t| {
+                    let pre = t.get(id);
+                    (t.revoke(tenant, id, reason, now), pre)
+                });
+                if matches!(out, RevokeOutcome::Revoked { .. }) {
+                    b.modified(id, Some(pre));
+                }
+                b.answers.push(answer(tx, out));
+            }
+            Op::RevokeSubject {
+                tenant,
+                subject,
+                except,
+                reason,
+                now,
+                tx,
+            } => {
+                let images = self.subject_images(tenant, &subject);
+                let out =
+                    mem.exclusive(|t| t.revoke_subject(tenant, &subject, except, reason, now));
+                if let RevokeSubjectOutcome::Revoked(ids) = &out {
+                    for id in ids {
+                        b.modified(*id, find(&images, *id));
+                    }
+                }
+                b.answers.push(answer(tx, out));
+            }
+            Op::Purge { now, max, tx } => {
+                let out = mem.exclusive(|t| t.purge_expired(now, max));
+                for p in &out {
+                    b.modified(p.id, None);
+                }
+                b.answers.push(answer(tx, out));
+            }
+            Op::Flush { tx } => b.answers.push(answer(tx, ())),
+            Op::Touched => {}
+            // Answered after the batch's commit.
+            Op::Close { tx } => b.closes.push(tx),
+        }
+    }
+}
+
+/// Answers every op of a batch that could not even be started (the file is
+/// closed and cannot be reopened yet). Nothing was applied.
+fn fail_unapplied(ops: Vec<Op>, e: &WriteFailed) -> bool {
+    fn err<T>(e: &WriteFailed) -> StoreResult<T> {
+        Err(StoreError::Unavailable(Box::new(e.clone())))
+    }
+    let mut close = false;
+    for op in ops {
+        // A caller that stopped waiting is fine.
+        match op {
+            Op::Create { tx, .. } => drop(tx.send(err(e))),
+            Op::Update { tx, .. } => drop(tx.send(err(e))),
+            Op::Upgrade { tx, .. } => drop(tx.send(err(e))),
+            Op::Revoke { tx, .. } => drop(tx.send(err(e))),
+            Op::RevokeSubject { tx, .. } => drop(tx.send(err(e))),
+            Op::Purge { tx, .. } => drop(tx.send(err(e))),
+            Op::Flush { tx } => drop(tx.send(err(e))),
+            Op::Touched => {}
+            Op::Close { tx } => {
+                close = true;
+                drop(tx.send(err(e)));
+            }
+        }
+    }
+    close
+}
