@@ -65,6 +65,12 @@ impl RedbOptions {
         self
     }
 
+    /// Whether pages are verified on open (see [`Self::with_verify_on_open`]).
+    #[must_use]
+    pub fn verify(&self) -> bool {
+        self.verify_on_open
+    }
+
     /// Most operations in one group commit (default 1024).
     pub fn with_max_batch(mut self, n: usize) -> Self {
         self.max_batch = n.max(1);
