@@ -55,8 +55,11 @@ impl Default for HttpLimits {
     }
 }
 
+/// Whether the store can make writes durable right now (readiness).
+pub type WritesHealthy = Arc<dyn Fn() -> bool + Send + Sync>;
+
 /// Options of the application.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct AppOptions {
     /// Request limits.
     pub limits: HttpLimits,
@@ -64,6 +67,17 @@ pub struct AppOptions {
     pub metrics: Option<PrometheusHandle>,
     /// The store's kind, for stats (`embedded`, `memory`).
     pub store_kind: &'static str,
+    /// A store-specific write-health probe for `/readyz`.
+    pub writes_healthy: Option<WritesHealthy>,
+}
+
+impl std::fmt::Debug for AppOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppOptions")
+            .field("limits", &self.limits)
+            .field("store_kind", &self.store_kind)
+            .finish_non_exhaustive()
+    }
 }
 
 struct Shared<S> {

@@ -85,7 +85,7 @@ pub fn parse_strict<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let v = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        if path == "." || path.is_empty() {
+        if path == "." || path.is_empty() || path.contains('?') {
             ApiError::InvalidRequest(format!("invalid body: {inner}"))
         } else {
             ApiError::field(&path, inner)

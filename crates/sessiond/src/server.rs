@@ -15,10 +15,12 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use sessionkit::{EngineKeys, SessionManager};
 use sessionkit_core::{MemoryStore, SessionStore};
+use sessionkit_redb::RedbStore;
+use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::api_keys::{ADMIN_KEY_FILE, API_KEYS_FILE, ApiKeys};
-use crate::app::{AppOptions, AppState, HttpLimits, router};
+use crate::app::{AppOptions, AppState, HttpLimits, WritesHealthy, router};
 use crate::config::{Config, LogFormat, StoreKind};
 use crate::keys::{self, SERVER_KEYS_FILE};
 use crate::{fsutil, shutdown, telemetry};
@@ -102,23 +104,34 @@ pub async fn serve_until(
     let keys = keys::load_or_create(&dir, first_start)?;
     match cfg.store {
         StoreKind::Embedded => {
-            tracing::warn!(
-                "THE EMBEDDED STORE IS NOT AVAILABLE IN THIS BUILD (sessionkit-redb has not landed): \
-                 running on the MEMORY store; every session is lost when sessiond stops"
-            );
             let store_dir = dir.join(STORE_DIR);
-            fsutil::ensure_private_dir(&store_dir).map_err(|e| ServeError::DataDir {
+            let store = RedbStore::open(&store_dir).map_err(|e| ServeError::DataDir {
                 path: store_dir.display().to_string(),
                 why: e.to_string(),
             })?;
+            let report = store.open_report();
+            tracing::info!(
+                loaded = report.loaded,
+                skipped = report.skipped.len(),
+                took_ms = report.took.as_millis() as u64,
+                "opened the embedded store"
+            );
+            let closer = store.clone();
+            let probe = store.clone();
+            let healthy: WritesHealthy = Arc::new(move || probe.writes_healthy());
+            let flush = move || match closer.flush_and_close() {
+                Ok(()) => tracing::info!("store flushed and closed"),
+                Err(e) => tracing::error!(error = %e, "final flush of the store failed"),
+            };
             run(
                 cfg,
-                MemoryStore::new(),
+                store,
                 keys,
                 first_start,
-                "memory",
+                "embedded",
+                Some(healthy),
                 stop,
-                || {},
+                flush,
             )
             .await
         }
@@ -130,6 +143,7 @@ pub async fn serve_until(
                 keys,
                 first_start,
                 "memory",
+                None,
                 stop,
                 || {},
             )
@@ -145,6 +159,7 @@ async fn run<S: SessionStore>(
     engine_keys: EngineKeys,
     first_start: bool,
     store_kind: &'static str,
+    writes_healthy: Option<WritesHealthy>,
     stop: impl Future<Output = ()> + Send,
     flush: impl FnOnce(),
 ) -> Result<(), ServeError> {
@@ -184,6 +199,7 @@ async fn run<S: SessionStore>(
             },
             metrics: metrics.clone(),
             store_kind,
+            writes_healthy,
         },
     );
     let purge = spawn_purge(state.clone(), Duration::from_secs(cfg.purge_interval_secs));

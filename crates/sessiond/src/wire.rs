@@ -79,10 +79,10 @@ pub struct CreateRequest {
     pub client: Option<ClientIn>,
     /// A shorter idle timeout than the policy's (1..=policy), seconds.
     #[schema(value_type = Option<i64>)]
-    pub idle_timeout_secs: Option<i128>,
+    pub idle_timeout_secs: Option<serde_json::Number>,
     /// A shorter absolute timeout than the policy's (1..=policy), seconds.
     #[schema(value_type = Option<i64>)]
-    pub absolute_timeout_secs: Option<i128>,
+    pub absolute_timeout_secs: Option<serde_json::Number>,
 }
 
 /// `POST /v1/sessions/validate`.

@@ -33,6 +33,24 @@ pub(crate) fn session_with_etag(rec: &SessionRecord) -> Response {
     res
 }
 
+/// A TTL override as an integer; floats and integers beyond 64 bits are
+/// 400 naming the field (the engine checks the range: 1..=policy).
+fn ttl(field: &str, n: Option<serde_json::Number>) -> Result<Option<i128>, ApiError> {
+    let Some(n) = n else { return Ok(None) };
+    if let Some(i) = n.as_i64() {
+        return Ok(Some(i128::from(i)));
+    }
+    if let Some(u) = n.as_u64() {
+        return Ok(Some(i128::from(u)));
+    }
+    let why = if n.as_f64().is_some_and(|f| f.fract() == 0.0) {
+        "out of range"
+    } else {
+        "must be an integer number of seconds"
+    };
+    Err(ApiError::field(field, why))
+}
+
 /// Create a session.
 #[utoipa::path(post, path = "/v1/sessions", tag = "sessions",
     request_body = CreateRequest,
@@ -68,8 +86,8 @@ pub async fn create<S: SessionStore>(
         subject,
         attributes: body.attributes,
         client,
-        idle_timeout_secs: body.idle_timeout_secs,
-        absolute_timeout_secs: body.absolute_timeout_secs,
+        idle_timeout_secs: ttl("idle_timeout_secs", body.idle_timeout_secs)?,
+        absolute_timeout_secs: ttl("absolute_timeout_secs", body.absolute_timeout_secs)?,
     };
     let created = st.engine().create(tenant, req).await?;
     let location = format!("/v1/sessions/{}", created.session.id);
@@ -108,12 +126,9 @@ pub async fn validate<S: SessionStore>(
         client,
     };
     match st.engine().validate(tenant, &body.token, &req).await? {
-        Validation::Valid {
-            session,
-            csrf_token,
-        } => Ok(Json(ValidatedResponse {
+        Validation::Valid { session } => Ok(Json(ValidatedResponse {
+            csrf_token: st.engine().csrf_token(&session.id),
             session: SessionOut::from_record(&session),
-            csrf_token,
         })),
         Validation::Expired(_) => Err(ApiError::SessionExpired),
         Validation::Invalid => Err(ApiError::InvalidToken),

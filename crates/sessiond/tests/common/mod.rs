@@ -1,0 +1,272 @@
+//! Shared helpers of the in-process router tests.
+#![allow(dead_code, unreachable_pub, missing_docs, clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use serde_json::Value;
+use sessiond::api_keys::{ApiKeys, Scope, Scopes};
+use sessiond::app::{AppOptions, AppState, router};
+use sessionkit::{EngineKeys, SessionManager};
+use sessionkit_core::store::*;
+use sessionkit_core::{
+    ManualClock, MemoryStore, Millis, Policy, RevokeReason, SessionId, SessionRecord, SessionStore,
+    StoreError, StoreResult, Subject, TenantId, TokenHash,
+};
+use tower::ServiceExt;
+
+/// A MemoryStore that can be switched "down" and counts token lookups.
+#[derive(Clone, Default)]
+pub struct TestStore {
+    pub inner: MemoryStore,
+    pub down: Arc<AtomicBool>,
+    pub token_lookups: Arc<AtomicUsize>,
+}
+
+impl TestStore {
+    fn check(&self) -> StoreResult<()> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(StoreError::Unavailable("test: store is down".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl SessionStore for TestStore {
+    async fn create(
+        &self,
+        rec: SessionRecord,
+        l: Limits,
+        now: Millis,
+    ) -> StoreResult<CreateOutcome> {
+        self.check()?;
+        self.inner.create(rec, l, now).await
+    }
+    async fn get_by_token(&self, t: TenantId, h: &TokenHash) -> StoreResult<Option<SessionRecord>> {
+        self.token_lookups.fetch_add(1, Ordering::SeqCst);
+        self.check()?;
+        self.inner.get_by_token(t, h).await
+    }
+    async fn get_by_id(&self, t: TenantId, id: SessionId) -> StoreResult<Option<SessionRecord>> {
+        self.check()?;
+        self.inner.get_by_id(t, id).await
+    }
+    async fn touch(&self, t: TenantId, id: SessionId, at: Millis) -> StoreResult<bool> {
+        self.check()?;
+        self.inner.touch(t, id, at).await
+    }
+    async fn update(
+        &self,
+        t: TenantId,
+        id: SessionId,
+        v: u64,
+        c: Change,
+        now: Millis,
+    ) -> StoreResult<UpdateOutcome> {
+        self.check()?;
+        self.inner.update(t, id, v, c, now).await
+    }
+    async fn upgrade(&self, req: UpgradeRequest) -> StoreResult<UpgradeOutcome> {
+        self.check()?;
+        self.inner.upgrade(req).await
+    }
+    async fn revoke(
+        &self,
+        t: TenantId,
+        id: SessionId,
+        r: RevokeReason,
+        now: Millis,
+    ) -> StoreResult<RevokeOutcome> {
+        self.check()?;
+        self.inner.revoke(t, id, r, now).await
+    }
+    async fn revoke_subject(
+        &self,
+        t: TenantId,
+        s: &Subject,
+        e: Option<SessionId>,
+        r: RevokeReason,
+        now: Millis,
+    ) -> StoreResult<RevokeSubjectOutcome> {
+        self.check()?;
+        self.inner.revoke_subject(t, s, e, r, now).await
+    }
+    async fn list_subject(
+        &self,
+        t: TenantId,
+        s: &Subject,
+        now: Millis,
+        a: Option<ListCursor>,
+        l: usize,
+    ) -> StoreResult<Vec<SessionRecord>> {
+        self.check()?;
+        self.inner.list_subject(t, s, now, a, l).await
+    }
+    async fn purge_expired(&self, now: Millis, max: usize) -> StoreResult<Vec<Purged>> {
+        self.check()?;
+        self.inner.purge_expired(now, max).await
+    }
+    async fn counts(&self, t: TenantId) -> StoreResult<Counts> {
+        self.check()?;
+        self.inner.counts(t).await
+    }
+    async fn clock_floor(&self) -> StoreResult<Millis> {
+        self.inner.clock_floor().await
+    }
+    async fn persist_clock_floor(&self, at: Millis) -> StoreResult<()> {
+        self.inner.persist_clock_floor(at).await
+    }
+}
+
+pub struct Harness {
+    pub app: Router,
+    pub clock: ManualClock,
+    pub store: TestStore,
+    pub admin: String,
+    pub write: String,
+    pub read: String,
+    pub validate: String,
+    pub other_tenant: String,
+    pub state: AppState<TestStore>,
+}
+
+pub const START: i64 = 1_800_000_000_000;
+
+pub async fn harness() -> Harness {
+    harness_with(Policy::default()).await
+}
+
+pub async fn harness_with(policy: Policy) -> Harness {
+    let clock = ManualClock::new(Millis::from_millis(START));
+    let store = TestStore::default();
+    let engine = SessionManager::builder(store.clone(), EngineKeys::generate().unwrap())
+        .with_policy(policy)
+        .with_clock(clock.clone())
+        .build()
+        .await
+        .unwrap();
+    sessiond::telemetry::spawn_revocation_counter(&engine);
+    let keys = ApiKeys::in_memory();
+    let now = Millis::from_millis(START);
+    let mk = |t: TenantId, s: &[Scope]| keys.create(t, Scopes::of(s), None, now).unwrap().secret;
+    let admin = mk(TenantId::DEFAULT, &[Scope::Admin]);
+    let write = mk(TenantId::DEFAULT, &[Scope::Write, Scope::Validate]);
+    let read = mk(TenantId::DEFAULT, &[Scope::Read]);
+    let validate = mk(TenantId::DEFAULT, &[Scope::Validate]);
+    let other_tenant = mk(TenantId::new("acme").unwrap(), &[Scope::Admin]);
+    let state = AppState::new(
+        engine,
+        keys,
+        AppOptions {
+            metrics: sessiond::telemetry::install_recorder(),
+            ..AppOptions::default()
+        },
+    );
+    Harness {
+        app: router(state.clone()),
+        clock,
+        store,
+        admin,
+        write,
+        read,
+        validate,
+        other_tenant,
+        state,
+    }
+}
+
+pub struct Res {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Res {
+    pub fn code(&self) -> &str {
+        self.body.get("error").and_then(Value::as_str).unwrap_or("")
+    }
+    pub fn header(&self, n: &str) -> &str {
+        self.headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+impl Harness {
+    pub async fn raw(&self, req: Request<Body>) -> Res {
+        let res = self.app.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Res {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    pub async fn call(
+        &self,
+        method: &str,
+        uri: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> Res {
+        let mut b = Request::builder()
+            .method(Method::from_bytes(method.as_bytes()).unwrap())
+            .uri(uri);
+        if let Some(k) = key {
+            b = b.header("authorization", format!("Bearer {k}"));
+        }
+        let req = match body {
+            Some(v) => b
+                .header("content-type", "application/json")
+                .body(Body::from(v.to_string()))
+                .unwrap(),
+            None => b.body(Body::empty()).unwrap(),
+        };
+        self.raw(req).await
+    }
+
+    pub async fn send_text(
+        &self,
+        method: &str,
+        uri: &str,
+        key: &str,
+        ctype: &str,
+        body: &str,
+    ) -> Res {
+        let req = Request::builder()
+            .method(Method::from_bytes(method.as_bytes()).unwrap())
+            .uri(uri)
+            .header("authorization", format!("Bearer {key}"))
+            .header("content-type", ctype)
+            .body(Body::from(body.to_owned()))
+            .unwrap();
+        self.raw(req).await
+    }
+
+    /// Creates a session; returns (id, token, csrf).
+    pub async fn create(&self, body: Value) -> (String, String, String) {
+        let r = self
+            .call("POST", "/v1/sessions", Some(&self.write), Some(body))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        (
+            r.body["session"]["id"].as_str().unwrap().to_owned(),
+            r.body["token"].as_str().unwrap().to_owned(),
+            r.body["csrf_token"].as_str().unwrap().to_owned(),
+        )
+    }
+}
