@@ -1,0 +1,600 @@
+//! Black-box tests: the real `sessiond` binary on a free loopback port with
+//! a temporary data dir — first start, restart after SIGTERM and after
+//! `kill -9` (nothing acknowledged is lost), key files, the CLI, and
+//! abuse at the socket level.
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_sessiond");
+
+struct Server {
+    child: Child,
+    addr: String,
+    log: Arc<Mutex<Vec<String>>>,
+    dir: PathBuf,
+}
+
+impl Server {
+    fn start(dir: &Path, env: &[(&str, &str)]) -> Server {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("SESSIOND_LISTEN", "127.0.0.1:0")
+            .env("SESSIOND_DATA_DIR", dir)
+            .env("SESSIOND_PURGE_INTERVAL_SECS", "3600")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let l2 = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    let addr = rest.split_whitespace().next().unwrap_or("").to_owned();
+                    let _ = tx.send(addr);
+                }
+                l2.lock().unwrap().push(line);
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("server did not start: {:?}", log.lock().unwrap());
+            }
+        };
+        Server {
+            child,
+            addr,
+            log,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    fn admin_key(&self) -> String {
+        std::fs::read_to_string(self.dir.join("admin.key"))
+            .unwrap()
+            .trim()
+            .to_owned()
+    }
+
+    fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(50));
+                let mut out = String::new();
+                if let Some(mut o) = self.child.stdout.take() {
+                    let _ = o.read_to_string(&mut out);
+                }
+                return (st, out);
+            }
+            assert!(Instant::now() < deadline, "no exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+async fn post(c: &reqwest::Client, s: &Server, key: &str, path: &str, body: Value) -> (u16, Value) {
+    let r = c
+        .post(s.url(path))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let st = r.status().as_u16();
+    (st, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn get(c: &reqwest::Client, s: &Server, key: &str, path: &str) -> (u16, Value) {
+    let r = c.get(s.url(path)).bearer_auth(key).send().await.unwrap();
+    let st = r.status().as_u16();
+    (st, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn first_start_keys_then_graceful_restart_keeps_everything() {
+    let d = tempfile::tempdir().unwrap();
+    let s = Server::start(d.path(), &[]);
+    for f in ["admin.key", "server.keys", "api-keys.json"] {
+        let mode = std::fs::metadata(d.path().join(f))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{f}");
+    }
+    let key = s.admin_key();
+    assert!(key.starts_with("sdk_"));
+    let keys_before = std::fs::read(d.path().join("server.keys")).unwrap();
+    let c = client();
+    let (st, created) = post(
+        &c,
+        &s,
+        &key,
+        "/v1/sessions",
+        json!({"subject": "alice", "attributes": {"a": 1}}),
+    )
+    .await;
+    assert_eq!(st, 201);
+    let token = created["token"].as_str().unwrap().to_owned();
+    let csrf = created["csrf_token"].as_str().unwrap().to_owned();
+    let (st, _) = post(
+        &c,
+        &s,
+        &key,
+        "/v1/sessions/validate",
+        json!({"token": token}),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let (st, ready) = get(&c, &s, &key, "/readyz").await;
+    assert_eq!((st, ready["status"].as_str()), (200, Some("ready")));
+    let (status, stdout) = s.terminate();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        !stdout.contains(&key),
+        "the key is printed only to a terminal"
+    );
+
+    let s = Server::start(d.path(), &[]);
+    let log = s.log_text();
+    assert_eq!(
+        std::fs::read(d.path().join("server.keys")).unwrap(),
+        keys_before
+    );
+    assert_eq!(s.admin_key(), key);
+    let (st, v) = post(
+        &c,
+        &s,
+        &key,
+        "/v1/sessions/validate",
+        json!({"token": token, "csrf_token": csrf}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["session"]["attributes"], json!({"a": 1}));
+    let (_, stats) = get(&c, &s, &key, "/v1/stats").await;
+    assert_eq!(stats["store"]["kind"], "embedded");
+    let (_, status) = (0, s.terminate().0);
+    assert!(status.success());
+    // No secret in the logs of either run.
+    assert!(!log.contains(&key) && !log.contains(&token) && !log.contains(&csrf));
+}
+
+#[tokio::test]
+async fn kill_9_loses_nothing_acknowledged() {
+    let d = tempfile::tempdir().unwrap();
+    let s = Server::start(d.path(), &[]);
+    let key = s.admin_key();
+    let c = client();
+    let mut live = Vec::new();
+    let mut revoked = Vec::new();
+    let mut handles = Vec::new();
+    for i in 0..40 {
+        let (c, url, key) = (c.clone(), s.url("/v1/sessions"), key.clone());
+        handles.push(tokio::spawn(async move {
+            let r = c
+                .post(url)
+                .bearer_auth(&key)
+                .json(&json!({"subject": format!("u{}", i % 5)}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 201);
+            r.json::<Value>().await.unwrap()
+        }));
+    }
+    for h in handles {
+        let v = h.await.unwrap();
+        live.push((
+            v["session"]["id"].as_str().unwrap().to_owned(),
+            v["token"].as_str().unwrap().to_owned(),
+        ));
+    }
+    // Patch some, revoke some: all acknowledged before the kill.
+    for (id, _) in live.iter().take(10) {
+        let r = c
+            .patch(s.url(&format!("/v1/sessions/{id}/attributes")))
+            .bearer_auth(&key)
+            .header("content-type", "application/merge-patch+json")
+            .body(r#"{"step":"paid"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+    }
+    for _ in 0..5 {
+        let (id, token) = live.pop().unwrap();
+        let (st, _) = post(&c, &s, &key, "/v1/sessions/revoke", json!({"token": token})).await;
+        assert_eq!(st, 204);
+        revoked.push((id, token));
+    }
+    s.kill9();
+
+    let s = Server::start(d.path(), &[]);
+    for (i, (id, token)) in live.iter().enumerate() {
+        let (st, v) = post(
+            &c,
+            &s,
+            &key,
+            "/v1/sessions/validate",
+            json!({"token": token}),
+        )
+        .await;
+        assert_eq!(st, 200, "session {id} lost: {v}");
+        if i < 10 {
+            assert_eq!(v["session"]["attributes"], json!({"step": "paid"}));
+            assert_eq!(v["session"]["version"], 2);
+        }
+    }
+    for (_, token) in &revoked {
+        let (st, v) = post(
+            &c,
+            &s,
+            &key,
+            "/v1/sessions/validate",
+            json!({"token": token}),
+        )
+        .await;
+        assert_eq!((st, v["error"].as_str()), (401, Some("invalid_token")));
+    }
+    assert!(s.terminate().0.success());
+}
+
+#[test]
+fn missing_or_corrupt_keys_on_a_later_start_are_errors() {
+    let d = tempfile::tempdir().unwrap();
+    drop(Server::start(d.path(), &[]));
+    let run = || {
+        Command::new(BIN)
+            .arg("serve")
+            .env("SESSIOND_LISTEN", "127.0.0.1:0")
+            .env("SESSIOND_DATA_DIR", d.path())
+            .output()
+            .unwrap()
+    };
+    let keys = std::fs::read(d.path().join("server.keys")).unwrap();
+    std::fs::write(d.path().join("server.keys"), b"{not json").unwrap();
+    let out = run();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("corrupt"));
+    std::fs::remove_file(d.path().join("server.keys")).unwrap();
+    let out = run();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing"));
+    assert!(
+        !d.path().join("server.keys").exists(),
+        "never silently regenerated"
+    );
+    std::fs::write(d.path().join("server.keys"), keys).unwrap();
+    let s = Server::start(d.path(), &[]);
+    drop(s);
+}
+
+#[tokio::test]
+async fn env_admin_key_is_extra_and_never_stored() {
+    let d = tempfile::tempdir().unwrap();
+    let env_key = "e".repeat(40);
+    let s = Server::start(d.path(), &[("SESSIOND_ADMIN_KEY", &env_key)]);
+    let c = client();
+    let (st, _) = get(&c, &s, &env_key, "/v1/stats").await;
+    assert_eq!(st, 200);
+    let (st, _) = get(&c, &s, &s.admin_key(), "/v1/stats").await;
+    assert_eq!(st, 200);
+    let stored = std::fs::read_to_string(d.path().join("api-keys.json")).unwrap();
+    assert!(!stored.contains(&env_key));
+    assert!(s.terminate().0.success());
+    let s = Server::start(d.path(), &[]);
+    let (st, v) = get(&c, &s, &env_key, "/v1/stats").await;
+    assert_eq!((st, v["error"].as_str()), (401, Some("unauthenticated")));
+    drop(s);
+    let out = Command::new(BIN)
+        .arg("serve")
+        .env("SESSIOND_LISTEN", "127.0.0.1:0")
+        .env("SESSIOND_DATA_DIR", d.path())
+        .env("SESSIOND_ADMIN_KEY", "short")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 32"));
+}
+
+fn cli(s: &Server, key: Option<&str>, args: &[&str]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear()
+        .args(["--server", &format!("http://{}", s.addr)]);
+    if let Some(k) = key {
+        cmd.env("SESSIOND_API_KEY", k);
+    }
+    cmd.env("SESSIOND_DATA_DIR", "/nonexistent");
+    cmd.args(args).output().unwrap()
+}
+
+fn stdout_json(o: &Output) -> Value {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn operator_cli() {
+    let d = tempfile::tempdir().unwrap();
+    let s = Server::start(d.path(), &[]);
+    let key = s.admin_key();
+    let c = client();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let (_, v) = post(
+            &c,
+            &s,
+            &key,
+            "/v1/sessions",
+            json!({"subject": "team/alice"}),
+        )
+        .await;
+        ids.push(v["session"]["id"].as_str().unwrap().to_owned());
+    }
+    let k = Some(key.as_str());
+    let v = stdout_json(&cli(&s, k, &["stats"]));
+    assert_eq!(v["live"], 3);
+    let v = stdout_json(&cli(&s, k, &["session", "list", "--subject", "team/alice"]));
+    assert_eq!(v["sessions"].as_array().unwrap().len(), 3);
+    let v = stdout_json(&cli(&s, k, &["session", "show", &ids[0]]));
+    assert_eq!(v["session"]["subject"], "team/alice");
+    assert!(cli(&s, k, &["session", "revoke", &ids[0]]).status.success());
+    let o = cli(&s, k, &["session", "show", &ids[0]]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not_found"));
+    let v = stdout_json(&cli(
+        &s,
+        k,
+        &["subject", "revoke", "team/alice", "--except", &ids[1]],
+    ));
+    assert_eq!(v["revoked"], 1);
+    let v = stdout_json(&cli(&s, k, &["purge"]));
+    assert!(v["purged"].is_number());
+    let v = stdout_json(&cli(
+        &s,
+        k,
+        &[
+            "api-key",
+            "create",
+            "--scope",
+            "sessions:read",
+            "--name",
+            "ro",
+        ],
+    ));
+    let new_key = v["key"].as_str().unwrap().to_owned();
+    let new_id = v["api_key"]["id"].as_str().unwrap().to_owned();
+    let v = stdout_json(&cli(&s, k, &["api-key", "list"]));
+    assert!(
+        v["api_keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["id"] == new_id.as_str())
+    );
+    assert!(!v.to_string().contains(&new_key));
+    let v = stdout_json(&cli(
+        &s,
+        Some(&new_key),
+        &["session", "list", "--subject", "team/alice"],
+    ));
+    assert_eq!(v["sessions"].as_array().unwrap().len(), 1);
+    let o = cli(&s, Some(&new_key), &["stats"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("insufficient_scope"));
+    assert!(cli(&s, k, &["api-key", "revoke", &new_id]).status.success());
+    // Wrong key, no key, unreachable server: non-zero, one line.
+    let o = cli(&s, Some(&new_key), &["stats"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("refused the API key"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1);
+    let o = cli(&s, None, &["stats"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no API key"));
+    let addr = s.addr.clone();
+    assert!(s.terminate().0.success());
+    let o = Command::new(BIN)
+        .args([
+            "--server",
+            &format!("http://{addr}"),
+            "--api-key",
+            &key,
+            "stats",
+        ])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("cannot reach sessiond"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1);
+}
+
+#[test]
+fn config_check_names_the_bad_field() {
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("c.toml");
+    std::fs::write(
+        &f,
+        "listen = \"127.0.0.1:7701\"\n[policy]\nidle_timeout_secs = 900\n",
+    )
+    .unwrap();
+    let ok = Command::new(BIN)
+        .args(["config", "check", "--config"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    std::fs::write(
+        &f,
+        "[policy]\nidle_timeout_secs = 100\nabsolute_timeout_secs = 10\n",
+    )
+    .unwrap();
+    let bad = Command::new(BIN)
+        .args(["config", "check", "--config"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("policy.idle_timeout_secs"));
+    let bad = Command::new(BIN)
+        .args(["config", "check"])
+        .env("SESSIOND_CONFIG", &f)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let bad = Command::new(BIN)
+        .args(["config", "check"])
+        .env("SESSIOND_POLICY__TOUCH_INTERVAL_SECS", "abc")
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("touch_interval_secs"));
+}
+
+fn raw_request(addr: &str, bytes: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = s.write_all(bytes);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn socket_level_abuse_never_stops_the_server() {
+    let d = tempfile::tempdir().unwrap();
+    let s = Server::start(d.path(), &[]);
+    // A header block larger than hyper's buffer: 431 all the same.
+    let big = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(300_000)
+    );
+    let r = raw_request(&s.addr, big.as_bytes());
+    assert!(r.starts_with("HTTP/1.1 431"), "{}", &r[..r.len().min(200)]);
+    // A declared body over the limit: 413 before it is sent.
+    let key = s.admin_key();
+    let head = format!(
+        "POST /v1/sessions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: 100000000\r\nConnection: close\r\n\r\n"
+    );
+    let r = raw_request(&s.addr, head.as_bytes());
+    assert!(r.starts_with("HTTP/1.1 413"), "{r}");
+    assert!(r.contains("payload_too_large"));
+    // Garbage bytes.
+    let r = raw_request(&s.addr, b"\x00\x01\x02 garbage\r\n\r\n");
+    assert!(r.is_empty() || r.starts_with("HTTP/1.1 400"), "{r}");
+    // Deeply nested JSON.
+    let nested = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let c = client();
+    let r = c
+        .post(s.url("/v1/sessions"))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .body(nested)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_client_error());
+    let (st, _) = get(&c, &s, &key, "/healthz").await;
+    assert_eq!(st, 200);
+    assert!(s.terminate().0.success());
+}
+
+#[tokio::test]
+async fn racing_upgrades_over_http_have_one_winner() {
+    let d = tempfile::tempdir().unwrap();
+    let s = Server::start(d.path(), &[]);
+    let key = s.admin_key();
+    for _ in 0..5 {
+        let c = client();
+        let (_, v) = post(&c, &s, &key, "/v1/sessions", json!({})).await;
+        let token = v["token"].as_str().unwrap().to_owned();
+        let barrier = Arc::new(tokio::sync::Barrier::new(24));
+        let mut tasks = Vec::new();
+        for i in 0..24 {
+            let (b, url, key, token) = (
+                barrier.clone(),
+                s.url("/v1/sessions/upgrade"),
+                key.clone(),
+                token.clone(),
+            );
+            let c = client();
+            tasks.push(tokio::spawn(async move {
+                b.wait().await;
+                let r = c
+                    .post(url)
+                    .bearer_auth(&key)
+                    .json(&json!({"token": token, "subject": format!("u{i}")}))
+                    .send()
+                    .await
+                    .unwrap();
+                let st = r.status().as_u16();
+                (st, r.json::<Value>().await.unwrap_or(Value::Null))
+            }));
+        }
+        let mut winners = 0;
+        for t in tasks {
+            let (st, v) = t.await.unwrap();
+            match st {
+                200 => winners += 1,
+                _ => assert_eq!((st, v["error"].as_str()), (401, Some("invalid_token"))),
+            }
+        }
+        assert_eq!(winners, 1);
+    }
+    assert!(s.terminate().0.success());
+}
