@@ -165,6 +165,7 @@ macro_rules! conformance_tests {
             tenant_isolation
             duplicate_on_create
             clock_floor_tracks_writes
+            persist_clock_floor_raises_floor
             counts_by_tenant
             expiry_idle_boundary
             expiry_absolute_boundary

@@ -35,7 +35,7 @@ use crate::support::{attrs, subject, tenant_a, tenant_b};
 /// first tenant's creates, odd ones by the second's, so that two tenants
 /// never hold the same key (the trait does not say whether keys are unique
 /// per tenant or globally) while lookups still cross tenants.
-const POOL: u8 = 24;
+const POOL: u8 = 64;
 const SUBJECTS: [&str; 3] = ["alice", "bob", "carol"];
 const START: Millis = Millis::from_millis(1_767_323_045_000);
 
@@ -607,9 +607,19 @@ fn upgrade_request(now: Millis, op: &Op) -> Option<UpgradeRequest> {
 // ---------------------------------------------------------------------------
 // Generation.
 
+/// Idle timeouts and absolute lifetimes generated, in ms: long enough that
+/// several sessions of a subject are live at once, short enough that they
+/// expire within a sequence.
+const IDLE: std::ops::RangeInclusive<i64> = 30..=300;
+const ABSOLUTE: std::ops::RangeInclusive<i64> = 60..=600;
+
+fn subject_strategy() -> impl Strategy<Value = u8> {
+    prop_oneof![3 => Just(0u8), 2 => Just(1u8), 1 => Just(2u8)]
+}
+
 fn limits_strategy() -> impl Strategy<Value = GenLimits> {
     (
-        proptest::option::weighted(0.7, (1u32..=3, any::<bool>())),
+        proptest::option::weighted(0.8, (1u32..=3, any::<bool>())),
         proptest::option::weighted(0.3, 1u64..=4),
     )
         .prop_map(|(per_subject, anonymous)| GenLimits {
@@ -623,14 +633,17 @@ fn key_for(tenant: u8) -> impl Strategy<Value = u8> {
     (0..POOL / 2).prop_map(move |k| k * 2 + tenant)
 }
 
-fn random_op() -> BoxedStrategy<Op> {
-    let tenant = || prop_oneof![4 => Just(0u8), 1 => Just(1u8)];
-    let any_key = || 0..POOL;
-    let create = (
+fn tenant_strategy() -> impl Strategy<Value = u8> {
+    prop_oneof![4 => Just(0u8), 1 => Just(1u8)]
+}
+
+fn create_op() -> BoxedStrategy<Op> {
+    let tenant = tenant_strategy;
+    (
         tenant(),
-        proptest::option::weighted(0.75, 0u8..3),
-        5i64..=60,
-        10i64..=150,
+        proptest::option::weighted(0.75, subject_strategy()),
+        IDLE,
+        ABSOLUTE,
         limits_strategy(),
         any::<u8>(),
     )
@@ -645,16 +658,22 @@ fn random_op() -> BoxedStrategy<Op> {
                 limits,
                 tag,
             })
-        });
+        })
+        .boxed()
+}
+
+fn random_op() -> BoxedStrategy<Op> {
+    let tenant = tenant_strategy;
+    let any_key = || 0..POOL;
     prop_oneof![
-        8 => create,
+        2 => create_op(),
         2 => (tenant(), any_key()).prop_map(|(tenant, token)| Op::GetByToken { tenant, token }),
         2 => (tenant(), any_key()).prop_map(|(tenant, id)| Op::GetById { tenant, id }),
         2 => (tenant(), any_key()).prop_map(|(tenant, id)| Op::Touch { tenant, id }),
         1 => (tenant(), any_key(), 1u64..=3, any::<u8>()).prop_map(|(tenant, id, expected, tag)| Op::Update { tenant, id, expected, tag }),
         1 => (tenant(), any_key(), 0u8..8).prop_map(|(tenant, id, reason)| Op::Revoke { tenant, id, reason }),
-        2 => (tenant(), 0u8..3, proptest::option::weighted(0.3, any_key())).prop_map(|(tenant, subject, except)| Op::RevokeSubject { tenant, subject, except }),
-        3 => (tenant(), 0u8..3, 1usize..=4).prop_map(|(tenant, subject, limit)| Op::List { tenant, subject, limit }),
+        2 => (tenant(), subject_strategy(), proptest::option::weighted(0.3, any_key())).prop_map(|(tenant, subject, except)| Op::RevokeSubject { tenant, subject, except }),
+        3 => (tenant(), subject_strategy(), 1usize..=4).prop_map(|(tenant, subject, limit)| Op::List { tenant, subject, limit }),
         2 => (1usize..=4).prop_map(|max| Op::Purge { max }),
         1 => tenant().prop_map(|tenant| Op::Counts { tenant }),
     ]
@@ -677,7 +696,7 @@ fn targeted_op(known: Vec<Known>) -> BoxedStrategy<Op> {
         pick,
         0u8..10,
         any::<u8>(),
-        (0u8..3, 5i64..=60, 10i64..=150, limits_strategy()),
+        (subject_strategy(), IDLE, ABSOLUTE, limits_strategy()),
         0..POOL / 2,
         0..POOL / 2,
     )
@@ -767,7 +786,26 @@ impl ReferenceStateMachine for Reference {
     }
 
     fn transitions(state: &Model) -> BoxedStrategy<Step> {
-        let advance = prop_oneof![3 => Just(0i64), 6 => 1i64..=6, 1 => 20i64..=80];
+        // Time moves by small steps, by large jumps, and exactly onto (or
+        // 1 ms before) the next deadline of some record, so that every
+        // boundary is hit.
+        let mut to_deadline: Vec<i64> = state
+            .records
+            .values()
+            .flat_map(|r| [r.purge_at(), r.idle_expires_at(), r.expires_at])
+            .map(|d| d.saturating_since(state.now).as_millis())
+            .filter(|d| *d > 0)
+            .flat_map(|d| [d, d - 1])
+            .collect();
+        to_deadline.sort_unstable();
+        // Only the next one: jumping to a far deadline would expire everything.
+        to_deadline.truncate(2);
+        let advance = if to_deadline.is_empty() {
+            prop_oneof![3 => Just(0i64), 6 => 1i64..=5, 1 => 50i64..=200].boxed()
+        } else {
+            prop_oneof![3 => Just(0i64), 6 => 1i64..=5, 1 => select(to_deadline.clone()), 1 => 50i64..=200]
+                .boxed()
+        };
         let known: Vec<Known> = state
             .records
             .values()
@@ -783,14 +821,27 @@ impl ReferenceStateMachine for Reference {
                     .map(|p| p as u8),
             })
             .collect();
+        let live = state
+            .records
+            .values()
+            .filter(|r| r.is_live(state.now))
+            .count();
+        let creates = if live < 6 { 3 } else { 1 };
         let op = if known.is_empty() {
-            random_op()
+            prop_oneof![creates => create_op(), 1 => random_op()].boxed()
         } else {
-            prop_oneof![3 => random_op(), 2 => targeted_op(known)].boxed()
+            prop_oneof![creates => create_op(), 2 => random_op(), 3 => targeted_op(known)].boxed()
         };
-        (advance, op)
-            .prop_map(|(advance, op)| Step { advance, op })
-            .boxed()
+        let step = (advance, op).prop_map(|(advance, op)| Step { advance, op });
+        if to_deadline.is_empty() {
+            return step.boxed();
+        }
+        // A purge exactly at (or 1 ms before) the next purge time.
+        let purge_at_deadline = (select(to_deadline), 1usize..=4).prop_map(|(advance, max)| Step {
+            advance,
+            op: Op::Purge { max },
+        });
+        prop_oneof![12 => step, 1 => purge_at_deadline].boxed()
     }
 
     fn apply(mut state: Model, step: &Step) -> Model {
@@ -1195,7 +1246,7 @@ where
         ..Config::default()
     };
     let mut runner = TestRunner::new(config);
-    let strategy = Reference::sequential_strategy(1..=MAX_STEPS);
+    let strategy = Reference::sequential_strategy(5..=MAX_STEPS);
     let result = runner.run(&strategy, |(_init, steps, seen)| {
         rt.block_on(async {
             let (store, guard) = make().await.into_fixture().into_parts();

@@ -437,7 +437,13 @@ pub async fn upgrade_racing_revoke<S: SessionStore>(store: S) {
         };
         let rv = {
             let (store, old) = (Arc::clone(&store), old.clone());
-            async move { ok(store.revoke(old.tenant, old.id, RevokeReason::Logout, at(10))).await }
+            async move {
+                // Vary which side starts first from round to round.
+                for _ in 0..round % 8 {
+                    tokio::task::yield_now().await;
+                }
+                ok(store.revoke(old.tenant, old.id, RevokeReason::Logout, at(10))).await
+            }
         };
         let barrier = Arc::new(Barrier::new(2));
         let (b1, b2) = (Arc::clone(&barrier), barrier);

@@ -244,6 +244,33 @@ pub async fn clock_floor_tracks_writes<S: SessionStore>(store: S) {
     assert!(floor(&store).await >= late, "after purge");
 }
 
+/// `persist_clock_floor(at)` raises `clock_floor` to at least `at`, and an
+/// earlier `at` never lowers it.
+pub async fn persist_clock_floor_raises_floor<S: SessionStore>(store: S) {
+    ok(store.persist_clock_floor(at(1_000))).await;
+    assert!(
+        floor(&store).await >= at(1_000),
+        "after persist_clock_floor"
+    );
+    ok(store.persist_clock_floor(at(10))).await;
+    assert!(
+        floor(&store).await >= at(1_000),
+        "an earlier time never lowers it"
+    );
+    let rec = session(Some("alice"), at(5_000));
+    put(&store, &rec).await;
+    ok(store.persist_clock_floor(at(2_000))).await;
+    assert!(floor(&store).await >= at(5_000), "after a later write");
+    // A session the engine already saw expire stays expired: the floor
+    // persisted is past its deadline.
+    let short = session_with(Some("bob"), at(5_000), 100, 100);
+    put(&store, &short).await;
+    ok(store.persist_clock_floor(at(5_100))).await;
+    let f = floor(&store).await;
+    let got = by_id(&store, short.tenant, short.id).await.expect("stored");
+    assert!(!got.is_live(f), "not live at the floor");
+}
+
 /// Counts per tenant: active = not revoked and not yet purged (expired
 /// sessions count until purged), anonymous among them, and the number of
 /// subjects with at least one active session.
