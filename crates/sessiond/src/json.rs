@@ -183,7 +183,7 @@ impl<'de> Visitor<'de> for NoDupes {
         // Bodies are small: a linear scan beats hashing for a few keys.
         let mut seen: Vec<Cow<'de, str>> = Vec::new();
         while let Some(k) = m.next_key_seed(Key)? {
-            if seen.iter().any(|s| *s == k) {
+            if seen.contains(&k) {
                 return Err(de::Error::custom(format_args!("duplicate key `{k}`")));
             }
             if seen.len() > 64 {
