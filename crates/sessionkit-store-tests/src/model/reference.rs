@@ -1,0 +1,453 @@
+//! The reference model: a map of records scanned in full, one method per
+//! store operation, written against the trait documentation.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+use sessionkit_core::store::{
+    Change, CreateOutcome, Limits, ListCursor, Purged, RevokeOutcome, RevokeSubjectOutcome,
+    UpdateOutcome, UpgradeOutcome, UpgradeRequest,
+};
+use sessionkit_core::{
+    ClientInfo, DurationMs, Liveness, Millis, OnSessionLimit, RevokeReason, SessionId,
+    SessionRecord, SessionState, Subject, TenantId, TokenHash,
+};
+
+use super::{Op, START, id_of, subject_of, tenant, token_of};
+use crate::support::attrs;
+
+/// The reference model: every record, the engine's time, and the highest
+/// `now` a write has carried.
+#[derive(Debug, Clone)]
+pub struct Model {
+    pub(super) now: Millis,
+    pub(super) records: BTreeMap<SessionId, SessionRecord>,
+    pub(super) max_write: Millis,
+}
+
+pub(super) type Check<T> = Result<T, String>;
+
+impl Model {
+    pub(super) fn new() -> Self {
+        Model {
+            now: START,
+            records: BTreeMap::new(),
+            max_write: Millis::MIN,
+        }
+    }
+
+    pub(super) fn wrote(&mut self, now: Millis) {
+        self.max_write = self.max_write.max(now);
+    }
+
+    pub(super) fn by_token(&self, tenant: TenantId, h: &TokenHash) -> Option<&SessionRecord> {
+        self.records
+            .values()
+            .find(|r| r.tenant == tenant && r.token_hash == *h)
+    }
+
+    pub(super) fn by_id(&self, tenant: TenantId, id: SessionId) -> Option<&SessionRecord> {
+        self.records.get(&id).filter(|r| r.tenant == tenant)
+    }
+
+    pub(super) fn exists(&self, rec: &SessionRecord) -> bool {
+        self.records.contains_key(&rec.id)
+            || self
+                .records
+                .values()
+                .any(|r| r.token_hash == rec.token_hash)
+    }
+
+    pub(super) fn live_of(
+        &self,
+        tenant: TenantId,
+        s: &Subject,
+        now: Millis,
+    ) -> Vec<&SessionRecord> {
+        self.records
+            .values()
+            .filter(|r| r.tenant == tenant && r.subject.as_ref() == Some(s) && r.is_live(now))
+            .collect()
+    }
+
+    /// Checks the caps for `rec` and returns the sessions to evict. When
+    /// the store evicted, `chosen` is its choice: it must be as many of the
+    /// least recently seen live sessions as the cap requires.
+    pub(super) fn caps(
+        &self,
+        rec: &SessionRecord,
+        limits: Limits,
+        ignoring: Option<SessionId>,
+        now: Millis,
+        chosen: Option<&[SessionId]>,
+    ) -> Check<Result<Vec<SessionId>, CreateOutcome>> {
+        let Some(s) = &rec.subject else {
+            if let Some(max) = limits.anonymous {
+                let n = self
+                    .records
+                    .values()
+                    .filter(|r| {
+                        r.tenant == rec.tenant
+                            && r.subject.is_none()
+                            && r.state == SessionState::Active
+                    })
+                    .count() as u64;
+                if n >= max {
+                    return Ok(Err(CreateOutcome::AnonymousLimitReached));
+                }
+            }
+            return Ok(Ok(Vec::new()));
+        };
+        let Some((max, on)) = limits.per_subject else {
+            return Ok(Ok(Vec::new()));
+        };
+        let mut live = self.live_of(rec.tenant, s, now);
+        live.retain(|r| Some(r.id) != ignoring);
+        let max = max as usize;
+        if live.len() < max {
+            return Ok(Ok(Vec::new()));
+        }
+        if on == OnSessionLimit::Refuse {
+            return Ok(Err(CreateOutcome::SubjectLimitReached));
+        }
+        let k = live.len() + 1 - max;
+        live.sort_by_key(|r| (r.last_seen_at, r.id));
+        let Some(chosen) = chosen else {
+            return Ok(Ok(live.iter().take(k).map(|r| r.id).collect()));
+        };
+        let mut ids = chosen.to_vec();
+        ids.sort();
+        ids.dedup();
+        if ids.len() != k || chosen.len() != k {
+            return Err(format!(
+                "evicted {chosen:?}, but exactly {k} distinct sessions had to go"
+            ));
+        }
+        let seen = |id: &SessionId| live.iter().find(|r| r.id == *id).map(|r| r.last_seen_at);
+        let mut newest_evicted = Millis::MIN;
+        for id in &ids {
+            let Some(t) = seen(id) else {
+                return Err(format!(
+                    "evicted {id:?}, which is not a live session of {s:?}"
+                ));
+            };
+            newest_evicted = newest_evicted.max(t);
+        }
+        if let Some(kept) = live
+            .iter()
+            .filter(|r| !ids.contains(&r.id))
+            .find(|r| r.last_seen_at < newest_evicted)
+        {
+            return Err(format!(
+                "kept {:?} (last seen {:?}) but evicted a session seen at {newest_evicted:?}",
+                kept.id, kept.last_seen_at
+            ));
+        }
+        Ok(Ok(ids))
+    }
+
+    pub(super) fn tombstone(&mut self, id: SessionId, reason: RevokeReason, now: Millis) {
+        if let Some(r) = self.records.get_mut(&id) {
+            r.make_tombstone(reason, now);
+        }
+    }
+
+    pub(super) fn create(
+        &mut self,
+        rec: SessionRecord,
+        limits: Limits,
+        now: Millis,
+        chosen: Option<&[SessionId]>,
+    ) -> Check<CreateOutcome> {
+        if self.exists(&rec) {
+            return Ok(CreateOutcome::Duplicate);
+        }
+        let evict = match self.caps(&rec, limits, None, now, chosen)? {
+            Ok(e) => e,
+            Err(refusal) => return Ok(refusal),
+        };
+        for id in &evict {
+            self.tombstone(*id, RevokeReason::Evicted, now);
+        }
+        self.records.insert(rec.id, rec);
+        self.wrote(now);
+        Ok(CreateOutcome::Created { evicted: evict })
+    }
+
+    pub(super) fn touch(&mut self, tenant: TenantId, id: SessionId, at: Millis) -> bool {
+        let Some(r) = self.records.get_mut(&id) else {
+            return false;
+        };
+        if r.tenant != tenant || !r.is_live(at) || at <= r.last_seen_at {
+            return false;
+        }
+        r.last_seen_at = at;
+        self.wrote(at);
+        true
+    }
+
+    pub(super) fn update(
+        &mut self,
+        tenant: TenantId,
+        id: SessionId,
+        expected: u64,
+        change: Change,
+        now: Millis,
+    ) -> UpdateOutcome {
+        let Some(r) = self.records.get_mut(&id) else {
+            return UpdateOutcome::NotLive;
+        };
+        if r.tenant != tenant || !r.is_live(now) {
+            return UpdateOutcome::NotLive;
+        }
+        if r.version != expected {
+            return UpdateOutcome::VersionMismatch { current: r.version };
+        }
+        match change {
+            Change::Attributes(a) => r.attributes = a,
+            _ => unreachable!("the model generates attribute changes only"),
+        }
+        r.version += 1;
+        let out = UpdateOutcome::Updated(Box::new(r.clone()));
+        self.wrote(now);
+        out
+    }
+
+    pub(super) fn upgrade(
+        &mut self,
+        req: UpgradeRequest,
+        chosen: Option<&[SessionId]>,
+    ) -> Check<UpgradeOutcome> {
+        let now = req.now;
+        let Some(old) = self.records.get(&req.old_id) else {
+            return Ok(UpgradeOutcome::NotLive);
+        };
+        if old.tenant != req.new.tenant || old.token_hash != req.old_token_hash || !old.is_live(now)
+        {
+            return Ok(UpgradeOutcome::NotLive);
+        }
+        if old.version != req.expected_version {
+            return Ok(UpgradeOutcome::VersionMismatch);
+        }
+        if self.exists(&req.new) {
+            return Ok(UpgradeOutcome::Duplicate);
+        }
+        let evict = match self.caps(&req.new, req.limits, Some(req.old_id), now, chosen)? {
+            Ok(e) => e,
+            Err(_) => return Ok(UpgradeOutcome::SubjectLimitReached),
+        };
+        self.tombstone(req.old_id, RevokeReason::Upgraded, now);
+        for id in &evict {
+            self.tombstone(*id, RevokeReason::Evicted, now);
+        }
+        self.records.insert(req.new.id, req.new);
+        self.wrote(now);
+        Ok(UpgradeOutcome::Upgraded { evicted: evict })
+    }
+
+    pub(super) fn revoke(
+        &mut self,
+        tenant: TenantId,
+        id: SessionId,
+        reason: RevokeReason,
+        now: Millis,
+    ) -> RevokeOutcome {
+        match self.by_id(tenant, id) {
+            None => RevokeOutcome::NotFound,
+            Some(r) if r.state != SessionState::Active => RevokeOutcome::AlreadyRevoked,
+            Some(r) => {
+                let subject = r.subject.clone();
+                self.tombstone(id, reason, now);
+                self.wrote(now);
+                RevokeOutcome::Revoked { subject }
+            }
+        }
+    }
+
+    pub(super) fn revoke_subject(
+        &mut self,
+        tenant: TenantId,
+        s: &Subject,
+        except: Option<SessionId>,
+        now: Millis,
+    ) -> RevokeSubjectOutcome {
+        if let Some(keep) = except {
+            let ok = self
+                .by_id(tenant, keep)
+                .is_some_and(|r| r.subject.as_ref() == Some(s) && r.is_live(now));
+            if !ok {
+                return RevokeSubjectOutcome::ExceptNotLive;
+            }
+        }
+        let reason = if except.is_some() {
+            RevokeReason::OthersRevoked
+        } else {
+            RevokeReason::SubjectRevoked
+        };
+        let ids: Vec<SessionId> = self
+            .records
+            .values()
+            .filter(|r| {
+                r.tenant == tenant
+                    && r.subject.as_ref() == Some(s)
+                    && r.state == SessionState::Active
+                    && Some(r.id) != except
+            })
+            .map(|r| r.id)
+            .collect();
+        for id in &ids {
+            self.tombstone(*id, reason, now);
+        }
+        if !ids.is_empty() {
+            self.wrote(now);
+        }
+        RevokeSubjectOutcome::Revoked(ids)
+    }
+
+    pub(super) fn list(
+        &self,
+        tenant: TenantId,
+        s: &Subject,
+        now: Millis,
+        after: Option<ListCursor>,
+        limit: usize,
+    ) -> Vec<SessionRecord> {
+        let mut v: Vec<SessionRecord> = self
+            .live_of(tenant, s, now)
+            .into_iter()
+            .filter(|r| after.is_none_or(|c| c.precedes(r)))
+            .cloned()
+            .collect();
+        v.sort_by_key(|r| std::cmp::Reverse((r.created_at, r.id)));
+        v.truncate(limit);
+        v
+    }
+
+    /// The purge the store made (`chosen`, in its order) must remove
+    /// `min(max, due)` distinct due records.
+    pub(super) fn purge(
+        &mut self,
+        now: Millis,
+        max: usize,
+        chosen: Option<&[SessionId]>,
+    ) -> Check<Vec<Purged>> {
+        let due: Vec<SessionId> = self
+            .records
+            .values()
+            .filter(|r| r.purge_at() <= now)
+            .map(|r| r.id)
+            .collect();
+        let n = due.len().min(max);
+        let ids: Vec<SessionId> = match chosen {
+            None => due.iter().copied().take(n).collect(),
+            Some(c) => {
+                let mut d = c.to_vec();
+                d.sort();
+                d.dedup();
+                if d.len() != c.len() || c.len() != n {
+                    return Err(format!(
+                        "purge(max {max}) removed {c:?}; {n} distinct of the due {due:?} expected"
+                    ));
+                }
+                if let Some(bad) = c.iter().find(|id| !due.contains(id)) {
+                    return Err(format!("purge removed {bad:?}, which is not due"));
+                }
+                c.to_vec()
+            }
+        };
+        let mut out = Vec::new();
+        for id in ids {
+            let r = self.records.remove(&id).ok_or("purged twice")?;
+            let expired = match (r.state, r.liveness(now)) {
+                (SessionState::Active, Liveness::Expired(cause)) => Some(cause),
+                _ => None,
+            };
+            out.push(Purged {
+                tenant: r.tenant,
+                id,
+                subject: r.subject,
+                expired,
+            });
+        }
+        if !out.is_empty() {
+            self.wrote(now);
+        }
+        Ok(out)
+    }
+
+    pub(super) fn counts(&self, tenant: TenantId) -> (u64, u64, u64) {
+        let active: Vec<&SessionRecord> = self
+            .records
+            .values()
+            .filter(|r| r.tenant == tenant && r.state == SessionState::Active)
+            .collect();
+        let anonymous = active.iter().filter(|r| r.subject.is_none()).count() as u64;
+        let mut subjects: Vec<&Subject> =
+            active.iter().filter_map(|r| r.subject.as_ref()).collect();
+        subjects.sort();
+        subjects.dedup();
+        (active.len() as u64, anonymous, subjects.len() as u64)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn new_record(
+    tenant: u8,
+    id: u8,
+    token: u8,
+    subject: Option<u8>,
+    idle: i64,
+    absolute: i64,
+    now: Millis,
+    tag: u8,
+) -> SessionRecord {
+    let subject = subject.map(subject_of);
+    SessionRecord {
+        tenant: self::tenant(tenant),
+        id: id_of(id),
+        token_hash: token_of(token),
+        auth_time: subject.as_ref().map(|_| now),
+        subject,
+        created_at: now,
+        last_seen_at: now,
+        idle_timeout: DurationMs::from_millis(idle),
+        expires_at: now.saturating_add(DurationMs::from_millis(absolute)),
+        attributes: attrs(json!({"tag": tag})),
+        client: ClientInfo {
+            user_agent: Some(format!("model/{tag}")),
+            ..ClientInfo::default()
+        },
+        version: 1,
+        state: SessionState::Active,
+    }
+}
+
+pub(super) fn reason_of(i: u8) -> RevokeReason {
+    RevokeReason::ALL[usize::from(i) % RevokeReason::ALL.len()]
+}
+
+pub(super) fn upgrade_request(now: Millis, op: &Op) -> Option<UpgradeRequest> {
+    let Op::Upgrade {
+        tenant,
+        old_id,
+        old_token,
+        expected,
+        id,
+        token,
+        subject,
+        idle,
+        absolute,
+        limits,
+    } = *op
+    else {
+        return None;
+    };
+    Some(UpgradeRequest {
+        old_id: id_of(old_id),
+        old_token_hash: token_of(old_token),
+        expected_version: expected,
+        new: new_record(tenant, id, token, Some(subject), idle, absolute, now, 0),
+        limits: limits.limits(),
+        now,
+    })
+}
