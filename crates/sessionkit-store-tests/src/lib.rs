@@ -37,6 +37,33 @@
 //! [`cases::concurrency::ROUNDS`] times, each round checking an invariant
 //! that holds for every interleaving of atomic operations.
 //!
+//! ## What the suite pins where the trait documentation is terse
+//!
+//! - **Outcome precedence.** `create`: `Duplicate` before any cap.
+//!   `update`: `NotLive` (unknown, other tenant, revoked, expired) before
+//!   `VersionMismatch`. `upgrade`: `NotLive` (including a wrong token hash
+//!   or another tenant) before `VersionMismatch`, before `Duplicate`, before
+//!   `SubjectLimitReached`.
+//! - **Keys.** A tombstone keeps its id and token hash: a create or upgrade
+//!   reusing either is `Duplicate` until the tombstone is purged. Whether
+//!   two *tenants* may hold the same id or token hash is not pinned.
+//! - **Caps.** Per-subject caps count live sessions only (not expired, not
+//!   revoked), in that tenant; with `EvictOldest` the least recently seen
+//!   go, as many as needed to fit the new one. The anonymous cap counts
+//!   *active* anonymous sessions of the tenant (not revoked, not yet purged:
+//!   expired ones count until purged), as `Limits::anonymous` says.
+//! - **Touch.** `true` means the write is visible to the next read of the
+//!   same store (`last_seen_at == at`); `false` means nothing changed.
+//! - **Update** changes the attributes and the version and nothing else
+//!   (not `last_seen_at`).
+//! - **Purge.** `Purged::expired` is the record's liveness at the purge's
+//!   `now` (`Absolute` when both deadlines have passed).
+//! - **Lists** order by `(created_at, id)` descending; a cursor is a
+//!   position, valid even after its session is revoked.
+//! - **Not pinned:** the order of the ids in `evicted`, `Revoked(ids)` and
+//!   purge results; which of equally old sessions is evicted; which due
+//!   records a purge bounded by `max` removes (any `min(max, due)` of them).
+//!
 //! [`SessionStore`]: sessionkit_core::SessionStore
 //! [`Millis`]: sessionkit_core::Millis
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
