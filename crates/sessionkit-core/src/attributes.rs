@@ -107,6 +107,11 @@ impl Attributes {
         }
     }
 
+    /// Rebuilds attributes a store checked when they were first made.
+    pub(crate) fn from_checked(text: &str) -> Self {
+        Attributes(text.into())
+    }
+
     /// The compact JSON text.
     #[must_use]
     pub fn as_json(&self) -> &str {

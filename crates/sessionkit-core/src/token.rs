@@ -52,7 +52,8 @@ pub fn fill_random(buf: &mut [u8]) -> Result<(), RandomUnavailable> {
 pub trait TokenKind: Send + Sync + 'static {
     /// The text prefix, e.g. `ses_`.
     const PREFIX: &'static str;
-    /// The domain tag mixed into the stored hash.
+    /// The domain tag mixed into the stored hash. Kept short so that tag and
+    /// secret fit one SHA-256 block (at most 23 bytes).
     const HASH_TAG: &'static [u8];
 }
 
@@ -61,7 +62,7 @@ pub trait TokenKind: Send + Sync + 'static {
 pub enum SessionKind {}
 impl TokenKind for SessionKind {
     const PREFIX: &'static str = "ses_";
-    const HASH_TAG: &'static [u8] = b"sessionkit/v1/session-token\0";
+    const HASH_TAG: &'static [u8] = b"sk/v1/session\0";
 }
 
 /// Marker for refresh tokens (`rft_…`).
@@ -69,7 +70,7 @@ impl TokenKind for SessionKind {
 pub enum RefreshKind {}
 impl TokenKind for RefreshKind {
     const PREFIX: &'static str = "rft_";
-    const HASH_TAG: &'static [u8] = b"sessionkit/v1/refresh-token\0";
+    const HASH_TAG: &'static [u8] = b"sk/v1/refresh\0";
 }
 
 /// A bearer secret of kind `K`. Its `Debug` is redacted and its bytes are
@@ -140,7 +141,7 @@ impl<K: TokenKind> Token<K> {
     /// The hash a store keeps of this token.
     #[must_use]
     pub fn hash(&self) -> TokenHash {
-        TokenHash::compute(K::HASH_TAG, self.bytes.as_ref())
+        TokenHash::compute(K::HASH_TAG, &self.bytes)
     }
 }
 
@@ -156,11 +157,14 @@ impl<K: TokenKind> fmt::Debug for Token<K> {
 pub struct TokenHash([u8; 32]);
 
 impl TokenHash {
-    fn compute(tag: &[u8], secret: &[u8]) -> Self {
-        let mut ctx = digest::Context::new(&digest::SHA256);
-        ctx.update(tag);
-        ctx.update(secret);
-        let d = ctx.finish();
+    fn compute(tag: &[u8], secret: &[u8; TOKEN_BYTES]) -> Self {
+        // One contiguous input of at most 55 bytes: one compression.
+        let mut buf = [0u8; 55];
+        let n = tag.len().min(55 - TOKEN_BYTES);
+        buf[..n].copy_from_slice(&tag[..n]);
+        buf[n..n + TOKEN_BYTES].copy_from_slice(secret);
+        let d = digest::digest(&digest::SHA256, &buf[..n + TOKEN_BYTES]);
+        zeroize::Zeroize::zeroize(&mut buf);
         let mut out = [0u8; 32];
         out.copy_from_slice(d.as_ref());
         TokenHash(out)

@@ -1,13 +1,14 @@
 //! [`MemoryStore`]: the reference store, and the in-memory index that the
 //! durable stores build on.
 //!
-//! Records live in shards keyed by session id, with a sharded token-hash
-//! index beside them, so that a validation takes two uncontended read locks
-//! and two hash lookups. Writes are serialised by one writer lock that also
-//! guards the per-subject index and the expiry index; each write is atomic
-//! with respect to every reader (a reader sees a record before or after a
-//! write, never half of it). The expiry index is ordered by each record's
-//! purge time, so a purge costs what expires, not what lives.
+//! Records live in 64 shards chosen by token hash; each shard is a slab of
+//! 128-byte slots with its own token index, so a validation takes one
+//! uncontended read lock and one hash lookup. Writes are serialised by one
+//! writer lock that also guards the id index, the per-subject index (an
+//! intrusive list through the slots) and the expiry wheel; each write is
+//! atomic with respect to every reader, who sees a record before or after a
+//! write, never half of it. Purging visits only the expiry buckets that are
+//! due, so it costs what expires, not what lives.
 //!
 //! ```
 //! use sessionkit_core::store::memory::MemoryStore;
@@ -15,13 +16,18 @@
 //! assert_eq!(store.len(), 0);
 //! ```
 
-use std::collections::{BTreeSet, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
+mod expiry;
+mod slab;
+
+use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use crate::attributes::Attributes;
-use crate::client::ClientInfo;
+use hashbrown::HashTable;
+
+use self::expiry::{ExpiryWheel, Verdict};
+use self::slab::{Loc, SHARDS, Shard, Slot, id_hash, shard_of};
 use crate::ids::{SessionId, Subject, TenantId};
 use crate::policy::OnSessionLimit;
 use crate::record::{Liveness, RevokeReason, SessionRecord, SessionState};
@@ -29,154 +35,30 @@ use crate::store::{
     Change, Counts, CreateOutcome, Limits, ListCursor, Purged, RevokeOutcome, RevokeSubjectOutcome,
     SessionStore, StoreResult, UpdateOutcome, UpgradeOutcome, UpgradeRequest,
 };
-use crate::time::{DurationMs, Millis};
+use crate::time::Millis;
 use crate::token::TokenHash;
 
-const SHARDS: usize = 64;
-
-/// Hashes keys that are already uniformly random (token hashes, the random
-/// tail of a UUID v7) by taking their last 8 bytes: no hashing work at all.
-#[derive(Default)]
-struct RandomTailHasher(u64);
-
-impl Hasher for RandomTailHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut tail = [0u8; 8];
-        let n = bytes.len().min(8);
-        tail[..n].copy_from_slice(&bytes[bytes.len() - n..]);
-        self.0 = (self.0 ^ u64::from_le_bytes(tail)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-    fn write_usize(&mut self, _len: usize) {}
-}
-
-type Fast = BuildHasherDefault<RandomTailHasher>;
-
-fn shard_of_id(id: &SessionId) -> usize {
-    usize::from(id.as_bytes()[15]) % SHARDS
-}
-
-fn shard_of_token(h: &TokenHash) -> usize {
-    usize::from(h.as_bytes()[0]) % SHARDS
-}
-
-/// A record as the memory store keeps it: client info boxed (most sessions
-/// carry little), the rest inline.
-#[derive(Debug, Clone)]
-struct Slot {
-    tenant: TenantId,
-    token_hash: TokenHash,
-    subject: Option<Subject>,
-    created_at: Millis,
-    last_seen_at: Millis,
-    idle_timeout: DurationMs,
-    expires_at: Millis,
-    auth_time: Option<Millis>,
-    attributes: Attributes,
-    client: Option<Box<ClientInfo>>,
-    version: u64,
-    state: SessionState,
-}
-
-impl Slot {
-    fn from_record(r: SessionRecord) -> (SessionId, Slot) {
-        let client = (!r.client.is_empty()).then(|| Box::new(r.client));
-        (
-            r.id,
-            Slot {
-                tenant: r.tenant,
-                token_hash: r.token_hash,
-                subject: r.subject,
-                created_at: r.created_at,
-                last_seen_at: r.last_seen_at,
-                idle_timeout: r.idle_timeout,
-                expires_at: r.expires_at,
-                auth_time: r.auth_time,
-                attributes: r.attributes,
-                client,
-                version: r.version,
-                state: r.state,
-            },
-        )
-    }
-
-    fn to_record(&self, id: SessionId) -> SessionRecord {
-        SessionRecord {
-            tenant: self.tenant,
-            id,
-            token_hash: self.token_hash,
-            subject: self.subject.clone(),
-            created_at: self.created_at,
-            last_seen_at: self.last_seen_at,
-            idle_timeout: self.idle_timeout,
-            expires_at: self.expires_at,
-            auth_time: self.auth_time,
-            attributes: self.attributes.clone(),
-            client: self.client.as_deref().cloned().unwrap_or_default(),
-            version: self.version,
-            state: self.state,
-        }
-    }
-
-    fn idle_expires_at(&self) -> Millis {
-        self.last_seen_at
-            .saturating_add(self.idle_timeout)
-            .min(self.expires_at)
-    }
-
-    fn purge_at(&self) -> Millis {
-        match self.state {
-            SessionState::Active => self.idle_expires_at(),
-            SessionState::Revoked { .. } => self.expires_at,
-        }
-    }
-
-    fn is_live(&self, now: Millis) -> bool {
-        self.state == SessionState::Active && now < self.expires_at && now < self.idle_expires_at()
-    }
-
-    fn liveness(&self, now: Millis) -> Liveness {
-        // One definition of liveness: the record's.
-        let probe = SessionRecord {
-            tenant: self.tenant,
-            id: SessionId::from_bytes([0; 16]),
-            token_hash: self.token_hash,
-            subject: None,
-            created_at: self.created_at,
-            last_seen_at: self.last_seen_at,
-            idle_timeout: self.idle_timeout,
-            expires_at: self.expires_at,
-            auth_time: None,
-            attributes: Attributes::empty(),
-            client: ClientInfo::default(),
-            version: self.version,
-            state: self.state,
-        };
-        probe.liveness(now)
-    }
-}
-
-#[derive(Default)]
+#[derive(Default, Clone, Copy)]
 struct TenantCounts {
     active: u64,
     anonymous: u64,
+    subjects: u64,
 }
 
-/// State only writers touch, behind the one writer lock.
-#[derive(Default)]
+/// State only writers change, behind the one writer lock.
 struct Writer {
-    /// Active (not revoked) sessions of each subject.
-    subjects: HashMap<(TenantId, Subject), Vec<SessionId>>,
-    /// Every record by purge time.
-    expiry: BTreeSet<(Millis, SessionId)>,
+    /// Every record by id.
+    ids: HashTable<Loc>,
+    /// Head of each subject's list of active sessions.
+    subjects: HashTable<Loc>,
+    /// Seeded per store (subjects come from users: no fixed hash).
+    subject_hasher: hashbrown::DefaultHashBuilder,
+    expiry: ExpiryWheel,
     counts: HashMap<TenantId, TenantCounts>,
 }
 
 struct Inner {
-    records: Box<[RwLock<HashMap<SessionId, Slot, Fast>>]>,
-    tokens: Box<[RwLock<HashMap<TokenHash, SessionId, Fast>>]>,
+    shards: Box<[RwLock<Shard>]>,
     writer: Mutex<Writer>,
     floor: AtomicI64,
 }
@@ -201,9 +83,9 @@ impl std::fmt::Debug for MemoryStore {
     }
 }
 
-// A poisoned lock means a panic happened while it was held; the data it
-// guards is still structurally sound (every write below is applied in an
-// order that keeps the indexes consistent), so we keep serving.
+// A poisoned lock means a panic happened while it was held. Every write
+// below leaves the structures consistent at each step that can fail, so we
+// keep serving rather than turn one bug into an outage.
 fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
     l.read().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -220,9 +102,14 @@ impl MemoryStore {
     pub fn new() -> Self {
         MemoryStore {
             inner: Arc::new(Inner {
-                records: (0..SHARDS).map(|_| RwLock::default()).collect(),
-                tokens: (0..SHARDS).map(|_| RwLock::default()).collect(),
-                writer: Mutex::new(Writer::default()),
+                shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
+                writer: Mutex::new(Writer {
+                    ids: HashTable::new(),
+                    subjects: HashTable::new(),
+                    subject_hasher: hashbrown::DefaultHashBuilder::default(),
+                    expiry: ExpiryWheel::default(),
+                    counts: HashMap::new(),
+                }),
                 floor: AtomicI64::new(i64::MIN),
             }),
         }
@@ -231,7 +118,7 @@ impl MemoryStore {
     /// Number of records held (active and tombstones).
     #[must_use]
     pub fn len(&self) -> usize {
-        self.inner.records.iter().map(|s| read(s).len()).sum()
+        self.inner.shards.iter().map(|s| read(s).len()).sum()
     }
 
     /// Whether the store holds no record.
@@ -243,16 +130,16 @@ impl MemoryStore {
     /// Loads a record as it was persisted (used by durable stores to
     /// rebuild their index on open). Replaces any record with that id.
     pub fn load(&self, rec: SessionRecord) {
-        let mut w = lock(&self.inner.writer);
-        self.remove_locked(&mut w, rec.id);
-        self.insert_locked(&mut w, rec);
+        self.exclusive(|t| {
+            t.remove_id(rec.id);
+            t.insert(rec);
+        });
     }
 
     /// Removes a record and its index entries (used by durable stores to
     /// roll back a batch that failed to persist). Returns whether it existed.
     pub fn remove(&self, id: SessionId) -> bool {
-        let mut w = lock(&self.inner.writer);
-        self.remove_locked(&mut w, id).is_some()
+        self.exclusive(|t| t.remove_id(id).is_some())
     }
 
     /// Raises the persisted clock floor to at least `t`.
@@ -263,140 +150,277 @@ impl MemoryStore {
     /// Runs `f` under the writer lock, so that a durable store can decide,
     /// persist and apply one operation atomically with respect to every
     /// other write. Readers are not blocked.
-    pub fn exclusive<R>(&self, f: impl FnOnce(&WriteTxn<'_>) -> R) -> R {
+    pub fn exclusive<R>(&self, f: impl FnOnce(&mut WriteTxn<'_>) -> R) -> R {
         let mut w = lock(&self.inner.writer);
-        let txn = WriteTxn {
-            store: self,
-            writer: std::cell::RefCell::new(&mut w),
+        let mut txn = WriteTxn {
+            shards: &self.inner.shards,
+            floor: &self.inner.floor,
+            w: &mut w,
         };
-        f(&txn)
+        f(&mut txn)
+    }
+}
+
+/// Access to a [`MemoryStore`] under its writer lock (see
+/// [`MemoryStore::exclusive`]): each method decides and applies one
+/// operation exactly as the [`SessionStore`] method of the same name, so a
+/// durable store can run it, persist the outcome, and only then answer.
+pub struct WriteTxn<'a> {
+    shards: &'a [RwLock<Shard>],
+    floor: &'a AtomicI64,
+    w: &'a mut Writer,
+}
+
+impl WriteTxn<'_> {
+    // ---- slot access (the writer holds no shard lock between calls) ----
+
+    fn with<R>(&self, loc: Loc, f: impl FnOnce(&Shard, &Slot) -> R) -> Option<R> {
+        let shard = read(&self.shards[loc.shard()]);
+        let slot = shard.slot(loc)?;
+        (!slot.is_free()).then(|| f(&shard, slot))
     }
 
-    fn get_slot<R>(&self, id: &SessionId, f: impl FnOnce(&Slot) -> R) -> Option<R> {
-        read(&self.inner.records[shard_of_id(id)]).get(id).map(f)
+    fn with_mut<R>(&self, loc: Loc, f: impl FnOnce(&mut Slot) -> R) -> Option<R> {
+        let mut shard = write(&self.shards[loc.shard()]);
+        let slot = shard.slot_mut(loc)?;
+        (!slot.is_free()).then(|| f(slot))
     }
 
-    fn with_slot_mut<R>(&self, id: &SessionId, f: impl FnOnce(&mut Slot) -> R) -> Option<R> {
-        write(&self.inner.records[shard_of_id(id)])
-            .get_mut(id)
-            .map(f)
+    fn loc_of(&self, id: SessionId) -> Option<Loc> {
+        let shards = self.shards;
+        self.w
+            .ids
+            .find(id_hash(&id), |&loc| {
+                read(&shards[loc.shard()])
+                    .slot(loc)
+                    .is_some_and(|s| !s.is_free() && s.id() == id)
+            })
+            .copied()
     }
 
-    fn insert_locked(&self, w: &mut Writer, rec: SessionRecord) {
+    /// The record with this id (any tenant), read under the writer lock.
+    #[must_use]
+    pub fn get(&self, id: SessionId) -> Option<SessionRecord> {
+        let loc = self.loc_of(id)?;
+        self.with(loc, |shard, s| shard.to_record(s))
+    }
+
+    fn tenant_of(&self, loc: Loc) -> Option<TenantId> {
+        self.with(loc, |shard, s| shard.tenant_of(s))
+    }
+
+    fn note_now(&self, now: Millis) {
+        self.floor.fetch_max(now.as_millis(), Ordering::AcqRel);
+    }
+
+    // ---- the subject index ----
+
+    fn subject_hash(&self, tenant: TenantId, subject: &[u8]) -> u64 {
+        self.w.subject_hasher.hash_one((tenant, subject))
+    }
+
+    fn subject_key(&self, loc: Loc) -> Option<(TenantId, Vec<u8>, u16)> {
+        self.with(loc, |shard, s| {
+            let t = shard.tenant_of(s);
+            let ix = shard.tenant_ix(&t).unwrap_or(0);
+            s.subject_bytes().map(|b| (t, b.to_vec(), ix))
+        })
+        .flatten()
+    }
+
+    fn subject_head(&self, tenant: TenantId, subject: &[u8]) -> Option<Loc> {
+        let shards = self.shards;
+        let h = self.subject_hash(tenant, subject);
+        self.w
+            .subjects
+            .find(h, |&loc| matches_subject(shards, loc, tenant, subject))
+            .copied()
+    }
+
+    /// The active sessions of a subject.
+    fn subject_locs(&self, tenant: TenantId, subject: &[u8]) -> Vec<Loc> {
+        let mut out = Vec::new();
+        let mut cur = self.subject_head(tenant, subject).unwrap_or(Loc::NONE);
+        while !cur.is_none() {
+            out.push(cur);
+            cur = self.with(cur, |_, s| s.subj_next).unwrap_or(Loc::NONE);
+        }
+        out
+    }
+
+    fn link_subject(&mut self, loc: Loc, tenant: TenantId, subject: &[u8]) {
+        let h = self.subject_hash(tenant, subject);
+        match self.subject_head(tenant, subject) {
+            Some(head) => {
+                self.with_mut(head, |s| s.subj_prev = loc);
+                self.with_mut(loc, |s| {
+                    s.subj_next = head;
+                    s.subj_prev = Loc::NONE;
+                });
+                if let Ok(mut e) = self.w.subjects.find_entry(h, |&l| l == head) {
+                    *e.get_mut() = loc;
+                }
+            }
+            None => {
+                let shards = self.shards;
+                let hasher = &self.w.subject_hasher;
+                self.w
+                    .subjects
+                    .insert_unique(h, loc, |&l| subject_hash_at(shards, hasher, l));
+                self.counts(tenant).subjects += 1;
+            }
+        }
+    }
+
+    fn unlink_subject(&mut self, loc: Loc) {
+        let Some((tenant, subject, _)) = self.subject_key(loc) else {
+            return;
+        };
+        let Some((prev, next)) = self.with_mut(loc, |s| {
+            let links = (s.subj_prev, s.subj_next);
+            s.subj_prev = Loc::NONE;
+            s.subj_next = Loc::NONE;
+            links
+        }) else {
+            return;
+        };
+        if !next.is_none() {
+            self.with_mut(next, |s| s.subj_prev = prev);
+        }
+        if prev.is_none() {
+            let h = self.subject_hash(tenant, &subject);
+            if let Ok(mut e) = self.w.subjects.find_entry(h, |&l| l == loc) {
+                if next.is_none() {
+                    e.remove();
+                    self.counts(tenant).subjects = self.counts(tenant).subjects.saturating_sub(1);
+                } else {
+                    *e.get_mut() = next;
+                }
+            }
+        } else {
+            self.with_mut(prev, |s| s.subj_next = next);
+        }
+    }
+
+    fn counts(&mut self, t: TenantId) -> &mut TenantCounts {
+        self.w.counts.entry(t).or_default()
+    }
+
+    // ---- insert / remove / tombstone ----
+
+    /// Inserts a record whose id and token hash are new. `false` if its
+    /// shard is full (the caller reports a duplicate, and the engine draws
+    /// another token).
+    fn insert(&mut self, rec: SessionRecord) -> bool {
         let tenant = rec.tenant;
+        let id = rec.id;
         let purge_at = rec.purge_at();
         let active = rec.state == SessionState::Active;
         let subject = rec.subject.clone();
-        let (id, slot) = Slot::from_record(rec);
-        write(&self.inner.tokens[shard_of_token(&slot.token_hash)]).insert(slot.token_hash, id);
-        write(&self.inner.records[shard_of_id(&id)]).insert(id, slot);
-        w.expiry.insert((purge_at, id));
+        let shard = shard_of(&rec.token_hash);
+        let Some(loc) = write(&self.shards[shard]).insert(shard, rec) else {
+            return false;
+        };
+        let shards = self.shards;
+        self.w.ids.insert_unique(id_hash(&id), loc, |&l| {
+            read(&shards[l.shard()])
+                .slot(l)
+                .map_or(0, |s| id_hash(&s.id()))
+        });
+        self.w.expiry.insert(purge_at, loc);
         if active {
-            let c = w.counts.entry(tenant).or_default();
+            let c = self.counts(tenant);
             c.active += 1;
-            match subject {
-                Some(s) => w.subjects.entry((tenant, s)).or_default().push(id),
-                None => c.anonymous += 1,
+            match &subject {
+                Some(s) => self.link_subject(loc, tenant, s.as_str().as_bytes()),
+                None => self.counts(tenant).anonymous += 1,
             }
+        }
+        true
+    }
+
+    fn forget_active(&mut self, loc: Loc, tenant: TenantId, anonymous: bool) {
+        let c = self.counts(tenant);
+        c.active = c.active.saturating_sub(1);
+        if anonymous {
+            c.anonymous = c.anonymous.saturating_sub(1);
+        } else {
+            self.unlink_subject(loc);
         }
     }
 
-    fn remove_locked(&self, w: &mut Writer, id: SessionId) -> Option<Slot> {
-        let slot = write(&self.inner.records[shard_of_id(&id)]).remove(&id)?;
-        let mut tokens = write(&self.inner.tokens[shard_of_token(&slot.token_hash)]);
-        if tokens.get(&slot.token_hash) == Some(&id) {
-            tokens.remove(&slot.token_hash);
+    fn remove_loc(&mut self, loc: Loc) -> Option<(TenantId, Slot)> {
+        let (tenant, active, anonymous, id) = self.with(loc, |shard, s| {
+            (
+                shard.tenant_of(s),
+                s.is_active(),
+                s.subject_bytes().is_none(),
+                s.id(),
+            )
+        })?;
+        if active {
+            self.forget_active(loc, tenant, anonymous);
         }
-        drop(tokens);
-        w.expiry.remove(&(slot.purge_at(), id));
-        if slot.state == SessionState::Active {
-            Self::forget_active(w, slot.tenant, slot.subject.as_ref(), id);
+        if let Ok(e) = self.w.ids.find_entry(id_hash(&id), |&l| l == loc) {
+            e.remove();
         }
-        Some(slot)
+        let slot = write(&self.shards[loc.shard()]).remove(loc)?;
+        Some((tenant, slot))
     }
 
-    fn forget_active(w: &mut Writer, tenant: TenantId, subject: Option<&Subject>, id: SessionId) {
-        if let Some(c) = w.counts.get_mut(&tenant) {
-            c.active = c.active.saturating_sub(1);
-            if subject.is_none() {
-                c.anonymous = c.anonymous.saturating_sub(1);
-            }
-        }
-        if let Some(s) = subject {
-            let key = (tenant, s.clone());
-            if let Some(v) = w.subjects.get_mut(&key) {
-                v.retain(|x| *x != id);
-                if v.is_empty() {
-                    w.subjects.remove(&key);
-                }
-            }
-        }
+    fn remove_id(&mut self, id: SessionId) -> Option<SessionRecord> {
+        let loc = self.loc_of(id)?;
+        let rec = self.with(loc, |shard, s| shard.to_record(s))?;
+        self.remove_loc(loc);
+        Some(rec)
     }
 
-    /// Tombstones an active record. Returns its subject, or `None` if it is
+    /// Tombstones an active record; returns its subject, or `None` if it is
     /// not active.
-    fn tombstone_locked(
-        &self,
-        w: &mut Writer,
-        id: SessionId,
+    fn tombstone(
+        &mut self,
+        loc: Loc,
         reason: RevokeReason,
         now: Millis,
-    ) -> Option<(TenantId, Option<Subject>)> {
-        let (old_purge, new_purge, tenant, subject) = self.with_slot_mut(&id, |s| {
-            if s.state != SessionState::Active {
-                return None;
-            }
-            let old = s.purge_at();
-            s.state = SessionState::Revoked { reason, at: now };
-            s.attributes = Attributes::empty();
-            s.client = None;
-            Some((old, s.purge_at(), s.tenant, s.subject.clone()))
-        })??;
-        w.expiry.remove(&(old_purge, id));
-        w.expiry.insert((new_purge, id));
-        Self::forget_active(w, tenant, subject.as_ref(), id);
-        Some((tenant, subject))
-    }
-
-    fn live_of_subject(
-        &self,
-        w: &Writer,
-        tenant: TenantId,
-        subject: &Subject,
-        now: Millis,
-    ) -> Vec<(SessionId, Millis)> {
-        let Some(ids) = w.subjects.get(&(tenant, subject.clone())) else {
-            return Vec::new();
-        };
-        ids.iter()
-            .filter_map(|id| {
-                self.get_slot(id, |s| s.is_live(now).then_some((*id, s.last_seen_at)))
-                    .flatten()
+    ) -> Option<Option<Subject>> {
+        let (tenant, subject, anonymous) = self
+            .with(loc, |shard, s| {
+                s.is_active()
+                    .then(|| (shard.tenant_of(s), s.subject(), s.subject_bytes().is_none()))
             })
-            .collect()
+            .flatten()?;
+        // Unlink while the slot is still active and has its subject.
+        self.forget_active(loc, tenant, anonymous);
+        let purge_at = self.with_mut(loc, |s| {
+            s.make_tombstone(reason, now);
+            s.purge_at()
+        })?;
+        self.w.expiry.insert(purge_at, loc);
+        Some(subject)
     }
 
     fn exists(&self, rec: &SessionRecord) -> bool {
-        self.get_slot(&rec.id, |_| ()).is_some()
-            || read(&self.inner.tokens[shard_of_token(&rec.token_hash)])
-                .contains_key(&rec.token_hash)
+        let shard = shard_of(&rec.token_hash);
+        self.loc_of(rec.id).is_some()
+            || read(&self.shards[shard])
+                .find_token(shard, &rec.token_hash)
+                .is_some()
     }
 
     /// Applies the caps for a new session of `rec`'s subject. `ignoring` is
-    /// a session that the same write revokes (upgrade). Returns the ids to
-    /// evict, or `Err` with the refusal.
+    /// a session the same write revokes (upgrade). Returns the sessions to
+    /// evict, or the refusal.
     fn check_caps(
         &self,
-        w: &Writer,
         rec: &SessionRecord,
         limits: Limits,
-        ignoring: Option<SessionId>,
+        ignoring: Option<Loc>,
         now: Millis,
-    ) -> Result<Vec<SessionId>, CreateOutcome> {
+    ) -> Result<Vec<Loc>, CreateOutcome> {
         match &rec.subject {
             None => {
                 if let Some(max) = limits.anonymous {
-                    let n = w.counts.get(&rec.tenant).map_or(0, |c| c.anonymous);
+                    let n = self.w.counts.get(&rec.tenant).map_or(0, |c| c.anonymous);
                     if n >= max {
                         return Err(CreateOutcome::AnonymousLimitReached);
                     }
@@ -407,8 +431,17 @@ impl MemoryStore {
                 let Some((max, on_limit)) = limits.per_subject else {
                     return Ok(Vec::new());
                 };
-                let mut live = self.live_of_subject(w, rec.tenant, subject, now);
-                live.retain(|(id, _)| Some(*id) != ignoring);
+                let mut live: Vec<(Millis, SessionId, Loc)> = self
+                    .subject_locs(rec.tenant, subject.as_str().as_bytes())
+                    .into_iter()
+                    .filter(|l| Some(*l) != ignoring)
+                    .filter_map(|l| {
+                        self.with(l, |_, s| {
+                            s.is_live(now).then(|| (s.last_seen_at, s.id(), l))
+                        })
+                        .flatten()
+                    })
+                    .collect();
                 let max = usize::try_from(max).unwrap_or(usize::MAX);
                 if live.len() < max {
                     return Ok(Vec::new());
@@ -416,70 +449,62 @@ impl MemoryStore {
                 if on_limit == OnSessionLimit::Refuse {
                     return Err(CreateOutcome::SubjectLimitReached);
                 }
-                live.sort_by_key(|(id, seen)| (*seen, *id));
+                live.sort_unstable();
                 let excess = live.len() + 1 - max;
-                Ok(live.into_iter().take(excess).map(|(id, _)| id).collect())
+                Ok(live.into_iter().take(excess).map(|(_, _, l)| l).collect())
             }
         }
     }
 
-    fn note_now(&self, now: Millis) {
-        self.raise_floor(now);
+    fn ids_of(&self, locs: &[Loc]) -> Vec<SessionId> {
+        locs.iter()
+            .filter_map(|l| self.with(*l, |_, s| s.id()))
+            .collect()
     }
-}
 
-/// Access to a [`MemoryStore`] under its writer lock (see
-/// [`MemoryStore::exclusive`]): each method decides and applies one
-/// operation exactly as the [`SessionStore`] method of the same name, so a
-/// durable store can run it, persist the outcome, and only then answer.
-pub struct WriteTxn<'a> {
-    store: &'a MemoryStore,
-    writer: std::cell::RefCell<&'a mut Writer>,
-}
-
-impl WriteTxn<'_> {
-    /// The record with this id, read under the writer lock.
-    #[must_use]
-    pub fn get(&self, id: SessionId) -> Option<SessionRecord> {
-        self.store.get_slot(&id, |s| s.to_record(id))
-    }
+    // ---- the operations ----
 
     /// See [`SessionStore::create`].
-    pub fn create(&self, rec: SessionRecord, limits: Limits, now: Millis) -> CreateOutcome {
-        let s = self.store;
-        let mut w = self.writer.borrow_mut();
-        if s.exists(&rec) {
+    pub fn create(&mut self, rec: SessionRecord, limits: Limits, now: Millis) -> CreateOutcome {
+        if self.exists(&rec) {
             return CreateOutcome::Duplicate;
         }
-        let evict = match s.check_caps(&w, &rec, limits, None, now) {
+        let evict = match self.check_caps(&rec, limits, None, now) {
             Ok(e) => e,
             Err(refusal) => return refusal,
         };
-        s.note_now(now);
-        for id in &evict {
-            s.tombstone_locked(&mut w, *id, RevokeReason::Evicted, now);
+        let evicted = self.ids_of(&evict);
+        if !self.insert(rec) {
+            return CreateOutcome::Duplicate;
         }
-        s.insert_locked(&mut w, rec);
-        CreateOutcome::Created { evicted: evict }
+        self.note_now(now);
+        for loc in evict {
+            self.tombstone(loc, RevokeReason::Evicted, now);
+        }
+        CreateOutcome::Created { evicted }
     }
 
     /// See [`SessionStore::touch`].
-    pub fn touch(&self, tenant: TenantId, id: SessionId, at: Millis) -> bool {
-        let s = self.store;
-        let mut w = self.writer.borrow_mut();
-        let moved = s.with_slot_mut(&id, |slot| {
-            if slot.tenant != tenant || !slot.is_live(at) || at <= slot.last_seen_at {
-                return None;
-            }
-            let old = slot.purge_at();
-            slot.last_seen_at = at;
-            Some((old, slot.purge_at()))
-        });
-        match moved.flatten() {
-            Some((old, new)) => {
-                s.note_now(at);
-                w.expiry.remove(&(old, id));
-                w.expiry.insert((new, id));
+    pub fn touch(&mut self, tenant: TenantId, id: SessionId, at: Millis) -> bool {
+        let Some(loc) = self.loc_of(id) else {
+            return false;
+        };
+        if self.tenant_of(loc) != Some(tenant) {
+            return false;
+        }
+        let moved = self
+            .with_mut(loc, |s| {
+                if !s.is_live(at) || at <= s.last_seen_at {
+                    return None;
+                }
+                s.last_seen_at = at;
+                Some(s.purge_at())
+            })
+            .flatten();
+        match moved {
+            Some(purge_at) => {
+                self.note_now(at);
+                self.w.expiry.insert(purge_at, loc);
                 true
             }
             None => false,
@@ -488,87 +513,110 @@ impl WriteTxn<'_> {
 
     /// See [`SessionStore::update`].
     pub fn update(
-        &self,
+        &mut self,
         tenant: TenantId,
         id: SessionId,
         expected_version: u64,
         change: Change,
         now: Millis,
     ) -> UpdateOutcome {
-        let s = self.store;
-        let _w = self.writer.borrow_mut();
-        let out = s.with_slot_mut(&id, |slot| {
-            if slot.tenant != tenant || !slot.is_live(now) {
-                return UpdateOutcome::NotLive;
-            }
-            if slot.version != expected_version {
-                return UpdateOutcome::VersionMismatch {
-                    current: slot.version,
-                };
-            }
-            match change {
-                Change::Attributes(a) => slot.attributes = a,
-            }
-            slot.version = slot.version.saturating_add(1);
-            UpdateOutcome::Updated(Box::new(slot.to_record(id)))
-        });
-        if matches!(out, Some(UpdateOutcome::Updated(_))) {
-            s.note_now(now);
+        let Some(loc) = self.loc_of(id) else {
+            return UpdateOutcome::NotLive;
+        };
+        if self.tenant_of(loc) != Some(tenant) {
+            return UpdateOutcome::NotLive;
         }
-        out.unwrap_or(UpdateOutcome::NotLive)
+        let applied = self.with_mut(loc, |s| {
+            if !s.is_live(now) {
+                return Err(UpdateOutcome::NotLive);
+            }
+            if s.version() != expected_version {
+                return Err(UpdateOutcome::VersionMismatch {
+                    current: s.version(),
+                });
+            }
+            let ok = match &change {
+                Change::Attributes(a) => s.set_attributes(a),
+            };
+            // A version that cannot grow (after 4 billion changes) is a
+            // conflict the caller cannot win.
+            if ok {
+                Ok(())
+            } else {
+                Err(UpdateOutcome::VersionMismatch {
+                    current: s.version(),
+                })
+            }
+        });
+        match applied {
+            Some(Ok(())) => {
+                self.note_now(now);
+                match self.with(loc, |shard, s| shard.to_record(s)) {
+                    Some(rec) => UpdateOutcome::Updated(Box::new(rec)),
+                    None => UpdateOutcome::NotLive,
+                }
+            }
+            Some(Err(out)) => out,
+            None => UpdateOutcome::NotLive,
+        }
     }
 
     /// See [`SessionStore::upgrade`].
-    pub fn upgrade(&self, req: UpgradeRequest) -> UpgradeOutcome {
-        let s = self.store;
-        let mut w = self.writer.borrow_mut();
+    pub fn upgrade(&mut self, req: UpgradeRequest) -> UpgradeOutcome {
         let now = req.now;
-        let old = s.get_slot(&req.old_id, |o| {
-            if o.tenant != req.new.tenant || o.token_hash != req.old_token_hash || !o.is_live(now) {
-                None
-            } else {
-                Some(o.version)
-            }
+        let Some(old) = self.loc_of(req.old_id) else {
+            return UpgradeOutcome::NotLive;
+        };
+        let check = self.with(old, |shard, s| {
+            let ok = shard.tenant_of(s) == req.new.tenant
+                && *s.token_hash() == req.old_token_hash
+                && s.is_live(now);
+            ok.then(|| s.version())
         });
-        match old.flatten() {
+        match check.flatten() {
             None => return UpgradeOutcome::NotLive,
             Some(v) if v != req.expected_version => return UpgradeOutcome::VersionMismatch,
             Some(_) => {}
         }
-        if s.exists(&req.new) {
+        if self.exists(&req.new) {
             return UpgradeOutcome::Duplicate;
         }
-        let evict = match s.check_caps(&w, &req.new, req.limits, Some(req.old_id), now) {
+        let evict = match self.check_caps(&req.new, req.limits, Some(old), now) {
             Ok(e) => e,
             Err(_) => return UpgradeOutcome::SubjectLimitReached,
         };
-        s.note_now(now);
-        s.tombstone_locked(&mut w, req.old_id, RevokeReason::Upgraded, now);
-        for id in &evict {
-            s.tombstone_locked(&mut w, *id, RevokeReason::Evicted, now);
+        let evicted = self.ids_of(&evict);
+        // Insert first: if the new record's shard is full nothing changed.
+        if !self.insert(req.new) {
+            return UpgradeOutcome::Duplicate;
         }
-        s.insert_locked(&mut w, req.new);
-        UpgradeOutcome::Upgraded { evicted: evict }
+        self.note_now(now);
+        self.tombstone(old, RevokeReason::Upgraded, now);
+        for loc in evict {
+            self.tombstone(loc, RevokeReason::Evicted, now);
+        }
+        UpgradeOutcome::Upgraded { evicted }
     }
 
     /// See [`SessionStore::revoke`].
     pub fn revoke(
-        &self,
+        &mut self,
         tenant: TenantId,
         id: SessionId,
         reason: RevokeReason,
         now: Millis,
     ) -> RevokeOutcome {
-        let s = self.store;
-        let mut w = self.writer.borrow_mut();
-        match s.get_slot(&id, |sl| (sl.tenant, sl.state)) {
+        let Some(loc) = self.loc_of(id) else {
+            return RevokeOutcome::NotFound;
+        };
+        match self.with(loc, |shard, s| (shard.tenant_of(s), s.is_active())) {
             Some((t, _)) if t != tenant => RevokeOutcome::NotFound,
             None => RevokeOutcome::NotFound,
-            Some((_, SessionState::Revoked { .. })) => RevokeOutcome::AlreadyRevoked,
-            Some((_, SessionState::Active)) => {
-                s.note_now(now);
-                match s.tombstone_locked(&mut w, id, reason, now) {
-                    Some((_, subject)) => RevokeOutcome::Revoked { subject },
+            Some((_, false)) => RevokeOutcome::AlreadyRevoked,
+            Some((_, true)) => {
+                self.note_now(now);
+                match self.tombstone(loc, reason, now) {
+                    Some(subject) => RevokeOutcome::Revoked { subject },
                     None => RevokeOutcome::AlreadyRevoked,
                 }
             }
@@ -577,34 +625,35 @@ impl WriteTxn<'_> {
 
     /// See [`SessionStore::revoke_subject`].
     pub fn revoke_subject(
-        &self,
+        &mut self,
         tenant: TenantId,
         subject: &Subject,
         except: Option<SessionId>,
         reason: RevokeReason,
         now: Millis,
     ) -> RevokeSubjectOutcome {
-        let s = self.store;
-        let mut w = self.writer.borrow_mut();
-        let ids: Vec<SessionId> = w
-            .subjects
-            .get(&(tenant, subject.clone()))
-            .cloned()
-            .unwrap_or_default();
-        if let Some(keep) = except {
-            let keep_live =
-                ids.contains(&keep) && s.get_slot(&keep, |sl| sl.is_live(now)) == Some(true);
-            if !keep_live {
-                return RevokeSubjectOutcome::ExceptNotLive;
+        let locs = self.subject_locs(tenant, subject.as_str().as_bytes());
+        let keep = match except {
+            None => None,
+            Some(keep) => {
+                let found = locs
+                    .iter()
+                    .copied()
+                    .find(|l| self.with(*l, |_, s| s.id() == keep && s.is_live(now)) == Some(true));
+                match found {
+                    Some(l) => Some(l),
+                    None => return RevokeSubjectOutcome::ExceptNotLive,
+                }
             }
-        }
-        s.note_now(now);
+        };
+        self.note_now(now);
         let mut revoked = Vec::new();
-        for id in ids {
-            if Some(id) == except {
+        for loc in locs {
+            if Some(loc) == keep {
                 continue;
             }
-            if s.tombstone_locked(&mut w, id, reason, now).is_some() {
+            let id = self.with(loc, |_, s| s.id());
+            if let (Some(id), Some(_)) = (id, self.tombstone(loc, reason, now)) {
                 revoked.push(id);
             }
         }
@@ -612,36 +661,61 @@ impl WriteTxn<'_> {
     }
 
     /// See [`SessionStore::purge_expired`].
-    pub fn purge_expired(&self, now: Millis, max: usize) -> Vec<Purged> {
-        let s = self.store;
-        let mut w = self.writer.borrow_mut();
+    pub fn purge_expired(&mut self, now: Millis, max: usize) -> Vec<Purged> {
         let mut out = Vec::new();
-        while out.len() < max {
-            let Some(&(at, id)) = w.expiry.first() else {
-                break;
+        let mut wheel = std::mem::take(&mut self.w.expiry);
+        wheel.drain_due(now, max, |loc, bucket_start| {
+            let Some((purge_at, liveness)) = self.with(loc, |_, s| (s.purge_at(), s.liveness(now)))
+            else {
+                return Verdict::Stale;
             };
-            if at > now {
-                break;
+            if !ExpiryWheel::same_bucket(purge_at, bucket_start) {
+                return Verdict::Stale;
             }
-            let Some(slot) = s.remove_locked(&mut w, id) else {
-                w.expiry.remove(&(at, id));
-                continue;
-            };
-            let expired = match slot.liveness(now) {
-                Liveness::Expired(cause) => Some(cause),
-                _ => None,
+            if purge_at > now {
+                return Verdict::Keep;
+            }
+            let Some((tenant, slot)) = self.remove_loc(loc) else {
+                return Verdict::Stale;
             };
             out.push(Purged {
-                tenant: slot.tenant,
-                id,
-                subject: slot.subject,
-                expired,
+                tenant,
+                id: slot.id(),
+                subject: slot.subject(),
+                expired: match liveness {
+                    Liveness::Expired(c) => Some(c),
+                    _ => None,
+                },
             });
-        }
+            Verdict::Purged
+        });
+        // A purge only removes records, so nothing was added to the wheel
+        // while it was taken out.
+        self.w.expiry = wheel;
         if !out.is_empty() {
-            s.note_now(now);
+            self.note_now(now);
         }
         out
+    }
+}
+
+/// The subject-index hash of the record in `loc` (for rehashing).
+fn subject_hash_at(shards: &[RwLock<Shard>], hasher: &impl BuildHasher, loc: Loc) -> u64 {
+    let shard = read(&shards[loc.shard()]);
+    shard
+        .slot(loc)
+        .and_then(|s| {
+            s.subject_bytes()
+                .map(|b| hasher.hash_one((shard.tenant_of(s), b)))
+        })
+        .unwrap_or(0)
+}
+
+fn matches_subject(shards: &[RwLock<Shard>], loc: Loc, tenant: TenantId, subject: &[u8]) -> bool {
+    let shard = read(&shards[loc.shard()]);
+    match (shard.tenant_ix(&tenant), shard.slot(loc)) {
+        (Some(ix), Some(s)) => !s.is_free() && s.same_subject(ix, subject),
+        _ => false,
     }
 }
 
@@ -660,14 +734,11 @@ impl SessionStore for MemoryStore {
         tenant: TenantId,
         hash: &TokenHash,
     ) -> StoreResult<Option<SessionRecord>> {
-        let id = read(&self.inner.tokens[shard_of_token(hash)])
-            .get(hash)
-            .copied();
-        Ok(id.and_then(|id| {
-            self.get_slot(&id, |s| {
-                (s.tenant == tenant && s.token_hash == *hash).then(|| s.to_record(id))
-            })
-            .flatten()
+        let shard_ix = shard_of(hash);
+        let shard = read(&self.inner.shards[shard_ix]);
+        Ok(shard.find_token(shard_ix, hash).and_then(|loc| {
+            let s = shard.slot(loc)?;
+            (shard.tenant_of(s) == tenant).then(|| shard.to_record(s))
         }))
     }
 
@@ -676,9 +747,7 @@ impl SessionStore for MemoryStore {
         tenant: TenantId,
         id: SessionId,
     ) -> StoreResult<Option<SessionRecord>> {
-        Ok(self
-            .get_slot(&id, |s| (s.tenant == tenant).then(|| s.to_record(id)))
-            .flatten())
+        Ok(self.exclusive(|t| t.get(id)).filter(|r| r.tenant == tenant))
     }
 
     async fn touch(&self, tenant: TenantId, id: SessionId, at: Millis) -> StoreResult<bool> {
@@ -729,21 +798,16 @@ impl SessionStore for MemoryStore {
         after: Option<ListCursor>,
         limit: usize,
     ) -> StoreResult<Vec<SessionRecord>> {
-        let ids: Vec<SessionId> = {
-            let w = lock(&self.inner.writer);
-            w.subjects
-                .get(&(tenant, subject.clone()))
-                .cloned()
-                .unwrap_or_default()
-        };
-        let mut recs: Vec<SessionRecord> = ids
-            .iter()
-            .filter_map(|id| {
-                self.get_slot(id, |s| s.is_live(now).then(|| s.to_record(*id)))
-                    .flatten()
-            })
-            .filter(|r| after.is_none_or(|c| c.precedes(r)))
-            .collect();
+        let mut recs: Vec<SessionRecord> = self.exclusive(|t| {
+            t.subject_locs(tenant, subject.as_str().as_bytes())
+                .into_iter()
+                .filter_map(|l| {
+                    t.with(l, |shard, s| s.is_live(now).then(|| shard.to_record(s)))
+                        .flatten()
+                })
+                .collect()
+        });
+        recs.retain(|r| after.is_none_or(|c| c.precedes(r)));
         recs.sort_by_key(|r| std::cmp::Reverse((r.created_at, r.id)));
         recs.truncate(limit);
         Ok(recs)
@@ -754,16 +818,11 @@ impl SessionStore for MemoryStore {
     }
 
     async fn counts(&self, tenant: TenantId) -> StoreResult<Counts> {
-        let w = lock(&self.inner.writer);
-        let (active, anonymous) = w
-            .counts
-            .get(&tenant)
-            .map_or((0, 0), |c| (c.active, c.anonymous));
-        let subjects = w.subjects.keys().filter(|(t, _)| *t == tenant).count() as u64;
+        let c = self.exclusive(|t| t.w.counts.get(&tenant).copied().unwrap_or_default());
         Ok(Counts {
-            active,
-            anonymous,
-            subjects,
+            active: c.active,
+            anonymous: c.anonymous,
+            subjects: c.subjects,
             approximate: false,
         })
     }

@@ -73,12 +73,12 @@ pub struct ValidateRequest {
 /// other-tenant tokens are all [`Validation::Invalid`] (invariant 5).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Validation {
-    /// Live. `session` reflects the touch if one was written.
+    /// Live. `session` reflects the touch if one was written. Its CSRF
+    /// token is [`SessionManager::csrf_token`] of its id, computed only by
+    /// callers that hand it out (an HMAC is not free on the hot path).
     Valid {
         /// The session.
         session: SessionRecord,
-        /// Its CSRF token.
-        csrf_token: String,
     },
     /// Past a deadline, not yet purged.
     Expired(ExpiryCause),
@@ -265,11 +265,7 @@ impl<S: SessionStore> SessionManager<S> {
                 }
             }
         }
-        let csrf_token = self.csrf_token(&rec.id);
-        Ok(Validation::Valid {
-            session: rec,
-            csrf_token,
-        })
+        Ok(Validation::Valid { session: rec })
     }
 
     fn fingerprint_ok(&self, rec: &SessionRecord, client: Option<&ClientInfo>) -> bool {

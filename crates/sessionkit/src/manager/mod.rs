@@ -194,7 +194,9 @@ impl<S: SessionStore> SessionManager<S> {
         self.events.subscribe()
     }
 
-    /// The CSRF token of a session id.
+    /// The CSRF token of a session id: `base64url(HMAC-SHA-256(csrf key,
+    /// id))`. Create and upgrade return it; after a validation, compute it
+    /// here when the response needs it.
     pub fn csrf_token(&self, id: &SessionId) -> String {
         csrf_token(&self.keys.csrf, id)
     }
