@@ -71,13 +71,14 @@ fn random_op() -> BoxedStrategy<Op> {
         2 => create_op(),
         2 => (tenant(), any_key()).prop_map(|(tenant, token)| Op::GetByToken { tenant, token }),
         2 => (tenant(), any_key()).prop_map(|(tenant, id)| Op::GetById { tenant, id }),
-        2 => (tenant(), any_key()).prop_map(|(tenant, id)| Op::Touch { tenant, id }),
+        2 => (tenant(), any_key()).prop_map(|(tenant, id)| Op::Touch { tenant, id, back: 0 }),
         1 => (tenant(), any_key(), 1u64..=3, any::<u8>()).prop_map(|(tenant, id, expected, tag)| Op::Update { tenant, id, expected, tag }),
         1 => (tenant(), any_key(), 0u8..8).prop_map(|(tenant, id, reason)| Op::Revoke { tenant, id, reason }),
         2 => (tenant(), subject_strategy(), proptest::option::weighted(0.3, any_key())).prop_map(|(tenant, subject, except)| Op::RevokeSubject { tenant, subject, except }),
         3 => (tenant(), subject_strategy(), 1usize..=4).prop_map(|(tenant, subject, limit)| Op::List { tenant, subject, limit }),
         2 => (1usize..=4).prop_map(|max| Op::Purge { max }),
         1 => tenant().prop_map(|tenant| Op::Counts { tenant }),
+        1 => (0i64..=20).prop_map(|back| Op::PersistFloor { back }),
     ]
     .boxed()
 }
@@ -109,6 +110,9 @@ fn targeted_op(known: Vec<Known>) -> BoxedStrategy<Op> {
                     0 => Op::Touch {
                         tenant: k.tenant,
                         id: k.id,
+                        // Mostly now; sometimes a little earlier (a late
+                        // touch), which must not move last_seen_at back.
+                        back: if tag % 4 == 0 { i64::from(tag % 3) } else { 0 },
                     },
                     1 => Op::Update {
                         tenant: k.tenant,

@@ -124,9 +124,11 @@ pub enum Op {
         tenant: u8,
         id: u8,
     },
+    /// A touch at `now - back`.
     Touch {
         tenant: u8,
         id: u8,
+        back: i64,
     },
     Update {
         tenant: u8,
@@ -166,6 +168,10 @@ pub enum Op {
     },
     Counts {
         tenant: u8,
+    },
+    /// `persist_clock_floor(now - back)`.
+    PersistFloor {
+        back: i64,
     },
 }
 
@@ -209,8 +215,9 @@ fn apply_model(m: &mut Model, step: &Step, choice: Option<Choice<'_>>) -> Check<
             format!("{:?}", m.by_token(self::tenant(*tenant), &token_of(*token)))
         }
         Op::GetById { tenant, id } => format!("{:?}", m.by_id(self::tenant(*tenant), id_of(*id))),
-        Op::Touch { tenant, id } => {
-            format!("{:?}", m.touch(self::tenant(*tenant), id_of(*id), now))
+        Op::Touch { tenant, id, back } => {
+            let at = Millis::from_millis(now.as_millis() - back);
+            format!("{:?}", m.touch(self::tenant(*tenant), id_of(*id), at))
         }
         Op::Update {
             tenant,
@@ -269,6 +276,10 @@ fn apply_model(m: &mut Model, step: &Step, choice: Option<Choice<'_>>) -> Check<
             format!("{:?}", m.purge(now, *max, chosen)?)
         }
         Op::Counts { tenant } => format!("{:?}", m.counts(self::tenant(*tenant))),
+        Op::PersistFloor { back } => {
+            m.wrote(Millis::from_millis(now.as_millis() - back));
+            String::from("()")
+        }
     })
 }
 
@@ -350,9 +361,10 @@ async fn apply_store<S: SessionStore>(
                 .map_err(store_err)?;
             (format!("{:?}", r.as_ref()), None, false)
         }
-        Op::Touch { tenant, id } => {
+        Op::Touch { tenant, id, back } => {
+            let at = Millis::from_millis(now.as_millis() - back);
             let r = s
-                .touch(tenant_of(*tenant), id_of(*id), now)
+                .touch(tenant_of(*tenant), id_of(*id), at)
                 .await
                 .map_err(store_err)?;
             (format!("{r:?}"), None, false)
@@ -440,6 +452,11 @@ async fn apply_store<S: SessionStore>(
             let r = s.purge_expired(now, *max).await.map_err(store_err)?;
             let chosen: Vec<SessionId> = r.iter().map(|p| p.id).collect();
             (format!("{r:?}"), Some(chosen), true)
+        }
+        Op::PersistFloor { back } => {
+            let at = Millis::from_millis(now.as_millis() - back);
+            s.persist_clock_floor(at).await.map_err(store_err)?;
+            (String::from("()"), None, false)
         }
         Op::Counts { tenant } => {
             let c: Counts = s.counts(tenant_of(*tenant)).await.map_err(store_err)?;
