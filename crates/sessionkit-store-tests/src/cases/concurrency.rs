@@ -40,9 +40,18 @@ where
         .collect();
     let mut out = Vec::with_capacity(n);
     for h in handles {
-        out.push(h.await.expect("a racing task panicked"));
+        out.push(join(h).await);
     }
     out
+}
+
+/// Awaits a task; a panic in it is raised again here with its own message.
+async fn join<T>(h: tokio::task::JoinHandle<T>) -> T {
+    match h.await {
+        Ok(v) => v,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => panic!("a racing task was cancelled: {e}"),
+    }
 }
 
 /// N concurrent upgrades of one session: exactly one `Upgraded`, the rest
@@ -117,7 +126,8 @@ pub async fn touch_racing_revoke_never_revives<S: SessionStore>(store: S) {
                         o,
                         RevokeOutcome::Revoked {
                             subject: rec.subject.clone()
-                        }
+                        },
+                        "round {round}: the revoke finds the session active"
                     );
                 } else {
                     ok(store.touch(rec.tenant, rec.id, at(1 + i as i64 * 7))).await;
@@ -182,12 +192,16 @@ pub async fn update_racing_revoke_never_revives<S: SessionStore>(store: S) {
                     let change = Change::Attributes(attrs(json!({"writer": i, "n": n})));
                     match ok(store.update(rec.tenant, rec.id, expected, change, at(10))).await {
                         UpdateOutcome::Updated(r) => {
-                            assert_eq!(r.version, expected + 1, "a version bumps by exactly 1");
+                            assert_eq!(
+                                r.version,
+                                expected + 1,
+                                "round {round}: a version bumps by exactly 1"
+                            );
                             expected = r.version;
                             won += 1;
                         }
                         UpdateOutcome::VersionMismatch { current } => {
-                            assert!(current > expected, "versions only grow");
+                            assert!(current > expected, "round {round}: versions only grow");
                             expected = current;
                         }
                         UpdateOutcome::NotLive => break,
@@ -455,8 +469,8 @@ pub async fn upgrade_racing_revoke<S: SessionStore>(store: S) {
             b2.wait().await;
             rv.await
         });
-        let u = hu.await.expect("upgrade task");
-        let r = hr.await.expect("revoke task");
+        let u = join(hu).await;
+        let r = join(hr).await;
         match (&u, &r) {
             (UpgradeOutcome::Upgraded { .. }, RevokeOutcome::AlreadyRevoked) => {
                 assert_stored(
