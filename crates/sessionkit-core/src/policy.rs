@@ -60,7 +60,9 @@ pub struct Policy {
     pub max_sessions_per_subject: Option<u32>,
     /// What to do at that cap.
     pub on_session_limit: OnSessionLimit,
-    /// Most live anonymous sessions per tenant (`None`: no cap).
+    /// Most active anonymous sessions per tenant (`None`: no cap). Active
+    /// means not revoked and not yet purged: expired ones free their slots
+    /// when the periodic purge removes them.
     pub max_anonymous_sessions: Option<u64>,
     /// Caps on attributes.
     pub attributes: AttributeLimits,
