@@ -25,7 +25,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use axum::middleware::{from_fn, from_fn_with_state};
+use axum::middleware::from_fn_with_state;
 use axum::routing::{get, patch, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::de::DeserializeOwned;
@@ -35,7 +35,7 @@ use sessionkit_core::{SessionStore, TenantId};
 use crate::api_keys::{ApiKeyInfo, ApiKeys, Scope};
 use crate::error::ApiError;
 use crate::routes::{admin, sessions, subjects};
-use crate::{guard, ops, telemetry};
+use crate::{ops, telemetry};
 
 /// Limits applied to every request.
 #[derive(Debug, Clone, Copy)]
@@ -265,10 +265,9 @@ pub fn router<S: SessionStore>(state: AppState<S>) -> Router {
         .route("/readyz", get(ops::readyz::<S>))
         .route("/metrics", get(ops::metrics::<S>))
         .route("/openapi.json", get(ops::openapi))
-        .route_layer(from_fn(telemetry::track))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-        .layer(from_fn_with_state(limits, guard::check_request))
+        .layer(from_fn_with_state(limits, telemetry::edge))
         .with_state(state)
 }

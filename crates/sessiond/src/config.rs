@@ -11,6 +11,7 @@
 //! max_header_bytes = 16384
 //! purge_interval_secs = 60
 //! shutdown_grace_secs = 30
+//! header_read_timeout_secs = 30 # 0: off
 //! log_format = "text"           # or "json"
 //! log_level = "info"
 //!
@@ -154,6 +155,9 @@ pub struct Config {
     pub purge_interval_secs: u64,
     /// Seconds to drain in-flight requests on shutdown.
     pub shutdown_grace_secs: u64,
+    /// Seconds a client may take to send a request's headers (slow-client
+    /// protection); 0 turns it off.
+    pub header_read_timeout_secs: u64,
     /// Log format.
     pub log_format: LogFormat,
     /// Log filter (`info`, `sessiond=debug`, …); `RUST_LOG` wins.
@@ -172,6 +176,7 @@ impl Default for Config {
             max_header_bytes: 16 * 1024,
             purge_interval_secs: 60,
             shutdown_grace_secs: 30,
+            header_read_timeout_secs: 30,
             log_format: LogFormat::Text,
             log_level: "info".into(),
             policy: PolicyConfig::default(),

@@ -26,4 +26,5 @@ pub mod routes;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;
+pub mod timefmt;
 pub mod wire;

@@ -221,9 +221,13 @@ async fn run<S: SessionStore>(
 
     let app = router(state.clone());
     let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
-        .keep_alive(true)
+    if cfg.header_read_timeout_secs > 0 {
+        http.timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(cfg.header_read_timeout_secs));
+    } else {
+        http.header_read_timeout(None);
+    }
+    http.keep_alive(true)
         // Header blocks past our JSON 431 (guard.rs) but beyond this
         // buffer get hyper's own bare 431.
         .max_buf_size((cfg.max_header_bytes * 4).max(8192));

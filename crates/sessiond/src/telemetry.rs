@@ -6,17 +6,20 @@
 //! `sessiond_revocations_total{reason}`, fed from the engine's events. No
 //! label ever holds a secret, a subject or a session id.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{OnceLock, RwLock};
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sessionkit::{EventKind, SessionManager};
 use sessionkit_core::SessionStore;
 
+use crate::app::HttpLimits;
 use crate::error::OutcomeCode;
 
 /// Histogram buckets for request latency, seconds.
@@ -70,26 +73,76 @@ fn operation(method: &Method, path: &str) -> &'static str {
     }
 }
 
-/// Records the counter and the latency of every routed request, logs it
-/// at debug level (method, route template, status: never the path's
-/// values, the query or the body), and marks `/v1` responses `no-store`.
-pub async fn track(req: Request, next: Next) -> Response {
+/// Cached metric handles: building a labelled key and looking it up in
+/// the registry on every request costs more than the rest of a validate.
+#[derive(Default)]
+struct Handles {
+    requests: RwLock<HashMap<(&'static str, &'static str), Counter>>,
+    latency: RwLock<HashMap<&'static str, Histogram>>,
+}
+
+fn handles() -> &'static Handles {
+    static H: OnceLock<Handles> = OnceLock::new();
+    H.get_or_init(Handles::default)
+}
+
+fn count(op: &'static str, outcome: &'static str, secs: f64) {
+    let h = handles();
+    let cached = h
+        .requests
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(&(op, outcome))
+        .cloned();
+    let counter = cached.unwrap_or_else(|| {
+        let c =
+            metrics::counter!("sessiond_requests_total", "operation" => op, "outcome" => outcome);
+        h.requests
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert((op, outcome), c.clone());
+        c
+    });
+    counter.increment(1);
+    let cached = h
+        .latency
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(op)
+        .cloned();
+    let hist = cached.unwrap_or_else(|| {
+        let x = metrics::histogram!("sessiond_request_duration_seconds", "operation" => op);
+        h.latency
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(op, x.clone());
+        x
+    });
+    hist.record(secs);
+}
+
+/// The one middleware in front of every route: refuses oversized headers
+/// and declared bodies over the limit (`guard.rs`), then records the
+/// counter and the latency of the request, logs it at debug level (method,
+/// route template, status: never the path's values, the query or the
+/// body), and marks `/v1` responses `no-store`.
+pub async fn edge(State(limits): State<HttpLimits>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let op = req
         .extensions()
         .get::<MatchedPath>()
         .map_or("other", |p| operation(req.method(), p.as_str()));
-    let mut res = next.run(req).await;
+    let mut res = match crate::guard::check(&limits, &req) {
+        Some(e) => e.into_response(),
+        None => next.run(req).await,
+    };
     let outcome = res.extensions().get::<OutcomeCode>().map_or("ok", |c| c.0);
     let elapsed = start.elapsed();
     if op != "ops" {
         res.headers_mut()
             .entry(header::CACHE_CONTROL)
             .or_insert(HeaderValue::from_static("no-store"));
-        metrics::counter!("sessiond_requests_total", "operation" => op, "outcome" => outcome)
-            .increment(1);
-        metrics::histogram!("sessiond_request_duration_seconds", "operation" => op)
-            .record(elapsed.as_secs_f64());
+        count(op, outcome, elapsed.as_secs_f64());
     }
     tracing::debug!(
         operation = op,

@@ -9,6 +9,7 @@ use sessionkit_core::{ClientInfo, SessionRecord};
 use utoipa::ToSchema;
 
 use crate::error::ApiError;
+use crate::timefmt::rfc3339;
 
 /// Client info sent with a create.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -164,11 +165,11 @@ impl SessionOut {
         SessionOut {
             id: r.id.to_string(),
             subject: r.subject.as_ref().map(|s| s.as_str().to_owned()),
-            created_at: r.created_at.to_rfc3339(),
-            last_seen_at: r.last_seen_at.to_rfc3339(),
-            idle_expires_at: r.idle_expires_at().to_rfc3339(),
-            expires_at: r.expires_at.to_rfc3339(),
-            auth_time: r.auth_time.map(|t| t.to_rfc3339()),
+            created_at: rfc3339(r.created_at),
+            last_seen_at: rfc3339(r.last_seen_at),
+            idle_expires_at: rfc3339(r.idle_expires_at()),
+            expires_at: rfc3339(r.expires_at),
+            auth_time: r.auth_time.map(rfc3339),
             attributes,
             client: ClientOut {
                 ip: r.client.ip.map(|i| i.to_string()),

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Bounded load test of POST /v1/sessions/validate against a bare axum JSON
+# handler (examples/bare_json.rs), in the same run, on loopback only.
+#
+# Reports, per target: req/s and p50 latency (from wrk), and the server's
+# CPU time per request: the sum over its threads of the first field of
+# /proc/<pid>/task/*/schedstat (ns on CPU), read before and after each
+# load run, divided by the requests wrk completed. The CPU ratio is the
+# figure of DESIGN.md §8 (goal: validate <= 1.25x bare).
+#
+# Usage: crates/sessiond/benches/bench-validate.sh [seconds-per-run] [rounds]
+# Needs: wrk (apt-get install -y wrk), curl. Bounded: 2 x rounds x seconds.
+set -euo pipefail
+BENCH_SESSIOND_ENV="${BENCH_SESSIOND_ENV:-}"
+
+DURATION="${1:-10}"
+ROUNDS="${2:-3}"
+CONNS="${CONNS:-16}"
+THREADS="${THREADS:-1}"
+ROOT="$(cd "$(dirname "$0")/../../.." && pwd)"
+cd "$ROOT"
+
+command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install -y wrk)" >&2; exit 1; }
+cargo build --release -q -p sessiond --bin sessiond --example bare_json
+BIN="$ROOT/target/release/sessiond"
+BARE="$ROOT/target/release/examples/bare_json"
+
+WORK="$(mktemp -d)"
+PIDS=()
+cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+P_SD="$(free_port)"; P_BARE="$(free_port)"
+
+SESSIOND_LISTEN="127.0.0.1:$P_SD" SESSIOND_DATA_DIR="$WORK/data" RUST_LOG=warn env $BENCH_SESSIOND_ENV \
+  "$BIN" serve >"$WORK/sd.out" 2>"$WORK/sd.err" &
+SD_PID=$!; PIDS+=("$SD_PID")
+"$BARE" "127.0.0.1:$P_BARE" 2>"$WORK/bare.err" &
+BARE_PID=$!; PIDS+=("$BARE_PID")
+
+for _ in $(seq 100); do
+  curl -sf "http://127.0.0.1:$P_SD/healthz" >/dev/null 2>&1 && [ -f "$WORK/data/admin.key" ] && break
+  sleep 0.1
+done
+[ -f "$WORK/data/admin.key" ] || { echo "sessiond did not start:" >&2; cat "$WORK/sd.err" >&2; exit 1; }
+KEY="$(cat "$WORK/data/admin.key")"
+# A validate-scoped key, as a backend would use.
+VKEY="$(curl -sf -X POST "http://127.0.0.1:$P_SD/v1/api-keys" -H "Authorization: Bearer $KEY" \
+  -H 'content-type: application/json' -d '{"scopes":["sessions:validate"],"name":"bench"}' |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')"
+TOKEN="$(curl -sf -X POST "http://127.0.0.1:$P_SD/v1/sessions" -H "Authorization: Bearer $KEY" \
+  -H 'content-type: application/json' -d '{"subject":"user-1","attributes":{"cart":3}}' |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')"
+
+cat >"$WORK/validate.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '{"token":"$TOKEN"}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $VKEY"
+LUA
+# Sanity: both answer 200 to the exact request wrk sends.
+curl -sf -o /dev/null -X POST "http://127.0.0.1:$P_SD/v1/sessions/validate" -H "Authorization: Bearer $VKEY" \
+  -H 'content-type: application/json' -d "{\"token\":\"$TOKEN\"}"
+curl -sf -o /dev/null -X POST "http://127.0.0.1:$P_BARE/v1/sessions/validate" -H "Authorization: Bearer $VKEY" \
+  -H 'content-type: application/json' -d "{\"token\":\"$TOKEN\"}"
+
+cpu_ns() { cat /proc/"$1"/task/*/schedstat | awk '{s+=$1} END {printf "%d", s}'; }
+
+# run NAME PID PORT -> prints "NAME rps p50 cpu_ns_per_req"
+run() {
+  local name="$1" pid="$2" port="$3"
+  wrk -t"$THREADS" -c"$CONNS" -d2s -s "$WORK/validate.lua" "http://127.0.0.1:$port/v1/sessions/validate" >/dev/null
+  local before after out reqs rps p50
+  before="$(cpu_ns "$pid")"
+  out="$(wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s "$WORK/validate.lua" "http://127.0.0.1:$port/v1/sessions/validate")"
+  after="$(cpu_ns "$pid")"
+  if echo "$out" | grep -q "Non-2xx"; then echo "$name: non-2xx answers" >&2; echo "$out" >&2; exit 1; fi
+  reqs="$(echo "$out" | awk '/requests in/ {print $1}')"
+  rps="$(echo "$out" | awk '/Requests\/sec/ {print $2}')"
+  p50="$(echo "$out" | awk '$1=="50%" {print $2}')"
+  echo "$name $rps $p50 $(( (after - before) / reqs ))"
+}
+
+echo "# wrk -t$THREADS -c$CONNS -d${DURATION}s, $ROUNDS rounds, $(nproc) CPUs"
+printf "%-6s %-9s %12s %10s %16s\n" round target "req/s" p50 "cpu ns/req"
+SUM_B=0; SUM_S=0
+for r in $(seq "$ROUNDS"); do
+  read -r n1 rps1 p501 cpu1 < <(run bare "$BARE_PID" "$P_BARE")
+  read -r n2 rps2 p502 cpu2 < <(run sessiond "$SD_PID" "$P_SD")
+  printf "%-6s %-9s %12s %10s %16s\n" "$r" "$n1" "$rps1" "$p501" "$cpu1" "$r" "$n2" "$rps2" "$p502" "$cpu2"
+  SUM_B=$((SUM_B + cpu1)); SUM_S=$((SUM_S + cpu2))
+done
+echo "mean CPU per request: bare $((SUM_B / ROUNDS)) ns, sessiond validate $((SUM_S / ROUNDS)) ns, ratio $(python3 -c "print(round($SUM_S/$SUM_B, 3))")"
