@@ -93,8 +93,10 @@ enum DiskStateV1 {
     Revoked { reason: u8, at: i64 },
 }
 
-/// Encodes a record in the current format.
-pub(crate) fn encode(rec: &SessionRecord) -> Vec<u8> {
+/// Encodes a record in the current format. (Serialising this plain struct
+/// into a `Vec` does not fail; should it ever, the batch fails honestly
+/// instead of writing something unreadable.)
+pub(crate) fn encode(rec: &SessionRecord) -> Result<Vec<u8>, postcard::Error> {
     let c = &rec.client;
     let client = (!c.is_empty()).then(|| DiskClientV1 {
         ip: c.ip.map(|ip| match ip {
@@ -128,14 +130,7 @@ pub(crate) fn encode(rec: &SessionRecord) -> Vec<u8> {
     };
     let mut out = Vec::with_capacity(128 + rec.attributes.len());
     out.push(RECORD_V1);
-    // Serialising into a Vec cannot fail for this plain struct; should it
-    // ever, the record is written as an empty (hence unreadable) value
-    // rather than panicking, and the commit of the batch still reports
-    // honestly what it wrote.
-    match postcard::to_extend(&disk, out) {
-        Ok(v) => v,
-        Err(_) => Vec::new(),
-    }
+    postcard::to_extend(&disk, out)
 }
 
 fn invalid(field: &'static str, why: impl ToString) -> DecodeError {
@@ -256,11 +251,11 @@ mod tests {
     #[test]
     fn round_trip() {
         let mut r = sample();
-        assert_eq!(decode(r.id, &encode(&r)).unwrap(), r);
+        assert_eq!(decode(r.id, &encode(&r).unwrap()).unwrap(), r);
         r.make_tombstone(RevokeReason::Upgraded, Millis::from_millis(5));
         r.subject = None;
         r.auth_time = None;
-        assert_eq!(decode(r.id, &encode(&r)).unwrap(), r);
+        assert_eq!(decode(r.id, &encode(&r).unwrap()).unwrap(), r);
     }
 
     /// A record written by format 1 today: these exact bytes must decode
@@ -298,14 +293,14 @@ mod tests {
         golden.extend([0]); // client: None
         golden.extend([1]); // version
         golden.extend([1, 1, 10]); // Revoked { reason: 1, at: 5 }
-        assert_eq!(encode(&rec), golden);
+        assert_eq!(encode(&rec).unwrap(), golden);
         assert_eq!(decode(id, &golden).unwrap(), rec);
     }
 
     #[test]
     fn refuses_what_it_cannot_trust() {
         let r = sample();
-        let bytes = encode(&r);
+        let bytes = encode(&r).unwrap();
         assert_eq!(decode(r.id, &[]), Err(DecodeError::Empty));
         let mut v9 = bytes.clone();
         v9[0] = 9;

@@ -45,7 +45,7 @@ mod writer;
 pub use db::SkippedRecord;
 pub use encoding::DecodeError;
 pub use error::{Closed, OpenError, WriteFailed};
-pub use store::{OpenReport, RedbOptions, RedbStore};
+pub use store::{OpenReport, RedbOptions, RedbStore, WriterStats};
 
 /// The redb crate this store is built on (pinned).
 pub use redb;

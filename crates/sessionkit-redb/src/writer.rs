@@ -24,7 +24,7 @@
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
@@ -117,6 +117,14 @@ pub(crate) fn ready<F: Future>(f: F) -> Option<F::Output> {
     }
 }
 
+/// Counters of the writer, shared with the store for [`crate::RedbStore::stats`].
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) commits: AtomicU64,
+    pub(crate) ops: AtomicU64,
+    pub(crate) failed_commits: AtomicU64,
+}
+
 /// Tuning of the writer.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct WriterConfig {
@@ -124,6 +132,7 @@ pub(crate) struct WriterConfig {
     pub(crate) max_batch: usize,
     pub(crate) touch_delay: Duration,
     pub(crate) reopen_interval: Duration,
+    pub(crate) gather: Duration,
 }
 
 type Answer = Box<dyn FnOnce(Result<(), &WriteFailed>) + Send>;
@@ -184,11 +193,15 @@ pub(crate) struct Writer {
     pub(crate) rx: Receiver<Op>,
     pub(crate) touches: TouchSet,
     pub(crate) healthy: Arc<AtomicBool>,
+    pub(crate) counters: Arc<Counters>,
     pub(crate) persisted_floor: Option<i64>,
     /// Records a failed batch touched: reconciled with the file on reopen.
     pub(crate) suspect: HashSet<SessionId>,
     pub(crate) last_error: Option<WriteFailed>,
     pub(crate) next_reopen: Instant,
+    /// Writes answered by the last commit: their callers are likely to
+    /// send again at once.
+    pub(crate) last_batch: usize,
 }
 
 impl Writer {
@@ -230,6 +243,7 @@ impl Writer {
         };
         let mut batch = vec![first];
         self.drain(&mut batch);
+        self.gather(&mut batch);
         if wait.is_none()
             && batch.iter().all(|op| matches!(op, Op::Touched))
             && !self.cfg.touch_delay.is_zero()
@@ -242,6 +256,32 @@ impl Writer {
             }
         }
         Some(batch)
+    }
+
+    /// Group commit's one subtlety: right after a commit answers `k`
+    /// callers, only the first few have sent their next write. Committing
+    /// at once would make a small batch now and a large one after it; so
+    /// wait (at most `gather`, far less than an fsync) for as many writes as
+    /// the last commit answered.
+    fn gather(&mut self, batch: &mut Vec<Op>) {
+        let target = self.last_batch.min(self.cfg.max_batch);
+        if batch.len() >= target || self.cfg.gather.is_zero() {
+            return;
+        }
+        let deadline = Instant::now() + self.cfg.gather;
+        while batch.len() < target {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match self.rx.recv_timeout(left) {
+                Ok(op) => {
+                    batch.push(op);
+                    self.drain(batch);
+                }
+                Err(_) => break,
+            }
+        }
     }
 
     fn drain(&self, batch: &mut Vec<Op>) {
@@ -295,6 +335,10 @@ impl Writer {
                 return fail_unapplied(ops, &e);
             }
         }
+        self.last_batch = ops
+            .iter()
+            .filter(|op| !matches!(op, Op::Touched | Op::Close { .. }))
+            .count();
         let mut b = Batch::default();
         for op in ops {
             self.apply(op, &mut b);
@@ -308,8 +352,17 @@ impl Writer {
         let result = if b.dirty.is_empty() && floor.is_none() {
             Ok(())
         } else {
-            self.persist(&b.dirty, floor)
+            let r = self.persist(&b.dirty, floor);
+            let c = &self.counters;
+            match r {
+                Ok(()) => c.commits.fetch_add(1, Ordering::Relaxed),
+                Err(_) => c.failed_commits.fetch_add(1, Ordering::Relaxed),
+            };
+            r
         };
+        self.counters
+            .ops
+            .fetch_add(b.answers.len() as u64, Ordering::Relaxed);
         match result {
             Ok(()) => {
                 if floor.is_some() {
@@ -361,10 +414,11 @@ impl Writer {
         let images: Vec<(SessionId, Option<SessionRecord>)> = self
             .mem
             .exclusive(|t| dirty.iter().map(|id| (*id, t.get(*id))).collect());
-        let writes: Vec<(SessionId, Option<Vec<u8>>)> = images
+        let writes = images
             .into_iter()
-            .map(|(id, rec)| (id, rec.as_ref().map(encoding::encode)))
-            .collect();
+            .map(|(id, rec)| Ok((id, rec.as_ref().map(encoding::encode).transpose()?)))
+            .collect::<Result<Vec<(SessionId, Option<Vec<u8>>)>, postcard::Error>>()
+            .map_err(WriteFailed::new)?;
         db::write_batch(db, &writes, floor).map_err(WriteFailed::new)
     }
 

@@ -332,8 +332,7 @@ impl Model {
     }
 }
 
-fn spawn_and_kill(dir: &Path, base: i64, delay: Duration) -> Result<String, String> {
-    let exe = std::env::current_exe().unwrap();
+fn spawn_and_kill(exe: &Path, dir: &Path, base: i64, delay: Duration) -> Result<String, String> {
     let mut child = Command::new(exe)
         .args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, dir)
@@ -373,6 +372,12 @@ fn kill_9_loses_nothing_acknowledged() {
     let mut rng = rand::rng();
     let mut total_acked = 0u64;
     let mut checks = 0u32;
+    // Run a private copy of this binary: a build in the same target
+    // directory (another crate's tests, say) may replace the original
+    // while the test runs.
+    let bin = tempfile::tempdir().unwrap();
+    let exe = bin.path().join("crash-child");
+    std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
     let mut dir = tempfile::tempdir().unwrap();
     let mut model = Model::default();
     for cycle in 0..cycles {
@@ -384,7 +389,7 @@ fn kill_9_loses_nothing_acknowledged() {
         // Mostly while writing; sometimes while still opening.
         let delay = Duration::from_millis(rng.random_range(5..120));
         let base = i64::from(cycle) * 10_000_000;
-        let out = spawn_and_kill(dir.path(), base, delay).unwrap();
+        let out = spawn_and_kill(&exe, dir.path(), base, delay).unwrap();
         model
             .feed(&out)
             .unwrap_or_else(|e| panic!("cycle {cycle}: {e}"));
