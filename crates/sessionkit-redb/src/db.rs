@@ -77,16 +77,60 @@ fn classify(path: &Path, e: redb::Error) -> OpenError {
     }
 }
 
+/// Creates a new, initialised database file atomically: built under a
+/// temporary name, synced, then renamed into place (and the directory
+/// synced). A crash while creating leaves no half-written file behind —
+/// redb would refuse one whose header never got written ("magic number
+/// mismatch"), so a crash on the very first start would otherwise need a
+/// person to delete it.
+fn create_new(path: &Path, cfg: DbConfig) -> Result<(), OpenError> {
+    let io = |p: &Path| {
+        let p = p.to_path_buf();
+        move |source| OpenError::Io { path: p, source }
+    };
+    let tmp = path.with_extension("redb.creating");
+    match std::fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(&tmp)(e)),
+    }
+    let mut b = Database::builder();
+    b.set_cache_size(cfg.cache_bytes.min(1 << 20));
+    let db = b.create(&tmp).map_err(|e| classify(&tmp, e.into()))?;
+    init(&db).map_err(|e| classify(&tmp, e))?;
+    db.close().map_err(|e| classify(&tmp, e.into()))?;
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io(path))?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io(dir))?;
+    }
+    Ok(())
+}
+
 /// Opens (or creates) the database file. With `verify`, redb checks the
 /// checksum of every page of the committed trees and reports damage as an
 /// error rather than trusting it. A panic inside redb on a damaged file is
 /// caught and reported the same way (never propagated to the caller).
 pub(crate) fn open_db(path: &Path, cfg: DbConfig) -> Result<Database, OpenError> {
+    match path.try_exists() {
+        Ok(true) => {}
+        Ok(false) => create_new(path, cfg)?,
+        Err(source) => {
+            return Err(OpenError::Io {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    }
     let res = catch_unwind(AssertUnwindSafe(|| {
         let mut b = Database::builder();
         b.set_cache_size(cfg.cache_bytes);
         b.set_check_integrity_on_open(cfg.verify);
-        b.create(path)
+        b.open(path)
     }));
     match res {
         Ok(Ok(db)) => Ok(db),

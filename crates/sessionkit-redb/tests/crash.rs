@@ -386,8 +386,13 @@ fn kill_9_loses_nothing_acknowledged() {
             dir = tempfile::tempdir().unwrap();
             model = Model::default();
         }
-        // Mostly while writing; sometimes while still opening.
-        let delay = Duration::from_millis(rng.random_range(5..120));
+        // Mostly while writing; one time in four early, while the child
+        // is still starting, opening, creating or repairing the file.
+        let delay = if rng.random_range(0..4) == 0 {
+            Duration::from_millis(rng.random_range(0..15))
+        } else {
+            Duration::from_millis(rng.random_range(5..120))
+        };
         let base = i64::from(cycle) * 10_000_000;
         let out = spawn_and_kill(&exe, dir.path(), base, delay).unwrap();
         model
