@@ -29,9 +29,40 @@ fn push2(out: &mut [u8], at: usize, v: u32) {
     out[at + 1] = b'0' + (v % 10) as u8;
 }
 
+/// A formatted timestamp, serialised as a JSON string without allocating.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Ts([u8; 24]);
+
+impl Ts {
+    /// The text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits and separators are ever written.
+        std::str::from_utf8(&self.0).unwrap_or("")
+    }
+}
+
+impl std::fmt::Debug for Ts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for Ts {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// Formats `t` as RFC 3339 UTC with milliseconds.
 #[must_use]
 pub fn rfc3339(t: Millis) -> String {
+    ts(t).as_str().to_owned()
+}
+
+/// Formats `t` as RFC 3339 UTC with milliseconds, on the stack.
+#[must_use]
+pub fn ts(t: Millis) -> Ts {
     let ms = t.as_millis().clamp(MIN_MS, MAX_MS);
     let days = ms.div_euclid(86_400_000);
     let rem = ms.rem_euclid(86_400_000);
@@ -49,7 +80,48 @@ pub fn rfc3339(t: Millis) -> String {
     push2(&mut b, 17, secs % 60);
     b[20] = b'0' + (milli / 100) as u8;
     push2(&mut b, 21, milli % 100);
-    b.iter().map(|&c| char::from(c)).collect()
+    Ts(b)
+}
+
+/// A session id in its hyphenated lowercase form, on the stack.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct IdText([u8; 36]);
+
+impl IdText {
+    /// Formats an id.
+    #[must_use]
+    pub fn new(id: &sessionkit_core::SessionId) -> Self {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [b'-'; 36];
+        let mut at = 0;
+        for (i, byte) in id.as_bytes().iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                at += 1;
+            }
+            out[at] = HEX[usize::from(byte >> 4)];
+            out[at + 1] = HEX[usize::from(byte & 0xf)];
+            at += 2;
+        }
+        IdText(out)
+    }
+
+    /// The text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or("")
+    }
+}
+
+impl std::fmt::Debug for IdText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for IdText {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
 }
 
 #[cfg(test)]
@@ -77,6 +149,10 @@ mod tests {
                 .wrapping_mul(6_364_136_223_846_793_005)
                 .wrapping_add(1_442_695_040_888_963_407);
             samples.push(x % (MAX_MS + 10_000_000));
+        }
+        for _ in 0..100 {
+            let id = sessionkit_core::SessionId::generate();
+            assert_eq!(IdText::new(&id).as_str(), id.to_string());
         }
         for ms in samples {
             let t = Millis::from_millis(ms);

@@ -9,7 +9,7 @@ use sessionkit_core::{ClientInfo, SessionRecord};
 use utoipa::ToSchema;
 
 use crate::error::ApiError;
-use crate::timefmt::rfc3339;
+use crate::timefmt::{IdText, Ts, ts};
 
 /// Client info sent with a create.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -120,84 +120,95 @@ pub struct RevokeRequestBody {
 
 /// Client info of a session.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ClientOut {
+pub struct ClientOut<'a> {
     /// Client IP address.
     pub ip: Option<String>,
     /// User agent.
-    pub user_agent: Option<String>,
+    pub user_agent: Option<&'a str>,
     /// Device name.
-    pub device: Option<String>,
+    pub device: Option<&'a str>,
 }
 
-/// A session.
+/// A session. Borrows from the record: building it allocates only for
+/// the client IP.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct SessionOut {
+pub struct SessionOut<'a> {
     /// Public id (UUID v7).
-    pub id: String,
+    #[schema(value_type = String)]
+    pub id: IdText,
     /// Subject; null when anonymous.
-    pub subject: Option<String>,
+    pub subject: Option<&'a str>,
     /// RFC 3339 UTC with milliseconds.
-    pub created_at: String,
+    #[schema(value_type = String)]
+    pub created_at: Ts,
     /// Last activity written.
-    pub last_seen_at: String,
+    #[schema(value_type = String)]
+    pub last_seen_at: Ts,
     /// Idle deadline.
-    pub idle_expires_at: String,
+    #[schema(value_type = String)]
+    pub idle_expires_at: Ts,
     /// Absolute deadline.
-    pub expires_at: String,
+    #[schema(value_type = String)]
+    pub expires_at: Ts,
     /// Last authentication; null when anonymous.
-    pub auth_time: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub auth_time: Option<Ts>,
     /// The app's data (a JSON object).
     #[schema(value_type = Object)]
-    pub attributes: Box<RawValue>,
+    pub attributes: &'a RawValue,
     /// Client info.
-    pub client: ClientOut,
+    pub client: ClientOut<'a>,
     /// ≥ 1; changes when attributes, subject or auth level change.
     pub version: u64,
 }
 
-impl SessionOut {
+fn empty_object() -> &'static RawValue {
+    serde_json::from_str::<&RawValue>("{}").unwrap_or_else(|_| empty_object_slow())
+}
+
+#[cold]
+fn empty_object_slow() -> &'static RawValue {
+    // Unreachable: `{}` parses. Leaks one tiny box if it ever runs.
+    Box::leak(serde_json::value::to_raw_value(&serde_json::Map::new()).unwrap_or_default())
+}
+
+impl<'a> SessionOut<'a> {
     /// The wire form of a record.
     #[must_use]
-    pub fn from_record(r: &SessionRecord) -> Self {
-        let attributes = RawValue::from_string(r.attributes.as_json().to_owned())
-            .or_else(|_| RawValue::from_string("{}".to_owned()))
+    pub fn from_record(r: &'a SessionRecord) -> Self {
+        let attributes = serde_json::from_str::<&RawValue>(r.attributes.as_json())
             .unwrap_or_else(|_| empty_object());
         SessionOut {
-            id: r.id.to_string(),
-            subject: r.subject.as_ref().map(|s| s.as_str().to_owned()),
-            created_at: rfc3339(r.created_at),
-            last_seen_at: rfc3339(r.last_seen_at),
-            idle_expires_at: rfc3339(r.idle_expires_at()),
-            expires_at: rfc3339(r.expires_at),
-            auth_time: r.auth_time.map(rfc3339),
+            id: IdText::new(&r.id),
+            subject: r.subject.as_ref().map(|s| s.as_str()),
+            created_at: ts(r.created_at),
+            last_seen_at: ts(r.last_seen_at),
+            idle_expires_at: ts(r.idle_expires_at()),
+            expires_at: ts(r.expires_at),
+            auth_time: r.auth_time.map(ts),
             attributes,
             client: ClientOut {
                 ip: r.client.ip.map(|i| i.to_string()),
-                user_agent: r.client.user_agent.clone(),
-                device: r.client.device.clone(),
+                user_agent: r.client.user_agent.as_deref(),
+                device: r.client.device.as_deref(),
             },
             version: r.version,
         }
     }
 }
 
-fn empty_object() -> Box<RawValue> {
-    // `{}` is valid JSON; this arm is unreachable in practice.
-    serde_json::value::to_raw_value(&serde_json::Map::new()).unwrap_or_default()
-}
-
 /// `{session}`.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct SessionResponse {
+pub struct SessionResponse<'a> {
     /// The session.
-    pub session: SessionOut,
+    pub session: SessionOut<'a>,
 }
 
 /// `{session, token, csrf_token}`: create and upgrade.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct CreatedResponse {
+pub struct CreatedResponse<'a> {
     /// The session.
-    pub session: SessionOut,
+    pub session: SessionOut<'a>,
     /// The bearer token: shown this once.
     pub token: String,
     /// The session's CSRF token.
@@ -206,18 +217,18 @@ pub struct CreatedResponse {
 
 /// `{session, csrf_token}`: validate.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ValidatedResponse {
+pub struct ValidatedResponse<'a> {
     /// The session.
-    pub session: SessionOut,
+    pub session: SessionOut<'a>,
     /// The session's CSRF token.
     pub csrf_token: String,
 }
 
 /// `{sessions, next_cursor}`.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct SessionList {
+pub struct SessionList<'a> {
     /// Newest first.
-    pub sessions: Vec<SessionOut>,
+    pub sessions: Vec<SessionOut<'a>>,
     /// Opaque; null on the last page.
     pub next_cursor: Option<String>,
 }

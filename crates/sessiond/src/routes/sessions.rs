@@ -118,7 +118,7 @@ pub async fn validate<S: SessionStore>(
     State(st): State<AppState<S>>,
     caller: Caller,
     JsonBody(body): JsonBody<ValidateRequestBody>,
-) -> Result<Json<ValidatedResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let tenant = caller.require(Scope::Validate)?;
     let client = body.client.map(|c| c.into_client()).transpose()?;
     let req = ValidateRequest {
@@ -129,7 +129,8 @@ pub async fn validate<S: SessionStore>(
         Validation::Valid { session } => Ok(Json(ValidatedResponse {
             csrf_token: st.engine().csrf_token(&session.id),
             session: SessionOut::from_record(&session),
-        })),
+        })
+        .into_response()),
         Validation::Expired(_) => Err(ApiError::SessionExpired),
         Validation::Invalid => Err(ApiError::InvalidToken),
         Validation::CsrfFailed => Err(ApiError::CsrfFailed),
@@ -151,7 +152,7 @@ pub async fn upgrade<S: SessionStore>(
     State(st): State<AppState<S>>,
     caller: Caller,
     JsonBody(body): JsonBody<UpgradeRequestBody>,
-) -> Result<Json<CreatedResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let tenant = caller.require(Scope::Write)?;
     let subject = parse_subject("subject", &body.subject)?;
     let keep = body.keep_attributes.unwrap_or_default();
@@ -164,7 +165,8 @@ pub async fn upgrade<S: SessionStore>(
             session: SessionOut::from_record(&c.session),
             token: c.token.expose_secret(),
             csrf_token: c.csrf_token,
-        })),
+        })
+        .into_response()),
         UpgradeResult::Invalid => Err(ApiError::InvalidToken),
         UpgradeResult::Expired(_) => Err(ApiError::SessionExpired),
     }

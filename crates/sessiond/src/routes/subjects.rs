@@ -6,7 +6,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use sessionkit::manager::MAX_PAGE;
 use sessionkit_core::store::{RevokeOutcome, RevokeSubjectOutcome};
 use sessionkit_core::{RevokeReason, SessionStore};
@@ -52,7 +52,7 @@ pub async fn list<S: SessionStore>(
     caller: Caller,
     PathParams(subject): PathParams<String>,
     q: QueryPairs,
-) -> Result<Json<SessionList>, ApiError> {
+) -> Result<Response, ApiError> {
     let tenant = caller.require(Scope::Read)?;
     let subject = parse_subject("subject", &subject)?;
     let allowed = ["limit", "cursor"];
@@ -62,7 +62,8 @@ pub async fn list<S: SessionStore>(
     Ok(Json(SessionList {
         sessions: page.sessions.iter().map(SessionOut::from_record).collect(),
         next_cursor: page.next.as_ref().map(cursor::encode),
-    }))
+    })
+    .into_response())
 }
 
 /// One live session of a subject.
