@@ -225,5 +225,19 @@ fn disk_full_fails_writes_keeps_reads_and_recovers() {
         );
         store.flush_and_close().unwrap();
     });
+
+    // A read-only file system: the open fails with a clear error (it
+    // cannot take the lock), nothing panics.
+    let ro = Command::new("mount")
+        .args(["-o", "remount,ro"])
+        .arg(&fs.point)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if ro {
+        let err = RedbStore::open(&dir).unwrap_err();
+        println!("read-only file system: {err}");
+        assert!(err.to_string().contains("Read-only"), "{err}");
+    }
     drop(fs);
 }
