@@ -15,7 +15,7 @@ BENCH_SESSIOND_ENV="${BENCH_SESSIOND_ENV:-}"
 
 DURATION="${1:-10}"
 ROUNDS="${2:-3}"
-CONNS="${CONNS:-16}"
+CONNS="${CONNS:-4}"
 THREADS="${THREADS:-1}"
 ROOT="$(cd "$(dirname "$0")/../../.." && pwd)"
 cd "$ROOT"
@@ -84,11 +84,15 @@ run() {
 
 echo "# wrk -t$THREADS -c$CONNS -d${DURATION}s, $ROUNDS rounds, $(nproc) CPUs"
 printf "%-6s %-9s %12s %10s %16s\n" round target "req/s" p50 "cpu ns/req"
+RATIOS=()
 SUM_B=0; SUM_S=0
 for r in $(seq "$ROUNDS"); do
   read -r n1 rps1 p501 cpu1 < <(run bare "$BARE_PID" "$P_BARE")
   read -r n2 rps2 p502 cpu2 < <(run sessiond "$SD_PID" "$P_SD")
   printf "%-6s %-9s %12s %10s %16s\n" "$r" "$n1" "$rps1" "$p501" "$cpu1" "$r" "$n2" "$rps2" "$p502" "$cpu2"
   SUM_B=$((SUM_B + cpu1)); SUM_S=$((SUM_S + cpu2))
+  RATIOS+=("$(python3 -c "print(round($cpu2/$cpu1, 3))")")
 done
-echo "mean CPU per request: bare $((SUM_B / ROUNDS)) ns, sessiond validate $((SUM_S / ROUNDS)) ns, ratio $(python3 -c "print(round($SUM_S/$SUM_B, 3))")"
+echo "per-round CPU ratio (sessiond/bare): ${RATIOS[*]}"
+echo "median ratio: $(printf '%s\n' "${RATIOS[@]}" | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}')"
+echo "mean CPU per request: bare $((SUM_B / ROUNDS)) ns, sessiond validate $((SUM_S / ROUNDS)) ns, ratio of means $(python3 -c "print(round($SUM_S/$SUM_B, 3))")"
