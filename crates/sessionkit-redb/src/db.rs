@@ -15,10 +15,8 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
-use redb::{
-    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableError,
-};
-use sessionkit_core::{SessionId, SessionRecord};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableError};
+use sessionkit_core::{MemoryStore, SessionId, SessionRecord};
 
 use crate::encoding::{self, DecodeError};
 use crate::error::OpenError;
@@ -154,14 +152,20 @@ pub struct SkippedRecord {
 
 /// What [`load`] found.
 pub(crate) struct Loaded {
-    pub(crate) records: Vec<SessionRecord>,
+    pub(crate) count: usize,
     pub(crate) skipped: Vec<SkippedRecord>,
     pub(crate) floor: Option<i64>,
 }
 
-/// Checks the file format (initialising a new file) and reads every record.
-pub(crate) fn load(db: &Database, path: &Path) -> Result<Loaded, OpenError> {
-    let res = catch_unwind(AssertUnwindSafe(|| load_inner(db, path)));
+/// Records handed from the reading thread to the indexing thread at once.
+const CHUNK: usize = 4096;
+
+/// Checks the file format (initialising a file that has none) and loads
+/// every record into `mem`. Reading and decoding run on a second thread,
+/// pipelined with the indexing here, so an open costs the slower of the
+/// two rather than their sum.
+pub(crate) fn load(db: &Database, path: &Path, mem: &MemoryStore) -> Result<Loaded, OpenError> {
+    let res = catch_unwind(AssertUnwindSafe(|| load_inner(db, path, mem)));
     match res {
         Ok(r) => r,
         Err(p) => Err(OpenError::Corrupt {
@@ -171,7 +175,7 @@ pub(crate) fn load(db: &Database, path: &Path) -> Result<Loaded, OpenError> {
     }
 }
 
-fn load_inner(db: &Database, path: &Path) -> Result<Loaded, OpenError> {
+fn load_inner(db: &Database, path: &Path, mem: &MemoryStore) -> Result<Loaded, OpenError> {
     let err = |e: redb::Error| classify(path, e);
     let format = read_meta(db, KEY_FORMAT).map_err(err)?;
     match format {
@@ -186,24 +190,64 @@ fn load_inner(db: &Database, path: &Path) -> Result<Loaded, OpenError> {
         None => init(db).map_err(err)?,
     }
     let floor = read_meta(db, KEY_FLOOR).map_err(err)?;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<SessionRecord>>(8);
+    let (read, count) = std::thread::scope(|scope| {
+        let reader = scope.spawn(move || read_all(db, path, &tx));
+        let mut count = 0;
+        for chunk in rx {
+            count += chunk.len();
+            for rec in chunk {
+                mem.load(rec);
+            }
+        }
+        (reader.join(), count)
+    });
+    let skipped = match read {
+        Ok(r) => r?,
+        Err(p) => {
+            return Err(OpenError::Corrupt {
+                path: path.to_path_buf(),
+                reason: panic_text(&*p),
+            });
+        }
+    };
+    Ok(Loaded {
+        count,
+        skipped,
+        floor,
+    })
+}
+
+/// Reads and decodes every record, sending them on in chunks; returns the
+/// records it could not read.
+fn read_all(
+    db: &Database,
+    path: &Path,
+    tx: &std::sync::mpsc::SyncSender<Vec<SessionRecord>>,
+) -> Result<Vec<SkippedRecord>, OpenError> {
+    let err = |e: redb::Error| classify(path, e);
     let txn = db.begin_read().map_err(|e| err(e.into()))?;
     let table = txn.open_table(SESSIONS).map_err(|e| err(e.into()))?;
-    let n = table.len().map_err(|e| err(e.into()))?;
-    let mut records = Vec::with_capacity(usize::try_from(n).unwrap_or(0).min(1 << 24));
+    let mut chunk = Vec::with_capacity(CHUNK);
     let mut skipped = Vec::new();
     for entry in table.iter().map_err(|e| err(e.into()))? {
         let (k, v) = entry.map_err(|e| err(e.into()))?;
         let id = id_of(k.value());
         match encoding::decode(id, v.value()) {
-            Ok(rec) => records.push(rec),
+            Ok(rec) => chunk.push(rec),
             Err(error) => skipped.push(SkippedRecord { id, error }),
         }
+        if chunk.len() == CHUNK {
+            let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+            if tx.send(full).is_err() {
+                break;
+            }
+        }
     }
-    Ok(Loaded {
-        records,
-        skipped,
-        floor,
-    })
+    if !chunk.is_empty() {
+        let _ = tx.send(chunk);
+    }
+    Ok(skipped)
 }
 
 fn read_meta(db: &Database, key: &str) -> Result<Option<i64>, redb::Error> {

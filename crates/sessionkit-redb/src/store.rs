@@ -212,15 +212,12 @@ impl RedbStore {
             verify: opts.verify_on_open,
         };
         let database = db::open_db(&path, db_cfg)?;
-        let loaded = db::load(&database, &path)?;
+        let mem = MemoryStore::new();
+        let loaded = db::load(&database, &path, &mem)?;
         for s in &loaded.skipped {
             tracing::warn!(session = %s.id, error = %s.error, "unreadable session record treated as absent");
         }
-        let mem = MemoryStore::new();
-        let count = loaded.records.len();
-        for rec in loaded.records {
-            mem.load(rec);
-        }
+        let count = loaded.count;
         if let Some(f) = loaded.floor {
             mem.raise_floor(Millis::from_millis(f));
         }
