@@ -13,8 +13,8 @@
 set -euo pipefail
 BENCH_SESSIOND_ENV="${BENCH_SESSIOND_ENV:-}"
 
-DURATION="${1:-10}"
-ROUNDS="${2:-3}"
+DURATION="${1:-3}"
+ROUNDS="${2:-11}"
 CONNS="${CONNS:-4}"
 THREADS="${THREADS:-1}"
 ROOT="$(cd "$(dirname "$0")/../../.." && pwd)"
@@ -70,7 +70,7 @@ cpu_ns() { cat /proc/"$1"/task/*/schedstat | awk '{s+=$1} END {printf "%d", s}';
 # run NAME PID PORT -> prints "NAME rps p50 cpu_ns_per_req"
 run() {
   local name="$1" pid="$2" port="$3"
-  wrk -t"$THREADS" -c"$CONNS" -d2s -s "$WORK/validate.lua" "http://127.0.0.1:$port/v1/sessions/validate" >/dev/null
+  wrk -t"$THREADS" -c"$CONNS" -d1s -s "$WORK/validate.lua" "http://127.0.0.1:$port/v1/sessions/validate" >/dev/null
   local before after out reqs rps p50
   before="$(cpu_ns "$pid")"
   out="$(wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s "$WORK/validate.lua" "http://127.0.0.1:$port/v1/sessions/validate")"

@@ -15,6 +15,17 @@ use serde_json::Value;
 
 use crate::error::ApiError;
 
+/// A request body type.
+///
+/// Serde's derive already refuses a repeated field of a struct, so the
+/// extra duplicate-key pass (a second parse) runs only for bodies that
+/// hold free-form JSON, where serde_json would keep the last value of a
+/// repeated key silently.
+pub trait RequestBody: DeserializeOwned {
+    /// Whether the type holds free-form JSON (`serde_json::Value`).
+    const HAS_FREE_FORM_JSON: bool;
+}
+
 /// A JSON body of type `T` (content type `application/json`).
 #[derive(Debug)]
 pub struct JsonBody<T>(pub T);
@@ -40,7 +51,7 @@ async fn read_body(req: Request) -> Result<Bytes, ApiError> {
     })
 }
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+impl<S: Send + Sync, T: RequestBody> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
@@ -50,7 +61,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             ));
         }
         let bytes = read_body(req).await?;
-        parse_strict(&bytes).map(JsonBody)
+        if T::HAS_FREE_FORM_JSON {
+            check_no_duplicate_keys(&bytes)?;
+        }
+        parse_typed(&bytes).map(JsonBody)
     }
 }
 
@@ -81,6 +95,19 @@ impl<S: Send + Sync> FromRequest<S> for MergePatchBody {
 /// the document), then the typed pass, which names the failing field.
 pub fn parse_strict<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     check_no_duplicate_keys(bytes)?;
+    parse_typed(bytes)
+}
+
+/// The typed pass: fast on success; on failure, parsed again to name the
+/// field that failed.
+fn parse_typed<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    match serde_json::from_slice(bytes) {
+        Ok(v) => Ok(v),
+        Err(_) => parse_with_path(bytes),
+    }
+}
+
+fn parse_with_path<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let v = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();

@@ -317,3 +317,16 @@ pub struct Health {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub store_latency_ms: Option<f64>,
 }
+
+macro_rules! body {
+    ($t:ty, $free:expr) => {
+        impl crate::json::RequestBody for $t {
+            const HAS_FREE_FORM_JSON: bool = $free;
+        }
+    };
+}
+body!(CreateRequest, true);
+body!(ValidateRequestBody, false);
+body!(UpgradeRequestBody, false);
+body!(RevokeRequestBody, false);
+body!(CreateApiKeyRequest, false);

@@ -137,6 +137,23 @@ async fn create_rejects_bad_input_naming_the_field() {
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}");
         assert!(r.text.contains("duplicate"), "{}", r.text);
     }
+    // Duplicate fields in every other body type.
+    for (path, body) in [
+        ("/v1/sessions/validate", r#"{"token":"a","token":"b"}"#),
+        (
+            "/v1/sessions/upgrade",
+            r#"{"token":"a","subject":"x","subject":"y"}"#,
+        ),
+        ("/v1/sessions/revoke", r#"{"token":"a","token":"a"}"#),
+        ("/v1/sessions", r#"{"client":{"ip":"::1","ip":"::2"}}"#),
+        ("/v1/api-keys", r#"{"scopes":["admin"],"scopes":["admin"]}"#),
+    ] {
+        let r = h
+            .send_text("POST", path, &h.admin, "application/json", body)
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path} {body}");
+        assert!(r.text.contains("duplicate"), "{}", r.text);
+    }
     // Malformed JSON, trailing garbage, empty body.
     for body in ["{", "{} {}", "", "null", "[]"] {
         let r = h
