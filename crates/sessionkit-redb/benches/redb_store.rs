@@ -288,7 +288,11 @@ fn bench_lookups_and_reopen(rt: &tokio::runtime::Runtime) {
             true,
         ),
         ("clean close, no verification", path.as_path(), false),
-        ("after a crash (repair), pages verified (default)", crashed.path(), true),
+        (
+            "after a crash (repair), pages verified (default)",
+            crashed.path(),
+            true,
+        ),
     ] {
         let started = Instant::now();
         let s =

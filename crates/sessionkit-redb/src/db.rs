@@ -34,10 +34,41 @@ const KEY_FLOOR: &str = "clock_floor";
 pub(crate) const DB_FILE: &str = "sessions.redb";
 
 /// How the database is opened.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct DbConfig {
     pub(crate) cache_bytes: usize,
     pub(crate) verify: bool,
+    /// Test only: I/O faults injected under redb.
+    #[cfg(test)]
+    pub(crate) fault: Option<std::sync::Arc<crate::fault::Fault>>,
+}
+
+impl DbConfig {
+    fn builder(&self) -> redb::Builder {
+        let mut b = Database::builder();
+        b.set_cache_size(self.cache_bytes);
+        b.set_check_integrity_on_open(self.verify);
+        b
+    }
+
+    #[cfg(not(test))]
+    fn open(&self, b: &redb::Builder, path: &Path) -> Result<Database, redb::DatabaseError> {
+        b.open(path)
+    }
+
+    #[cfg(test)]
+    fn open(&self, b: &redb::Builder, path: &Path) -> Result<Database, redb::DatabaseError> {
+        match &self.fault {
+            None => b.open(path),
+            Some(f) => {
+                let file = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(path)?;
+                b.create_with_backend(crate::fault::FaultyBackend::new(file, f.clone())?)
+            }
+        }
+    }
 }
 
 pub(crate) fn key_of(id: SessionId) -> u128 {
@@ -81,7 +112,7 @@ fn classify(path: &Path, e: redb::Error) -> OpenError {
 /// redb would refuse one whose header never got written ("magic number
 /// mismatch"), so a crash on the very first start would otherwise need a
 /// person to delete it.
-fn create_new(path: &Path, cfg: DbConfig) -> Result<(), OpenError> {
+fn create_new(path: &Path, cfg: &DbConfig) -> Result<(), OpenError> {
     let io = |p: &Path| {
         let p = p.to_path_buf();
         move |source| OpenError::Io { path: p, source }
@@ -113,7 +144,7 @@ fn create_new(path: &Path, cfg: DbConfig) -> Result<(), OpenError> {
 /// checksum of every page of the committed trees and reports damage as an
 /// error rather than trusting it. A panic inside redb on a damaged file is
 /// caught and reported the same way (never propagated to the caller).
-pub(crate) fn open_db(path: &Path, cfg: DbConfig) -> Result<Database, OpenError> {
+pub(crate) fn open_db(path: &Path, cfg: &DbConfig) -> Result<Database, OpenError> {
     match path.try_exists() {
         Ok(true) => {}
         Ok(false) => create_new(path, cfg)?,
@@ -124,12 +155,7 @@ pub(crate) fn open_db(path: &Path, cfg: DbConfig) -> Result<Database, OpenError>
             });
         }
     }
-    let res = catch_unwind(AssertUnwindSafe(|| {
-        let mut b = Database::builder();
-        b.set_cache_size(cfg.cache_bytes);
-        b.set_check_integrity_on_open(cfg.verify);
-        b.open(path)
-    }));
+    let res = catch_unwind(AssertUnwindSafe(|| cfg.open(&cfg.builder(), path)));
     match res {
         Ok(Ok(db)) => Ok(db),
         Ok(Err(e)) => Err(classify(path, e.into())),

@@ -38,9 +38,14 @@
 mod db;
 mod encoding;
 mod error;
+#[cfg(test)]
+mod fault;
 mod lock;
 mod store;
 mod writer;
+
+#[cfg(test)]
+mod tests;
 
 pub use db::SkippedRecord;
 pub use encoding::DecodeError;

@@ -35,6 +35,8 @@ pub struct RedbOptions {
     touch_delay: Duration,
     reopen_interval: Duration,
     gather: Duration,
+    #[cfg(test)]
+    pub(crate) fault: Option<Arc<crate::fault::Fault>>,
 }
 
 impl Default for RedbOptions {
@@ -46,6 +48,8 @@ impl Default for RedbOptions {
             touch_delay: Duration::from_millis(500),
             reopen_interval: Duration::from_millis(100),
             gather: Duration::from_micros(500),
+            #[cfg(test)]
+            fault: None,
         }
     }
 }
@@ -210,8 +214,10 @@ impl RedbStore {
         let db_cfg = DbConfig {
             cache_bytes: opts.cache_bytes,
             verify: opts.verify_on_open,
+            #[cfg(test)]
+            fault: opts.fault.clone(),
         };
-        let database = db::open_db(&path, db_cfg)?;
+        let database = db::open_db(&path, &db_cfg)?;
         let mem = MemoryStore::new();
         let loaded = db::load(&database, &path, &mem)?;
         for s in &loaded.skipped {

@@ -107,6 +107,14 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// `now + d`, saturating (a huge configured duration must not panic).
+fn later(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .or_else(|| now.checked_add(Duration::from_secs(86_400 * 365)))
+        .unwrap_or(now)
+}
+
 /// Polls a future that is known to complete at once (the MemoryStore's).
 pub(crate) fn ready<F: Future>(f: F) -> Option<F::Output> {
     let mut f = std::pin::pin!(f);
@@ -126,7 +134,7 @@ pub(crate) struct Counters {
 }
 
 /// Tuning of the writer.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct WriterConfig {
     pub(crate) db: DbConfig,
     pub(crate) max_batch: usize,
@@ -268,7 +276,7 @@ impl Writer {
         if batch.len() >= target || self.cfg.gather.is_zero() {
             return;
         }
-        let deadline = Instant::now() + self.cfg.gather;
+        let deadline = later(self.cfg.gather);
         while batch.len() < target {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -301,8 +309,8 @@ impl Writer {
                 return Err(e.clone());
             }
         }
-        self.next_reopen = Instant::now() + self.cfg.reopen_interval;
-        let db = db::open_db(&self.path, self.cfg.db).map_err(WriteFailed::new)?;
+        self.next_reopen = later(self.cfg.reopen_interval);
+        let db = db::open_db(&self.path, &self.cfg.db).map_err(WriteFailed::new)?;
         let mut loaded = Vec::with_capacity(self.suspect.len());
         for id in &self.suspect {
             let on_disk = db::read_one(&db, *id).map_err(WriteFailed::new)?;
