@@ -101,7 +101,9 @@ impl RedbOptions {
     }
 
     /// After a failed write, the least time between attempts to reopen the
-    /// file (default 100 ms); writes in between fail at once.
+    /// file (default 100 ms; it doubles while attempts keep failing, up to
+    /// 5 s, since each may read the whole file). Writes in between fail at
+    /// once.
     pub fn with_reopen_interval(mut self, d: Duration) -> Self {
         self.reopen_interval = d;
         self
@@ -250,6 +252,7 @@ impl RedbStore {
             suspect: HashSet::new(),
             last_error: None,
             next_reopen: Instant::now(),
+            backoff: opts.reopen_interval,
             last_batch: 0,
         };
         let thread = std::thread::Builder::new()

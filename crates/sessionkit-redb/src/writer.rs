@@ -107,6 +107,9 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// Longest wait between two attempts to reopen the file.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
 /// `now + d`, saturating (a huge configured duration must not panic).
 fn later(d: Duration) -> Instant {
     let now = Instant::now();
@@ -207,6 +210,10 @@ pub(crate) struct Writer {
     pub(crate) suspect: HashSet<SessionId>,
     pub(crate) last_error: Option<WriteFailed>,
     pub(crate) next_reopen: Instant,
+    /// The wait before the next reopen attempt: doubles while reopening
+    /// keeps failing (up to [`MAX_BACKOFF`]), since each attempt may read
+    /// the whole file.
+    pub(crate) backoff: Duration,
     /// Writes answered by the last commit: their callers are likely to
     /// send again at once.
     pub(crate) last_batch: usize,
@@ -235,7 +242,7 @@ impl Writer {
         // Pending touches, or a failed batch to reconcile, must not wait
         // forever for the next write.
         let wait = if !self.suspect.is_empty() {
-            Some(self.cfg.reopen_interval.max(Duration::from_millis(10)))
+            Some(self.backoff.max(Duration::from_millis(10)))
         } else if self.touches_pending() {
             Some(self.cfg.touch_delay)
         } else {
@@ -309,13 +316,19 @@ impl Writer {
                 return Err(e.clone());
             }
         }
-        self.next_reopen = later(self.cfg.reopen_interval);
+        // Until this attempt succeeds, the next one waits longer.
+        self.next_reopen = later(self.backoff);
+        self.backoff = self
+            .backoff
+            .saturating_mul(2)
+            .min(MAX_BACKOFF.max(self.cfg.reopen_interval));
         let db = db::open_db(&self.path, &self.cfg.db).map_err(WriteFailed::new)?;
         let mut loaded = Vec::with_capacity(self.suspect.len());
         for id in &self.suspect {
             let on_disk = db::read_one(&db, *id).map_err(WriteFailed::new)?;
             loaded.push((*id, on_disk));
         }
+        self.backoff = self.cfg.reopen_interval;
         for (id, on_disk) in loaded {
             match on_disk {
                 Some(Ok(rec)) => self.mem.load(rec),
