@@ -150,7 +150,11 @@ fn bench_creates(rt: &tokio::runtime::Runtime) {
     let dir = tempfile::tempdir().unwrap();
     let raw_one = raw_redb(dir.path(), 1, Duration::from_secs(2));
     let raw_64 = raw_redb(dir.path(), 64, Duration::from_secs(secs));
-    let store = RedbStore::open(&dir.path().join("store")).unwrap();
+    let mut opts = RedbOptions::default();
+    if let Ok(us) = std::env::var("SESSIONKIT_BENCH_GATHER_US") {
+        opts = opts.with_gather_window(Duration::from_micros(us.parse().unwrap()));
+    }
+    let store = RedbStore::open_with(&dir.path().join("store"), opts).unwrap();
     let (n, took) = create_load(rt, &store, 64, Duration::from_secs(secs), u64::MAX);
     let rate = n as f64 / took.as_secs_f64();
     let stats = store.stats();
