@@ -10,13 +10,13 @@
 //! `<data dir>/admin.key` (mode 0600). `SESSIOND_ADMIN_KEY` adds an extra
 //! admin key held in memory only while the variable is set.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use aws_lc_rs::digest;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
 use sessionkit_core::crypto::ct_eq;
 use sessionkit_core::{Millis, TenantId};

@@ -13,7 +13,9 @@ use axum::http::header;
 use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
+use crate::app::AppState;
 use crate::error::ApiError;
+use sessionkit_core::SessionStore;
 
 /// A request body type.
 ///
@@ -41,26 +43,33 @@ fn media_type(req: &Request) -> Option<String> {
     Some(essence.to_ascii_lowercase())
 }
 
-async fn read_body(req: Request) -> Result<Bytes, ApiError> {
-    Bytes::from_request(req, &()).await.map_err(|r| {
-        if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge("the request body is over the limit".into())
-        } else {
-            ApiError::InvalidRequest("the request body could not be read".into())
-        }
-    })
+/// Reads the body, stopping with 413 as soon as it passes `limit` bytes
+/// (a declared `Content-Length` over the limit was refused before
+/// routing, see `guard.rs`).
+async fn read_body(req: Request, limit: usize) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(req.into_body(), limit)
+        .await
+        .map_err(|e| {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                ApiError::PayloadTooLarge("the request body is over the limit".into())
+            } else {
+                ApiError::InvalidRequest("the request body could not be read".into())
+            }
+        })
 }
 
-impl<S: Send + Sync, T: RequestBody> FromRequest<S> for JsonBody<T> {
+impl<S: SessionStore, T: RequestBody> FromRequest<AppState<S>> for JsonBody<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
+    async fn from_request(req: Request, state: &AppState<S>) -> Result<Self, ApiError> {
         if media_type(&req).as_deref() != Some("application/json") {
             return Err(ApiError::UnsupportedMediaType(
                 "the body must be application/json".into(),
             ));
         }
-        let bytes = read_body(req).await?;
+        let bytes = read_body(req, state.options().limits.max_body_bytes).await?;
         if T::HAS_FREE_FORM_JSON {
             check_no_duplicate_keys(&bytes)?;
         }
@@ -68,10 +77,10 @@ impl<S: Send + Sync, T: RequestBody> FromRequest<S> for JsonBody<T> {
     }
 }
 
-impl<S: Send + Sync> FromRequest<S> for MergePatchBody {
+impl<S: SessionStore> FromRequest<AppState<S>> for MergePatchBody {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
+    async fn from_request(req: Request, state: &AppState<S>) -> Result<Self, ApiError> {
         match media_type(&req).as_deref() {
             Some("application/json" | "application/merge-patch+json") => {}
             _ => {
@@ -80,7 +89,7 @@ impl<S: Send + Sync> FromRequest<S> for MergePatchBody {
                 ));
             }
         }
-        let bytes = read_body(req).await?;
+        let bytes = read_body(req, state.options().limits.max_body_bytes).await?;
         let v: Value = parse_strict(&bytes)?;
         if !v.is_object() {
             return Err(ApiError::InvalidRequest(

@@ -6,8 +6,7 @@
 //! `sessiond_revocations_total{reason}`, fed from the engine's events. No
 //! label ever holds a secret, a subject or a session id.
 
-use std::collections::HashMap;
-use std::sync::{OnceLock, RwLock};
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -73,52 +72,72 @@ fn operation(method: &Method, path: &str) -> &'static str {
     }
 }
 
-/// Cached metric handles: building a labelled key and looking it up in
-/// the registry on every request costs more than the rest of a validate.
-#[derive(Default)]
-struct Handles {
-    requests: RwLock<HashMap<(&'static str, &'static str), Counter>>,
-    latency: RwLock<HashMap<&'static str, Histogram>>,
-}
+/// Every operation label, in a fixed order (see [`operation`]).
+const OPERATIONS: [&str; 16] = [
+    "create",
+    "validate",
+    "upgrade",
+    "logout",
+    "get",
+    "delete",
+    "patch_attributes",
+    "list_subject",
+    "revoke_subject",
+    "get_for_subject",
+    "delete_for_subject",
+    "stats",
+    "purge",
+    "api_keys",
+    "ops",
+    "other",
+];
 
-fn handles() -> &'static Handles {
-    static H: OnceLock<Handles> = OnceLock::new();
-    H.get_or_init(Handles::default)
-}
+/// Every outcome label: `ok` and each error code.
+const OUTCOMES: [&str; 18] = [
+    "ok",
+    "invalid_request",
+    "unauthenticated",
+    "invalid_token",
+    "session_expired",
+    "csrf_failed",
+    "insufficient_scope",
+    "not_found",
+    "method_not_allowed",
+    "conflict",
+    "session_limit_reached",
+    "precondition_failed",
+    "payload_too_large",
+    "unsupported_media_type",
+    "rate_limited",
+    "headers_too_large",
+    "store_unavailable",
+    "internal_error",
+];
 
+type RequestCounters = [[OnceLock<Counter>; OUTCOMES.len()]; OPERATIONS.len()];
+
+/// Metric handles, registered on first use: building a labelled key and
+/// looking it up in the registry on every request would cost more than
+/// the rest of a validate.
 fn count(op: &'static str, outcome: &'static str, secs: f64) {
-    let h = handles();
-    let cached = h
-        .requests
-        .read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .get(&(op, outcome))
-        .cloned();
-    let counter = cached.unwrap_or_else(|| {
-        let c =
-            metrics::counter!("sessiond_requests_total", "operation" => op, "outcome" => outcome);
-        h.requests
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert((op, outcome), c.clone());
-        c
-    });
-    counter.increment(1);
-    let cached = h
-        .latency
-        .read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .get(op)
-        .cloned();
-    let hist = cached.unwrap_or_else(|| {
-        let x = metrics::histogram!("sessiond_request_duration_seconds", "operation" => op);
-        h.latency
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(op, x.clone());
-        x
-    });
-    hist.record(secs);
+    static REQUESTS: RequestCounters =
+        [const { [const { OnceLock::new() }; OUTCOMES.len()] }; OPERATIONS.len()];
+    static LATENCY: [OnceLock<Histogram>; OPERATIONS.len()] =
+        [const { OnceLock::new() }; OPERATIONS.len()];
+    let oi = OPERATIONS
+        .iter()
+        .position(|o| *o == op)
+        .unwrap_or(OPERATIONS.len() - 1);
+    let ci = OUTCOMES.iter().position(|o| *o == outcome).unwrap_or(0);
+    let (op, outcome) = (OPERATIONS[oi], OUTCOMES[ci]);
+    REQUESTS[oi][ci]
+        .get_or_init(|| {
+            metrics::counter!("sessiond_requests_total", "operation" => op, "outcome" => outcome)
+        })
+        .increment(1);
+    LATENCY[oi]
+        .get_or_init(|| metrics::histogram!("sessiond_request_duration_seconds", "operation" => op))
+        .record(secs);
 }
 
 /// The one middleware in front of every route: refuses oversized headers
