@@ -31,7 +31,9 @@ pub const ADMIN_KEY_FILE: &str = "admin.key";
 pub const MIN_ENV_ADMIN_KEY: usize = 32;
 /// Longest presented key that is even hashed.
 const MAX_PRESENTED: usize = 512;
-const HASH_TAG: &[u8] = b"sessiond/v1/api-key\0";
+/// Domain tag of the stored hash; short so that tag + a 47-byte key fit
+/// one SHA-256 block.
+const HASH_TAG: &[u8] = b"sdk/v1\0";
 
 /// One permission of an API key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
