@@ -11,7 +11,7 @@ use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use sessionkit::{ValidateRequest, Validation};
-use sessionkit_core::{Clock, SessionToken, SystemClock, TenantId};
+use sessionkit_core::{Clock, SessionStore, SessionToken, SystemClock, TenantId};
 
 use common::{engine, fill, ready, typical};
 
@@ -62,6 +62,30 @@ fn validate_at(c: &mut Criterion, n: u64, label: &str) {
     let tokens = fill(&e, n);
     let req = ValidateRequest::default();
     let mut rng = XorShift(0x2545_F491_4F6C_DD1D);
+    if label == "1M" {
+        // Where the time goes: the token's parse and hash, and the store
+        // lookup (which clones the record out) on its own.
+        c.bench_function("breakdown_1M/parse_and_hash", |b| {
+            b.iter(|| {
+                let t = std::str::from_utf8(&tokens[(rng.next() % n) as usize]).unwrap();
+                black_box(SessionToken::parse(t).unwrap().hash())
+            })
+        });
+        let hashes: Vec<_> = tokens
+            .iter()
+            .map(|t| {
+                SessionToken::parse(std::str::from_utf8(t).unwrap())
+                    .unwrap()
+                    .hash()
+            })
+            .collect();
+        c.bench_function("breakdown_1M/store_get_by_token", |b| {
+            b.iter(|| {
+                let h = &hashes[(rng.next() % n) as usize];
+                black_box(ready(e.store().get_by_token(TenantId::DEFAULT, h)).unwrap())
+            })
+        });
+    }
     c.bench_function(&format!("validate/{label}"), |b| {
         b.iter(|| {
             let t = std::str::from_utf8(&tokens[(rng.next() % n) as usize]).unwrap();

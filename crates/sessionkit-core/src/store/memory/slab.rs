@@ -17,6 +17,8 @@ use crate::record::{ExpiryCause, Liveness, RevokeReason, SessionRecord, SessionS
 use crate::time::{DurationMs, Millis};
 use crate::token::TokenHash;
 
+const _: () = assert!(std::mem::size_of::<Slot>() == 128);
+
 /// Number of shards (a power of two, at most 64: six bits of a [`Loc`]).
 pub(super) const SHARDS: usize = 64;
 const SHARD_BITS: u32 = 6;
@@ -74,8 +76,10 @@ struct Ext {
     revoked_at: Millis,
 }
 
-/// One record, compactly.
+/// One record, compactly: 128 bytes, aligned so that a slot is one
+/// 128-byte block (the CPU fetches both of its cache lines together).
 #[derive(Debug)]
+#[repr(align(128))]
 pub(super) struct Slot {
     token_hash: TokenHash,
     id: SessionId,
