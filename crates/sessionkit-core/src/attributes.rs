@@ -100,9 +100,11 @@ impl Attributes {
     }
 
     /// Rebuilds attributes from stored text, checking it is an object.
+    /// Checks the syntax without building a tree (this runs for every
+    /// record when a durable store opens).
     pub fn from_stored(text: &str) -> Result<Self, AttributeError> {
-        match serde_json::from_str::<Value>(text) {
-            Ok(Value::Object(_)) => Ok(Attributes(text.into())),
+        match serde_json::from_str::<&serde_json::value::RawValue>(text) {
+            Ok(raw) if raw.get().starts_with('{') => Ok(Attributes(raw.get().into())),
             _ => Err(AttributeError::Corrupt),
         }
     }
@@ -265,6 +267,19 @@ mod tests {
             Attributes::from_value(&json!(3), &lim),
             Err(AttributeError::NotAnObject)
         );
+    }
+
+    #[test]
+    fn stored_text_is_checked() {
+        assert!(Attributes::from_stored(r#"{"a":[1,{"b":null}]}"#).is_ok());
+        assert!(Attributes::from_stored(" {} ").unwrap().is_empty());
+        for bad in ["", "[]", "3", "{", r#"{"a":}"#, "{} x"] {
+            assert_eq!(
+                Attributes::from_stored(bad),
+                Err(AttributeError::Corrupt),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]
