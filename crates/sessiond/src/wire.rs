@@ -221,7 +221,7 @@ pub struct ValidatedResponse<'a> {
     /// The session.
     pub session: SessionOut<'a>,
     /// The session's CSRF token.
-    pub csrf_token: String,
+    pub csrf_token: &'a str,
 }
 
 /// `{sessions, next_cursor}`.

@@ -126,11 +126,13 @@ pub async fn validate<S: SessionStore>(
         client,
     };
     match st.engine().validate(tenant, &body.token, &req).await? {
-        Validation::Valid { session } => Ok(Json(ValidatedResponse {
-            csrf_token: st.engine().csrf_token(&session.id),
-            session: SessionOut::from_record(&session),
-        })
-        .into_response()),
+        Validation::Valid { session } => {
+            let csrf = st.csrf_token(&session.id);
+            Ok(super::json_response(&ValidatedResponse {
+                csrf_token: &csrf,
+                session: SessionOut::from_record(&session),
+            }))
+        }
         Validation::Expired(_) => Err(ApiError::SessionExpired),
         Validation::Invalid => Err(ApiError::InvalidToken),
         Validation::CsrfFailed => Err(ApiError::CsrfFailed),
