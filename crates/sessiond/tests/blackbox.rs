@@ -153,6 +153,12 @@ async fn first_start_keys_then_graceful_restart_keeps_everything() {
     }
     let key = s.admin_key();
     assert!(key.starts_with("sdk_"));
+    let first_log = s.log_text();
+    assert!(
+        first_log.contains("admin.key"),
+        "the log names the key file"
+    );
+    assert!(!first_log.contains(&key), "never the key itself");
     let keys_before = std::fs::read(d.path().join("server.keys")).unwrap();
     let c = client();
     let (st, created) = post(

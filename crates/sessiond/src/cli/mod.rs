@@ -24,7 +24,7 @@ pub struct Cli {
         global = true
     )]
     pub server: String,
-    /// API key (operator commands); default: <data dir>/admin.key.
+    /// API key (operator commands); default: `<data dir>/admin.key`.
     #[arg(long, env = "SESSIOND_API_KEY", hide_env_values = true, global = true)]
     pub api_key: Option<String>,
     /// What to do.
