@@ -19,7 +19,7 @@
 //! # });
 //! ```
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{FromRequestParts, Path, Query};
@@ -30,7 +30,7 @@ use axum::routing::{get, patch, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::de::DeserializeOwned;
 use sessionkit::SessionManager;
-use sessionkit_core::{SessionId, SessionStore, TenantId};
+use sessionkit_core::{SessionStore, TenantId};
 
 use crate::api_keys::{ApiKeyInfo, ApiKeys, Scope};
 use crate::error::ApiError;
@@ -84,17 +84,7 @@ struct Shared<S> {
     engine: SessionManager<S>,
     api_keys: ApiKeys,
     opts: AppOptions,
-    csrf: CsrfCache,
 }
-
-/// Most CSRF tokens kept; the cache is emptied when it is full.
-const CSRF_CACHE_MAX: usize = 1 << 16;
-
-/// CSRF tokens by session id. A CSRF token is a pure function of the
-/// session id and the server's CSRF key, so it never goes stale; caching
-/// it saves an HMAC and a base64 encoding on every validate.
-#[derive(Default)]
-struct CsrfCache(RwLock<hashbrown::HashMap<SessionId, Arc<str>>>);
 
 /// What every handler shares: the engine, the API keys, the options.
 pub struct AppState<S> {
@@ -120,7 +110,6 @@ impl<S: SessionStore> AppState<S> {
                 engine,
                 api_keys,
                 opts,
-                csrf: CsrfCache::default(),
             }),
         }
     }
@@ -141,28 +130,6 @@ impl<S: SessionStore> AppState<S> {
     #[must_use]
     pub fn options(&self) -> &AppOptions {
         &self.inner.opts
-    }
-
-    /// The CSRF token of a session (cached).
-    #[must_use]
-    pub fn csrf_token(&self, id: &SessionId) -> Arc<str> {
-        let cache = &self.inner.csrf.0;
-        if let Some(t) = cache
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(id)
-        {
-            return Arc::clone(t);
-        }
-        let t: Arc<str> = self.engine().csrf_token(id).into();
-        let mut w = cache
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if w.len() >= CSRF_CACHE_MAX {
-            w.clear();
-        }
-        w.insert(*id, Arc::clone(&t));
-        t
     }
 }
 

@@ -9,7 +9,10 @@ use sessionkit_core::{ClientInfo, SessionRecord};
 use utoipa::ToSchema;
 
 use crate::error::ApiError;
-use crate::timefmt::{IdText, Ts, ts};
+use sessionkit_core::Millis;
+use sessionkit_core::time::Rfc3339;
+
+use crate::idtext::IdText;
 
 /// Client info sent with a create.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -140,19 +143,19 @@ pub struct SessionOut<'a> {
     pub subject: Option<&'a str>,
     /// RFC 3339 UTC with milliseconds.
     #[schema(value_type = String)]
-    pub created_at: Ts,
+    pub created_at: Rfc3339,
     /// Last activity written.
     #[schema(value_type = String)]
-    pub last_seen_at: Ts,
+    pub last_seen_at: Rfc3339,
     /// Idle deadline.
     #[schema(value_type = String)]
-    pub idle_expires_at: Ts,
+    pub idle_expires_at: Rfc3339,
     /// Absolute deadline.
     #[schema(value_type = String)]
-    pub expires_at: Ts,
+    pub expires_at: Rfc3339,
     /// Last authentication; null when anonymous.
     #[schema(value_type = Option<String>)]
-    pub auth_time: Option<Ts>,
+    pub auth_time: Option<Rfc3339>,
     /// The app's data (a JSON object).
     #[schema(value_type = Object)]
     pub attributes: &'a RawValue,
@@ -181,11 +184,11 @@ impl<'a> SessionOut<'a> {
         SessionOut {
             id: IdText::new(&r.id),
             subject: r.subject.as_ref().map(|s| s.as_str()),
-            created_at: ts(r.created_at),
-            last_seen_at: ts(r.last_seen_at),
-            idle_expires_at: ts(r.idle_expires_at()),
-            expires_at: ts(r.expires_at),
-            auth_time: r.auth_time.map(ts),
+            created_at: r.created_at.rfc3339(),
+            last_seen_at: r.last_seen_at.rfc3339(),
+            idle_expires_at: r.idle_expires_at().rfc3339(),
+            expires_at: r.expires_at.rfc3339(),
+            auth_time: r.auth_time.map(Millis::rfc3339),
             attributes,
             client: ClientOut {
                 ip: r.client.ip.map(|i| i.to_string()),

@@ -51,25 +51,90 @@ impl Millis {
         DurationMs(self.0.saturating_sub(earlier.0))
     }
 
-    /// Formats as RFC 3339 UTC with milliseconds (`2026-01-02T03:04:05.678Z`).
-    /// Instants outside the years 0000–9999 are clamped into that range.
+    /// Formats as RFC 3339 UTC with milliseconds (`2026-01-02T03:04:05.678Z`),
+    /// on the stack and without `fmt` machinery (this runs five times per
+    /// session on the validate path of the server). Instants outside the
+    /// years 0000–9999 are clamped into that range.
     #[must_use]
-    pub fn to_rfc3339(self) -> String {
-        const MIN_MS: i64 = -62_167_219_200_000; // 0000-01-01T00:00:00Z
+    pub fn rfc3339(self) -> Rfc3339 {
+        const MIN_MS: i64 = -62_167_219_200_000; // 0000-01-01T00:00:00.000Z
         const MAX_MS: i64 = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
         let ms = self.0.clamp(MIN_MS, MAX_MS);
-        let nanos = i128::from(ms) * 1_000_000;
-        let Ok(dt) = time::OffsetDateTime::from_unix_timestamp_nanos(nanos) else {
-            return String::from("9999-12-31T23:59:59.999Z");
-        };
-        let (y, mo, d) = (dt.year(), u8::from(dt.month()), dt.day());
-        format!(
-            "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-            dt.hour(),
-            dt.minute(),
-            dt.second(),
-            dt.millisecond()
-        )
+        let days = ms.div_euclid(86_400_000);
+        let rem = ms.rem_euclid(86_400_000);
+        let (y, mo, d) = civil_from_days(days);
+        let secs = (rem / 1000) as u32;
+        let milli = (rem % 1000) as u32;
+        let mut b = *b"0000-00-00T00:00:00.000Z";
+        let y = y.clamp(0, 9999) as u32;
+        push2(&mut b, 0, y / 100);
+        push2(&mut b, 2, y % 100);
+        push2(&mut b, 5, mo);
+        push2(&mut b, 8, d);
+        push2(&mut b, 11, secs / 3600);
+        push2(&mut b, 14, secs / 60 % 60);
+        push2(&mut b, 17, secs % 60);
+        b[20] = b'0' + (milli / 100) as u8;
+        push2(&mut b, 21, milli % 100);
+        Rfc3339(b)
+    }
+
+    /// [`Millis::rfc3339`] as a `String`.
+    #[must_use]
+    pub fn to_rfc3339(self) -> String {
+        self.rfc3339().as_str().to_owned()
+    }
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
+/// (H. Hinnant's `civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn push2(out: &mut [u8], at: usize, v: u32) {
+    out[at] = b'0' + (v / 10 % 10) as u8;
+    out[at + 1] = b'0' + (v % 10) as u8;
+}
+
+/// An RFC 3339 timestamp with milliseconds, formatted on the stack; it
+/// serialises as a JSON string without allocating.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Rfc3339([u8; 24]);
+
+impl Rfc3339 {
+    /// The text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits and separators are ever written.
+        std::str::from_utf8(&self.0).unwrap_or("")
+    }
+}
+
+impl fmt::Debug for Rfc3339 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for Rfc3339 {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }
 
@@ -228,6 +293,47 @@ mod tests {
         );
         assert_eq!(Millis::MAX.to_rfc3339(), "9999-12-31T23:59:59.999Z");
         assert_eq!(Millis::MIN.to_rfc3339(), "0000-01-01T00:00:00.000Z");
+    }
+
+    /// The hand-rolled formatter agrees with the `time` crate everywhere in
+    /// range, and clamps outside it.
+    #[test]
+    fn rfc3339_matches_the_time_crate() {
+        let reference = |ms: i64| {
+            let dt = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+                .unwrap();
+            format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+                dt.year(),
+                u8::from(dt.month()),
+                dt.day(),
+                dt.hour(),
+                dt.minute(),
+                dt.second(),
+                dt.millisecond()
+            )
+        };
+        let mut samples = vec![
+            0,
+            1,
+            -1,
+            -62_167_219_200_000,
+            253_402_300_799_999,
+            951_782_400_000,
+            4_107_542_399_999,
+            -62_135_596_800_001,
+        ];
+        let mut x: i64 = 0x1234_5678_9abc;
+        for _ in 0..20_000 {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            samples
+                .push(x.rem_euclid(253_402_300_799_999 + 62_167_219_200_000) - 62_167_219_200_000);
+        }
+        for ms in samples {
+            assert_eq!(Millis::from_millis(ms).to_rfc3339(), reference(ms), "{ms}");
+        }
     }
 
     #[test]

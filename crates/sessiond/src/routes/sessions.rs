@@ -127,7 +127,7 @@ pub async fn validate<S: SessionStore>(
     };
     match st.engine().validate(tenant, &body.token, &req).await? {
         Validation::Valid { session } => {
-            let csrf = st.csrf_token(&session.id);
+            let csrf = st.engine().csrf_token(&session.id);
             Ok(super::json_response(&ValidatedResponse {
                 csrf_token: &csrf,
                 session: SessionOut::from_record(&session),
