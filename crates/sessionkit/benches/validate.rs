@@ -119,9 +119,44 @@ fn create(c: &mut Criterion) {
     });
 }
 
+/// The store's share of a create: records built beforehand (token, id,
+/// attributes), only `MemoryStore::create` timed.
+fn store_create(c: &mut Criterion) {
+    use sessionkit_core::store::Limits;
+    use sessionkit_core::{Attributes, MemoryStore, SessionRecord, SessionState, Subject};
+    let store = MemoryStore::new();
+    let attrs = Attributes::from_value(typical(0).attributes.as_ref().unwrap(), &Default::default()).unwrap();
+    let mut i = 0u64;
+    let now = SystemClock.now();
+    c.bench_function("store_create", |b| {
+        b.iter_batched(
+            || {
+                i += 1;
+                SessionRecord {
+                    tenant: TenantId::DEFAULT,
+                    id: sessionkit_core::SessionId::generate(),
+                    token_hash: SessionToken::generate().unwrap().hash(),
+                    subject: Some(Subject::new(&format!("user-{i:011}")).unwrap()),
+                    created_at: now,
+                    last_seen_at: now,
+                    idle_timeout: sessionkit_core::DurationMs::from_secs(1800),
+                    expires_at: now.saturating_add(sessionkit_core::DurationMs::from_secs(86_400)),
+                    auth_time: Some(now),
+                    attributes: attrs.clone(),
+                    client: Default::default(),
+                    version: 1,
+                    state: SessionState::Active,
+                }
+            },
+            |rec| ready(store.create(rec, Limits::default(), now)).unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(4));
-    targets = parts, validate, create
+    targets = parts, validate, create, store_create
 }
 criterion_main!(benches);

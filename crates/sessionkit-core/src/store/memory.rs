@@ -19,7 +19,7 @@
 mod expiry;
 mod slab;
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -108,7 +108,7 @@ impl MemoryStore {
                     subjects: HashTable::new(),
                     subject_hasher: hashbrown::DefaultHashBuilder::default(),
                     expiry: ExpiryWheel::default(),
-                    counts: HashMap::new(),
+                    counts: HashMap::default(),
                 }),
                 floor: AtomicI64::new(i64::MIN),
             }),

@@ -6,7 +6,7 @@
 //! most sessions do without. Indexes hold 4-byte [`Loc`]s, not copies of
 //! keys: the key is read from the slot when an entry is compared.
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 
 use hashbrown::HashTable;
 
