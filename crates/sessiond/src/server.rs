@@ -77,11 +77,22 @@ pub fn init_logging(cfg: &Config) {
     };
 }
 
-/// Whether this data dir has never been used (no keys, no store).
+/// Written last on a first start, once the keys, the store and the API
+/// keys all exist: from then on nothing is ever created again, and a
+/// missing key file is an error.
+const INITIALIZED_FILE: &str = "initialized";
+
+/// Whether this data dir still needs its first-start setup: it has never
+/// finished one. A first start that was interrupted (killed, or the store
+/// failed to open) resumes on the next start, loading what it had written.
 fn is_first_start(dir: &Path) -> bool {
-    [SERVER_KEYS_FILE, API_KEYS_FILE, STORE_DIR]
+    if dir.join(INITIALIZED_FILE).exists() {
+        return false;
+    }
+    // A data dir set up before the marker existed.
+    ![SERVER_KEYS_FILE, API_KEYS_FILE, STORE_DIR]
         .iter()
-        .all(|f| !dir.join(f).exists())
+        .all(|f| dir.join(f).exists())
 }
 
 /// Runs the server until a shutdown signal.
@@ -182,6 +193,13 @@ async fn run<S: SessionStore>(
                 admin.secret
             );
         }
+    }
+    if first_start {
+        let marker = cfg.data_dir.join(INITIALIZED_FILE);
+        fsutil::write_atomic(&marker, b"1\n").map_err(|e| ServeError::DataDir {
+            path: marker.display().to_string(),
+            why: e.to_string(),
+        })?;
     }
     if let Ok(k) = std::env::var("SESSIOND_ADMIN_KEY") {
         api_keys.add_env_admin_key(&k, now)?;

@@ -1,6 +1,8 @@
 //! The JSON shapes of the v1 API (DESIGN.md §7): request bodies (strict:
 //! unknown fields are refused) and responses (clients ignore fields they
-//! do not know).
+//! do not know). Types that carry a secret (a session token, a CSRF token,
+//! an API key) deliberately implement no `Debug`, so that no log line can
+//! print one.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -90,7 +92,7 @@ pub struct CreateRequest {
 }
 
 /// `POST /v1/sessions/validate`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ValidateRequestBody {
     /// The session token.
@@ -102,7 +104,7 @@ pub struct ValidateRequestBody {
 }
 
 /// `POST /v1/sessions/upgrade`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpgradeRequestBody {
     /// The token of the live session to log in on top of.
@@ -114,7 +116,7 @@ pub struct UpgradeRequestBody {
 }
 
 /// `POST /v1/sessions/revoke`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeRequestBody {
     /// The token to log out.
@@ -208,7 +210,7 @@ pub struct SessionResponse<'a> {
 }
 
 /// `{session, token, csrf_token}`: create and upgrade.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct CreatedResponse<'a> {
     /// The session.
     pub session: SessionOut<'a>,
@@ -219,7 +221,7 @@ pub struct CreatedResponse<'a> {
 }
 
 /// `{session, csrf_token}`: validate.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct ValidatedResponse<'a> {
     /// The session.
     pub session: SessionOut<'a>,
@@ -296,7 +298,7 @@ pub struct ApiKeyOut {
 }
 
 /// `{api_key, key}`: the secret is shown this once.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct CreatedApiKey {
     /// The key's info.
     pub api_key: ApiKeyOut,

@@ -325,6 +325,29 @@ fn missing_or_corrupt_keys_on_a_later_start_are_errors() {
     drop(s);
 }
 
+/// A first start that stopped half-way (here: server keys written, the
+/// store opened, no API keys yet) resumes on the next start instead of
+/// leaving a data dir that can never start.
+#[tokio::test]
+async fn an_interrupted_first_start_resumes() {
+    let d = tempfile::tempdir().unwrap();
+    drop(Server::start(d.path(), &[]));
+    let keys = std::fs::read(d.path().join("server.keys")).unwrap();
+    for f in ["initialized", "api-keys.json", "admin.key"] {
+        std::fs::remove_file(d.path().join(f)).unwrap();
+    }
+    let s = Server::start(d.path(), &[]);
+    let (st, _) = get(&client(), &s, &s.admin_key(), "/v1/stats").await;
+    assert_eq!(st, 200);
+    assert_eq!(
+        std::fs::read(d.path().join("server.keys")).unwrap(),
+        keys,
+        "keys kept"
+    );
+    assert!(d.path().join("initialized").exists());
+    assert!(s.terminate().0.success());
+}
+
 #[tokio::test]
 async fn env_admin_key_is_extra_and_never_stored() {
     let d = tempfile::tempdir().unwrap();

@@ -223,7 +223,7 @@ fn load_inner(db: &Database, path: &Path, mem: &MemoryStore) -> Result<Loaded, O
         for chunk in rx {
             count += chunk.len();
             for rec in chunk {
-                mem.load(rec);
+                crate::writer::load_or_warn(mem, rec);
             }
         }
         (reader.join(), count)

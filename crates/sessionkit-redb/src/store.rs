@@ -163,7 +163,9 @@ impl Inner {
         if handle.join().is_err() {
             tracing::error!("session store writer panicked");
         }
-        rx.try_recv().unwrap_or(Ok(()))
+        // No reply means the writer died before its final flush: say so
+        // rather than report a clean close.
+        rx.try_recv().unwrap_or_else(|_| Err(closed()))
     }
 }
 

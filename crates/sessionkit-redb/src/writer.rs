@@ -331,7 +331,7 @@ impl Writer {
         self.backoff = self.cfg.reopen_interval;
         for (id, on_disk) in loaded {
             match on_disk {
-                Some(Ok(rec)) => self.mem.load(rec),
+                Some(Ok(rec)) => load_or_warn(&self.mem, rec),
                 Some(Err(e)) => {
                     tracing::warn!(session = %id, error = %e, "unreadable record treated as absent");
                     self.mem.remove(id);
@@ -403,7 +403,7 @@ impl Writer {
                 for (id, img) in b.before.drain() {
                     self.suspect.insert(id);
                     match img {
-                        Some(rec) => self.mem.load(rec),
+                        Some(rec) => load_or_warn(&self.mem, rec),
                         None => {
                             self.mem.remove(id);
                         }
@@ -592,4 +592,13 @@ fn fail_unapplied(ops: Vec<Op>, e: &WriteFailed) -> bool {
         }
     }
     close
+}
+
+/// Loads a record into the in-memory index; a record that cannot be placed
+/// (its shard is full) is logged: that session reads as signed out.
+pub(crate) fn load_or_warn(mem: &MemoryStore, rec: sessionkit_core::SessionRecord) {
+    let id = rec.id;
+    if !mem.load(rec) {
+        tracing::error!(session = %id, "in-memory index full: session not loaded");
+    }
 }

@@ -125,7 +125,9 @@ fn store_create(c: &mut Criterion) {
     use sessionkit_core::store::Limits;
     use sessionkit_core::{Attributes, MemoryStore, SessionRecord, SessionState, Subject};
     let store = MemoryStore::new();
-    let attrs = Attributes::from_value(typical(0).attributes.as_ref().unwrap(), &Default::default()).unwrap();
+    let attrs =
+        Attributes::from_value(typical(0).attributes.as_ref().unwrap(), &Default::default())
+            .unwrap();
     let mut i = 0u64;
     let now = SystemClock.now();
     c.bench_function("store_create", |b| {

@@ -297,7 +297,12 @@ async fn clock_going_backwards_never_revives() {
         validate(&e, &token).await,
         Validation::Expired(ExpiryCause::Idle)
     );
-    // A new engine over the same store starts at the store's clock floor.
+    // A failed validation writes nothing, so the floor the store keeps
+    // comes from writes, valid validations and purges: the periodic purge
+    // persists the engine's time.
+    e.purge_expired().await.unwrap();
+    // A new engine over the same store, its clock an hour behind, starts
+    // at the store's clock floor.
     let e2 = SessionManager::builder(e.store().clone(), EngineKeys::generate().unwrap())
         .with_policy(policy())
         .with_clock(ManualClock::new(Millis::from_millis(START)))
@@ -309,7 +314,7 @@ async fn clock_going_backwards_never_revives() {
         e2.validate(T, &token, &ValidateRequest::default())
             .await
             .unwrap(),
-        Validation::Expired(ExpiryCause::Idle)
+        Validation::Invalid
     );
 }
 
@@ -799,4 +804,45 @@ async fn bad_policy_is_refused_at_build() {
             ..
         }
     ));
+}
+
+/// A session whose own idle timeout is shorter than twice the touch
+/// interval still slides: it is touched every half idle timeout.
+#[tokio::test]
+async fn short_idle_override_still_slides() {
+    let (e, clock) = engine().await; // touch_interval 60 s
+    let c = e
+        .create(
+            T,
+            NewSession {
+                subject: Some(subject("u1")),
+                idle_timeout_secs: Some(30),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let token = c.token.expose_secret();
+    for _ in 0..10 {
+        clock.advance_secs(20);
+        valid(validate(&e, &token).await);
+    }
+    clock.advance_secs(30);
+    assert_eq!(
+        validate(&e, &token).await,
+        Validation::Expired(ExpiryCause::Idle)
+    );
+}
+
+/// A failed validation does not even persist the clock floor.
+#[tokio::test]
+async fn invalid_tokens_do_not_move_the_clock_floor() {
+    let (e, clock) = engine().await;
+    let floor = e.store().clock_floor().await.unwrap();
+    clock.advance_secs(10);
+    let forged = sessionkit_core::SessionToken::generate()
+        .unwrap()
+        .expose_secret();
+    assert_eq!(validate(&e, &forged).await, Validation::Invalid);
+    assert_eq!(e.store().clock_floor().await.unwrap(), floor);
 }

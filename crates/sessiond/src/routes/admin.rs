@@ -47,7 +47,8 @@ pub async fn stats<S: SessionStore>(
     }))
 }
 
-/// Remove expired sessions and tombstones now.
+/// Remove expired sessions and tombstones now, in every tenant: an
+/// operator action, so only an admin key of the `default` tenant may.
 #[utoipa::path(post, path = "/v1/purge", tag = "admin",
     responses((status = 200, description = "How many records went", body = Purged),
               (status = 403, description = "insufficient_scope", body = ErrorBody)),
@@ -56,7 +57,9 @@ pub async fn purge<S: SessionStore>(
     State(st): State<AppState<S>>,
     caller: Caller,
 ) -> Result<Json<Purged>, ApiError> {
-    caller.require(Scope::Admin)?;
+    if caller.require(Scope::Admin)? != sessionkit_core::TenantId::DEFAULT {
+        return Err(ApiError::InsufficientScope("admin of the default tenant"));
+    }
     let purged = st.engine().purge_expired().await?;
     Ok(Json(Purged { purged }))
 }

@@ -129,11 +129,15 @@ impl MemoryStore {
 
     /// Loads a record as it was persisted (used by durable stores to
     /// rebuild their index on open). Replaces any record with that id.
-    pub fn load(&self, rec: SessionRecord) {
+    ///
+    /// Returns `false` if the record could not be placed (its shard is full
+    /// or names 65,535 tenants already): the caller must treat the index as
+    /// incomplete.
+    pub fn load(&self, rec: SessionRecord) -> bool {
         self.exclusive(|t| {
             t.remove_id(rec.id);
-            t.insert(rec);
-        });
+            t.insert(rec)
+        })
     }
 
     /// Removes a record and its index entries (used by durable stores to

@@ -50,7 +50,7 @@ impl NewSession {
 }
 
 /// A session just created or upgraded: the only moment its token is seen.
-#[derive(Debug)]
+/// Its `Debug` shows neither the token nor the CSRF token.
 pub struct Created {
     /// The stored record.
     pub session: SessionRecord,
@@ -60,13 +60,35 @@ pub struct Created {
     pub csrf_token: String,
 }
 
-/// What the caller presents with a token.
-#[derive(Debug, Clone, Default)]
+/// What the caller presents with a token. Its `Debug` hides the CSRF token.
+#[derive(Clone, Default)]
 pub struct ValidateRequest {
     /// The CSRF token, for requests that change state.
     pub csrf_token: Option<String>,
     /// The client, for fingerprint binding.
     pub client: Option<ClientInfo>,
+}
+
+impl std::fmt::Debug for Created {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Created")
+            .field("session", &self.session)
+            .field("token", &self.token)
+            .field("csrf_token", &"[redacted]")
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for ValidateRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ValidateRequest")
+            .field(
+                "csrf_token",
+                &self.csrf_token.as_ref().map(|_| "[redacted]"),
+            )
+            .field("client", &self.client)
+            .finish()
+    }
 }
 
 /// The answer to a validation. Unknown, forged, malformed, revoked and
@@ -161,6 +183,9 @@ impl<S: SessionStore> SessionManager<S> {
                 "must not exceed absolute_timeout_secs",
             ));
         }
+        // With a short absolute override and no idle override, the idle
+        // window is the whole (shorter) life: stated here, not clamped later.
+        let idle = idle.min(absolute);
         let attributes = match &req.attributes {
             None => Attributes::empty(),
             Some(v) => Attributes::from_value(v, &self.policy.attributes)?,
@@ -239,12 +264,13 @@ impl<S: SessionStore> SessionManager<S> {
             return Ok(Validation::Invalid);
         };
         let now = self.now();
-        self.keep_floor(now).await;
         match rec.liveness(now) {
             Liveness::Live => {}
             Liveness::Expired(cause) => return Ok(Validation::Expired(cause)),
             Liveness::Revoked(_) => return Ok(Validation::Invalid),
         }
+        // Only a valid credential may cause a write (invariant 3).
+        self.keep_floor(now).await;
         if !self.fingerprint_ok(&rec, req.client.as_ref()) {
             return Ok(Validation::Invalid);
         }
@@ -253,7 +279,10 @@ impl<S: SessionStore> SessionManager<S> {
                 return Ok(Validation::CsrfFailed);
             }
         }
-        if now.saturating_since(rec.last_seen_at) >= self.policy.touch_interval {
+        // A session whose own idle timeout is short is touched often enough
+        // to keep its sliding window: at most every half idle timeout.
+        let interval = self.policy.touch_interval.min(rec.idle_timeout.half());
+        if now.saturating_since(rec.last_seen_at) >= interval {
             match self.store.touch(tenant, rec.id, now).await {
                 Ok(true) => {
                     rec.last_seen_at = now;

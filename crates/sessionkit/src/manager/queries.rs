@@ -83,7 +83,13 @@ impl<S: SessionStore> SessionManager<S> {
 
     /// Removes every record past its purge time, emitting `expired` once for
     /// each session that expired. Returns how many records went.
+    ///
+    /// It also persists the engine's time as the store's clock floor, so a
+    /// periodic purge bounds how far a clock set back across a restart can
+    /// reach: no session the engine saw expire before the last purge looks
+    /// live again.
     pub async fn purge_expired(&self) -> Result<usize, EngineError> {
+        self.store.persist_clock_floor(self.now()).await?;
         let mut total = 0;
         loop {
             let now = self.now();
