@@ -13,7 +13,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
-use aws_lc_rs::digest;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hashbrown::HashMap;
@@ -182,27 +181,21 @@ struct StoredKey {
 type Hash = [u8; 32];
 
 fn hash_key(presented: &str) -> Hash {
-    let mut ctx = digest::Context::new(&digest::SHA256);
-    ctx.update(HASH_TAG);
-    ctx.update(presented.as_bytes());
-    let mut out = [0u8; 32];
-    out.copy_from_slice(ctx.finish().as_ref());
-    out
+    sessionkit_core::crypto::tagged_sha256(HASH_TAG, &[presented.as_bytes()])
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+/// How a key hash is written in the file: unpadded base64url, like every
+/// other secret-derived value of sessiond.
+fn encode_hash(h: &Hash) -> String {
+    URL_SAFE_NO_PAD.encode(h)
 }
 
-fn unhex(s: &str) -> Option<Hash> {
-    if s.len() != 64 {
-        return None;
-    }
+fn decode_hash(s: &str) -> Option<Hash> {
     let mut out = [0u8; 32];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    match URL_SAFE_NO_PAD.decode_slice(s.as_bytes(), &mut out) {
+        Ok(32) => Some(out),
+        _ => None,
     }
-    Some(out)
 }
 
 #[derive(Default)]
@@ -234,8 +227,8 @@ fn write_table(t: &RwLock<Table>) -> std::sync::RwLockWriteGuard<'_, Table> {
     t.write().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// A key just created: the only moment its secret is seen.
-#[derive(Debug)]
+/// A key just created: the only moment its secret is seen. Its `Debug`
+/// hides the secret.
 pub struct NewApiKey {
     /// Its info.
     pub info: ApiKeyInfo,
@@ -243,10 +236,27 @@ pub struct NewApiKey {
     pub secret: String,
 }
 
+/// API keys: `sdk_` and 32 random bytes, like session tokens.
+enum ApiKeyKind {}
+
+impl sessionkit_core::token::TokenKind for ApiKeyKind {
+    const PREFIX: &'static str = "sdk_";
+    const HASH_TAG: &'static [u8] = HASH_TAG;
+}
+
+impl std::fmt::Debug for NewApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewApiKey")
+            .field("info", &self.info)
+            .field("secret", &"[redacted]")
+            .finish()
+    }
+}
+
 fn new_secret() -> Result<String, ApiKeyError> {
-    let mut b = [0u8; 32];
-    sessionkit_core::token::fill_random(&mut b).map_err(|_| ApiKeyError::Random)?;
-    Ok(format!("sdk_{}", URL_SAFE_NO_PAD.encode(b)))
+    let key =
+        sessionkit_core::token::Token::<ApiKeyKind>::generate().map_err(|_| ApiKeyError::Random)?;
+    Ok(key.expose_secret())
 }
 
 impl ApiKeys {
@@ -288,7 +298,7 @@ impl ApiKeys {
                         path: p.clone(),
                         why: format!("key {}: {why}", k.id),
                     };
-                    let hash = unhex(&k.hash).ok_or_else(|| corrupt("bad hash"))?;
+                    let hash = decode_hash(&k.hash).ok_or_else(|| corrupt("bad hash"))?;
                     let tenant = TenantId::new(&k.tenant).map_err(|_| corrupt("bad tenant"))?;
                     let mut scopes = Vec::new();
                     for s in &k.scopes {
@@ -469,7 +479,7 @@ impl ApiKeys {
                 name: i.name.clone(),
                 tenant: i.tenant.as_str().to_owned(),
                 scopes: i.scopes.names().into_iter().map(String::from).collect(),
-                hash: hex(h),
+                hash: encode_hash(h),
                 created_at_ms: i.created_at.as_millis(),
             })
             .collect();

@@ -3,8 +3,6 @@
 
 use std::net::IpAddr;
 
-use aws_lc_rs::digest;
-
 /// Longest user agent kept, in bytes (longer ones are refused).
 pub const MAX_USER_AGENT: usize = 512;
 /// Longest device name kept, in bytes.
@@ -81,16 +79,11 @@ impl Fingerprint {
     /// Computes the fingerprint of a user agent and, optionally, an IP.
     #[must_use]
     pub fn compute(user_agent: Option<&str>, ip: Option<IpAddr>) -> Self {
-        let mut ctx = digest::Context::new(&digest::SHA256);
-        ctx.update(b"sessionkit/v1/fingerprint\0");
-        ctx.update(user_agent.unwrap_or("").as_bytes());
-        ctx.update(b"\0");
-        if let Some(ip) = ip {
-            ctx.update(ip.to_string().as_bytes());
-        }
-        let mut out = [0u8; 32];
-        out.copy_from_slice(ctx.finish().as_ref());
-        Fingerprint(out)
+        let ip = ip.map(|ip| ip.to_string()).unwrap_or_default();
+        Fingerprint(crate::crypto::tagged_sha256(
+            b"sessionkit/v1/fingerprint\0",
+            &[user_agent.unwrap_or("").as_bytes(), b"\0", ip.as_bytes()],
+        ))
     }
 }
 

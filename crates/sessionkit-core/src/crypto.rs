@@ -92,6 +92,21 @@ pub fn csrf_matches(key: &SecretKey, id: &SessionId, presented: &str) -> bool {
     ct_eq(expected.as_bytes(), presented.as_bytes())
 }
 
+/// `SHA-256(tag ‖ part ‖ part …)`: the one domain-separated hash for values
+/// that are not fixed-size tokens (API keys, client fingerprints). The tag
+/// names what is hashed, so no two uses can collide.
+#[must_use]
+pub fn tagged_sha256(tag: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    ctx.update(tag);
+    for p in parts {
+        ctx.update(p);
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
 /// Constant-time equality of two byte strings (length is not secret).
 #[must_use]
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
