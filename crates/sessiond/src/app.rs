@@ -44,6 +44,9 @@ pub struct HttpLimits {
     pub max_body_bytes: usize,
     /// Largest total of request header lines, bytes (431 above).
     pub max_header_bytes: usize,
+    /// Longest a client may take to send a body (408 after); `None`: no
+    /// limit.
+    pub body_read_timeout: Option<std::time::Duration>,
 }
 
 impl Default for HttpLimits {
@@ -51,6 +54,7 @@ impl Default for HttpLimits {
         HttpLimits {
             max_body_bytes: 64 * 1024,
             max_header_bytes: 16 * 1024,
+            body_read_timeout: Some(std::time::Duration::from_secs(30)),
         }
     }
 }

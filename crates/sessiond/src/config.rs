@@ -155,8 +155,8 @@ pub struct Config {
     pub purge_interval_secs: u64,
     /// Seconds to drain in-flight requests on shutdown.
     pub shutdown_grace_secs: u64,
-    /// Seconds a client may take to send a request's headers (slow-client
-    /// protection); 0 turns it off.
+    /// Seconds a client may take to send a request's headers, and again
+    /// its body (slow-client protection: 408 after); 0 turns it off.
     pub header_read_timeout_secs: u64,
     /// Log format.
     pub log_format: LogFormat,
@@ -265,6 +265,14 @@ impl Config {
         }
         if self.purge_interval_secs == 0 {
             return Err(invalid("purge_interval_secs", "must be at least 1"));
+        }
+        if let Ok(k) = std::env::var("SESSIOND_ADMIN_KEY") {
+            if k.chars().count() < crate::api_keys::MIN_ENV_ADMIN_KEY {
+                return Err(invalid(
+                    "SESSIOND_ADMIN_KEY",
+                    "must be at least 32 characters",
+                ));
+            }
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
             return Err(invalid("log_level", "not a valid log filter"));

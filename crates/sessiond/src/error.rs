@@ -59,6 +59,9 @@ pub enum ApiError {
     /// 413 `payload_too_large`.
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// 408 `request_timeout`: the body did not arrive in time.
+    #[error("the request body did not arrive in time")]
+    RequestTimeout,
     /// 415 `unsupported_media_type`.
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -99,6 +102,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) | ApiError::SessionLimitReached => StatusCode::CONFLICT,
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -123,6 +127,7 @@ impl ApiError {
             ApiError::Conflict(_) => "conflict",
             ApiError::SessionLimitReached => "session_limit_reached",
             ApiError::PreconditionFailed(_) => "precondition_failed",
+            ApiError::RequestTimeout => "request_timeout",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::RateLimited { .. } => "rate_limited",

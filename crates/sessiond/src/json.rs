@@ -46,18 +46,29 @@ fn media_type(req: &Request) -> Option<String> {
 /// Reads the body, stopping with 413 as soon as it passes `limit` bytes
 /// (a declared `Content-Length` over the limit was refused before
 /// routing, see `guard.rs`).
-async fn read_body(req: Request, limit: usize) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(req.into_body(), limit)
-        .await
-        .map_err(|e| {
-            let too_large = std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-            if too_large {
-                ApiError::PayloadTooLarge("the request body is over the limit".into())
-            } else {
-                ApiError::InvalidRequest("the request body could not be read".into())
-            }
-        })
+/// A body that has not arrived within `timeout` is 408 (a client that
+/// sends its headers and then trickles or stalls must not hold a worker).
+async fn read_body(
+    req: Request,
+    limit: usize,
+    timeout: Option<std::time::Duration>,
+) -> Result<Bytes, ApiError> {
+    let read = axum::body::to_bytes(req.into_body(), limit);
+    let read = match timeout {
+        Some(t) => tokio::time::timeout(t, read)
+            .await
+            .map_err(|_| ApiError::RequestTimeout)?,
+        None => read.await,
+    };
+    read.map_err(|e| {
+        let too_large = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            ApiError::PayloadTooLarge("the request body is over the limit".into())
+        } else {
+            ApiError::InvalidRequest("the request body could not be read".into())
+        }
+    })
 }
 
 impl<S: SessionStore, T: RequestBody> FromRequest<AppState<S>> for JsonBody<T> {
@@ -69,7 +80,15 @@ impl<S: SessionStore, T: RequestBody> FromRequest<AppState<S>> for JsonBody<T> {
                 "the body must be application/json".into(),
             ));
         }
-        let bytes = read_body(req, state.options().limits.max_body_bytes).await?;
+        let limits = state.options().limits;
+        let bytes = read_body(req, limits.max_body_bytes, limits.body_read_timeout).await?;
+        // serde's derive also accepts a struct as a JSON array of its
+        // fields; every v1 body is an object.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::InvalidRequest(
+                "the body must be a JSON object".into(),
+            ));
+        }
         if T::HAS_FREE_FORM_JSON {
             check_no_duplicate_keys(&bytes)?;
         }
@@ -89,7 +108,8 @@ impl<S: SessionStore> FromRequest<AppState<S>> for MergePatchBody {
                 ));
             }
         }
-        let bytes = read_body(req, state.options().limits.max_body_bytes).await?;
+        let limits = state.options().limits;
+        let bytes = read_body(req, limits.max_body_bytes, limits.body_read_timeout).await?;
         let v: Value = parse_strict(&bytes)?;
         if !v.is_object() {
             return Err(ApiError::InvalidRequest(

@@ -214,6 +214,8 @@ async fn run<S: SessionStore>(
             limits: HttpLimits {
                 max_body_bytes: cfg.max_body_bytes,
                 max_header_bytes: cfg.max_header_bytes,
+                body_read_timeout: (cfg.header_read_timeout_secs > 0)
+                    .then(|| std::time::Duration::from_secs(cfg.header_read_timeout_secs)),
             },
             metrics: metrics.clone(),
             store_kind,

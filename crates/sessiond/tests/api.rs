@@ -223,6 +223,23 @@ async fn bodies_over_the_limit_are_413_declared_or_streamed() {
     assert_eq!(r.status, StatusCode::CREATED);
 }
 
+/// serde's derive would take a struct as an array of its fields: refused.
+#[tokio::test]
+async fn array_bodies_are_400() {
+    let h = harness().await;
+    let r = h
+        .send_text(
+            "POST",
+            "/v1/sessions",
+            &h.write,
+            "application/json",
+            r#"["arr-user",null,null,null,null]"#,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert_eq!(r.code(), "invalid_request");
+}
+
 #[tokio::test]
 async fn oversized_headers_are_431() {
     let h = harness().await;

@@ -544,6 +544,49 @@ fn raw_request(addr: &str, bytes: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A short SESSIOND_ADMIN_KEY is a configuration error: `config check`
+/// names it, and `serve` refuses before it writes anything.
+#[test]
+fn a_short_env_admin_key_is_refused_up_front() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    let out = Command::new(BIN)
+        .args(["config", "check"])
+        .env("SESSIOND_ADMIN_KEY", "short")
+        .env("SESSIOND_DATA_DIR", &data)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SESSIOND_ADMIN_KEY"));
+    let out = Command::new(BIN)
+        .arg("serve")
+        .env("SESSIOND_ADMIN_KEY", "short")
+        .env("SESSIOND_DATA_DIR", &data)
+        .env("SESSIOND_LISTEN", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(!data.join("server.keys").exists(), "nothing written");
+}
+
+/// A client that sends its headers and then stalls in the body gets 408
+/// once the read timeout passes, instead of holding the connection.
+#[test]
+fn a_stalled_body_is_408() {
+    let d = tempfile::tempdir().unwrap();
+    let s = Server::start(d.path(), &[("SESSIOND_HEADER_READ_TIMEOUT_SECS", "1")]);
+    let key = s.admin_key();
+    let head = format!(
+        "POST /v1/sessions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: 50\r\nConnection: close\r\n\r\n{{\"sub"
+    );
+    let started = std::time::Instant::now();
+    let r = raw_request(&s.addr, head.as_bytes());
+    assert!(r.starts_with("HTTP/1.1 408"), "{r}");
+    assert!(r.contains("request_timeout"), "{r}");
+    assert!(started.elapsed() < Duration::from_secs(8));
+    assert!(s.terminate().0.success());
+}
+
 #[tokio::test]
 async fn socket_level_abuse_never_stops_the_server() {
     let d = tempfile::tempdir().unwrap();
