@@ -280,6 +280,9 @@ pub struct Purged {
 pub struct CreateApiKeyRequest {
     /// Scopes: `sessions:validate`, `sessions:read`, `sessions:write`, `admin`.
     pub scopes: Vec<String>,
+    /// The tenant of the new key; only an admin key of the `default`
+    /// (operator) tenant may name another one. Default: the caller's.
+    pub tenant: Option<String>,
     /// A label.
     pub name: Option<String>,
 }

@@ -1246,3 +1246,61 @@ async fn bot_use_case_s5() {
         .await;
     assert_eq!(r.body["sessions"], json!([]));
 }
+
+/// The operator (an admin key of the `default` tenant) provisions keys for
+/// other tenants; a tenant's own admin cannot reach beyond its tenant.
+#[tokio::test]
+async fn operator_creates_keys_for_other_tenants() {
+    let h = harness().await;
+    let r = h
+        .call(
+            "POST",
+            "/v1/api-keys",
+            Some(&h.admin),
+            Some(json!({"scopes": ["sessions:write", "sessions:read"], "tenant": "shop-2"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let key = r.body["key"].as_str().unwrap().to_owned();
+    // The new key works, in its own tenant only.
+    let r = h
+        .call(
+            "POST",
+            "/v1/sessions",
+            Some(&key),
+            Some(json!({"subject": "u"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let id = r.body["session"]["id"].as_str().unwrap().to_owned();
+    let r = h
+        .call("GET", &format!("/v1/sessions/{id}"), Some(&key), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = h
+        .call("GET", &format!("/v1/sessions/{id}"), Some(&h.admin), None)
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // Another tenant's admin may not provision elsewhere.
+    let r = h
+        .call(
+            "POST",
+            "/v1/api-keys",
+            Some(&h.other_tenant),
+            Some(json!({"scopes": ["admin"], "tenant": "default"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.code(), "insufficient_scope");
+    // A malformed tenant names the field.
+    let r = h
+        .call(
+            "POST",
+            "/v1/api-keys",
+            Some(&h.admin),
+            Some(json!({"scopes": ["admin"], "tenant": "Not Valid"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.text.contains("tenant"), "{}", r.text);
+}

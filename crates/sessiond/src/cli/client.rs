@@ -146,8 +146,12 @@ pub(super) async fn run(server: &str, api_key: Option<String>, cmd: Cmd) -> Resu
         Cmd::Stats => print(c.call(Method::GET, "/v1/stats", None).await?),
         Cmd::Purge => print(c.call(Method::POST, "/v1/purge", None).await?),
         Cmd::ApiKey { cmd } => match cmd {
-            ApiKeyCmd::Create { scopes, name } => {
-                let body = json!({"scopes": scopes, "name": name});
+            ApiKeyCmd::Create {
+                scopes,
+                name,
+                tenant,
+            } => {
+                let body = json!({"scopes": scopes, "name": name, "tenant": tenant});
                 print(c.call(Method::POST, "/v1/api-keys", Some(body)).await?);
             }
             ApiKeyCmd::List => print(c.call(Method::GET, "/v1/api-keys", None).await?),

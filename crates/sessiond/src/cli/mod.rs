@@ -125,7 +125,7 @@ pub enum SubjectCmd {
 /// `sessiond api-key …`.
 #[derive(Debug, Subcommand)]
 pub enum ApiKeyCmd {
-    /// Create a key in the caller's tenant; prints the secret once.
+    /// Create a key; prints the secret once.
     Create {
         /// Scopes: sessions:validate, sessions:read, sessions:write, admin.
         #[arg(long = "scope", required = true)]
@@ -133,6 +133,10 @@ pub enum ApiKeyCmd {
         /// A label.
         #[arg(long)]
         name: Option<String>,
+        /// The key's tenant (default: the caller's; another tenant needs an
+        /// admin key of the `default` tenant).
+        #[arg(long)]
+        tenant: Option<String>,
     },
     /// List keys (never their secrets).
     List,

@@ -1,12 +1,14 @@
 //! Admin routes (scope `admin`): stats, purge, and API keys. The API-key
 //! routes are additions to the contract of DESIGN.md §7, in its style:
-//! keys are created in the caller's tenant; the secret is shown once.
+//! keys are created in the caller's tenant (an admin of the `default`
+//! tenant may name another one); the secret is shown once.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sessionkit_core::SessionStore;
+use sessionkit_core::TenantId;
 
 use crate::api_keys::{ApiKeyInfo, Scope, Scopes};
 use crate::app::{AppState, Caller, PathParams};
@@ -109,7 +111,18 @@ pub async fn create_key<S: SessionStore>(
     caller: Caller,
     JsonBody(body): JsonBody<CreateApiKeyRequest>,
 ) -> Result<Response, ApiError> {
-    let tenant = caller.require(Scope::Admin)?;
+    let own = caller.require(Scope::Admin)?;
+    let tenant = match body.tenant.as_deref() {
+        None => own,
+        Some(t) => {
+            let t = TenantId::new(t).map_err(|e| ApiError::field("tenant", e))?;
+            // Tenants are provisioned by the operator only.
+            if t != own && own != TenantId::DEFAULT {
+                return Err(ApiError::InsufficientScope("admin of the default tenant"));
+            }
+            t
+        }
+    };
     let mut scopes = Vec::new();
     for s in &body.scopes {
         scopes.push(Scope::parse(s).ok_or_else(|| {
