@@ -12,7 +12,7 @@ use crate::store::{
 use crate::time::Millis;
 
 impl WriteTxn<'_> {
-    /// See [`SessionStore::create`].
+    /// See [`SessionStore::create`](crate::store::SessionStore::create).
     pub fn create(&mut self, rec: SessionRecord, limits: Limits, now: Millis) -> CreateOutcome {
         if self.exists(&rec) {
             return CreateOutcome::Duplicate;
@@ -32,7 +32,7 @@ impl WriteTxn<'_> {
         CreateOutcome::Created { evicted }
     }
 
-    /// See [`SessionStore::touch`].
+    /// See [`SessionStore::touch`](crate::store::SessionStore::touch).
     pub fn touch(&mut self, tenant: TenantId, id: SessionId, at: Millis) -> bool {
         let Some(loc) = self.loc_of(id) else {
             return false;
@@ -59,7 +59,7 @@ impl WriteTxn<'_> {
         }
     }
 
-    /// See [`SessionStore::update`].
+    /// See [`SessionStore::update`](crate::store::SessionStore::update).
     pub fn update(
         &mut self,
         tenant: TenantId,
@@ -109,7 +109,7 @@ impl WriteTxn<'_> {
         }
     }
 
-    /// See [`SessionStore::upgrade`].
+    /// See [`SessionStore::upgrade`](crate::store::SessionStore::upgrade).
     pub fn upgrade(&mut self, req: UpgradeRequest) -> UpgradeOutcome {
         let now = req.now;
         let Some(old) = self.loc_of(req.old_id) else {
@@ -146,7 +146,7 @@ impl WriteTxn<'_> {
         UpgradeOutcome::Upgraded { evicted }
     }
 
-    /// See [`SessionStore::revoke`].
+    /// See [`SessionStore::revoke`](crate::store::SessionStore::revoke).
     pub fn revoke(
         &mut self,
         tenant: TenantId,
@@ -171,7 +171,7 @@ impl WriteTxn<'_> {
         }
     }
 
-    /// See [`SessionStore::revoke_subject`].
+    /// See [`SessionStore::revoke_subject`](crate::store::SessionStore::revoke_subject).
     pub fn revoke_subject(
         &mut self,
         tenant: TenantId,
@@ -208,7 +208,7 @@ impl WriteTxn<'_> {
         RevokeSubjectOutcome::Revoked(revoked)
     }
 
-    /// See [`SessionStore::purge_expired`].
+    /// See [`SessionStore::purge_expired`](crate::store::SessionStore::purge_expired).
     pub fn purge_expired(&mut self, now: Millis, max: usize) -> Vec<Purged> {
         let mut out = Vec::new();
         let mut wheel = std::mem::take(&mut self.w.expiry);
