@@ -1,5 +1,5 @@
 //! The application: shared state ([`AppState`]), the caller's identity
-//! ([`Caller`], from `Authorization: Bearer <api key>` only), path and
+//! ([`Authorized`], from `Authorization: Bearer <api key>` only), path and
 //! query extractors that answer with our error codes, and [`router`], which
 //! wires every route of DESIGN.md §7.
 //!
@@ -137,19 +137,54 @@ impl<S: SessionStore> AppState<S> {
     }
 }
 
-/// The authenticated caller: the API key it presented.
-#[derive(Debug, Clone)]
-pub struct Caller(pub Arc<ApiKeyInfo>);
+/// A scope a route requires, as a type, so that the check runs in the
+/// extractor: before the body is read or parsed.
+pub trait RequiredScope: Send + Sync + 'static {
+    /// The scope.
+    const SCOPE: Scope;
+}
 
-impl Caller {
-    /// The caller's tenant if its key grants `scope`; 403 otherwise.
-    pub fn require(&self, scope: Scope) -> Result<TenantId, ApiError> {
-        if self.0.scopes.allows(scope) {
-            Ok(self.0.tenant)
-        } else {
-            Err(ApiError::InsufficientScope(scope.as_str()))
-        }
+/// The scopes as types (see [`Authorized`]).
+pub mod scope {
+    use super::{RequiredScope, Scope};
+
+    /// `sessions:validate`.
+    #[derive(Debug)]
+    pub struct Validate;
+    /// `sessions:read`.
+    #[derive(Debug)]
+    pub struct Read;
+    /// `sessions:write`.
+    #[derive(Debug)]
+    pub struct Write;
+    /// `admin`.
+    #[derive(Debug)]
+    pub struct Admin;
+
+    impl RequiredScope for Validate {
+        const SCOPE: Scope = Scope::Validate;
     }
+    impl RequiredScope for Read {
+        const SCOPE: Scope = Scope::Read;
+    }
+    impl RequiredScope for Write {
+        const SCOPE: Scope = Scope::Write;
+    }
+    impl RequiredScope for Admin {
+        const SCOPE: Scope = Scope::Admin;
+    }
+}
+
+/// The authenticated caller, whose API key grants `R`: 401
+/// `unauthenticated` without a valid key, 403 `insufficient_scope` without
+/// the scope — both before the request body is touched.
+#[derive(Debug)]
+pub struct Authorized<R> {
+    /// The key's tenant: every record the request reaches is in it.
+    pub tenant: TenantId,
+    /// The key.
+    pub key: Arc<ApiKeyInfo>,
+    scope: std::marker::PhantomData<R>,
 }
 
 fn bearer(parts: &Parts) -> Option<&str> {
@@ -161,16 +196,23 @@ fn bearer(parts: &Parts) -> Option<&str> {
         .filter(|k| !k.is_empty())
 }
 
-impl<S: SessionStore> FromRequestParts<AppState<S>> for Caller {
+impl<S: SessionStore, R: RequiredScope> FromRequestParts<AppState<S>> for Authorized<R> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState<S>) -> Result<Self, ApiError> {
-        let key = bearer(parts).ok_or(ApiError::Unauthenticated)?;
-        state
+        let presented = bearer(parts).ok_or(ApiError::Unauthenticated)?;
+        let key = state
             .api_keys()
-            .authenticate(key)
-            .map(Caller)
-            .ok_or(ApiError::Unauthenticated)
+            .authenticate(presented)
+            .ok_or(ApiError::Unauthenticated)?;
+        if !key.scopes.allows(R::SCOPE) {
+            return Err(ApiError::InsufficientScope(R::SCOPE.as_str()));
+        }
+        Ok(Authorized {
+            tenant: key.tenant,
+            key,
+            scope: std::marker::PhantomData,
+        })
     }
 }
 

@@ -993,7 +993,8 @@ async fn api_keys_are_managed_by_admins() {
         json!({"scopes": []}),
         json!({"scopes": ["root"]}),
         json!({"scopes": "admin"}),
-        json!({"scopes": ["admin"], "tenant": "x"}),
+        json!({"scopes": ["admin"], "tenant": "Not A Tenant"}),
+        json!({"scopes": ["admin"], "owner": "x"}),
     ] {
         let r = h
             .call("POST", "/v1/api-keys", Some(&h.admin), Some(bad.clone()))
@@ -1303,4 +1304,26 @@ async fn operator_creates_keys_for_other_tenants() {
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.text.contains("tenant"), "{}", r.text);
+}
+
+/// The scope is checked before the body: a key without it gets 403 even
+/// for a body that would be 400.
+#[tokio::test]
+async fn scope_is_checked_before_the_body() {
+    let h = harness().await;
+    let r = h
+        .send_text(
+            "POST",
+            "/v1/sessions",
+            &h.read,
+            "application/json",
+            "{not json",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    assert_eq!(r.code(), "insufficient_scope");
+    let r = h
+        .send_text("POST", "/v1/sessions", &h.validate, "text/plain", "x")
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
 }

@@ -11,7 +11,7 @@ use sessionkit_core::SessionStore;
 use sessionkit_core::TenantId;
 
 use crate::api_keys::{ApiKeyInfo, Scope, Scopes};
-use crate::app::{AppState, Caller, PathParams};
+use crate::app::{AppState, Authorized, PathParams, scope};
 use crate::error::{ApiError, ErrorBody};
 use crate::json::JsonBody;
 use crate::wire::{
@@ -34,9 +34,9 @@ fn key_out(i: &ApiKeyInfo) -> ApiKeyOut {
     security(("api_key" = ["admin"])))]
 pub async fn stats<S: SessionStore>(
     State(st): State<AppState<S>>,
-    caller: Caller,
+    caller: Authorized<scope::Admin>,
 ) -> Result<Json<Stats>, ApiError> {
-    let tenant = caller.require(Scope::Admin)?;
+    let tenant = caller.tenant;
     let c = st.engine().counts(tenant).await?;
     Ok(Json(Stats {
         live: c.active,
@@ -57,9 +57,9 @@ pub async fn stats<S: SessionStore>(
     security(("api_key" = ["admin"])))]
 pub async fn purge<S: SessionStore>(
     State(st): State<AppState<S>>,
-    caller: Caller,
+    caller: Authorized<scope::Admin>,
 ) -> Result<Json<Purged>, ApiError> {
-    if caller.require(Scope::Admin)? != sessionkit_core::TenantId::DEFAULT {
+    if caller.tenant != sessionkit_core::TenantId::DEFAULT {
         return Err(ApiError::InsufficientScope("admin of the default tenant"));
     }
     let purged = st.engine().purge_expired().await?;
@@ -72,9 +72,9 @@ pub async fn purge<S: SessionStore>(
     security(("api_key" = ["admin"])))]
 pub async fn list_keys<S: SessionStore>(
     State(st): State<AppState<S>>,
-    caller: Caller,
+    caller: Authorized<scope::Admin>,
 ) -> Result<Json<ApiKeyList>, ApiError> {
-    let tenant = caller.require(Scope::Admin)?;
+    let tenant = caller.tenant;
     Ok(Json(ApiKeyList {
         api_keys: st.api_keys().list(tenant).iter().map(key_out).collect(),
     }))
@@ -88,10 +88,10 @@ pub async fn list_keys<S: SessionStore>(
     security(("api_key" = ["admin"])))]
 pub async fn get_key<S: SessionStore>(
     State(st): State<AppState<S>>,
-    caller: Caller,
+    caller: Authorized<scope::Admin>,
     PathParams(id): PathParams<String>,
 ) -> Result<Json<ApiKeyOut>, ApiError> {
-    let tenant = caller.require(Scope::Admin)?;
+    let tenant = caller.tenant;
     st.api_keys()
         .list(tenant)
         .iter()
@@ -108,10 +108,10 @@ pub async fn get_key<S: SessionStore>(
     security(("api_key" = ["admin"])))]
 pub async fn create_key<S: SessionStore>(
     State(st): State<AppState<S>>,
-    caller: Caller,
+    caller: Authorized<scope::Admin>,
     JsonBody(body): JsonBody<CreateApiKeyRequest>,
 ) -> Result<Response, ApiError> {
-    let own = caller.require(Scope::Admin)?;
+    let own = caller.tenant;
     let tenant = match body.tenant.as_deref() {
         None => own,
         Some(t) => {
@@ -176,10 +176,10 @@ pub async fn create_key<S: SessionStore>(
     security(("api_key" = ["admin"])))]
 pub async fn revoke_key<S: SessionStore>(
     State(st): State<AppState<S>>,
-    caller: Caller,
+    caller: Authorized<scope::Admin>,
     PathParams(id): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {
-    let tenant = caller.require(Scope::Admin)?;
+    let tenant = caller.tenant;
     match st.api_keys().revoke(tenant, &id) {
         Ok(true) => {
             tracing::info!(key_id = %id.chars().take(64).collect::<String>(), "API key revoked");

@@ -12,8 +12,7 @@ use sessionkit_core::store::RevokeOutcome;
 use sessionkit_core::{RevokeReason, SessionRecord, SessionStore};
 
 use super::{parse_id, parse_subject};
-use crate::api_keys::Scope;
-use crate::app::{AppState, Caller, PathParams};
+use crate::app::{AppState, Authorized, PathParams, scope};
 use crate::error::{ApiError, ErrorBody};
 use crate::json::{JsonBody, MergePatchBody};
 use crate::wire::{
@@ -68,10 +67,10 @@ fn ttl(field: &str, n: Option<serde_json::Number>) -> Result<Option<i128>, ApiEr
     security(("api_key" = ["sessions:write"])))]
 pub async fn create<S: SessionStore>(
     State(st): State<AppState<S>>,
-    caller: Caller,
+    caller: Authorized<scope::Write>,
     JsonBody(body): JsonBody<CreateRequest>,
 ) -> Result<Response, ApiError> {
-    let tenant = caller.require(Scope::Write)?;
+    let tenant = caller.tenant;
     let subject = body
         .subject
         .as_deref()
@@ -116,10 +115,10 @@ pub async fn create<S: SessionStore>(
     security(("api_key" = ["sessions:validate"])))]
 pub async fn validate<S: SessionStore>(
     State(st): State<AppState<S>>,
-    caller: Caller,
+    caller: Authorized<scope::Validate>,
     JsonBody(body): JsonBody<ValidateRequestBody>,
 ) -> Result<Response, ApiError> {
-    let tenant = caller.require(Scope::Validate)?;
+    let tenant = caller.tenant;
     let client = body.client.map(|c| c.into_client()).transpose()?;
     let req = ValidateRequest {
         csrf_token: body.csrf_token,
@@ -152,10 +151,10 @@ pub async fn validate<S: SessionStore>(
     security(("api_key" = ["sessions:write"])))]
 pub async fn upgrade<S: SessionStore>(
     State(st): State<AppState<S>>,
-    caller: Caller,
+    caller: Authorized<scope::Write>,
     JsonBody(body): JsonBody<UpgradeRequestBody>,
 ) -> Result<Response, ApiError> {
-    let tenant = caller.require(Scope::Write)?;
+    let tenant = caller.tenant;
     let subject = parse_subject("subject", &body.subject)?;
     let keep = body.keep_attributes.unwrap_or_default();
     match st
@@ -185,10 +184,10 @@ pub async fn upgrade<S: SessionStore>(
     security(("api_key" = ["sessions:write"])))]
 pub async fn revoke_token<S: SessionStore>(
     State(st): State<AppState<S>>,
-    caller: Caller,
+    caller: Authorized<scope::Write>,
     JsonBody(body): JsonBody<RevokeRequestBody>,
 ) -> Result<StatusCode, ApiError> {
-    let tenant = caller.require(Scope::Write)?;
+    let tenant = caller.tenant;
     match st.engine().revoke_token(tenant, &body.token).await? {
         TokenRevocation::Done => Ok(StatusCode::NO_CONTENT),
         TokenRevocation::Malformed => Err(ApiError::InvalidToken),
@@ -206,10 +205,10 @@ pub async fn revoke_token<S: SessionStore>(
     security(("api_key" = ["sessions:read"])))]
 pub async fn get_session<S: SessionStore>(
     State(st): State<AppState<S>>,
-    caller: Caller,
+    caller: Authorized<scope::Read>,
     PathParams(id): PathParams<String>,
 ) -> Result<Response, ApiError> {
-    let tenant = caller.require(Scope::Read)?;
+    let tenant = caller.tenant;
     let id = parse_id("id", &id)?;
     match st.engine().get(tenant, id).await? {
         Some(rec) => Ok(session_with_etag(&rec)),
@@ -254,12 +253,12 @@ fn parse_if_match(h: &HeaderMap) -> Result<Option<u64>, ApiError> {
     security(("api_key" = ["sessions:write"])))]
 pub async fn patch_attributes<S: SessionStore>(
     State(st): State<AppState<S>>,
-    caller: Caller,
+    caller: Authorized<scope::Write>,
     PathParams(id): PathParams<String>,
     headers: HeaderMap,
     MergePatchBody(patch): MergePatchBody,
 ) -> Result<Response, ApiError> {
-    let tenant = caller.require(Scope::Write)?;
+    let tenant = caller.tenant;
     let id = parse_id("id", &id)?;
     let if_match = parse_if_match(&headers)?;
     match st
@@ -285,10 +284,10 @@ pub async fn patch_attributes<S: SessionStore>(
     security(("api_key" = ["sessions:write"])))]
 pub async fn delete_session<S: SessionStore>(
     State(st): State<AppState<S>>,
-    caller: Caller,
+    caller: Authorized<scope::Write>,
     PathParams(id): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {
-    let tenant = caller.require(Scope::Write)?;
+    let tenant = caller.tenant;
     let id = parse_id("id", &id)?;
     match st.engine().revoke(tenant, id, RevokeReason::Admin).await? {
         RevokeOutcome::Revoked { .. } | RevokeOutcome::AlreadyRevoked => Ok(StatusCode::NO_CONTENT),

@@ -13,8 +13,7 @@ use sessionkit_core::{RevokeReason, SessionStore};
 
 use super::sessions::session_with_etag;
 use super::{cursor, parse_id, parse_subject};
-use crate::api_keys::Scope;
-use crate::app::{AppState, Caller, PathParams, QueryPairs};
+use crate::app::{AppState, Authorized, PathParams, QueryPairs, scope};
 use crate::error::{ApiError, ErrorBody};
 use crate::wire::{RevokedCount, SessionList, SessionOut, SessionResponse};
 
@@ -49,11 +48,11 @@ fn parse_limit(v: Option<&str>) -> Result<usize, ApiError> {
     security(("api_key" = ["sessions:read"])))]
 pub async fn list<S: SessionStore>(
     State(st): State<AppState<S>>,
-    caller: Caller,
+    caller: Authorized<scope::Read>,
     PathParams(subject): PathParams<String>,
     q: QueryPairs,
 ) -> Result<Response, ApiError> {
-    let tenant = caller.require(Scope::Read)?;
+    let tenant = caller.tenant;
     let subject = parse_subject("subject", &subject)?;
     let allowed = ["limit", "cursor"];
     let limit = parse_limit(q.one("limit", &allowed)?)?;
@@ -79,10 +78,10 @@ pub async fn list<S: SessionStore>(
     security(("api_key" = ["sessions:read"])))]
 pub async fn get_one<S: SessionStore>(
     State(st): State<AppState<S>>,
-    caller: Caller,
+    caller: Authorized<scope::Read>,
     PathParams((subject, id)): PathParams<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let tenant = caller.require(Scope::Read)?;
+    let tenant = caller.tenant;
     let subject = parse_subject("subject", &subject)?;
     let id = parse_id("id", &id)?;
     match st.engine().get_for_subject(tenant, &subject, id).await? {
@@ -104,10 +103,10 @@ pub async fn get_one<S: SessionStore>(
     security(("api_key" = ["sessions:write"])))]
 pub async fn revoke_one<S: SessionStore>(
     State(st): State<AppState<S>>,
-    caller: Caller,
+    caller: Authorized<scope::Write>,
     PathParams((subject, id)): PathParams<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let tenant = caller.require(Scope::Write)?;
+    let tenant = caller.tenant;
     let subject = parse_subject("subject", &subject)?;
     let id = parse_id("id", &id)?;
     match st
@@ -133,11 +132,11 @@ pub async fn revoke_one<S: SessionStore>(
     security(("api_key" = ["sessions:write"])))]
 pub async fn revoke_all<S: SessionStore>(
     State(st): State<AppState<S>>,
-    caller: Caller,
+    caller: Authorized<scope::Write>,
     PathParams(subject): PathParams<String>,
     q: QueryPairs,
 ) -> Result<Json<RevokedCount>, ApiError> {
-    let tenant = caller.require(Scope::Write)?;
+    let tenant = caller.tenant;
     let subject = parse_subject("subject", &subject)?;
     let except = q
         .one("except", &["except"])?
