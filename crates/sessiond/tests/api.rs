@@ -1122,6 +1122,14 @@ async fn openapi_matches_the_router() {
             let routed = !(r.code() == "method_not_allowed" || r.text.contains("no such route"));
             let documented = item.get(method).is_some();
             assert_eq!(routed, documented, "{method} {path}: {}", r.text);
+            if documented && path.starts_with("/v1/") {
+                for status in ["401", "403", "503"] {
+                    assert!(
+                        item[method]["responses"].get(status).is_some(),
+                        "{method} {path} documents no {status}"
+                    );
+                }
+            }
             operations += usize::from(documented);
         }
     }
