@@ -166,6 +166,19 @@ pub struct Config {
     pub policy: PolicyConfig,
 }
 
+/// A log filter whose every directive is a level or names one
+/// (`target=level`): a bare word such as `loud` is a valid `EnvFilter`
+/// (all events of a target called "loud") but never what was meant.
+fn log_filter_ok(filter: &str) -> bool {
+    const LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
+    let directives_ok = filter.split(',').all(|d| {
+        let d = d.trim();
+        let level = d.rsplit_once('=').map_or(d, |(_, l)| l);
+        LEVELS.contains(&level.to_ascii_lowercase().as_str())
+    });
+    directives_ok && tracing_subscriber::EnvFilter::try_new(filter).is_ok()
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -274,8 +287,11 @@ impl Config {
                 ));
             }
         }
-        if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
-            return Err(invalid("log_level", "not a valid log filter"));
+        if !log_filter_ok(&self.log_level) {
+            return Err(invalid(
+                "log_level",
+                "a level (error, warn, info, debug, trace, off) or target=level directives",
+            ));
         }
         self.policy()?;
         Ok(())
@@ -349,6 +365,26 @@ fn policy_field(f: &str) -> String {
         "attributes.max_depth" => "policy.attributes_max_depth".into(),
         "max_sessions_per_subject" | "max_anonymous_sessions" => format!("policy.{f}"),
         other => format!("policy.{other}_secs"),
+    }
+}
+
+#[cfg(test)]
+mod log_filter_tests {
+    use super::log_filter_ok;
+
+    #[test]
+    fn levels_and_directives() {
+        for ok in [
+            "info",
+            "warn",
+            "sessiond=debug,info",
+            "hyper=off,sessiond=trace",
+        ] {
+            assert!(log_filter_ok(ok), "{ok}");
+        }
+        for bad in ["loud", "", "sessiond=loud", "info,,"] {
+            assert!(!log_filter_ok(bad), "{bad}");
+        }
     }
 }
 
