@@ -175,6 +175,7 @@ async fn run<S: SessionStore>(
     flush: impl FnOnce(),
 ) -> Result<(), ServeError> {
     let engine = SessionManager::builder(store, engine_keys)
+        .with_metrics_prefix("sessiond")
         .with_policy(cfg.policy()?)
         .build()
         .await?;
@@ -206,7 +207,7 @@ async fn run<S: SessionStore>(
         tracing::info!("SESSIOND_ADMIN_KEY is set: accepting it as an extra admin key");
     }
     let metrics = telemetry::install_recorder();
-    let revocations = telemetry::spawn_revocation_counter(&engine);
+    engine.describe_metrics();
     let state = AppState::new(
         engine,
         api_keys,
@@ -290,7 +291,6 @@ async fn run<S: SessionStore>(
     }
     drop(app);
     drop(state);
-    revocations.abort();
     flush();
     tracing::info!("sessiond stopped");
     Ok(())

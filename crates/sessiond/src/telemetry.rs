@@ -15,8 +15,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use sessionkit::{EventKind, SessionManager};
-use sessionkit_core::SessionStore;
 
 use crate::app::HttpLimits;
 use crate::error::OutcomeCode;
@@ -171,31 +169,4 @@ pub async fn edge(State(limits): State<HttpLimits>, req: Request, next: Next) ->
         "request"
     );
     res
-}
-
-/// Counts revocations by reason from the engine's events until the engine
-/// is dropped.
-pub fn spawn_revocation_counter<S: SessionStore>(
-    engine: &SessionManager<S>,
-) -> tokio::task::JoinHandle<()> {
-    let mut rx = engine.subscribe();
-    for r in sessionkit_core::RevokeReason::ALL {
-        metrics::counter!("sessiond_revocations_total", "reason" => r.as_str()).absolute(0);
-    }
-    tokio::spawn(async move {
-        loop {
-            match rx.recv().await {
-                Ok(ev) => {
-                    if let EventKind::Revoked { reason } = ev.kind {
-                        metrics::counter!("sessiond_revocations_total", "reason" => reason.as_str())
-                            .increment(1);
-                    }
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    metrics::counter!("sessiond_events_lagged_total").increment(n);
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-            }
-        }
-    })
 }

@@ -144,12 +144,13 @@ pub async fn harness_with(policy: Policy) -> Harness {
     let clock = ManualClock::new(Millis::from_millis(START));
     let store = TestStore::default();
     let engine = SessionManager::builder(store.clone(), EngineKeys::generate().unwrap())
+        .with_metrics_prefix("sessiond")
         .with_policy(policy)
         .with_clock(clock.clone())
         .build()
         .await
         .unwrap();
-    sessiond::telemetry::spawn_revocation_counter(&engine);
+    engine.describe_metrics();
     let keys = ApiKeys::in_memory();
     let now = Millis::from_millis(START);
     let mk = |t: TenantId, s: &[Scope]| keys.create(t, Scopes::of(s), None, now).unwrap().secret;

@@ -307,7 +307,7 @@ impl<S: SessionStore> SessionManager<S> {
         }
         let matches = client.is_some_and(|c| self.fingerprint_of(c) == stored);
         if !matches {
-            metrics::counter!("sessionkit_fingerprint_mismatch_total").increment(1);
+            metrics::counter!(self.metrics.fingerprint_mismatch).increment(1);
             tracing::info!(session_id = %rec.id, enforced = mode == FingerprintMode::Enforce, "client fingerprint mismatch");
         }
         matches || mode == FingerprintMode::Report

@@ -73,6 +73,42 @@ impl EngineKeys {
     }
 }
 
+/// The names of the engine's metrics (`<prefix>_revocations_total{reason}`,
+/// `<prefix>_events_total{kind}`, `<prefix>_purged_total`,
+/// `<prefix>_fingerprint_mismatch_total`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MetricNames {
+    pub(crate) revocations: &'static str,
+    pub(crate) events: &'static str,
+    pub(crate) purged: &'static str,
+    pub(crate) fingerprint_mismatch: &'static str,
+}
+
+impl MetricNames {
+    const DEFAULT: MetricNames = MetricNames {
+        revocations: "sessionkit_revocations_total",
+        events: "sessionkit_events_total",
+        purged: "sessionkit_purged_total",
+        fingerprint_mismatch: "sessionkit_fingerprint_mismatch_total",
+    };
+
+    fn with_prefix(prefix: &str) -> MetricNames {
+        if prefix == "sessionkit" {
+            return MetricNames::DEFAULT;
+        }
+        // Made once per engine; metric names must outlive the recorder.
+        let name = |suffix: &str| -> &'static str {
+            Box::leak(format!("{prefix}_{suffix}").into_boxed_str())
+        };
+        MetricNames {
+            revocations: name("revocations_total"),
+            events: name("events_total"),
+            purged: name("purged_total"),
+            fingerprint_mismatch: name("fingerprint_mismatch_total"),
+        }
+    }
+}
+
 /// Builds a [`SessionManager`].
 #[must_use]
 pub struct SessionManagerBuilder<S> {
@@ -81,6 +117,7 @@ pub struct SessionManagerBuilder<S> {
     policy: Policy,
     clock: Arc<dyn Clock>,
     event_capacity: usize,
+    metrics: MetricNames,
 }
 
 impl<S: SessionStore> SessionManagerBuilder<S> {
@@ -102,6 +139,13 @@ impl<S: SessionStore> SessionManagerBuilder<S> {
         self
     }
 
+    /// The prefix of the engine's metric names (default `sessionkit`; the
+    /// server uses `sessiond`, so `sessiond_revocations_total{reason}`).
+    pub fn with_metrics_prefix(mut self, prefix: &str) -> Self {
+        self.metrics = MetricNames::with_prefix(prefix);
+        self
+    }
+
     /// Validates the policy, loads the store's clock floor, and builds.
     pub async fn build(self) -> Result<SessionManager<S>, EngineError> {
         self.policy
@@ -120,6 +164,7 @@ impl<S: SessionStore> SessionManagerBuilder<S> {
             now: MonotonicNow::new(floor),
             floor_persisted: AtomicI64::new(floor.as_millis()),
             events,
+            metrics: self.metrics,
         })
     }
 }
@@ -134,6 +179,7 @@ pub struct SessionManager<S> {
     /// The last time handed to [`SessionStore::persist_clock_floor`].
     floor_persisted: AtomicI64,
     events: broadcast::Sender<Event>,
+    metrics: MetricNames,
 }
 
 impl<S> std::fmt::Debug for SessionManager<S> {
@@ -153,6 +199,7 @@ impl<S: SessionStore> SessionManager<S> {
             policy: Policy::default(),
             clock: Arc::new(SystemClock),
             event_capacity: 4096,
+            metrics: MetricNames::DEFAULT,
         }
     }
 
@@ -176,6 +223,14 @@ impl<S: SessionStore> SessionManager<S> {
             if let Err(e) = self.store.persist_clock_floor(now).await {
                 tracing::debug!(error = %e, "could not persist the clock floor");
             }
+        }
+    }
+
+    /// Sets every revocation counter to zero, so that each `reason` shows in
+    /// an exporter before the first revocation.
+    pub fn describe_metrics(&self) {
+        for r in sessionkit_core::RevokeReason::ALL {
+            metrics::counter!(self.metrics.revocations, "reason" => r.as_str()).absolute(0);
         }
     }
 
@@ -223,10 +278,9 @@ impl<S: SessionStore> SessionManager<S> {
         kind: EventKind,
     ) {
         if let EventKind::Revoked { reason } = &kind {
-            metrics::counter!("sessionkit_revocations_total", "reason" => reason.as_str())
-                .increment(1);
+            metrics::counter!(self.metrics.revocations, "reason" => reason.as_str()).increment(1);
         }
-        metrics::counter!("sessionkit_events_total", "kind" => kind.name()).increment(1);
+        metrics::counter!(self.metrics.events, "kind" => kind.name()).increment(1);
         // No receiver is fine: events are best-effort in process.
         let _ = self.events.send(Event {
             tenant,

@@ -105,7 +105,7 @@ impl<S: SessionStore> SessionManager<S> {
                 break;
             }
         }
-        metrics::counter!("sessionkit_purged_total").increment(total as u64);
+        metrics::counter!(self.metrics.purged).increment(total as u64);
         Ok(total)
     }
 }
