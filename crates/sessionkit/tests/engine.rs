@@ -846,3 +846,26 @@ async fn invalid_tokens_do_not_move_the_clock_floor() {
     assert_eq!(validate(&e, &forged).await, Validation::Invalid);
     assert_eq!(e.store().clock_floor().await.unwrap(), floor);
 }
+
+/// A session kept alive by touches outlives its first idle deadline: a
+/// purge then finds it not due (and files it again), and purges it once
+/// when it really expires.
+#[tokio::test]
+async fn touched_sessions_survive_purges_until_they_expire() {
+    let (e, clock) = engine().await; // idle 600 s, touch every 60 s
+    let c = e
+        .create(T, NewSession::for_subject(subject("u1")))
+        .await
+        .unwrap();
+    let token = c.token.expose_secret();
+    for _ in 0..10 {
+        clock.advance_secs(120);
+        valid(validate(&e, &token).await);
+        assert_eq!(e.purge_expired().await.unwrap(), 0);
+    }
+    valid(validate(&e, &token).await);
+    clock.advance_secs(600);
+    assert_eq!(e.purge_expired().await.unwrap(), 1);
+    assert_eq!(e.purge_expired().await.unwrap(), 0);
+    assert_eq!(validate(&e, &token).await, Validation::Invalid);
+}

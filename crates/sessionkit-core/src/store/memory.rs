@@ -239,7 +239,13 @@ impl WriteTxn<'_> {
                 .slot(l)
                 .map_or(0, |s| id_hash(&s.id()))
         });
-        self.w.expiry.insert(purge_at, loc);
+        self.w.expiry.insert(
+            purge_at,
+            expiry::Entry {
+                loc,
+                tag: expiry::tag_of(&id),
+            },
+        );
         if active {
             let c = self.counts(tenant);
             c.active += 1;
@@ -303,11 +309,9 @@ impl WriteTxn<'_> {
             .flatten()?;
         // Unlink while the slot is still active and has its subject.
         self.forget_active(loc, tenant, anonymous);
-        let purge_at = self.with_mut(loc, |s| {
-            s.make_tombstone(reason, now);
-            s.purge_at()
-        })?;
-        self.w.expiry.insert(purge_at, loc);
+        // Its purge time moves later (to the absolute deadline): the wheel
+        // refiles the entry when the old time comes (see `expiry`).
+        self.with_mut(loc, |s| s.make_tombstone(reason, now))?;
         Some(subject)
     }
 

@@ -1,16 +1,20 @@
 //! The expiry index: a wheel of one-second buckets, each listing the slots
-//! whose purge time falls in it. A purge visits only the buckets that are
-//! due, so it costs what expires, not what lives.
+//! whose purge time fell in it when they were filed. A purge visits only
+//! the buckets that are due, so it costs what expires, not what lives.
 //!
-//! Entries are not removed when a record's purge time moves (a touch, a
-//! revoke) or when its slot is freed: the stale entry stays in its old
-//! bucket and is recognised and dropped when that bucket comes due, since
-//! the slot's current purge time no longer lies in that bucket. Every
-//! record always has an entry in the bucket of its current purge time.
+//! Each record has one entry, filed when it is inserted. A touch or a
+//! revoke that moves its purge time later files nothing: when the old
+//! bucket comes due the purge finds the record not due yet and moves the
+//! entry to the bucket of its current purge time. So a session touched
+//! every minute costs one entry, not one per touch, and is visited once
+//! per idle window. An entry carries 32 bits of its record's id, so an
+//! entry left behind by a freed slot is recognised when the slot holds
+//! another record, and dropped.
 
 use std::collections::BTreeMap;
 
 use super::slab::Loc;
+use crate::ids::SessionId;
 use crate::time::Millis;
 
 const BUCKET_MS: i64 = 1000;
@@ -19,75 +23,110 @@ fn bucket(t: Millis) -> i64 {
     t.as_millis().div_euclid(BUCKET_MS)
 }
 
+/// The 32 bits of an id an entry carries (the random tail of a UUID v7).
+pub(super) fn tag_of(id: &SessionId) -> u32 {
+    let b = id.as_bytes();
+    u32::from_le_bytes([b[12], b[13], b[14], b[15]])
+}
+
+/// One filed record.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Entry {
+    /// Where the record is.
+    pub(super) loc: Loc,
+    /// [`tag_of`] its id.
+    pub(super) tag: u32,
+}
+
 /// What a purge decides about one entry.
 pub(super) enum Verdict {
     /// Due: the record was removed.
     Purged,
-    /// The record is in this bucket but not due yet.
-    Keep,
-    /// The entry is stale (slot freed, or its purge time moved).
+    /// Not due yet: file the entry again at this purge time.
+    Refile(Millis),
+    /// The entry names no record any more (slot freed or reused).
     Stale,
 }
 
 /// See the module docs.
 #[derive(Default)]
 pub(super) struct ExpiryWheel {
-    buckets: BTreeMap<i64, Vec<Loc>>,
+    buckets: BTreeMap<i64, Vec<Entry>>,
 }
 
 impl ExpiryWheel {
-    /// Notes that the record in `loc` is due at `at`.
-    pub(super) fn insert(&mut self, at: Millis, loc: Loc) {
-        self.buckets.entry(bucket(at)).or_default().push(loc);
-    }
-
-    /// Whether `at` falls in the same bucket as `other`.
-    pub(super) fn same_bucket(at: Millis, other: Millis) -> bool {
-        bucket(at) == bucket(other)
+    /// Files the record `entry` names as due at `at`.
+    pub(super) fn insert(&mut self, at: Millis, entry: Entry) {
+        self.buckets.entry(bucket(at)).or_default().push(entry);
     }
 
     /// Visits the entries of every bucket that holds times at or before
-    /// `now`, oldest first, until `visit` has purged `max` records. `visit`
-    /// gets each entry and the start of its bucket.
+    /// `now`, oldest first, until `visit` has purged `max` records.
     pub(super) fn drain_due(
         &mut self,
         now: Millis,
         max: usize,
-        mut visit: impl FnMut(Loc, Millis) -> Verdict,
+        mut visit: impl FnMut(Entry) -> Verdict,
     ) -> usize {
         let due = bucket(now);
         let mut purged = 0;
         while purged < max {
-            let Some(mut entry) = self.buckets.first_entry() else {
+            let Some(mut first) = self.buckets.first_entry() else {
                 break;
             };
-            let key = *entry.key();
+            let key = *first.key();
             if key > due {
                 break;
             }
-            let start = Millis::from_millis(key.saturating_mul(BUCKET_MS));
-            let locs = std::mem::take(entry.get_mut());
+            let entries = std::mem::take(first.get_mut());
+            first.remove();
             let mut keep = Vec::new();
-            for loc in locs {
+            let mut refile = Vec::new();
+            for entry in entries {
                 if purged >= max {
-                    keep.push(loc);
+                    keep.push(entry);
                     continue;
                 }
-                match visit(loc, start) {
+                match visit(entry) {
                     Verdict::Purged => purged += 1,
-                    Verdict::Keep => keep.push(loc),
+                    Verdict::Refile(at) if bucket(at) <= key => keep.push(entry),
+                    Verdict::Refile(at) => refile.push((at, entry)),
                     Verdict::Stale => {}
                 }
             }
-            if keep.is_empty() {
-                entry.remove();
-            } else {
-                *entry.get_mut() = keep;
-                // Not-yet-due entries remain only in the current bucket,
-                // or the batch is full: stop either way.
+            for (at, entry) in refile {
+                self.insert(at, entry);
+            }
+            if !keep.is_empty() {
+                // Only the current bucket can hold entries not yet due, or
+                // the batch is full: stop either way.
+                self.buckets.entry(key).or_default().extend(keep);
                 break;
             }
         }
         purged
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn moved_entries_are_refiled_once() {
+        let mut w = ExpiryWheel::default();
+        let loc = super::super::slab::Loc::NONE;
+        let e = Entry { loc, tag: 7 };
+        w.insert(Millis::from_millis(1_500), e);
+        // At 2 s the record turns out to be due at 10 s: refiled, not purged.
+        let n = w.drain_due(Millis::from_millis(2_000), 10, |_| {
+            Verdict::Refile(Millis::from_millis(10_000))
+        });
+        assert_eq!(n, 0);
+        assert_eq!(w.buckets.len(), 1);
+        assert!(w.buckets.contains_key(&10));
+        let n = w.drain_due(Millis::from_millis(10_000), 10, |_| Verdict::Purged);
+        assert_eq!(n, 1);
+        assert!(w.buckets.is_empty());
     }
 }

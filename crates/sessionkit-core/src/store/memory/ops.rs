@@ -2,7 +2,7 @@
 //! one [`SessionStore`](crate::store::SessionStore) operation atomically.
 
 use super::WriteTxn;
-use super::expiry::{ExpiryWheel, Verdict};
+use super::expiry::{Verdict, tag_of};
 use crate::ids::{SessionId, Subject, TenantId};
 use crate::record::{Liveness, RevokeReason, SessionRecord};
 use crate::store::{
@@ -43,20 +43,18 @@ impl WriteTxn<'_> {
         let moved = self
             .with_mut(loc, |s| {
                 if !s.is_live(at) || at <= s.last_seen_at {
-                    return None;
+                    return false;
                 }
+                // The purge time moves later; the wheel refiles the
+                // entry when the old time comes (see `expiry`).
                 s.last_seen_at = at;
-                Some(s.purge_at())
-            })
-            .flatten();
-        match moved {
-            Some(purge_at) => {
-                self.note_now(at);
-                self.w.expiry.insert(purge_at, loc);
                 true
-            }
-            None => false,
+            })
+            .unwrap_or(false);
+        if moved {
+            self.note_now(at);
         }
+        moved
     }
 
     /// See [`SessionStore::update`](crate::store::SessionStore::update).
@@ -212,16 +210,18 @@ impl WriteTxn<'_> {
     pub fn purge_expired(&mut self, now: Millis, max: usize) -> Vec<Purged> {
         let mut out = Vec::new();
         let mut wheel = std::mem::take(&mut self.w.expiry);
-        wheel.drain_due(now, max, |loc, bucket_start| {
-            let Some((purge_at, liveness)) = self.with(loc, |_, s| (s.purge_at(), s.liveness(now)))
+        wheel.drain_due(now, max, |entry| {
+            let loc = entry.loc;
+            let Some((id, purge_at, liveness)) =
+                self.with(loc, |_, s| (s.id(), s.purge_at(), s.liveness(now)))
             else {
                 return Verdict::Stale;
             };
-            if !ExpiryWheel::same_bucket(purge_at, bucket_start) {
+            if tag_of(&id) != entry.tag {
                 return Verdict::Stale;
             }
             if purge_at > now {
-                return Verdict::Keep;
+                return Verdict::Refile(purge_at);
             }
             let Some((tenant, slot)) = self.remove_loc(loc) else {
                 return Verdict::Stale;
@@ -237,8 +237,8 @@ impl WriteTxn<'_> {
             });
             Verdict::Purged
         });
-        // A purge only removes records, so nothing was added to the wheel
-        // while it was taken out.
+        // Nothing files entries while the wheel is taken out: a purge only
+        // removes records.
         self.w.expiry = wheel;
         if !out.is_empty() {
             self.note_now(now);
