@@ -289,6 +289,7 @@ pub fn router<S: SessionStore>(state: AppState<S>) -> Router {
             "/v1/sessions/{id}/attributes",
             patch(sessions::patch_attributes::<S>),
         )
+        .route("/v1/subjects", get(subjects::list_subjects::<S>))
         .route(
             "/v1/subjects/{subject}/sessions",
             get(subjects::list::<S>).delete(subjects::revoke_all::<S>),

@@ -14,7 +14,7 @@ use crate::{error, ops, wire};
     paths(
         sessions::create, sessions::validate, sessions::upgrade, sessions::revoke_token,
         sessions::get_session, sessions::patch_attributes, sessions::delete_session,
-        subjects::list, subjects::get_one, subjects::revoke_one, subjects::revoke_all,
+        subjects::list_subjects, subjects::list, subjects::get_one, subjects::revoke_one, subjects::revoke_all,
         admin::stats, admin::purge, admin::list_keys, admin::get_key, admin::create_key,
         admin::revoke_key,
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,

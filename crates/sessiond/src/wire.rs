@@ -238,6 +238,24 @@ pub struct SessionList<'a> {
     pub next_cursor: Option<String>,
 }
 
+/// One subject with a live session.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubjectOut<'a> {
+    /// The subject.
+    pub subject: &'a str,
+    /// How many live sessions it has.
+    pub sessions: u64,
+}
+
+/// `{subjects: [...], next_cursor}`: who is logged in.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubjectList<'a> {
+    /// In byte order of the subject.
+    pub subjects: Vec<SubjectOut<'a>>,
+    /// Opaque; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
 /// `{revoked: n}`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RevokedCount {

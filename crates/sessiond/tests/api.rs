@@ -1109,7 +1109,7 @@ async fn openapi_matches_the_router() {
     )
     .unwrap();
     let paths = doc["paths"].as_object().unwrap();
-    assert_eq!(paths.len(), 16, "{:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(paths.len(), 17, "{:?}", paths.keys().collect::<Vec<_>>());
     let mut operations = 0;
     for (path, item) in paths {
         let concrete = path
@@ -1133,7 +1133,7 @@ async fn openapi_matches_the_router() {
             operations += usize::from(documented);
         }
     }
-    assert_eq!(operations, 21);
+    assert_eq!(operations, 22);
 }
 
 /// Many clients upgrading one anonymous token at once: exactly one 200,
@@ -1334,4 +1334,49 @@ async fn scope_is_checked_before_the_body() {
         .send_text("POST", "/v1/sessions", &h.validate, "text/plain", "x")
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+}
+
+/// S5 "list of active users": the subjects with a live session, paged.
+#[tokio::test]
+async fn who_is_logged_in() {
+    let h = harness().await;
+    for s in ["telegram:2", "telegram:1", "telegram:1", "discord/9"] {
+        h.create(json!({"subject": s})).await;
+    }
+    h.create(json!({})).await; // anonymous: not a user
+    let r = h
+        .call("GET", "/v1/subjects?limit=2", Some(&h.read), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        r.body["subjects"],
+        json!([{"subject": "discord/9", "sessions": 1}, {"subject": "telegram:1", "sessions": 2}])
+    );
+    let cursor = r.body["next_cursor"].as_str().unwrap().to_owned();
+    let r = h
+        .call(
+            "GET",
+            &format!("/v1/subjects?limit=2&cursor={cursor}"),
+            Some(&h.read),
+            None,
+        )
+        .await;
+    assert_eq!(
+        r.body["subjects"],
+        json!([{"subject": "telegram:2", "sessions": 1}])
+    );
+    assert!(r.body["next_cursor"].is_null());
+    // Another tenant sees none of them; bad input is 400.
+    let r = h
+        .call("GET", "/v1/subjects", Some(&h.other_tenant), None)
+        .await;
+    assert_eq!(r.body["subjects"], json!([]));
+    for q in ["limit=0", "cursor=%21%21", "foo=1"] {
+        let r = h
+            .call("GET", &format!("/v1/subjects?{q}"), Some(&h.read), None)
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{q}");
+    }
+    let r = h.call("GET", "/v1/subjects", Some(&h.validate), None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
 }

@@ -475,6 +475,19 @@ impl SessionStore for RedbStore {
         .await
     }
 
+    async fn list_subjects(
+        &self,
+        tenant: TenantId,
+        now: Millis,
+        after: Option<&Subject>,
+        limit: usize,
+    ) -> StoreResult<Vec<(Subject, u64)>> {
+        self.inner
+            .mem
+            .list_subjects(tenant, now, after, limit)
+            .await
+    }
+
     async fn list_subject(
         &self,
         tenant: TenantId,

@@ -216,6 +216,7 @@ macro_rules! conformance_tests {
             revoke_subject_except
             list_live_newest_first
             list_pagination
+            list_subjects_with_live_sessions
             purge_removes_due_records
             purge_respects_max
             concurrent_upgrades_one_winner

@@ -168,6 +168,16 @@ impl SessionStore for Racy {
             .await
     }
 
+    async fn list_subjects(
+        &self,
+        tenant: TenantId,
+        now: Millis,
+        after: Option<&Subject>,
+        limit: usize,
+    ) -> StoreResult<Vec<(Subject, u64)>> {
+        self.0.list_subjects(tenant, now, after, limit).await
+    }
+
     async fn list_subject(
         &self,
         tenant: TenantId,

@@ -13,6 +13,6 @@ pub use error::EngineError;
 pub use events::{Event, EventKind};
 pub use manager::{
     Created, EngineKeys, NewSession, Page, PatchResult, SessionManager, SessionManagerBuilder,
-    TokenRevocation, UpgradeResult, ValidateRequest, Validation,
+    SubjectPage, TokenRevocation, UpgradeResult, ValidateRequest, Validation,
 };
 pub use sessionkit_core;

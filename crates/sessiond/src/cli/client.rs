@@ -135,6 +135,15 @@ pub(super) async fn run(server: &str, api_key: Option<String>, cmd: Cmd) -> Resu
             }
         },
         Cmd::Subject {
+            cmd: SubjectCmd::List { limit, cursor },
+        } => {
+            let mut path = format!("/v1/subjects?limit={limit}");
+            if let Some(cur) = cursor {
+                path.push_str(&format!("&cursor={}", encode_segment(&cur)));
+            }
+            print(c.call(Method::GET, &path, None).await?);
+        }
+        Cmd::Subject {
             cmd: SubjectCmd::Revoke { subject, except },
         } => {
             let mut path = format!("/v1/subjects/{}/sessions", encode_segment(&subject));

@@ -112,6 +112,15 @@ pub enum SessionCmd {
 /// `sessiond subject …`.
 #[derive(Debug, Subcommand)]
 pub enum SubjectCmd {
+    /// The subjects with a live session (who is logged in), one page.
+    List {
+        /// Page size (1..=1000).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// `next_cursor` of the previous page.
+        #[arg(long)]
+        cursor: Option<String>,
+    },
     /// Revoke every session of a subject (or all but one).
     Revoke {
         /// The subject.

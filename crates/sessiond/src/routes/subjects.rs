@@ -15,7 +15,9 @@ use super::sessions::session_with_etag;
 use super::{cursor, parse_id, parse_subject};
 use crate::app::{AppState, Authorized, PathParams, QueryPairs, scope};
 use crate::error::{ApiError, ErrorBody};
-use crate::wire::{RevokedCount, SessionList, SessionOut, SessionResponse};
+use crate::wire::{
+    RevokedCount, SessionList, SessionOut, SessionResponse, SubjectList, SubjectOut,
+};
 
 /// Default page size.
 pub const DEFAULT_LIMIT: usize = 100;
@@ -63,6 +65,80 @@ pub async fn list<S: SessionStore>(
         next_cursor: page.next.as_ref().map(cursor::encode),
     })
     .into_response())
+}
+
+/// The subjects with a live session ("who is logged in"), in byte order,
+/// each with its number of live sessions.
+#[utoipa::path(get, path = "/v1/subjects", tag = "subjects",
+    params(
+        ("limit" = Option<usize>, Query, description = "1..=1000, default 100"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "A page", body = SubjectList),
+        (status = 400, description = "invalid_request", body = ErrorBody),
+    ),
+    security(("api_key" = ["sessions:read"])))]
+pub async fn list_subjects<S: SessionStore>(
+    State(st): State<AppState<S>>,
+    caller: Authorized<scope::Read>,
+    q: QueryPairs,
+) -> Result<Response, ApiError> {
+    let allowed = ["limit", "cursor"];
+    let limit = parse_limit(q.one("limit", &allowed)?)?;
+    let after = q
+        .one("cursor", &allowed)?
+        .map(subject_cursor::decode)
+        .transpose()?;
+    let page = st
+        .engine()
+        .list_subjects(caller.tenant, after.as_ref(), limit)
+        .await?;
+    Ok(Json(SubjectList {
+        subjects: page
+            .subjects
+            .iter()
+            .map(|(s, n)| SubjectOut {
+                subject: s.as_str(),
+                sessions: *n,
+            })
+            .collect(),
+        next_cursor: page.next.as_ref().map(subject_cursor::encode),
+    })
+    .into_response())
+}
+
+/// Cursors of the subject list: base64url of a version byte and the last
+/// subject of the previous page.
+mod subject_cursor {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use sessionkit_core::Subject;
+
+    use crate::error::ApiError;
+
+    const VERSION: u8 = 1;
+
+    pub(super) fn encode(s: &Subject) -> String {
+        let mut b = Vec::with_capacity(1 + s.as_str().len());
+        b.push(VERSION);
+        b.extend_from_slice(s.as_str().as_bytes());
+        URL_SAFE_NO_PAD.encode(b)
+    }
+
+    pub(super) fn decode(c: &str) -> Result<Subject, ApiError> {
+        let bad = || ApiError::field("cursor", "malformed cursor");
+        if c.len() > 400 {
+            return Err(bad());
+        }
+        let b = URL_SAFE_NO_PAD.decode(c).map_err(|_| bad())?;
+        let (&v, rest) = b.split_first().ok_or_else(bad)?;
+        if v != VERSION {
+            return Err(bad());
+        }
+        let text = std::str::from_utf8(rest).map_err(|_| bad())?;
+        Subject::new(text).map_err(|_| bad())
+    }
 }
 
 /// One live session of a subject.

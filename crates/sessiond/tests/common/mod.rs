@@ -106,6 +106,16 @@ impl SessionStore for TestStore {
         self.check()?;
         self.inner.list_subject(t, s, now, a, l).await
     }
+    async fn list_subjects(
+        &self,
+        t: TenantId,
+        now: Millis,
+        a: Option<&Subject>,
+        l: usize,
+    ) -> StoreResult<Vec<(Subject, u64)>> {
+        self.check()?;
+        self.inner.list_subjects(t, now, a, l).await
+    }
     async fn purge_expired(&self, now: Millis, max: usize) -> StoreResult<Vec<Purged>> {
         self.check()?;
         self.inner.purge_expired(now, max).await

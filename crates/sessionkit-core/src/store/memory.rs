@@ -473,6 +473,21 @@ impl SessionStore for MemoryStore {
         Ok(recs)
     }
 
+    /// Visits every subject of every tenant: a page costs the number of
+    /// subjects, not the page size (an operator's view, not a hot path).
+    async fn list_subjects(
+        &self,
+        tenant: TenantId,
+        now: Millis,
+        after: Option<&Subject>,
+        limit: usize,
+    ) -> StoreResult<Vec<(Subject, u64)>> {
+        let mut out = self.exclusive(|t| t.subjects_with_live(tenant, now, after));
+        out.sort_unstable_by(|a, b| a.0.as_str().as_bytes().cmp(b.0.as_str().as_bytes()));
+        out.truncate(limit);
+        Ok(out)
+    }
+
     async fn purge_expired(&self, now: Millis, max: usize) -> StoreResult<Vec<Purged>> {
         Ok(self.exclusive(|t| t.purge_expired(now, max)))
     }

@@ -300,6 +300,17 @@ pub trait SessionStore: Send + Sync + 'static {
         limit: usize,
     ) -> impl Future<Output = StoreResult<Vec<SessionRecord>>> + Send;
 
+    /// Up to `limit` subjects of `tenant` with at least one live session at
+    /// `now`, in byte order of the subject, starting after `after`, each with
+    /// its number of live sessions ("who is logged in").
+    fn list_subjects(
+        &self,
+        tenant: TenantId,
+        now: Millis,
+        after: Option<&Subject>,
+        limit: usize,
+    ) -> impl Future<Output = StoreResult<Vec<(Subject, u64)>>> + Send;
+
     /// Removes up to `max` records whose purge time ([`SessionRecord::purge_at`])
     /// is at or before `now`, in every tenant. Costs what expires, not what
     /// lives.

@@ -105,3 +105,46 @@ pub async fn list_pagination<S: SessionStore>(store: S) {
         "the page after a revoked cursor"
     );
 }
+
+/// "Who is logged in": the subjects of a tenant with a live session, in
+/// byte order, each with its number of live sessions; revoked, expired,
+/// anonymous and other-tenant sessions do not count; pages follow `after`
+/// with no gaps or repeats.
+pub async fn list_subjects_with_live_sessions<S: SessionStore>(store: S) {
+    for (subj, t) in [
+        ("carol", 1),
+        ("alice", 2),
+        ("alice", 3),
+        ("bob", 4),
+        ("dave", 5),
+    ] {
+        put(&store, &session(Some(subj), at(t))).await;
+    }
+    let revoked = session(Some("erin"), at(6));
+    put(&store, &revoked).await;
+    revoke(&store, &revoked, RevokeReason::Logout, at(7)).await;
+    put(&store, &session_with(Some("frank"), at(8), 20, 10_000)).await;
+    put(&store, &session(None, at(9))).await;
+    put(&store, &session_in(tenant_b(), Some("zed"), at(10))).await;
+
+    let all = ok(store.list_subjects(tenant_a(), at(40), None, 100)).await;
+    let names: Vec<(&str, u64)> = all.iter().map(|(s, n)| (s.as_str(), *n)).collect();
+    assert_eq!(
+        names,
+        [("alice", 2), ("bob", 1), ("carol", 1), ("dave", 1)],
+        "live subjects in byte order with their counts (frank's expired, erin's revoked)"
+    );
+    // Before frank's idle deadline, frank is logged in.
+    let earlier = ok(store.list_subjects(tenant_a(), at(20), None, 100)).await;
+    assert!(earlier.iter().any(|(s, _)| s.as_str() == "frank"));
+    // Pages of two, following `after`.
+    let first = ok(store.list_subjects(tenant_a(), at(40), None, 2)).await;
+    let last = first.last().map(|(s, _)| s.clone());
+    let second = ok(store.list_subjects(tenant_a(), at(40), last.as_ref(), 2)).await;
+    let paged: Vec<_> = first.iter().chain(second.iter()).cloned().collect();
+    assert_eq!(paged, all);
+    let beyond = ok(store.list_subjects(tenant_a(), at(40), Some(&subject("dave")), 2)).await;
+    assert!(beyond.is_empty());
+    let other = ok(store.list_subjects(tenant_b(), at(40), None, 100)).await;
+    assert_eq!(other.len(), 1);
+}

@@ -44,7 +44,7 @@ pub use lifecycle::{
     Created, MAX_KEEP_ATTRIBUTES, NewSession, PatchResult, UpgradeResult, ValidateRequest,
     Validation,
 };
-pub use queries::{MAX_PAGE, Page};
+pub use queries::{MAX_PAGE, Page, SubjectPage};
 pub use revoke::TokenRevocation;
 
 /// How often an operation that loses a version race is retried before it

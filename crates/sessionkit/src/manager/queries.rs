@@ -22,6 +22,15 @@ pub struct Page {
     pub next: Option<ListCursor>,
 }
 
+/// One page of the subjects with a live session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubjectPage {
+    /// Subjects and their numbers of live sessions, in byte order.
+    pub subjects: Vec<(Subject, u64)>,
+    /// The subject to continue after; `None` on the last page.
+    pub next: Option<Subject>,
+}
+
 impl<S: SessionStore> SessionManager<S> {
     /// The live session with this id; `None` for a dead or unknown id.
     pub async fn get(
@@ -74,6 +83,32 @@ impl<S: SessionStore> SessionManager<S> {
             None
         };
         Ok(Page { sessions, next })
+    }
+
+    /// A page of the subjects of `tenant` that have a live session ("who is
+    /// logged in"), in byte order, each with its number of live sessions.
+    /// `limit` must be 1..=1000; continue after the last subject of a page.
+    pub async fn list_subjects(
+        &self,
+        tenant: TenantId,
+        after: Option<&Subject>,
+        limit: usize,
+    ) -> Result<SubjectPage, EngineError> {
+        if limit == 0 || limit > MAX_PAGE {
+            return Err(invalid("limit", format!("must be from 1 to {MAX_PAGE}")));
+        }
+        let now = self.now();
+        let mut subjects = self
+            .store
+            .list_subjects(tenant, now, after, limit + 1)
+            .await?;
+        let next = if subjects.len() > limit {
+            subjects.truncate(limit);
+            subjects.last().map(|(s, _)| s.clone())
+        } else {
+            None
+        };
+        Ok(SubjectPage { subjects, next })
     }
 
     /// Counts for stats.

@@ -7,7 +7,8 @@ use std::sync::RwLock;
 
 use super::slab::{Loc, Shard};
 use super::{TenantCounts, WriteTxn, read};
-use crate::ids::TenantId;
+use crate::ids::{Subject, TenantId};
+use crate::time::Millis;
 
 impl WriteTxn<'_> {
     pub(super) fn subject_hash(&self, tenant: TenantId, subject: &[u8]) -> u64 {
@@ -95,6 +96,39 @@ impl WriteTxn<'_> {
         } else {
             self.with_mut(prev, |s| s.subj_next = next);
         }
+    }
+
+    /// Every subject of `tenant` with a live session at `now` that sorts
+    /// after `after`, with its number of live sessions.
+    pub(super) fn subjects_with_live(
+        &self,
+        tenant: TenantId,
+        now: Millis,
+        after: Option<&Subject>,
+    ) -> Vec<(Subject, u64)> {
+        let heads: Vec<Loc> = self.w.subjects.iter().copied().collect();
+        let mut out = Vec::new();
+        for head in heads {
+            let Some((t, subject)) = self.with(head, |shard, s| (shard.tenant_of(s), s.subject()))
+            else {
+                continue;
+            };
+            let Some(subject) = subject.filter(|_| t == tenant) else {
+                continue;
+            };
+            if after.is_some_and(|a| subject.as_str().as_bytes() <= a.as_str().as_bytes()) {
+                continue;
+            }
+            let live = self
+                .subject_locs(tenant, subject.as_str().as_bytes())
+                .into_iter()
+                .filter(|l| self.with(*l, |_, s| s.is_live(now)) == Some(true))
+                .count() as u64;
+            if live > 0 {
+                out.push((subject, live));
+            }
+        }
+        out
     }
 
     pub(super) fn counts(&mut self, t: TenantId) -> &mut TenantCounts {
