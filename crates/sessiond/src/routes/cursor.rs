@@ -1,10 +1,11 @@
-//! Opaque pagination cursors: base64url of a version byte, the
-//! `created_at` and the id of the last session of the previous page.
+//! Opaque pagination cursors: base64url of a version byte and where the
+//! previous page ended — the `created_at` and id of its last session (a
+//! device list), or its last subject (the list of subjects).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sessionkit_core::store::ListCursor;
-use sessionkit_core::{Millis, SessionId};
+use sessionkit_core::{Millis, SessionId, Subject};
 
 use crate::error::ApiError;
 
@@ -41,6 +42,31 @@ pub fn decode(s: &str) -> Result<ListCursor, ApiError> {
     })
 }
 
+/// Encodes a cursor of the subject list.
+#[must_use]
+pub fn encode_subject(s: &Subject) -> String {
+    let mut b = Vec::with_capacity(1 + s.as_str().len());
+    b.push(VERSION);
+    b.extend_from_slice(s.as_str().as_bytes());
+    URL_SAFE_NO_PAD.encode(b)
+}
+
+/// Decodes a cursor of the subject list (400 `invalid_request` when
+/// malformed).
+pub fn decode_subject(c: &str) -> Result<Subject, ApiError> {
+    let bad = || ApiError::field("cursor", "malformed cursor");
+    if c.len() > 400 {
+        return Err(bad());
+    }
+    let b = URL_SAFE_NO_PAD.decode(c).map_err(|_| bad())?;
+    let (&v, rest) = b.split_first().ok_or_else(bad)?;
+    if v != VERSION {
+        return Err(bad());
+    }
+    let text = std::str::from_utf8(rest).map_err(|_| bad())?;
+    Subject::new(text).map_err(|_| bad())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,5 +81,15 @@ mod tests {
         assert!(decode("").is_err());
         assert!(decode("!!!").is_err());
         assert!(decode(&"A".repeat(200)).is_err());
+    }
+
+    #[test]
+    fn subject_round_trip_and_garbage() {
+        let s = Subject::new("team/ünï").unwrap();
+        assert_eq!(decode_subject(&encode_subject(&s)).unwrap(), s);
+        assert!(decode_subject("").is_err());
+        assert!(decode_subject("AA").is_err(), "version 0");
+        assert!(decode_subject("AQ").is_err(), "empty subject");
+        assert!(decode_subject(&"A".repeat(500)).is_err());
     }
 }

@@ -88,7 +88,7 @@ pub async fn list_subjects<S: SessionStore>(
     let limit = parse_limit(q.one("limit", &allowed)?)?;
     let after = q
         .one("cursor", &allowed)?
-        .map(subject_cursor::decode)
+        .map(cursor::decode_subject)
         .transpose()?;
     let page = st
         .engine()
@@ -103,42 +103,9 @@ pub async fn list_subjects<S: SessionStore>(
                 sessions: *n,
             })
             .collect(),
-        next_cursor: page.next.as_ref().map(subject_cursor::encode),
+        next_cursor: page.next.as_ref().map(cursor::encode_subject),
     })
     .into_response())
-}
-
-/// Cursors of the subject list: base64url of a version byte and the last
-/// subject of the previous page.
-mod subject_cursor {
-    use base64::Engine as _;
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    use sessionkit_core::Subject;
-
-    use crate::error::ApiError;
-
-    const VERSION: u8 = 1;
-
-    pub(super) fn encode(s: &Subject) -> String {
-        let mut b = Vec::with_capacity(1 + s.as_str().len());
-        b.push(VERSION);
-        b.extend_from_slice(s.as_str().as_bytes());
-        URL_SAFE_NO_PAD.encode(b)
-    }
-
-    pub(super) fn decode(c: &str) -> Result<Subject, ApiError> {
-        let bad = || ApiError::field("cursor", "malformed cursor");
-        if c.len() > 400 {
-            return Err(bad());
-        }
-        let b = URL_SAFE_NO_PAD.decode(c).map_err(|_| bad())?;
-        let (&v, rest) = b.split_first().ok_or_else(bad)?;
-        if v != VERSION {
-            return Err(bad());
-        }
-        let text = std::str::from_utf8(rest).map_err(|_| bad())?;
-        Subject::new(text).map_err(|_| bad())
-    }
 }
 
 /// One live session of a subject.
