@@ -168,9 +168,7 @@ impl SessionRecord {
     /// absolute deadline (saturating, never overflows).
     #[must_use]
     pub fn idle_expires_at(&self) -> Millis {
-        self.last_seen_at
-            .saturating_add(self.idle_timeout)
-            .min(self.expires_at)
+        idle_deadline(self.last_seen_at, self.idle_timeout, self.expires_at)
     }
 
     /// What this record is at `now`. A deadline is passed at the deadline
@@ -178,16 +176,7 @@ impl SessionRecord {
     /// Revocation wins over expiry.
     #[must_use]
     pub fn liveness(&self, now: Millis) -> Liveness {
-        if let SessionState::Revoked { reason, .. } = self.state {
-            return Liveness::Revoked(reason);
-        }
-        if now >= self.expires_at {
-            Liveness::Expired(ExpiryCause::Absolute)
-        } else if now >= self.idle_expires_at() {
-            Liveness::Expired(ExpiryCause::Idle)
-        } else {
-            Liveness::Live
-        }
+        liveness_at(self.state, self.idle_expires_at(), self.expires_at, now)
     }
 
     /// Whether the record is live at `now`.
@@ -200,10 +189,7 @@ impl SessionRecord {
     /// deadline it will pass; for a tombstone its absolute deadline.
     #[must_use]
     pub fn purge_at(&self) -> Millis {
-        match self.state {
-            SessionState::Active => self.idle_expires_at(),
-            SessionState::Revoked { .. } => self.expires_at,
-        }
+        purge_time(self.state, self.idle_expires_at(), self.expires_at)
     }
 
     /// Turns the record into a tombstone: no attributes, no client info.
@@ -211,5 +197,37 @@ impl SessionRecord {
         self.state = SessionState::Revoked { reason, at };
         self.attributes = Attributes::empty();
         self.client = ClientInfo::default();
+    }
+}
+
+// The lifetime rules, in one place: `SessionRecord` and the memory store's
+// compact slots both answer through these.
+
+/// `last_seen + idle`, capped by the absolute deadline (saturating).
+pub(crate) fn idle_deadline(last_seen: Millis, idle: DurationMs, expires: Millis) -> Millis {
+    last_seen.saturating_add(idle).min(expires)
+}
+
+/// Liveness at `now` given both deadlines; revocation wins over expiry.
+pub(crate) fn liveness_at(
+    state: SessionState,
+    idle_deadline: Millis,
+    expires: Millis,
+    now: Millis,
+) -> Liveness {
+    match state {
+        SessionState::Revoked { reason, .. } => Liveness::Revoked(reason),
+        SessionState::Active if now >= expires => Liveness::Expired(ExpiryCause::Absolute),
+        SessionState::Active if now >= idle_deadline => Liveness::Expired(ExpiryCause::Idle),
+        SessionState::Active => Liveness::Live,
+    }
+}
+
+/// When a record may be purged: its first deadline while active, its
+/// absolute deadline once a tombstone.
+pub(crate) fn purge_time(state: SessionState, idle_deadline: Millis, expires: Millis) -> Millis {
+    match state {
+        SessionState::Active => idle_deadline,
+        SessionState::Revoked { .. } => expires,
     }
 }

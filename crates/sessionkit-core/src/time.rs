@@ -270,6 +270,12 @@ impl MonotonicNow {
 
     /// `max(reading, highest value handed out so far)`, remembered.
     pub fn clamp(&self, reading: Millis) -> Millis {
+        // Read first: the shared value changes about once a millisecond, so
+        // most calls need no write to a cache line every core shares.
+        let high = self.high.load(Ordering::Acquire);
+        if reading.0 <= high {
+            return Millis(high);
+        }
         let prev = self.high.fetch_max(reading.0, Ordering::AcqRel);
         Millis(prev.max(reading.0))
     }

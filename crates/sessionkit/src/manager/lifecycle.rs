@@ -6,7 +6,7 @@ use sessionkit_core::store::{
     Change, CreateOutcome, Limits, UpdateOutcome, UpgradeOutcome, UpgradeRequest,
 };
 use sessionkit_core::{
-    Attributes, ClientInfo, DurationMs, ExpiryCause, FingerprintMode, Liveness, SessionId,
+    Attributes, ClientInfo, DurationMs, ExpiryCause, FingerprintMode, Liveness, Millis, SessionId,
     SessionRecord, SessionState, SessionStore, SessionToken, Subject, TenantId,
 };
 
@@ -150,6 +150,34 @@ fn override_timeout(
     Ok(DurationMs::from_secs(u64::try_from(v).unwrap_or(max_secs)))
 }
 
+/// A new live session at `now`: fresh id, the token's hash, version 1,
+/// both deadlines from now; authenticated now if it has a subject.
+fn fresh_record(
+    tenant: TenantId,
+    token: &SessionToken,
+    subject: Option<Subject>,
+    now: Millis,
+    (idle, absolute): (DurationMs, DurationMs),
+    attributes: Attributes,
+    client: ClientInfo,
+) -> SessionRecord {
+    SessionRecord {
+        tenant,
+        id: SessionId::generate(),
+        token_hash: token.hash(),
+        auth_time: subject.is_some().then_some(now),
+        subject,
+        created_at: now,
+        last_seen_at: now,
+        idle_timeout: idle,
+        expires_at: now.saturating_add(absolute),
+        attributes,
+        client,
+        version: 1,
+        state: SessionState::Active,
+    }
+}
+
 impl<S: SessionStore> SessionManager<S> {
     fn limits(&self) -> Limits {
         Limits {
@@ -197,35 +225,19 @@ impl<S: SessionStore> SessionManager<S> {
         for _ in 0..MAX_RETRIES {
             let now = self.now();
             let token = Self::new_token()?;
-            let rec = SessionRecord {
+            let rec = fresh_record(
                 tenant,
-                id: SessionId::generate(),
-                token_hash: token.hash(),
-                subject: req.subject.clone(),
-                created_at: now,
-                last_seen_at: now,
-                idle_timeout: idle,
-                expires_at: now.saturating_add(absolute),
-                auth_time: (!anonymous).then_some(now),
-                attributes: attributes.clone(),
-                client: client.clone(),
-                version: 1,
-                state: SessionState::Active,
-            };
+                &token,
+                req.subject.clone(),
+                now,
+                (idle, absolute),
+                attributes.clone(),
+                client.clone(),
+            );
             match self.store.create(rec.clone(), self.limits(), now).await? {
                 CreateOutcome::Created { evicted } => {
                     self.emit(&rec, now, EventKind::Created);
-                    for id in evicted {
-                        self.emit_for(
-                            tenant,
-                            id,
-                            rec.subject.clone(),
-                            now,
-                            EventKind::Revoked {
-                                reason: sessionkit_core::RevokeReason::Evicted,
-                            },
-                        );
-                    }
+                    self.emit_evicted(&rec, now, evicted);
                     let csrf_token = self.csrf_token(&rec.id);
                     return Ok(Created {
                         session: rec,
@@ -355,21 +367,15 @@ impl<S: SessionStore> SessionManager<S> {
             };
             let (idle, absolute) = self.policy.timeouts(false);
             let new_token = Self::new_token()?;
-            let new = SessionRecord {
+            let new = fresh_record(
                 tenant,
-                id: SessionId::generate(),
-                token_hash: new_token.hash(),
-                subject: Some(subject.clone()),
-                created_at: now,
-                last_seen_at: now,
-                idle_timeout: idle,
-                expires_at: now.saturating_add(absolute),
-                auth_time: Some(now),
+                &new_token,
+                Some(subject.clone()),
+                now,
+                (idle, absolute),
                 attributes,
-                client: old.client.clone(),
-                version: 1,
-                state: SessionState::Active,
-            };
+                old.client.clone(),
+            );
             let req = UpgradeRequest {
                 old_id: old.id,
                 old_token_hash: old_hash,
@@ -388,17 +394,7 @@ impl<S: SessionStore> SessionManager<S> {
                         },
                     );
                     self.emit(&new, now, EventKind::Upgraded { from: old.id });
-                    for id in evicted {
-                        self.emit_for(
-                            tenant,
-                            id,
-                            new.subject.clone(),
-                            now,
-                            EventKind::Revoked {
-                                reason: sessionkit_core::RevokeReason::Evicted,
-                            },
-                        );
-                    }
+                    self.emit_evicted(&new, now, evicted);
                     let csrf_token = self.csrf_token(&new.id);
                     return Ok(UpgradeResult::Upgraded(Created {
                         session: new,

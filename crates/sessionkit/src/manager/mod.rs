@@ -269,6 +269,22 @@ impl<S: SessionStore> SessionManager<S> {
         self.emit_for(rec.tenant, rec.id, rec.subject.clone(), at, kind);
     }
 
+    /// `revoked{evicted}` for the sessions a create or upgrade of `rec`'s
+    /// subject evicted.
+    fn emit_evicted(&self, rec: &SessionRecord, at: Millis, evicted: Vec<SessionId>) {
+        for id in evicted {
+            self.emit_for(
+                rec.tenant,
+                id,
+                rec.subject.clone(),
+                at,
+                EventKind::Revoked {
+                    reason: sessionkit_core::RevokeReason::Evicted,
+                },
+            );
+        }
+    }
+
     fn emit_for(
         &self,
         tenant: sessionkit_core::TenantId,

@@ -13,7 +13,7 @@ use hashbrown::HashTable;
 use crate::attributes::Attributes;
 use crate::client::ClientInfo;
 use crate::ids::{SessionId, Subject, TenantId};
-use crate::record::{ExpiryCause, Liveness, RevokeReason, SessionRecord, SessionState};
+use crate::record::{self, Liveness, RevokeReason, SessionRecord, SessionState};
 use crate::time::{DurationMs, Millis};
 use crate::token::TokenHash;
 
@@ -156,36 +156,20 @@ impl Slot {
     }
 
     pub(super) fn idle_expires_at(&self) -> Millis {
-        self.last_seen_at
-            .saturating_add(self.idle_timeout)
-            .min(self.expires_at)
+        record::idle_deadline(self.last_seen_at, self.idle_timeout, self.expires_at)
     }
 
     pub(super) fn purge_at(&self) -> Millis {
-        if self.state == ACTIVE {
-            self.idle_expires_at()
-        } else {
-            self.expires_at
-        }
+        record::purge_time(self.state(), self.idle_expires_at(), self.expires_at)
     }
 
-    /// What the record is at `now` (the same rule as
-    /// [`SessionRecord::liveness`]).
+    /// What the record is at `now` (the rule of [`SessionRecord::liveness`]).
     pub(super) fn liveness(&self, now: Millis) -> Liveness {
-        match self.state() {
-            SessionState::Revoked { reason, .. } => Liveness::Revoked(reason),
-            SessionState::Active if now >= self.expires_at => {
-                Liveness::Expired(ExpiryCause::Absolute)
-            }
-            SessionState::Active if now >= self.idle_expires_at() => {
-                Liveness::Expired(ExpiryCause::Idle)
-            }
-            SessionState::Active => Liveness::Live,
-        }
+        record::liveness_at(self.state(), self.idle_expires_at(), self.expires_at, now)
     }
 
     pub(super) fn is_live(&self, now: Millis) -> bool {
-        self.state == ACTIVE && now < self.expires_at && now < self.idle_expires_at()
+        self.liveness(now) == Liveness::Live
     }
 
     /// Replaces the attributes and bumps the version. `false` if the
