@@ -11,11 +11,11 @@
 //! opaque sessions survive the loss of any server key.
 //!
 //! ```
-//! use sessionkit_core::token::{SessionToken, TokenHash};
+//! use sessionkit_core::token::SessionToken;
 //! let t = SessionToken::generate().unwrap();
 //! let text = t.expose_secret();
 //! let parsed = SessionToken::parse(&text).unwrap();
-//! assert_eq!(TokenHash::of_session(&parsed), TokenHash::of_session(&t));
+//! assert_eq!(parsed.hash(), t.hash());
 //! assert!(SessionToken::parse(&format!("{text}=")).is_err());
 //! ```
 
@@ -168,18 +168,6 @@ impl TokenHash {
         let mut out = [0u8; 32];
         out.copy_from_slice(d.as_ref());
         TokenHash(out)
-    }
-
-    /// The hash of a session token.
-    #[must_use]
-    pub fn of_session(t: &SessionToken) -> Self {
-        t.hash()
-    }
-
-    /// The hash of a refresh token.
-    #[must_use]
-    pub fn of_refresh(t: &RefreshToken) -> Self {
-        t.hash()
     }
 
     /// Rebuilds a hash from its stored bytes.
