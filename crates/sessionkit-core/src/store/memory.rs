@@ -16,6 +16,7 @@
 //! assert_eq!(store.len(), 0);
 //! ```
 
+mod arena;
 mod expiry;
 mod ops;
 mod slab;
@@ -28,7 +29,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuar
 use hashbrown::HashTable;
 
 use self::expiry::ExpiryWheel;
-use self::slab::{Loc, SHARDS, Shard, Slot, id_hash, shard_of};
+use self::slab::{Loc, Removed, SHARDS, Shard, Slot, id_hash, shard_of};
 use crate::ids::{SessionId, Subject, TenantId};
 use crate::policy::OnSessionLimit;
 use crate::record::{RevokeReason, SessionRecord, SessionState};
@@ -50,7 +51,8 @@ struct TenantCounts {
 struct Writer {
     /// Every record by id.
     ids: HashTable<Loc>,
-    /// Head of each subject's list of active sessions.
+    /// Every active session with a subject, by (tenant, subject): a
+    /// multimap, one entry per session.
     subjects: HashTable<Loc>,
     /// Seeded per store (subjects come from users: no fixed hash).
     subject_hasher: hashbrown::DefaultHashBuilder,
@@ -92,6 +94,11 @@ fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
 }
 fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+/// Read guards on every shard, for rehashing an index whose entries are
+/// only `Loc`s (one lock for all entries, not one per entry).
+fn all_shards(shards: &[RwLock<Shard>]) -> Vec<RwLockReadGuard<'_, Shard>> {
+    shards.iter().map(read).collect()
 }
 fn lock<T>(l: &Mutex<T>) -> MutexGuard<'_, T> {
     l.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -179,16 +186,14 @@ pub struct WriteTxn<'a> {
 impl WriteTxn<'_> {
     // ---- slot access (the writer holds no shard lock between calls) ----
 
-    fn with<R>(&self, loc: Loc, f: impl FnOnce(&Shard, &Slot) -> R) -> Option<R> {
+    fn with<R>(&self, loc: Loc, f: impl FnOnce(&Shard, &Slot<'_>) -> R) -> Option<R> {
         let shard = read(&self.shards[loc.shard()]);
         let slot = shard.slot(loc)?;
-        (!slot.is_free()).then(|| f(&shard, slot))
+        Some(f(&shard, &slot))
     }
 
-    fn with_mut<R>(&self, loc: Loc, f: impl FnOnce(&mut Slot) -> R) -> Option<R> {
-        let mut shard = write(&self.shards[loc.shard()]);
-        let slot = shard.slot_mut(loc)?;
-        (!slot.is_free()).then(|| f(slot))
+    fn with_shard_mut<R>(&self, loc: Loc, f: impl FnOnce(&mut Shard) -> R) -> R {
+        f(&mut write(&self.shards[loc.shard()]))
     }
 
     fn loc_of(&self, id: SessionId) -> Option<Loc> {
@@ -198,7 +203,7 @@ impl WriteTxn<'_> {
             .find(id_hash(&id), |&loc| {
                 read(&shards[loc.shard()])
                     .slot(loc)
-                    .is_some_and(|s| !s.is_free() && s.id() == id)
+                    .is_some_and(|s| s.id() == id)
             })
             .copied()
     }
@@ -228,28 +233,22 @@ impl WriteTxn<'_> {
         let id = rec.id;
         let purge_at = rec.purge_at();
         let active = rec.state == SessionState::Active;
-        let subject = rec.subject.clone();
         let shard = shard_of(&rec.token_hash);
-        let Some(loc) = write(&self.shards[shard]).insert(shard, rec) else {
+        let Some(loc) = write(&self.shards[shard]).insert(shard, &rec) else {
             return false;
         };
-        let shards = self.shards;
-        self.w.ids.insert_unique(id_hash(&id), loc, |&l| {
-            read(&shards[l.shard()])
-                .slot(l)
-                .map_or(0, |s| id_hash(&s.id()))
-        });
-        self.w.expiry.insert(
-            purge_at,
-            expiry::Entry {
-                loc,
-                tag: expiry::tag_of(&id),
-            },
-        );
+        if self.w.ids.len() == self.w.ids.capacity() {
+            let all = all_shards(self.shards);
+            self.w.ids.reserve(1, |&l| {
+                all[l.shard()].slot(l).map_or(0, |s| id_hash(&s.id()))
+            });
+        }
+        self.w.ids.insert_unique(id_hash(&id), loc, |_| 0);
+        self.w.expiry.insert(purge_at, loc);
         if active {
             let c = self.counts(tenant);
             c.active += 1;
-            match &subject {
+            match &rec.subject {
                 Some(s) => self.link_subject(loc, tenant, s.as_str().as_bytes()),
                 None => self.counts(tenant).anonymous += 1,
             }
@@ -267,7 +266,7 @@ impl WriteTxn<'_> {
         }
     }
 
-    fn remove_loc(&mut self, loc: Loc) -> Option<(TenantId, Slot)> {
+    fn remove_loc(&mut self, loc: Loc) -> Option<(TenantId, Removed)> {
         let (tenant, active, anonymous, id) = self.with(loc, |shard, s| {
             (
                 shard.tenant_of(s),
@@ -282,8 +281,8 @@ impl WriteTxn<'_> {
         if let Ok(e) = self.w.ids.find_entry(id_hash(&id), |&l| l == loc) {
             e.remove();
         }
-        let slot = write(&self.shards[loc.shard()]).remove(loc)?;
-        Some((tenant, slot))
+        let removed = write(&self.shards[loc.shard()]).remove(loc)?;
+        Some((tenant, removed))
     }
 
     fn remove_id(&mut self, id: SessionId) -> Option<SessionRecord> {
@@ -311,7 +310,7 @@ impl WriteTxn<'_> {
         self.forget_active(loc, tenant, anonymous);
         // Its purge time moves later (to the absolute deadline): the wheel
         // refiles the entry when the old time comes (see `expiry`).
-        self.with_mut(loc, |s| s.make_tombstone(reason, now))?;
+        self.with_shard_mut(loc, |shard| shard.make_tombstone(loc, reason, now));
         Some(subject)
     }
 
@@ -353,7 +352,7 @@ impl WriteTxn<'_> {
                     .filter(|l| Some(*l) != ignoring)
                     .filter_map(|l| {
                         self.with(l, |_, s| {
-                            s.is_live(now).then(|| (s.last_seen_at, s.id(), l))
+                            s.is_live(now).then(|| (s.last_seen_at(), s.id(), l))
                         })
                         .flatten()
                     })
@@ -398,7 +397,7 @@ impl SessionStore for MemoryStore {
         let shard = read(&self.inner.shards[shard_ix]);
         Ok(shard.find_token(shard_ix, hash).and_then(|loc| {
             let s = shard.slot(loc)?;
-            (shard.tenant_of(s) == tenant).then(|| shard.to_record(s))
+            (shard.tenant_of(&s) == tenant).then(|| shard.to_record(&s))
         }))
     }
 

@@ -6,15 +6,18 @@
 //! revoke that moves its purge time later files nothing: when the old
 //! bucket comes due the purge finds the record not due yet and moves the
 //! entry to the bucket of its current purge time. So a session touched
-//! every minute costs one entry, not one per touch, and is visited once
-//! per idle window. An entry carries 32 bits of its record's id, so an
-//! entry left behind by a freed slot is recognised when the slot holds
-//! another record, and dropped.
+//! every minute costs one 4-byte entry, not one per touch, and is visited
+//! once per idle window.
+//!
+//! An entry only says "look at this slot then": the purge checks the
+//! record's own purge time. A slot freed other than by a purge (a durable
+//! store's rollback or reload) leaves its entry behind; the entry is
+//! dropped when it finds the slot free, or visits the slot's next record
+//! early, which is harmless.
 
 use std::collections::BTreeMap;
 
 use super::slab::Loc;
-use crate::ids::SessionId;
 use crate::time::Millis;
 
 const BUCKET_MS: i64 = 1000;
@@ -23,20 +26,8 @@ fn bucket(t: Millis) -> i64 {
     t.as_millis().div_euclid(BUCKET_MS)
 }
 
-/// The 32 bits of an id an entry carries (the random tail of a UUID v7).
-pub(super) fn tag_of(id: &SessionId) -> u32 {
-    let b = id.as_bytes();
-    u32::from_le_bytes([b[12], b[13], b[14], b[15]])
-}
-
-/// One filed record.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Entry {
-    /// Where the record is.
-    pub(super) loc: Loc,
-    /// [`tag_of`] its id.
-    pub(super) tag: u32,
-}
+/// One filed record: where it is.
+pub(super) type Entry = Loc;
 
 /// What a purge decides about one entry.
 pub(super) enum Verdict {
@@ -44,7 +35,7 @@ pub(super) enum Verdict {
     Purged,
     /// Not due yet: file the entry again at this purge time.
     Refile(Millis),
-    /// The entry names no record any more (slot freed or reused).
+    /// The entry names no record any more (its slot is free).
     Stale,
 }
 
@@ -116,8 +107,7 @@ mod tests {
     fn moved_entries_are_refiled_once() {
         let mut w = ExpiryWheel::default();
         let loc = super::super::slab::Loc::NONE;
-        let e = Entry { loc, tag: 7 };
-        w.insert(Millis::from_millis(1_500), e);
+        w.insert(Millis::from_millis(1_500), loc);
         // At 2 s the record turns out to be due at 10 s: refiled, not purged.
         let n = w.drain_due(Millis::from_millis(2_000), 10, |_| {
             Verdict::Refile(Millis::from_millis(10_000))

@@ -2,7 +2,7 @@
 //! one [`SessionStore`](crate::store::SessionStore) operation atomically.
 
 use super::WriteTxn;
-use super::expiry::{Verdict, tag_of};
+use super::expiry::Verdict;
 use crate::ids::{SessionId, Subject, TenantId};
 use crate::record::{Liveness, RevokeReason, SessionRecord};
 use crate::store::{
@@ -40,17 +40,17 @@ impl WriteTxn<'_> {
         if self.tenant_of(loc) != Some(tenant) {
             return false;
         }
-        let moved = self
-            .with_mut(loc, |s| {
-                if !s.is_live(at) || at <= s.last_seen_at {
-                    return false;
-                }
-                // The purge time moves later; the wheel refiles the
-                // entry when the old time comes (see `expiry`).
-                s.last_seen_at = at;
-                true
-            })
-            .unwrap_or(false);
+        let moved = self.with_shard_mut(loc, |shard| {
+            let due = shard
+                .slot(loc)
+                .is_some_and(|s| s.is_live(at) && at > s.last_seen_at());
+            // The purge time moves later; the wheel refiles the entry when
+            // the old time comes (see `expiry`).
+            if due {
+                shard.set_last_seen(loc, at);
+            }
+            due
+        });
         if moved {
             self.note_now(at);
         }
@@ -72,27 +72,25 @@ impl WriteTxn<'_> {
         if self.tenant_of(loc) != Some(tenant) {
             return UpdateOutcome::NotLive;
         }
-        let applied = self.with_mut(loc, |s| {
+        let applied = self.with_shard_mut(loc, |shard| {
+            let s = shard.slot(loc)?;
             if !s.is_live(now) {
-                return Err(UpdateOutcome::NotLive);
+                return Some(Err(UpdateOutcome::NotLive));
             }
-            if s.version() != expected_version {
-                return Err(UpdateOutcome::VersionMismatch {
-                    current: s.version(),
-                });
+            let current = s.version();
+            if current != expected_version {
+                return Some(Err(UpdateOutcome::VersionMismatch { current }));
             }
             let ok = match &change {
-                Change::Attributes(a) => s.set_attributes(a),
+                Change::Attributes(a) => shard.set_attributes(loc, a),
             };
-            // A version that cannot grow (after 4 billion changes) is a
-            // conflict the caller cannot win.
-            if ok {
+            // A version that cannot grow (after 4 billion changes), or an
+            // arena with no room, is a conflict the caller cannot win.
+            Some(if ok {
                 Ok(())
             } else {
-                Err(UpdateOutcome::VersionMismatch {
-                    current: s.version(),
-                })
-            }
+                Err(UpdateOutcome::VersionMismatch { current })
+            })
         });
         match applied {
             Some(Ok(())) => {
@@ -115,7 +113,7 @@ impl WriteTxn<'_> {
         };
         let check = self.with(old, |shard, s| {
             let ok = shard.tenant_of(s) == req.new.tenant
-                && *s.token_hash() == req.old_token_hash
+                && s.token_hash() == req.old_token_hash
                 && s.is_live(now);
             ok.then(|| s.version())
         });
@@ -210,26 +208,21 @@ impl WriteTxn<'_> {
     pub fn purge_expired(&mut self, now: Millis, max: usize) -> Vec<Purged> {
         let mut out = Vec::new();
         let mut wheel = std::mem::take(&mut self.w.expiry);
-        wheel.drain_due(now, max, |entry| {
-            let loc = entry.loc;
-            let Some((id, purge_at, liveness)) =
-                self.with(loc, |_, s| (s.id(), s.purge_at(), s.liveness(now)))
+        wheel.drain_due(now, max, |loc| {
+            let Some((purge_at, liveness)) = self.with(loc, |_, s| (s.purge_at(), s.liveness(now)))
             else {
                 return Verdict::Stale;
             };
-            if tag_of(&id) != entry.tag {
-                return Verdict::Stale;
-            }
             if purge_at > now {
                 return Verdict::Refile(purge_at);
             }
-            let Some((tenant, slot)) = self.remove_loc(loc) else {
+            let Some((tenant, removed)) = self.remove_loc(loc) else {
                 return Verdict::Stale;
             };
             out.push(Purged {
                 tenant,
-                id: slot.id(),
-                subject: slot.subject(),
+                id: removed.id,
+                subject: removed.subject,
                 expired: match liveness {
                     Liveness::Expired(c) => Some(c),
                     _ => None,

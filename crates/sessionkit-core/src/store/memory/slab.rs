@@ -1,15 +1,23 @@
-//! Where the memory store keeps records: shards of fixed-size slots, each
-//! shard with its own token-hash index and tenant table.
+//! Where the memory store keeps records: 64 shards, each with its records
+//! packed in an [`Arena`], a table from slot numbers to arena addresses,
+//! a token-hash index and the tenants its records name.
 //!
-//! A slot is 128 bytes; the subject and the attributes share one heap
-//! allocation; client info and tombstone details are boxed apart because
-//! most sessions do without. Indexes hold 4-byte [`Loc`]s, not copies of
-//! keys: the key is read from the slot when an entry is compared.
+//! A record is one run of bytes: an 81-byte header (token hash, id, times,
+//! version, lengths, state), then the subject, then the attributes' JSON
+//! text. A typical session (16-byte subject, ~100 bytes of attributes) is
+//! under 200 bytes in one place: a validation reads it with one dependent
+//! memory access after the index. Times other than the creation time are
+//! 32-bit millisecond offsets from it. What most sessions lack (client
+//! info, a revocation time, an `auth_time` other than the creation time,
+//! a time or idle timeout more than 49 days from the creation time) lives
+//! in a side table, flagged in the header.
+//!
+//! Records move (a longer attribute text, a compaction); a [`Loc`] names
+//! the *slot*, which stays put, so the other indexes hold 4-byte `Loc`s.
 
-use hashbrown::HashMap;
+use hashbrown::{HashMap, HashTable};
 
-use hashbrown::HashTable;
-
+use super::arena::Arena;
 use crate::attributes::Attributes;
 use crate::client::ClientInfo;
 use crate::ids::{SessionId, Subject, TenantId};
@@ -17,22 +25,21 @@ use crate::record::{self, Liveness, RevokeReason, SessionRecord, SessionState};
 use crate::time::{DurationMs, Millis};
 use crate::token::TokenHash;
 
-const _: () = assert!(std::mem::size_of::<Slot>() == 128);
-
 /// Number of shards (a power of two, at most 64: six bits of a [`Loc`]).
 pub(super) const SHARDS: usize = 64;
 const SHARD_BITS: u32 = 6;
-/// Slots per allocation chunk: the slab grows in steps of this many.
-const CHUNK: usize = 1024;
 /// Most slots one shard can address.
 const MAX_SLOTS: usize = 1 << (32 - SHARD_BITS);
+/// `offsets` entry of a free slot.
+const NO_RECORD: u32 = u32::MAX;
 
 /// Where a slot is: shard in the low six bits, index above.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(super) struct Loc(u32);
 
 impl Loc {
-    /// "No slot" (the end of a subject list).
+    /// "No slot" (for tests of the indexes).
+    #[cfg(test)]
     pub(super) const NONE: Loc = Loc(u32::MAX);
 
     fn new(shard: usize, index: usize) -> Loc {
@@ -45,10 +52,6 @@ impl Loc {
 
     fn index(self) -> usize {
         (self.0 >> SHARD_BITS) as usize
-    }
-
-    pub(super) fn is_none(self) -> bool {
-        self == Loc::NONE
     }
 }
 
@@ -65,85 +68,165 @@ pub(super) fn id_hash(id: &SessionId) -> u64 {
     u64::from_le_bytes(t)
 }
 
-const FREE: u8 = 0;
+// ---- the record header ----
+
+const H_HASH: usize = 0;
+const H_ID: usize = 32;
+const H_CREATED: usize = 48;
+/// Last seen, ms after creation.
+const H_SEEN: usize = 56;
+/// Absolute deadline, ms after creation.
+const H_EXPIRES: usize = 60;
+/// Idle timeout in ms.
+const H_IDLE: usize = 64;
+const H_VERSION: usize = 68;
+const H_ATTRS_LEN: usize = 72;
+const H_TENANT: usize = 76;
+const H_SUBJ_LEN: usize = 78;
+const H_STATE: usize = 79;
+const H_FLAGS: usize = 80;
+/// Bytes before the subject.
+const HEADER: usize = 81;
+
+/// A 32-bit time field whose value is in the [`Ext`] entry instead.
+const IN_EXT: u32 = u32::MAX;
+
 const ACTIVE: u8 = 1;
 const REVOKED: u8 = 0x10;
 
-/// Rarely present parts of a record.
+/// The record has an [`Ext`] entry.
+const F_EXT: u8 = 1;
+/// `auth_time` is `None`.
+const F_AUTH_NONE: u8 = 2;
+/// `auth_time` is the creation time.
+const F_AUTH_CREATED: u8 = 4;
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[at..at + 4]);
+    u32::from_le_bytes(a)
+}
+
+fn i64_at(b: &[u8], at: usize) -> i64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    i64::from_le_bytes(a)
+}
+
+fn record_len(header: &[u8]) -> usize {
+    HEADER + usize::from(header[H_SUBJ_LEN]) + u32_at(header, H_ATTRS_LEN) as usize
+}
+
+/// The record in slot `index`, if the slot is used.
+fn record_in<'a>(offsets: &[u32], arena: &'a Arena, index: u32) -> Option<&'a [u8]> {
+    let addr = *offsets.get(index as usize)?;
+    if addr == NO_RECORD {
+        return None;
+    }
+    let header = arena.get(addr, HEADER)?;
+    arena.get(addr, record_len(header))
+}
+
+/// `v` as a 32-bit field, or [`IN_EXT`] when it does not fit.
+fn small(v: i64) -> u32 {
+    u32::try_from(v)
+        .ok()
+        .filter(|&v| v != IN_EXT)
+        .unwrap_or(IN_EXT)
+}
+
+/// What most records do without, kept apart. Each field is read only when
+/// the header says so.
 #[derive(Debug, Clone, Default)]
 struct Ext {
     client: ClientInfo,
     revoked_at: Millis,
-}
-
-/// One record, compactly: 128 bytes, aligned so that a slot is one
-/// 128-byte block (the CPU fetches both of its cache lines together).
-#[derive(Debug)]
-#[repr(align(128))]
-pub(super) struct Slot {
-    token_hash: TokenHash,
-    id: SessionId,
-    created_at: Millis,
-    pub(super) last_seen_at: Millis,
-    expires_at: Millis,
+    /// When not `None` and not the creation time.
+    auth_time: Option<Millis>,
+    /// When the header's fields of these are [`IN_EXT`].
     idle_timeout: DurationMs,
-    /// `Millis::MIN` when anonymous.
-    auth_time: Millis,
-    /// The subject's bytes, then the attributes' JSON text.
-    data: Box<[u8]>,
-    ext: Option<Box<Ext>>,
-    /// Previous and next active session of the same subject.
-    pub(super) subj_prev: Loc,
-    pub(super) subj_next: Loc,
-    version: u32,
-    tenant: u16,
-    subj_len: u8,
-    state: u8,
+    last_seen_at: Millis,
+    expires_at: Millis,
 }
 
-impl Slot {
-    fn empty() -> Slot {
-        Slot {
-            token_hash: TokenHash::from_bytes([0; 32]),
-            id: SessionId::from_bytes([0; 16]),
-            created_at: Millis::MIN,
-            last_seen_at: Millis::MIN,
-            expires_at: Millis::MIN,
-            idle_timeout: DurationMs::ZERO,
-            auth_time: Millis::MIN,
-            data: Box::new([]),
-            ext: None,
-            subj_prev: Loc::NONE,
-            subj_next: Loc::NONE,
-            version: 0,
-            tenant: 0,
-            subj_len: 0,
-            state: FREE,
-        }
-    }
+/// A record as stored, read in place.
+#[derive(Clone, Copy)]
+pub(super) struct Slot<'a> {
+    /// The whole record: at least [`HEADER`] bytes.
+    b: &'a [u8],
+    ext: Option<&'a Ext>,
+}
 
-    pub(super) fn is_free(&self) -> bool {
-        self.state == FREE
-    }
-
+impl<'a> Slot<'a> {
     pub(super) fn is_active(&self) -> bool {
-        self.state == ACTIVE
+        self.b[H_STATE] == ACTIVE
     }
 
     pub(super) fn id(&self) -> SessionId {
-        self.id
+        let mut a = [0u8; 16];
+        a.copy_from_slice(&self.b[H_ID..H_ID + 16]);
+        SessionId::from_bytes(a)
     }
 
-    pub(super) fn token_hash(&self) -> &TokenHash {
-        &self.token_hash
+    fn token_hash_bytes(&self) -> &'a [u8] {
+        &self.b[H_HASH..H_HASH + 32]
+    }
+
+    pub(super) fn token_hash(&self) -> TokenHash {
+        let mut a = [0u8; 32];
+        a.copy_from_slice(self.token_hash_bytes());
+        TokenHash::from_bytes(a)
     }
 
     pub(super) fn version(&self) -> u64 {
-        u64::from(self.version)
+        u64::from(u32_at(self.b, H_VERSION))
     }
 
-    pub(super) fn subject_bytes(&self) -> Option<&[u8]> {
-        (self.subj_len > 0).then(|| &self.data[..usize::from(self.subj_len)])
+    fn created_at(&self) -> Millis {
+        Millis::from_millis(i64_at(self.b, H_CREATED))
+    }
+
+    /// A time stored as an offset from the creation time.
+    fn time_at(&self, at: usize, ext: impl FnOnce(&Ext) -> Millis) -> Millis {
+        match u32_at(self.b, at) {
+            IN_EXT => self.ext.map_or(Millis::MIN, ext),
+            ms => Millis::from_millis(i64_at(self.b, H_CREATED).saturating_add(i64::from(ms))),
+        }
+    }
+
+    pub(super) fn last_seen_at(&self) -> Millis {
+        self.time_at(H_SEEN, |e| e.last_seen_at)
+    }
+
+    fn expires_at(&self) -> Millis {
+        self.time_at(H_EXPIRES, |e| e.expires_at)
+    }
+
+    fn idle_timeout(&self) -> DurationMs {
+        match u32_at(self.b, H_IDLE) {
+            IN_EXT => self.ext.map_or(DurationMs::ZERO, |e| e.idle_timeout),
+            ms => DurationMs::from_millis(i64::from(ms)),
+        }
+    }
+
+    fn auth_time(&self) -> Option<Millis> {
+        let flags = self.b[H_FLAGS];
+        if flags & F_AUTH_NONE != 0 {
+            None
+        } else if flags & F_AUTH_CREATED != 0 {
+            Some(self.created_at())
+        } else {
+            self.ext.and_then(|e| e.auth_time)
+        }
+    }
+
+    fn tenant_ix(&self) -> u16 {
+        u16::from_le_bytes([self.b[H_TENANT], self.b[H_TENANT + 1]])
+    }
+
+    pub(super) fn subject_bytes(&self) -> Option<&'a [u8]> {
+        let n = usize::from(self.b[H_SUBJ_LEN]);
+        (n > 0).then(|| &self.b[HEADER..HEADER + n])
     }
 
     pub(super) fn subject(&self) -> Option<Subject> {
@@ -151,59 +234,34 @@ impl Slot {
             .map(|b| Subject::from_checked(std::str::from_utf8(b).unwrap_or_default()))
     }
 
-    fn attributes_text(&self) -> &str {
-        std::str::from_utf8(&self.data[usize::from(self.subj_len)..]).unwrap_or("{}")
+    fn attributes_text(&self) -> &'a str {
+        let from = HEADER + usize::from(self.b[H_SUBJ_LEN]);
+        std::str::from_utf8(&self.b[from..]).unwrap_or("{}")
     }
 
     pub(super) fn idle_expires_at(&self) -> Millis {
-        record::idle_deadline(self.last_seen_at, self.idle_timeout, self.expires_at)
+        record::idle_deadline(self.last_seen_at(), self.idle_timeout(), self.expires_at())
     }
 
     pub(super) fn purge_at(&self) -> Millis {
-        record::purge_time(self.state(), self.idle_expires_at(), self.expires_at)
+        record::purge_time(self.state(), self.idle_expires_at(), self.expires_at())
     }
 
     /// What the record is at `now` (the rule of [`SessionRecord::liveness`]).
     pub(super) fn liveness(&self, now: Millis) -> Liveness {
-        record::liveness_at(self.state(), self.idle_expires_at(), self.expires_at, now)
+        record::liveness_at(self.state(), self.idle_expires_at(), self.expires_at(), now)
     }
 
     pub(super) fn is_live(&self, now: Millis) -> bool {
         self.liveness(now) == Liveness::Live
     }
 
-    /// Replaces the attributes and bumps the version. `false` if the
-    /// version cannot grow any more (after 4 billion changes).
-    pub(super) fn set_attributes(&mut self, a: &Attributes) -> bool {
-        let Some(v) = self.version.checked_add(1) else {
-            return false;
-        };
-        let mut data = Vec::with_capacity(usize::from(self.subj_len) + a.len());
-        data.extend_from_slice(&self.data[..usize::from(self.subj_len)]);
-        data.extend_from_slice(a.as_json().as_bytes());
-        self.data = data.into_boxed_slice();
-        self.version = v;
-        true
-    }
-
-    /// Turns an active record into a tombstone: no attributes, no client.
-    pub(super) fn make_tombstone(&mut self, reason: RevokeReason, at: Millis) {
-        self.state = REVOKED | reason.code();
-        let mut data = self.data[..usize::from(self.subj_len)].to_vec();
-        data.extend_from_slice(b"{}");
-        self.data = data.into_boxed_slice();
-        self.ext = Some(Box::new(Ext {
-            client: ClientInfo::default(),
-            revoked_at: at,
-        }));
-    }
-
     pub(super) fn state(&self) -> SessionState {
-        if self.state & REVOKED != 0 {
+        let state = self.b[H_STATE];
+        if state & REVOKED != 0 {
             SessionState::Revoked {
-                reason: RevokeReason::from_code(self.state & !REVOKED)
-                    .unwrap_or(RevokeReason::Admin),
-                at: self.ext.as_ref().map_or(self.created_at, |e| e.revoked_at),
+                reason: RevokeReason::from_code(state & !REVOKED).unwrap_or(RevokeReason::Admin),
+                at: self.ext.map_or(self.created_at(), |e| e.revoked_at),
             }
         } else {
             SessionState::Active
@@ -211,23 +269,93 @@ impl Slot {
     }
 
     pub(super) fn same_subject(&self, tenant_ix: u16, subject: &[u8]) -> bool {
-        self.tenant == tenant_ix && self.subject_bytes() == Some(subject)
+        self.tenant_ix() == tenant_ix && self.subject_bytes() == Some(subject)
     }
 }
 
-fn slot_at(chunks: &[Vec<Slot>], i: u32) -> Option<&Slot> {
-    let i = i as usize;
-    chunks.get(i / CHUNK).and_then(|c| c.get(i % CHUNK))
+/// Writes a whole record into `out` (exactly [`encoded_len`] bytes).
+fn encode(out: &mut [u8], rec: &SessionRecord, tenant: u16, ext: bool) {
+    let subject = rec
+        .subject
+        .as_ref()
+        .map_or(&[][..], |s| s.as_str().as_bytes());
+    let attrs = rec.attributes.as_json().as_bytes();
+    out[H_HASH..H_HASH + 32].copy_from_slice(rec.token_hash.as_bytes());
+    out[H_ID..H_ID + 16].copy_from_slice(rec.id.as_bytes());
+    out[H_CREATED..H_CREATED + 8].copy_from_slice(&rec.created_at.as_millis().to_le_bytes());
+    let [seen, expires, idle] = small_fields(rec);
+    out[H_SEEN..H_SEEN + 4].copy_from_slice(&seen.to_le_bytes());
+    out[H_EXPIRES..H_EXPIRES + 4].copy_from_slice(&expires.to_le_bytes());
+    out[H_IDLE..H_IDLE + 4].copy_from_slice(&idle.to_le_bytes());
+    let version = u32::try_from(rec.version).unwrap_or(u32::MAX);
+    out[H_VERSION..H_VERSION + 4].copy_from_slice(&version.to_le_bytes());
+    out[H_ATTRS_LEN..H_ATTRS_LEN + 4].copy_from_slice(&(attrs.len() as u32).to_le_bytes());
+    out[H_TENANT..H_TENANT + 2].copy_from_slice(&tenant.to_le_bytes());
+    out[H_SUBJ_LEN] = subject.len() as u8;
+    out[H_STATE] = match rec.state {
+        SessionState::Active => ACTIVE,
+        SessionState::Revoked { reason, .. } => REVOKED | reason.code(),
+    };
+    let auth = match rec.auth_time {
+        None => F_AUTH_NONE,
+        Some(t) if t == rec.created_at => F_AUTH_CREATED,
+        Some(_) => 0,
+    };
+    out[H_FLAGS] = if ext { F_EXT | auth } else { auth };
+    out[HEADER..HEADER + subject.len()].copy_from_slice(subject);
+    out[HEADER + subject.len()..].copy_from_slice(attrs);
 }
 
-/// One shard: a slab of slots, its free list, its token index and the
-/// tenants its slots name.
+/// Last seen, absolute deadline and idle timeout as 32-bit header fields.
+fn small_fields(rec: &SessionRecord) -> [u32; 3] {
+    let created = rec.created_at.as_millis();
+    [
+        small(rec.last_seen_at.as_millis().saturating_sub(created)),
+        small(rec.expires_at.as_millis().saturating_sub(created)),
+        small(rec.idle_timeout.as_millis()),
+    ]
+}
+
+fn encoded_len(rec: &SessionRecord) -> usize {
+    HEADER + rec.subject.as_ref().map_or(0, |s| s.as_str().len()) + rec.attributes.len()
+}
+
+/// The parts of a record that do not fit its header, if any.
+fn ext_of(rec: &SessionRecord) -> Option<Ext> {
+    let revoked_at = match rec.state {
+        SessionState::Revoked { at, .. } => Some(at),
+        SessionState::Active => None,
+    };
+    let auth_time = rec.auth_time.filter(|t| *t != rec.created_at);
+    let big = small_fields(rec).contains(&IN_EXT);
+    (!rec.client.is_empty() || revoked_at.is_some() || auth_time.is_some() || big).then(|| Ext {
+        client: rec.client.clone(),
+        revoked_at: revoked_at.unwrap_or(Millis::MIN),
+        auth_time,
+        idle_timeout: rec.idle_timeout,
+        last_seen_at: rec.last_seen_at,
+        expires_at: rec.expires_at,
+    })
+}
+
+/// Parts of a removed record that callers report.
+pub(super) struct Removed {
+    pub(super) id: SessionId,
+    pub(super) subject: Option<Subject>,
+}
+
+/// One shard: its records, the slot table, the token index and the
+/// tenants its records name.
 #[derive(Default)]
 pub(super) struct Shard {
-    chunks: Vec<Vec<Slot>>,
+    arena: Arena,
+    /// Arena address of each slot's record ([`NO_RECORD`] when free).
+    offsets: Vec<u32>,
     free: Vec<u32>,
     len: usize,
+    /// Slot numbers, by token hash.
     by_token: HashTable<u32>,
+    ext: HashMap<u32, Ext>,
     tenants: Vec<TenantId>,
     tenant_ix: HashMap<TenantId, u16>,
 }
@@ -237,43 +365,50 @@ impl Shard {
         self.len
     }
 
-    pub(super) fn slot(&self, loc: Loc) -> Option<&Slot> {
-        let i = loc.index();
-        self.chunks.get(i / CHUNK).and_then(|c| c.get(i % CHUNK))
+    fn record_at(&self, index: u32) -> Option<&[u8]> {
+        record_in(&self.offsets, &self.arena, index)
     }
 
-    pub(super) fn slot_mut(&mut self, loc: Loc) -> Option<&mut Slot> {
-        let i = loc.index();
-        self.chunks
-            .get_mut(i / CHUNK)
-            .and_then(|c| c.get_mut(i % CHUNK))
+    fn view(&self, index: u32) -> Option<Slot<'_>> {
+        let b = self.record_at(index)?;
+        let ext = if b[H_FLAGS] & F_EXT != 0 {
+            self.ext.get(&index)
+        } else {
+            None
+        };
+        Some(Slot { b, ext })
     }
 
-    /// The tenant index of `t` in this shard, if any slot names it.
+    /// The record in a slot (`None` if the slot is free).
+    pub(super) fn slot(&self, loc: Loc) -> Option<Slot<'_>> {
+        self.view(u32::try_from(loc.index()).ok()?)
+    }
+
+    /// The tenant index of `t` in this shard, if any record names it.
     pub(super) fn tenant_ix(&self, t: &TenantId) -> Option<u16> {
         self.tenant_ix.get(t).copied()
     }
 
-    pub(super) fn tenant_of(&self, slot: &Slot) -> TenantId {
+    pub(super) fn tenant_of(&self, slot: &Slot<'_>) -> TenantId {
         self.tenants
-            .get(usize::from(slot.tenant))
+            .get(usize::from(slot.tenant_ix()))
             .copied()
             .unwrap_or_default()
     }
 
     /// The slot holding this token hash.
     pub(super) fn find_token(&self, shard: usize, h: &TokenHash) -> Option<Loc> {
-        let chunks = &self.chunks;
         self.by_token
             .find(h.short(), |&i| {
-                slot_at(chunks, i).is_some_and(|s| s.token_hash == *h)
+                self.record_at(i)
+                    .is_some_and(|b| &b[H_HASH..H_HASH + 32] == h.as_bytes())
             })
             .map(|&i| Loc::new(shard, i as usize))
     }
 
     /// Stores a record; `None` if this shard is full (or has 65,535
     /// tenants already).
-    pub(super) fn insert(&mut self, shard: usize, rec: SessionRecord) -> Option<Loc> {
+    pub(super) fn insert(&mut self, shard: usize, rec: &SessionRecord) -> Option<Loc> {
         let tenant = match self.tenant_ix.get(&rec.tenant) {
             Some(ix) => *ix,
             None => {
@@ -283,110 +418,315 @@ impl Shard {
                 ix
             }
         };
+        let len = encoded_len(rec);
+        let addr = self.arena.alloc(len)?;
         let index = match self.free.pop() {
-            Some(i) => i as usize,
-            None => {
-                if self.chunks.last().is_none_or(|c| c.len() == CHUNK) {
-                    if self.chunks.len() * CHUNK >= MAX_SLOTS {
-                        return None;
-                    }
-                    self.chunks.push(Vec::with_capacity(CHUNK));
-                }
-                let ci = self.chunks.len() - 1;
-                let chunk = self.chunks.last_mut()?;
-                chunk.push(Slot::empty());
-                ci * CHUNK + chunk.len() - 1
+            Some(i) => i,
+            None if self.offsets.len() < MAX_SLOTS => {
+                self.offsets.push(NO_RECORD);
+                (self.offsets.len() - 1) as u32
             }
-        };
-        let loc = Loc::new(shard, index);
-        let subject = rec
-            .subject
-            .as_ref()
-            .map_or(&[][..], |s| s.as_str().as_bytes());
-        let mut data = Vec::with_capacity(subject.len() + rec.attributes.len());
-        data.extend_from_slice(subject);
-        data.extend_from_slice(rec.attributes.as_json().as_bytes());
-        let revoked_at = match rec.state {
-            SessionState::Revoked { at, .. } => Some(at),
-            SessionState::Active => None,
-        };
-        let ext = (!rec.client.is_empty() || revoked_at.is_some()).then(|| {
-            Box::new(Ext {
-                client: rec.client,
-                revoked_at: revoked_at.unwrap_or(Millis::MIN),
-            })
-        });
-        let slot = Slot {
-            token_hash: rec.token_hash,
-            id: rec.id,
-            created_at: rec.created_at,
-            last_seen_at: rec.last_seen_at,
-            expires_at: rec.expires_at,
-            idle_timeout: rec.idle_timeout,
-            auth_time: rec.auth_time.unwrap_or(Millis::MIN),
-            data: data.into_boxed_slice(),
-            ext,
-            subj_prev: Loc::NONE,
-            subj_next: Loc::NONE,
-            version: u32::try_from(rec.version).unwrap_or(u32::MAX),
-            tenant,
-            subj_len: u8::try_from(subject.len()).unwrap_or(u8::MAX),
-            state: match rec.state {
-                SessionState::Active => ACTIVE,
-                SessionState::Revoked { reason, .. } => REVOKED | reason.code(),
-            },
-        };
-        let h = slot.token_hash.short();
-        if let Some(s) = self.slot_mut(loc) {
-            *s = slot;
-        }
-        let chunks = &self.chunks;
-        self.by_token.insert_unique(h, index as u32, |&i| {
-            slot_at(chunks, i).map_or(0, |s| s.token_hash.short())
-        });
-        self.len += 1;
-        Some(loc)
-    }
-
-    /// Frees a slot, returning its record's parts that callers need.
-    pub(super) fn remove(&mut self, loc: Loc) -> Option<Slot> {
-        let index = loc.index();
-        let h = {
-            let s = self.slot(loc)?;
-            if s.is_free() {
+            None => {
+                self.arena.release(len);
                 return None;
             }
-            s.token_hash.short()
         };
-        if let Ok(entry) = self.by_token.find_entry(h, |&i| i as usize == index) {
+        let ext = ext_of(rec);
+        let out = self.arena.get_mut(addr, len)?;
+        encode(out, rec, tenant, ext.is_some());
+        if let Some(ext) = ext {
+            self.ext.insert(index, ext);
+        }
+        self.offsets[index as usize] = addr;
+        let (offsets, arena) = (&self.offsets, &self.arena);
+        self.by_token.reserve(1, |&i| {
+            record_in(offsets, arena, i).map_or(0, |b| {
+                let mut a = [0u8; 8];
+                a.copy_from_slice(&b[H_HASH..H_HASH + 8]);
+                u64::from_le_bytes(a)
+            })
+        });
+        self.by_token
+            .insert_unique(rec.token_hash.short(), index, |_| 0);
+        self.len += 1;
+        Some(Loc::new(shard, index as usize))
+    }
+
+    /// Frees a slot, returning what callers report of its record.
+    pub(super) fn remove(&mut self, loc: Loc) -> Option<Removed> {
+        let index = u32::try_from(loc.index()).ok()?;
+        let (removed, h, len) = {
+            let s = self.view(index)?;
+            (
+                Removed {
+                    id: s.id(),
+                    subject: s.subject(),
+                },
+                s.token_hash().short(),
+                s.b.len(),
+            )
+        };
+        if let Ok(entry) = self.by_token.find_entry(h, |&i| i == index) {
             entry.remove();
         }
-        let slot = std::mem::replace(self.slot_mut(loc)?, Slot::empty());
-        self.free.push(index as u32);
+        self.ext.remove(&index);
+        self.offsets[index as usize] = NO_RECORD;
+        self.arena.release(len);
+        self.free.push(index);
         self.len -= 1;
-        Some(slot)
+        self.maybe_compact();
+        Some(removed)
+    }
+
+    /// Moves the last-seen time of an active record.
+    pub(super) fn set_last_seen(&mut self, loc: Loc, at: Millis) {
+        if let Some(b) = self.record_mut(loc) {
+            let seen = small(at.as_millis().saturating_sub(i64_at(b, H_CREATED)));
+            if seen != IN_EXT {
+                b[H_SEEN..H_SEEN + 4].copy_from_slice(&seen.to_le_bytes());
+                return;
+            }
+        }
+        // More than 49 days after creation: into the side table.
+        if let Some(mut rec) = self.slot(loc).map(|s| self.to_record(&s)) {
+            rec.last_seen_at = at;
+            self.rewrite(loc, &rec);
+        }
+    }
+
+    fn record_mut(&mut self, loc: Loc) -> Option<&mut [u8]> {
+        let addr = *self.offsets.get(loc.index())?;
+        if addr == NO_RECORD {
+            return None;
+        }
+        let len = record_len(self.arena.get(addr, HEADER)?);
+        self.arena.get_mut(addr, len)
+    }
+
+    /// Rewrites a record in its slot: in place when it is not longer,
+    /// else at a new address. `false` if the arena has no room.
+    fn rewrite(&mut self, loc: Loc, rec: &SessionRecord) -> bool {
+        let Ok(index) = u32::try_from(loc.index()) else {
+            return false;
+        };
+        let Some((old_len, tenant)) = self.view(index).map(|s| (s.b.len(), s.tenant_ix())) else {
+            return false;
+        };
+        let len = encoded_len(rec);
+        let addr = if len <= old_len {
+            self.offsets[index as usize]
+        } else {
+            match self.arena.alloc(len) {
+                Some(a) => a,
+                None => return false,
+            }
+        };
+        let ext = ext_of(rec);
+        let Some(out) = self.arena.get_mut(addr, len) else {
+            return false;
+        };
+        encode(out, rec, tenant, ext.is_some());
+        match ext {
+            Some(e) => self.ext.insert(index, e),
+            None => self.ext.remove(&index),
+        };
+        self.offsets[index as usize] = addr;
+        self.arena.release(if len <= old_len {
+            old_len - len
+        } else {
+            old_len
+        });
+        self.maybe_compact();
+        true
+    }
+
+    /// Replaces the attributes and bumps the version. `false` if the
+    /// version cannot grow any more (after 4 billion changes).
+    pub(super) fn set_attributes(&mut self, loc: Loc, a: &Attributes) -> bool {
+        let Some(mut rec) = self.slot(loc).map(|s| self.to_record(&s)) else {
+            return false;
+        };
+        if rec.version >= u64::from(u32::MAX) {
+            return false;
+        }
+        rec.version += 1;
+        rec.attributes = a.clone();
+        self.rewrite(loc, &rec)
+    }
+
+    /// Turns an active record into a tombstone: no attributes, no client.
+    pub(super) fn make_tombstone(&mut self, loc: Loc, reason: RevokeReason, at: Millis) {
+        let Some(mut rec) = self.slot(loc).map(|s| self.to_record(&s)) else {
+            return;
+        };
+        rec.state = SessionState::Revoked { reason, at };
+        rec.attributes = Attributes::empty();
+        rec.client = ClientInfo::default();
+        // Never longer than before: rewritten in place.
+        self.rewrite(loc, &rec);
+    }
+
+    /// Copies the live records into a fresh arena once garbage is over
+    /// half of it, so each byte freed is copied at most once on average.
+    fn maybe_compact(&mut self) {
+        let garbage = self.arena.garbage();
+        if garbage < (1 << 16) || garbage * 2 < self.arena.used() {
+            return;
+        }
+        let mut fresh = Arena::default();
+        for i in 0..self.offsets.len() {
+            let addr = self.offsets[i];
+            if addr == NO_RECORD {
+                continue;
+            }
+            let Some(b) = self
+                .arena
+                .get(addr, HEADER)
+                .and_then(|h| self.arena.get(addr, record_len(h)))
+            else {
+                continue;
+            };
+            // The fresh arena holds less than the old one: it has room.
+            if let Some(to) = fresh.alloc(b.len()) {
+                if let Some(out) = fresh.get_mut(to, b.len()) {
+                    out.copy_from_slice(b);
+                    self.offsets[i] = to;
+                }
+            }
+        }
+        self.arena = fresh;
     }
 
     /// The record in a slot.
-    pub(super) fn to_record(&self, slot: &Slot) -> SessionRecord {
+    pub(super) fn to_record(&self, slot: &Slot<'_>) -> SessionRecord {
         SessionRecord {
             tenant: self.tenant_of(slot),
-            id: slot.id,
-            token_hash: slot.token_hash,
+            id: slot.id(),
+            token_hash: slot.token_hash(),
             subject: slot.subject(),
-            created_at: slot.created_at,
-            last_seen_at: slot.last_seen_at,
-            idle_timeout: slot.idle_timeout,
-            expires_at: slot.expires_at,
-            auth_time: (slot.auth_time != Millis::MIN).then_some(slot.auth_time),
+            created_at: slot.created_at(),
+            last_seen_at: slot.last_seen_at(),
+            idle_timeout: slot.idle_timeout(),
+            expires_at: slot.expires_at(),
+            auth_time: slot.auth_time(),
             attributes: Attributes::from_checked(slot.attributes_text()),
-            client: slot
-                .ext
-                .as_ref()
-                .map(|e| e.client.clone())
-                .unwrap_or_default(),
-            version: u64::from(slot.version),
+            client: slot.ext.map(|e| e.client.clone()).unwrap_or_default(),
+            version: slot.version(),
             state: slot.state(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attributes::AttributeLimits;
+
+    fn rec(i: u8, subject: Option<&str>) -> SessionRecord {
+        let mut h = [0u8; 32];
+        h[0] = i;
+        h[31] = 5;
+        let now = Millis::from_millis(1_000_000);
+        SessionRecord {
+            tenant: TenantId::DEFAULT,
+            id: SessionId::generate(),
+            token_hash: TokenHash::from_bytes(h),
+            subject: subject.map(|s| Subject::new(s).unwrap()),
+            created_at: now,
+            last_seen_at: now,
+            idle_timeout: DurationMs::from_secs(60),
+            expires_at: now.saturating_add(DurationMs::from_secs(3600)),
+            auth_time: subject.map(|_| now),
+            attributes: Attributes::from_value(
+                &serde_json::json!({"a": i, "b": "x".repeat(usize::from(i))}),
+                &AttributeLimits::default(),
+            )
+            .unwrap(),
+            client: ClientInfo::default(),
+            version: 1,
+            state: SessionState::Active,
+        }
+    }
+
+    #[test]
+    fn records_round_trip_through_their_bytes() {
+        let mut s = Shard::default();
+        let mut odd = rec(9, Some("alice"));
+        odd.auth_time = Some(Millis::from_millis(5));
+        odd.idle_timeout = DurationMs::from_secs(60 * 86_400);
+        odd.expires_at = odd
+            .created_at
+            .saturating_add(DurationMs::from_secs(90 * 86_400));
+        let mut early = rec(3, Some("dave"));
+        early.last_seen_at = Millis::from_millis(5);
+        odd.client.device = Some("phone".into());
+        for r in [rec(1, None), rec(2, Some("bob")), odd, early] {
+            let loc = s.insert(5, &r).unwrap();
+            let back = s.to_record(&s.slot(loc).unwrap());
+            assert_eq!(back, r);
+            assert_eq!(s.find_token(5, &r.token_hash), Some(loc));
+        }
+    }
+
+    #[test]
+    fn a_touch_far_after_creation_moves_to_the_side_table_and_back() {
+        let mut s = Shard::default();
+        let r = rec(4, Some("erin"));
+        let loc = s.insert(5, &r).unwrap();
+        for days in [1, 60, 2] {
+            let at = r
+                .created_at
+                .saturating_add(DurationMs::from_secs(days * 86_400));
+            s.set_last_seen(loc, at);
+            let back = s.to_record(&s.slot(loc).unwrap());
+            assert_eq!(back.last_seen_at, at);
+            assert_eq!(back.expires_at, r.expires_at);
+            assert_eq!(back.attributes, r.attributes);
+        }
+    }
+
+    #[test]
+    fn records_survive_growth_tombstones_and_compaction() {
+        let mut s = Shard::default();
+        let recs: Vec<_> = (0..200u8).map(|i| rec(i, Some("carol"))).collect();
+        let locs: Vec<_> = recs.iter().map(|r| s.insert(5, r).unwrap()).collect();
+        let big = Attributes::from_value(
+            &serde_json::json!({"big": "y".repeat(3000)}),
+            &AttributeLimits::default(),
+        )
+        .unwrap();
+        // Grow every other record several times: each move leaves garbage,
+        // enough to compact more than once.
+        for _ in 0..20 {
+            for loc in locs.iter().step_by(2) {
+                assert!(s.set_attributes(*loc, &big));
+            }
+        }
+        for (i, loc) in locs.iter().enumerate().skip(1).step_by(2) {
+            s.make_tombstone(*loc, RevokeReason::Logout, Millis::from_millis(7));
+            let r = s.to_record(&s.slot(*loc).unwrap());
+            assert_eq!(
+                r.state,
+                SessionState::Revoked {
+                    reason: RevokeReason::Logout,
+                    at: Millis::from_millis(7)
+                }
+            );
+            assert_eq!(r.attributes, Attributes::empty());
+            assert_eq!(r.id, recs[i].id);
+        }
+        for (i, loc) in locs.iter().enumerate().step_by(2) {
+            let r = s.to_record(&s.slot(*loc).unwrap());
+            assert_eq!(r.version, 21);
+            assert_eq!(r.attributes, big);
+            assert_eq!(r.id, recs[i].id);
+            assert_eq!(s.find_token(5, &recs[i].token_hash), Some(*loc));
+        }
+        assert!(s.arena.garbage() * 2 <= s.arena.used() || s.arena.garbage() < 1 << 16);
+        for loc in &locs {
+            assert!(s.remove(*loc).is_some());
+        }
+        assert_eq!(s.len(), 0);
+        assert!(s.find_token(5, &recs[0].token_hash).is_none());
     }
 }
