@@ -62,8 +62,9 @@ pub enum AttributeError {
 }
 
 /// A session's attributes: always a JSON object, stored compactly.
+/// Shared, not copied: a clone costs a reference count.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Attributes(Box<str>);
+pub struct Attributes(std::sync::Arc<str>);
 
 impl Attributes {
     /// `{}`.
@@ -96,7 +97,7 @@ impl Attributes {
                 max: lim.max_bytes,
             });
         }
-        Ok(Attributes(text.into_boxed_str()))
+        Ok(Attributes(text.into()))
     }
 
     /// Rebuilds attributes from stored text, checking it is an object.
@@ -174,7 +175,7 @@ impl Attributes {
         let mut map = self.to_map();
         map.retain(|k, _| names.iter().any(|n| n == k));
         match serde_json::to_string(&map) {
-            Ok(t) => Attributes(t.into_boxed_str()),
+            Ok(t) => Attributes(t.into()),
             Err(_) => Attributes::empty(),
         }
     }

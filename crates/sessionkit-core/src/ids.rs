@@ -165,8 +165,10 @@ impl FromStr for SessionId {
 
 /// Who a session belongs to: 1–255 bytes of UTF-8 with no control
 /// characters, compared byte for byte and never normalised.
+///
+/// Shared, not copied: a clone costs a reference count.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Subject(Box<str>);
+pub struct Subject(std::sync::Arc<str>);
 
 impl Subject {
     /// Longest subject, in bytes.

@@ -53,6 +53,39 @@ fn parts(c: &mut Criterion) {
             black_box(map.get(k))
         })
     });
+    let mut prev = 0u64;
+    g.bench_function("map_lookup_1M_chained", |b| {
+        b.iter(|| {
+            let k = &keys[((rng.next() ^ prev) % n) as usize];
+            let v = map.get(k).copied().unwrap_or(0);
+            prev = v & 1;
+            black_box(v)
+        })
+    });
+    let locked = std::sync::RwLock::new(map.clone());
+    g.bench_function("map_lookup_1M_rwlock", |b| {
+        b.iter(|| {
+            let k = &keys[(rng.next() % n) as usize];
+            let m = locked.read().unwrap();
+            black_box(m.get(k).copied())
+        })
+    });
+    let boxed: hashbrown::HashMap<[u8; 32], Box<[u8; 200]>> =
+        map.keys().map(|k| (*k, Box::new([1u8; 200]))).collect();
+    g.bench_function("map_lookup_1M_boxed_value", |b| {
+        b.iter(|| {
+            let k = &keys[(rng.next() % n) as usize];
+            black_box(boxed.get(k).map(|v| v[100]))
+        })
+    });
+    let boxed_locked = std::sync::RwLock::new(boxed);
+    g.bench_function("map_lookup_1M_boxed_value_rwlock", |b| {
+        b.iter(|| {
+            let k = &keys[(rng.next() % n) as usize];
+            let m = boxed_locked.read().unwrap();
+            black_box(m.get(k).map(|v| v[100]))
+        })
+    });
     g.bench_function("clock_read", |b| b.iter(|| black_box(SystemClock.now())));
     g.finish();
 }
@@ -62,10 +95,10 @@ fn validate_at(c: &mut Criterion, n: u64, label: &str) {
     let tokens = fill(&e, n);
     let req = ValidateRequest::default();
     let mut rng = XorShift(0x2545_F491_4F6C_DD1D);
-    if label == "1M" {
+    if label != "10M" {
         // Where the time goes: the token's parse and hash, and the store
         // lookup (which clones the record out) on its own.
-        c.bench_function("breakdown_1M/parse_and_hash", |b| {
+        c.bench_function(&format!("breakdown_{label}/parse_and_hash"), |b| {
             b.iter(|| {
                 let t = std::str::from_utf8(&tokens[(rng.next() % n) as usize]).unwrap();
                 black_box(SessionToken::parse(t).unwrap().hash())
@@ -79,7 +112,7 @@ fn validate_at(c: &mut Criterion, n: u64, label: &str) {
                     .hash()
             })
             .collect();
-        c.bench_function("breakdown_1M/store_get_by_token", |b| {
+        c.bench_function(&format!("breakdown_{label}/store_get_by_token"), |b| {
             b.iter(|| {
                 let h = &hashes[(rng.next() % n) as usize];
                 black_box(ready(e.store().get_by_token(TenantId::DEFAULT, h)).unwrap())
@@ -117,6 +150,27 @@ fn create(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+}
+
+/// The engine-side parts of a create, one by one.
+fn create_parts(c: &mut Criterion) {
+    use sessionkit_core::{Attributes, SessionId};
+    let mut g = c.benchmark_group("create_parts");
+    let v = typical(0).attributes.unwrap();
+    g.bench_function("attributes_from_value", |b| {
+        b.iter(|| Attributes::from_value(black_box(&v), &Default::default()).unwrap())
+    });
+    g.bench_function("token_generate", |b| {
+        b.iter(|| SessionToken::generate().unwrap())
+    });
+    g.bench_function("id_generate", |b| b.iter(SessionId::generate));
+    let e = engine();
+    let id = SessionId::generate();
+    g.bench_function("csrf_token", |b| b.iter(|| e.csrf_token(black_box(&id))));
+    g.bench_function("typical_request_drop", |b| {
+        b.iter_batched(|| typical(7), drop, BatchSize::SmallInput)
+    });
+    g.finish();
 }
 
 /// The store's share of a create: records built beforehand (token, id,
@@ -159,6 +213,6 @@ fn store_create(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(4));
-    targets = parts, validate, create, store_create
+    targets = parts, validate, create, create_parts, store_create
 }
 criterion_main!(benches);

@@ -83,7 +83,7 @@ async fn create_validate_and_csrf() {
     // CSRF: the session's own token passes, another session's fails.
     let other = e.create(T, NewSession::anonymous()).await.unwrap();
     let good = ValidateRequest {
-        csrf_token: Some(c.csrf_token.clone()),
+        csrf_token: Some(e.csrf_token(&c.session.id)),
         client: None,
     };
     assert!(matches!(
@@ -91,7 +91,7 @@ async fn create_validate_and_csrf() {
         Validation::Valid { .. }
     ));
     let bad = ValidateRequest {
-        csrf_token: Some(other.csrf_token.clone()),
+        csrf_token: Some(e.csrf_token(&other.session.id)),
         client: None,
     };
     assert_eq!(
@@ -344,7 +344,7 @@ async fn upgrade_rotates_id_and_token_and_keeps_only_named_attributes() {
         other => panic!("{other:?}"),
     };
     assert_ne!(up.session.id, anon.session.id);
-    assert_ne!(up.csrf_token, anon.csrf_token);
+    assert_ne!(e.csrf_token(&up.session.id), e.csrf_token(&anon.session.id));
     assert_eq!(up.session.attributes.to_value(), json!({"cart": [1, 2]}));
     assert_eq!(up.session.auth_time, Some(e.now()));
     // Deadlines restart with the policy's timeouts; the override is gone.

@@ -93,7 +93,7 @@ pub async fn create<S: SessionStore>(
     let body = CreatedResponse {
         session: SessionOut::from_record(&created.session),
         token: created.token.expose_secret(),
-        csrf_token: created.csrf_token,
+        csrf_token: st.engine().csrf_token(&created.session.id),
     };
     let mut res = (StatusCode::CREATED, Json(body)).into_response();
     if let Ok(v) = HeaderValue::from_str(&location) {
@@ -165,7 +165,7 @@ pub async fn upgrade<S: SessionStore>(
         UpgradeResult::Upgraded(c) => Ok(Json(CreatedResponse {
             session: SessionOut::from_record(&c.session),
             token: c.token.expose_secret(),
-            csrf_token: c.csrf_token,
+            csrf_token: st.engine().csrf_token(&c.session.id),
         })
         .into_response()),
         UpgradeResult::Invalid => Err(ApiError::InvalidToken),

@@ -318,7 +318,7 @@ impl WriteTxn<'_> {
         let shard = shard_of(&rec.token_hash);
         self.loc_of(rec.id).is_some()
             || read(&self.shards[shard])
-                .find_token(shard, &rec.token_hash)
+                .find_token(&rec.token_hash)
                 .is_some()
     }
 
@@ -395,10 +395,10 @@ impl SessionStore for MemoryStore {
     ) -> StoreResult<Option<SessionRecord>> {
         let shard_ix = shard_of(hash);
         let shard = read(&self.inner.shards[shard_ix]);
-        Ok(shard.find_token(shard_ix, hash).and_then(|loc| {
-            let s = shard.slot(loc)?;
-            (shard.tenant_of(&s) == tenant).then(|| shard.to_record(&s))
-        }))
+        Ok(shard
+            .find_token(hash)
+            .filter(|s| shard.tenant_of(s) == tenant)
+            .map(|s| shard.to_record(&s)))
     }
 
     async fn get_by_id(

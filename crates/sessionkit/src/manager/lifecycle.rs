@@ -50,14 +50,14 @@ impl NewSession {
 }
 
 /// A session just created or upgraded: the only moment its token is seen.
-/// Its `Debug` shows neither the token nor the CSRF token.
+/// Its `Debug` does not show the token. Its CSRF token is
+/// [`SessionManager::csrf_token`] of its id, computed by callers that hand
+/// it out (cookie sessions), not by every create.
 pub struct Created {
     /// The stored record.
     pub session: SessionRecord,
     /// The bearer token, to hand to the client once.
     pub token: SessionToken,
-    /// The session's CSRF token.
-    pub csrf_token: String,
 }
 
 /// What the caller presents with a token. Its `Debug` hides the CSRF token.
@@ -74,7 +74,6 @@ impl std::fmt::Debug for Created {
         f.debug_struct("Created")
             .field("session", &self.session)
             .field("token", &self.token)
-            .field("csrf_token", &"[redacted]")
             .finish()
     }
 }
@@ -238,11 +237,9 @@ impl<S: SessionStore> SessionManager<S> {
                 CreateOutcome::Created { evicted } => {
                     self.emit(&rec, now, EventKind::Created);
                     self.emit_evicted(&rec, now, evicted);
-                    let csrf_token = self.csrf_token(&rec.id);
                     return Ok(Created {
                         session: rec,
                         token,
-                        csrf_token,
                     });
                 }
                 CreateOutcome::SubjectLimitReached => return Err(EngineError::SessionLimitReached),
@@ -395,11 +392,9 @@ impl<S: SessionStore> SessionManager<S> {
                     );
                     self.emit(&new, now, EventKind::Upgraded { from: old.id });
                     self.emit_evicted(&new, now, evicted);
-                    let csrf_token = self.csrf_token(&new.id);
                     return Ok(UpgradeResult::Upgraded(Created {
                         session: new,
                         token: new_token,
-                        csrf_token,
                     }));
                 }
                 UpgradeOutcome::NotLive => return Ok(UpgradeResult::Invalid),

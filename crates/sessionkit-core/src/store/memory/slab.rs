@@ -60,12 +60,21 @@ pub(super) fn shard_of(h: &TokenHash) -> usize {
     usize::from(h.as_bytes()[31]) % SHARDS
 }
 
-/// Hash of an id for the id index: the random tail of a UUID v7.
+/// Hash of an id for the id index. A UUID v7's bits are not uniform (a
+/// timestamp, a counter, fixed version and variant bits), and hashbrown
+/// places entries by the low bits and tags them with the top seven, so
+/// every bit is mixed in (MurmurHash3's finaliser).
 pub(super) fn id_hash(id: &SessionId) -> u64 {
     let b = id.as_bytes();
-    let mut t = [0u8; 8];
-    t.copy_from_slice(&b[8..]);
-    u64::from_le_bytes(t)
+    let (mut hi, mut lo) = ([0u8; 8], [0u8; 8]);
+    hi.copy_from_slice(&b[..8]);
+    lo.copy_from_slice(&b[8..]);
+    let mut x = u64::from_le_bytes(hi).rotate_left(32) ^ u64::from_le_bytes(lo);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^ (x >> 33)
 }
 
 // ---- the record header ----
@@ -117,14 +126,19 @@ fn record_len(header: &[u8]) -> usize {
     HEADER + usize::from(header[H_SUBJ_LEN]) + u32_at(header, H_ATTRS_LEN) as usize
 }
 
-/// The record in slot `index`, if the slot is used.
-fn record_in<'a>(offsets: &[u32], arena: &'a Arena, index: u32) -> Option<&'a [u8]> {
-    let addr = *offsets.get(index as usize)?;
-    if addr == NO_RECORD {
-        return None;
-    }
+/// The record at arena address `addr`.
+fn record_in(arena: &Arena, addr: u32) -> Option<&[u8]> {
     let header = arena.get(addr, HEADER)?;
     arena.get(addr, record_len(header))
+}
+
+/// The token-index hash of the record at `addr`.
+fn token_short_in(arena: &Arena, addr: u32) -> u64 {
+    arena.get(addr, 8).map_or(0, |b| {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        u64::from_le_bytes(a)
+    })
 }
 
 /// `v` as a 32-bit field, or [`IN_EXT`] when it does not fit.
@@ -353,9 +367,10 @@ pub(super) struct Shard {
     offsets: Vec<u32>,
     free: Vec<u32>,
     len: usize,
-    /// Slot numbers, by token hash.
+    /// Arena addresses, by token hash: a validation goes from the index
+    /// straight to the record.
     by_token: HashTable<u32>,
-    ext: HashMap<u32, Ext>,
+    ext: HashMap<SessionId, Ext>,
     tenants: Vec<TenantId>,
     tenant_ix: HashMap<TenantId, u16>,
 }
@@ -365,14 +380,19 @@ impl Shard {
         self.len
     }
 
-    fn record_at(&self, index: u32) -> Option<&[u8]> {
-        record_in(&self.offsets, &self.arena, index)
+    fn addr_of(&self, loc: Loc) -> Option<u32> {
+        self.offsets
+            .get(loc.index())
+            .copied()
+            .filter(|&a| a != NO_RECORD)
     }
 
-    fn view(&self, index: u32) -> Option<Slot<'_>> {
-        let b = self.record_at(index)?;
+    fn view(&self, addr: u32) -> Option<Slot<'_>> {
+        let b = record_in(&self.arena, addr)?;
         let ext = if b[H_FLAGS] & F_EXT != 0 {
-            self.ext.get(&index)
+            let mut id = [0u8; 16];
+            id.copy_from_slice(&b[H_ID..H_ID + 16]);
+            self.ext.get(&SessionId::from_bytes(id))
         } else {
             None
         };
@@ -381,7 +401,7 @@ impl Shard {
 
     /// The record in a slot (`None` if the slot is free).
     pub(super) fn slot(&self, loc: Loc) -> Option<Slot<'_>> {
-        self.view(u32::try_from(loc.index()).ok()?)
+        self.view(self.addr_of(loc)?)
     }
 
     /// The tenant index of `t` in this shard, if any record names it.
@@ -396,14 +416,25 @@ impl Shard {
             .unwrap_or_default()
     }
 
-    /// The slot holding this token hash.
-    pub(super) fn find_token(&self, shard: usize, h: &TokenHash) -> Option<Loc> {
-        self.by_token
-            .find(h.short(), |&i| {
-                self.record_at(i)
-                    .is_some_and(|b| &b[H_HASH..H_HASH + 32] == h.as_bytes())
-            })
-            .map(|&i| Loc::new(shard, i as usize))
+    /// The record with this token hash.
+    pub(super) fn find_token(&self, h: &TokenHash) -> Option<Slot<'_>> {
+        let addr = *self.by_token.find(h.short(), |&a| {
+            self.arena.get(a, 32).is_some_and(|b| b == h.as_bytes())
+        })?;
+        self.view(addr)
+    }
+
+    fn index_token(&mut self, h: u64, addr: u32) {
+        let arena = &self.arena;
+        self.by_token.reserve(1, |&a| token_short_in(arena, a));
+        self.by_token.insert_unique(h, addr, |_| 0);
+    }
+
+    /// Points the token index entry of the record at `from` to `to`.
+    fn reindex_token(&mut self, h: u64, from: u32, to: u32) {
+        if let Some(a) = self.by_token.find_mut(h, |&a| a == from) {
+            *a = to;
+        }
     }
 
     /// Stores a record; `None` if this shard is full (or has 65,535
@@ -435,19 +466,10 @@ impl Shard {
         let out = self.arena.get_mut(addr, len)?;
         encode(out, rec, tenant, ext.is_some());
         if let Some(ext) = ext {
-            self.ext.insert(index, ext);
+            self.ext.insert(rec.id, ext);
         }
         self.offsets[index as usize] = addr;
-        let (offsets, arena) = (&self.offsets, &self.arena);
-        self.by_token.reserve(1, |&i| {
-            record_in(offsets, arena, i).map_or(0, |b| {
-                let mut a = [0u8; 8];
-                a.copy_from_slice(&b[H_HASH..H_HASH + 8]);
-                u64::from_le_bytes(a)
-            })
-        });
-        self.by_token
-            .insert_unique(rec.token_hash.short(), index, |_| 0);
+        self.index_token(rec.token_hash.short(), addr);
         self.len += 1;
         Some(Loc::new(shard, index as usize))
     }
@@ -455,8 +477,9 @@ impl Shard {
     /// Frees a slot, returning what callers report of its record.
     pub(super) fn remove(&mut self, loc: Loc) -> Option<Removed> {
         let index = u32::try_from(loc.index()).ok()?;
+        let addr = self.addr_of(loc)?;
         let (removed, h, len) = {
-            let s = self.view(index)?;
+            let s = self.view(addr)?;
             (
                 Removed {
                     id: s.id(),
@@ -466,10 +489,10 @@ impl Shard {
                 s.b.len(),
             )
         };
-        if let Ok(entry) = self.by_token.find_entry(h, |&i| i == index) {
+        if let Ok(entry) = self.by_token.find_entry(h, |&a| a == addr) {
             entry.remove();
         }
-        self.ext.remove(&index);
+        self.ext.remove(&removed.id);
         self.offsets[index as usize] = NO_RECORD;
         self.arena.release(len);
         self.free.push(index);
@@ -495,10 +518,7 @@ impl Shard {
     }
 
     fn record_mut(&mut self, loc: Loc) -> Option<&mut [u8]> {
-        let addr = *self.offsets.get(loc.index())?;
-        if addr == NO_RECORD {
-            return None;
-        }
+        let addr = self.addr_of(loc)?;
         let len = record_len(self.arena.get(addr, HEADER)?);
         self.arena.get_mut(addr, len)
     }
@@ -506,15 +526,15 @@ impl Shard {
     /// Rewrites a record in its slot: in place when it is not longer,
     /// else at a new address. `false` if the arena has no room.
     fn rewrite(&mut self, loc: Loc, rec: &SessionRecord) -> bool {
-        let Ok(index) = u32::try_from(loc.index()) else {
+        let Some(old) = self.addr_of(loc) else {
             return false;
         };
-        let Some((old_len, tenant)) = self.view(index).map(|s| (s.b.len(), s.tenant_ix())) else {
+        let Some((old_len, tenant)) = self.view(old).map(|s| (s.b.len(), s.tenant_ix())) else {
             return false;
         };
         let len = encoded_len(rec);
         let addr = if len <= old_len {
-            self.offsets[index as usize]
+            old
         } else {
             match self.arena.alloc(len) {
                 Some(a) => a,
@@ -527,10 +547,11 @@ impl Shard {
         };
         encode(out, rec, tenant, ext.is_some());
         match ext {
-            Some(e) => self.ext.insert(index, e),
-            None => self.ext.remove(&index),
+            Some(e) => self.ext.insert(rec.id, e),
+            None => self.ext.remove(&rec.id),
         };
-        self.offsets[index as usize] = addr;
+        self.offsets[loc.index()] = addr;
+        self.reindex_token(rec.token_hash.short(), old, addr);
         self.arena.release(if len <= old_len {
             old_len - len
         } else {
@@ -595,6 +616,14 @@ impl Shard {
             }
         }
         self.arena = fresh;
+        // Same records, new addresses: index them again.
+        self.by_token.clear();
+        for i in 0..self.offsets.len() {
+            let addr = self.offsets[i];
+            if addr != NO_RECORD {
+                self.index_token(token_short_in(&self.arena, addr), addr);
+            }
+        }
     }
 
     /// The record in a slot.
@@ -664,7 +693,7 @@ mod tests {
             let loc = s.insert(5, &r).unwrap();
             let back = s.to_record(&s.slot(loc).unwrap());
             assert_eq!(back, r);
-            assert_eq!(s.find_token(5, &r.token_hash), Some(loc));
+            assert_eq!(s.find_token(&r.token_hash).map(|v| v.id()), Some(r.id));
         }
     }
 
@@ -720,13 +749,16 @@ mod tests {
             assert_eq!(r.version, 21);
             assert_eq!(r.attributes, big);
             assert_eq!(r.id, recs[i].id);
-            assert_eq!(s.find_token(5, &recs[i].token_hash), Some(*loc));
+            assert_eq!(
+                s.find_token(&recs[i].token_hash).map(|v| v.id()),
+                Some(recs[i].id)
+            );
         }
         assert!(s.arena.garbage() * 2 <= s.arena.used() || s.arena.garbage() < 1 << 16);
         for loc in &locs {
             assert!(s.remove(*loc).is_some());
         }
         assert_eq!(s.len(), 0);
-        assert!(s.find_token(5, &recs[0].token_hash).is_none());
+        assert!(s.find_token(&recs[0].token_hash).is_none());
     }
 }
