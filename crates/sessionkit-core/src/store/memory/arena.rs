@@ -3,18 +3,28 @@
 //!
 //! Chunks are 256 KiB and never move or grow, so filling the store touches
 //! only the memory the records take (a growing `Vec` would leave each old
-//! copy behind in the allocator). A record larger than an eighth of a
-//! chunk gets a chunk of its own. Freed and shrunk records leave garbage
-//! that [`Arena::garbage`] counts; the owner compacts by copying the live
-//! records into a fresh arena.
+//! copy behind in the allocator). Space is handed out in 4-byte steps; a
+//! freed record's space goes on a free list of its size and is reused by
+//! the next record of that size (sessions of one app are mostly alike). A
+//! record larger than an eighth of a chunk gets a chunk of its own, given
+//! back when the record goes. What cannot be reused yet is counted by
+//! [`Arena::garbage`]; the owner compacts by copying the live records into
+//! a fresh arena.
 
 const CHUNK_BITS: u32 = 18;
 /// Bytes in a regular chunk.
 const CHUNK_SIZE: usize = 1 << CHUNK_BITS;
-/// Records at least this long get a chunk of their own.
+/// Records needing at least this much get a chunk of their own.
 const BIG: usize = CHUNK_SIZE / 8;
 /// Most chunks an arena can address (the rest of a `u32`).
 const MAX_CHUNKS: usize = 1 << (32 - CHUNK_BITS);
+/// Granularity of the space handed out.
+const STEP: usize = 4;
+
+/// The space a record of `len` bytes takes.
+fn room(len: usize) -> usize {
+    len.div_ceil(STEP) * STEP
+}
 
 /// See the module docs.
 #[derive(Default)]
@@ -22,9 +32,11 @@ pub(super) struct Arena {
     chunks: Vec<Box<[u8]>>,
     /// The regular chunk being filled, and how much of it is used.
     open: Option<(usize, usize)>,
-    /// Bytes held by records that are gone or moved.
+    /// Free space by size: `holes[n]` holds addresses of `n * STEP` bytes.
+    holes: Vec<Vec<u32>>,
+    /// Bytes in chunks not used by a live record.
     garbage: usize,
-    /// Bytes handed out (live and garbage).
+    /// Bytes in regular chunks handed out, and in big chunks.
     used: usize,
 }
 
@@ -41,14 +53,30 @@ impl Arena {
         self.used
     }
 
-    /// Bytes no record uses any more.
+    /// Bytes no live record uses.
     pub(super) fn garbage(&self) -> usize {
         self.garbage
     }
 
-    /// Notes that `n` bytes of a record are no longer used.
-    pub(super) fn release(&mut self, n: usize) {
-        self.garbage += n;
+    /// Whether a record of `new` bytes fits in the space of one of `old`
+    /// bytes (see [`Arena::shrink`]).
+    pub(super) fn fits(old: usize, new: usize) -> bool {
+        room(new) <= room(old)
+    }
+
+    /// A record of `old` bytes at `addr` now holds `new` (not more room):
+    /// the space after it is free.
+    pub(super) fn shrink(&mut self, addr: u32, old: usize, new: usize) {
+        let (old, new) = (room(old), room(new));
+        if old <= new {
+            return;
+        }
+        if old >= BIG {
+            // Inside a chunk of its own: reclaimed when the chunk is.
+            self.garbage += old - new;
+        } else if let Some(tail) = u32::try_from(new).ok().and_then(|n| addr.checked_add(n)) {
+            self.free(tail, old - new);
+        }
     }
 
     /// `len` bytes at `addr`.
@@ -66,13 +94,18 @@ impl Arena {
     /// Room for a record of `len` bytes; `None` when the arena's address
     /// space is used up.
     pub(super) fn alloc(&mut self, len: usize) -> Option<u32> {
-        if len >= BIG {
+        let need = room(len);
+        if need >= BIG {
             let c = self.push_chunk(len)?;
             self.used += len;
             return u32::try_from(c << CHUNK_BITS).ok();
         }
+        if let Some(addr) = self.holes.get_mut(need / STEP).and_then(Vec::pop) {
+            self.garbage -= need;
+            return Some(addr);
+        }
         let (c, fill) = match self.open {
-            Some((c, fill)) if fill + len <= CHUNK_SIZE => (c, fill),
+            Some((c, fill)) if fill + need <= CHUNK_SIZE => (c, fill),
             open => {
                 // The unused tail of the old chunk is garbage from now on.
                 if let Some((_, fill)) = open {
@@ -82,9 +115,28 @@ impl Arena {
                 (self.push_chunk(CHUNK_SIZE)?, 0)
             }
         };
-        self.open = Some((c, fill + len));
-        self.used += len;
+        self.open = Some((c, fill + need));
+        self.used += need;
         u32::try_from((c << CHUNK_BITS) | fill).ok()
+    }
+
+    /// Gives back the space of a record of `len` bytes at `addr`.
+    pub(super) fn free(&mut self, addr: u32, len: usize) {
+        let need = room(len);
+        if need >= BIG {
+            let (c, _) = split(addr);
+            if let Some(chunk) = self.chunks.get_mut(c) {
+                self.used -= chunk.len();
+                *chunk = Box::default();
+            }
+            return;
+        }
+        let class = need / STEP;
+        if self.holes.len() <= class {
+            self.holes.resize_with(class + 1, Vec::new);
+        }
+        self.holes[class].push(addr);
+        self.garbage += need;
     }
 
     fn push_chunk(&mut self, len: usize) -> Option<usize> {
@@ -104,25 +156,37 @@ mod tests {
     #[test]
     fn records_never_straddle_chunks_and_big_ones_get_their_own() {
         let mut a = Arena::default();
-        let first = a.alloc(100).unwrap();
+        // 98 bytes take 100: space comes in 4-byte steps.
+        let first = a.alloc(98).unwrap();
         assert_eq!(first, 0);
-        // Fill the chunk up to 50 bytes from its end.
-        let filler = CHUNK_SIZE - 100 - 50;
-        let mut left = filler;
+        // Fill the chunk up to 48 bytes from its end.
+        let mut left = CHUNK_SIZE - 100 - 48;
         while left > 0 {
-            let n = left.min(BIG - 1);
+            let n = left.min(BIG - STEP);
             a.alloc(n).unwrap();
             left -= n;
         }
-        // 100 bytes do not fit in the 50 left: a new chunk, tail is garbage.
+        // 100 bytes do not fit in the 48 left: a new chunk, tail is garbage.
         let next = a.alloc(100).unwrap();
         assert_eq!(split(next), (1, 0));
-        assert_eq!(a.garbage(), 50);
+        assert_eq!(a.garbage(), 48);
         let big = a.alloc(BIG).unwrap();
         assert_eq!(split(big), (2, 0));
         assert_eq!(a.get(big, BIG).map(<[u8]>::len), Some(BIG));
         // Small records continue in the open chunk, not after the big one.
-        assert_eq!(split(a.alloc(8).unwrap()), (1, 100));
+        let small = a.alloc(5).unwrap();
+        assert_eq!(split(small), (1, 100));
+        // Freed space is reused by the next record of its size only.
+        a.free(small, 5);
+        assert_eq!(a.garbage(), 56);
+        assert_eq!(split(a.alloc(9).unwrap()), (1, 108));
+        assert_eq!(a.alloc(7), Some(small));
+        assert_eq!(a.garbage(), 48);
+        // A big record's chunk is given back with it.
+        let used = a.used();
+        a.free(big, BIG);
+        assert_eq!(a.used(), used - BIG);
+        assert!(a.get(big, 1).is_none());
         a.get_mut(next, 3).unwrap().copy_from_slice(b"abc");
         assert_eq!(a.get(next, 3), Some(&b"abc"[..]));
         assert!(a.get(next + 1, CHUNK_SIZE).is_none());

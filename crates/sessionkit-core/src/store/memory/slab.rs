@@ -458,7 +458,7 @@ impl Shard {
                 (self.offsets.len() - 1) as u32
             }
             None => {
-                self.arena.release(len);
+                self.arena.free(addr, len);
                 return None;
             }
         };
@@ -494,7 +494,7 @@ impl Shard {
         }
         self.ext.remove(&removed.id);
         self.offsets[index as usize] = NO_RECORD;
-        self.arena.release(len);
+        self.arena.free(addr, len);
         self.free.push(index);
         self.len -= 1;
         self.maybe_compact();
@@ -523,8 +523,9 @@ impl Shard {
         self.arena.get_mut(addr, len)
     }
 
-    /// Rewrites a record in its slot: in place when it is not longer,
-    /// else at a new address. `false` if the arena has no room.
+    /// Rewrites a record in its slot: in place when it fits, else at a new
+    /// address. `false` if it does not fit and the arena has no room (never
+    /// for a record that is not longer than before).
     fn rewrite(&mut self, loc: Loc, rec: &SessionRecord) -> bool {
         let Some(old) = self.addr_of(loc) else {
             return false;
@@ -533,7 +534,8 @@ impl Shard {
             return false;
         };
         let len = encoded_len(rec);
-        let addr = if len <= old_len {
+        let in_place = Arena::fits(old_len, len);
+        let addr = if in_place {
             old
         } else {
             match self.arena.alloc(len) {
@@ -552,11 +554,11 @@ impl Shard {
         };
         self.offsets[loc.index()] = addr;
         self.reindex_token(rec.token_hash.short(), old, addr);
-        self.arena.release(if len <= old_len {
-            old_len - len
+        if in_place {
+            self.arena.shrink(addr, old_len, len);
         } else {
-            old_len
-        });
+            self.arena.free(old, old_len);
+        }
         self.maybe_compact();
         true
     }
@@ -583,7 +585,7 @@ impl Shard {
         rec.state = SessionState::Revoked { reason, at };
         rec.attributes = Attributes::empty();
         rec.client = ClientInfo::default();
-        // Never longer than before: rewritten in place.
+        // Never longer than before: rewritten in place, cannot fail.
         self.rewrite(loc, &rec);
     }
 
@@ -698,6 +700,25 @@ mod tests {
     }
 
     #[test]
+    fn freed_space_is_reused_by_records_of_the_same_size() {
+        let mut s = Shard::default();
+        let recs: Vec<_> = (0..100u8).map(|i| rec(i % 4, Some("frank"))).collect();
+        let locs: Vec<_> = recs.iter().map(|r| s.insert(5, r).unwrap()).collect();
+        let used = s.arena.used();
+        for loc in locs {
+            s.remove(loc).unwrap();
+        }
+        for (i, r) in recs.iter().enumerate() {
+            let mut r = r.clone();
+            r.id = SessionId::generate();
+            r.token_hash = TokenHash::from_bytes([i as u8 + 1; 32]);
+            s.insert(5, &r).unwrap();
+        }
+        assert_eq!(s.arena.used(), used);
+        assert_eq!(s.arena.garbage(), 0);
+    }
+
+    #[test]
     fn a_touch_far_after_creation_moves_to_the_side_table_and_back() {
         let mut s = Shard::default();
         let r = rec(4, Some("erin"));
@@ -719,18 +740,25 @@ mod tests {
         let mut s = Shard::default();
         let recs: Vec<_> = (0..200u8).map(|i| rec(i, Some("carol"))).collect();
         let locs: Vec<_> = recs.iter().map(|r| s.insert(5, r).unwrap()).collect();
-        let big = Attributes::from_value(
-            &serde_json::json!({"big": "y".repeat(3000)}),
-            &AttributeLimits::default(),
-        )
-        .unwrap();
-        // Grow every other record several times: each move leaves garbage,
-        // enough to compact more than once.
-        for _ in 0..20 {
+        let grown = |round: usize| {
+            Attributes::from_value(
+                &serde_json::json!({"big": "y".repeat(1000 + 64 * round)}),
+                &AttributeLimits::default(),
+            )
+            .unwrap()
+        };
+        // Grow every other record, longer each round: each move leaves
+        // space no later record fits exactly, enough to compact repeatedly.
+        let mut compactions = 0;
+        for round in 0..20 {
             for loc in locs.iter().step_by(2) {
-                assert!(s.set_attributes(*loc, &big));
+                let before = s.arena.used();
+                assert!(s.set_attributes(*loc, &grown(round)));
+                compactions += usize::from(s.arena.used() < before);
             }
         }
+        assert!(compactions >= 2, "{compactions} compactions");
+        let big = grown(19);
         for (i, loc) in locs.iter().enumerate().skip(1).step_by(2) {
             s.make_tombstone(*loc, RevokeReason::Logout, Millis::from_millis(7));
             let r = s.to_record(&s.slot(*loc).unwrap());
