@@ -3,6 +3,10 @@
 //! own overhead) while `n` typical sessions are created, divided by `n`.
 //! The sessions' tokens are not kept, so only the store is measured.
 //!
+//! Client info is reported separately (DESIGN.md §8): with
+//! SESSIONKIT_BENCH_CLIENT=1 each session also carries an IP address and a
+//! 110-byte user agent.
+//!
 //! `cargo bench -p sessionkit --bench memory` (N with SESSIONKIT_BENCH_N).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
@@ -32,10 +36,23 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
+    let with_client = std::env::var_os("SESSIONKIT_BENCH_CLIENT").is_some();
+    let session = |i: u64| {
+        let mut s = typical(i);
+        if with_client {
+            s.client.ip = Some(std::net::IpAddr::from([203, 0, 113, (i % 250) as u8]));
+            s.client.user_agent = Some(
+                "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) \
+                 Chrome/131.0.0.0 Safari/537.36"
+                    .into(),
+            );
+        }
+        s
+    };
     let e = engine();
     // Warm up the allocator and the engine with a few sessions first.
     for i in 0..1000 {
-        ready(e.create(TenantId::DEFAULT, typical(u64::MAX - i))).unwrap();
+        ready(e.create(TenantId::DEFAULT, session(u64::MAX - i))).unwrap();
     }
     let sample = typical(0);
     let attr_bytes = serde_json::to_string(sample.attributes.as_ref().unwrap())
@@ -44,12 +61,17 @@ fn main() {
     let subject_bytes = sample.subject.as_ref().unwrap().as_str().len();
     let before = rss_bytes();
     for i in 0..n {
-        ready(e.create(TenantId::DEFAULT, typical(i))).unwrap();
+        ready(e.create(TenantId::DEFAULT, session(i))).unwrap();
     }
     let after = rss_bytes();
     let per = (after - before) as f64 / n as f64;
+    let client = if with_client {
+        ", client info: IP and 110-byte user agent"
+    } else {
+        ""
+    };
     println!(
-        "memory: {n} sessions ({subject_bytes}-byte subject, {attr_bytes} bytes of attributes): \
+        "memory: {n} sessions ({subject_bytes}-byte subject, {attr_bytes} bytes of attributes{client}): \
          {per:.0} bytes per live session (RSS grew {:.1} MiB)",
         (after - before) as f64 / (1 << 20) as f64
     );

@@ -3,12 +3,16 @@
 //!
 //! Chunks never move or grow, so filling the store touches only the memory
 //! the records take (a growing `Vec` would leave each old copy behind in
-//! the allocator). A shard's first 4 MiB come in 256 KiB chunks from the
-//! allocator; past that, chunks are 2 MiB anonymous mappings marked for
-//! transparent huge pages (`MADV_HUGEPAGE`), so that a large store's
-//! records cost one TLB entry per 2 MiB, not per 4 KiB: at 10M sessions a
-//! validation's record read no longer waits for a page walk. A small store
-//! never pays for a huge page it half uses. Space is handed out in 4-byte steps; a
+//! the allocator). Records are written into 256 KiB chunks from the
+//! allocator. Once an arena holds 4 MiB, every eight full small chunks are
+//! *promoted*: their records are copied, packed, into one 2 MiB anonymous
+//! mapping marked for transparent huge pages (`MADV_HUGEPAGE`), and the
+//! small chunks are freed (the owner, which knows where each record is,
+//! does the copying: [`Arena::take_promotion`]). A large store's records
+//! then cost one TLB entry per 2 MiB instead of per 4 KiB, so at 10M
+//! sessions a validation's record read does not wait for a page walk; and
+//! since a huge page is only ever made full, no shard holds a half-empty
+//! one. Space is handed out in 4-byte steps; a
 //! freed record's space goes on a free list of its size and is reused by
 //! the next record of that size (sessions of one app are mostly alike). A
 //! record larger than an eighth of a chunk gets a chunk of its own, given
@@ -22,8 +26,10 @@ const CHUNK_BITS: u32 = 21;
 const HUGE_CHUNK: usize = 1 << CHUNK_BITS;
 /// Bytes in a small chunk.
 const SMALL_CHUNK: usize = 1 << 18;
-/// Regular chunks are small until the arena has this many bytes of them.
+/// Small chunks are promoted once the arena has this many bytes of chunks.
 const HUGE_AFTER: usize = 4 << 20;
+/// Small chunks promoted into one huge chunk.
+const PROMOTE: usize = HUGE_CHUNK / SMALL_CHUNK;
 /// Records needing at least this much get a chunk of their own.
 const BIG: usize = SMALL_CHUNK / 8;
 /// Most chunks an arena can address (the rest of a `u32`).
@@ -38,9 +44,9 @@ fn room(len: usize) -> usize {
 
 /// A chunk's memory.
 enum Chunk {
-    /// From the allocator.
+    /// From the allocator: small chunks and big records' own.
     Heap(Box<[u8]>),
-    /// An anonymous mapping, huge pages advised.
+    /// A huge chunk: an anonymous mapping, huge pages advised.
     Mapped(memmap2::MmapMut),
 }
 
@@ -72,6 +78,8 @@ pub(super) struct Arena {
     regular: usize,
     /// The regular chunk being filled, and how much of it is used.
     open: Option<(usize, usize)>,
+    /// Full small chunks, oldest first, not promoted yet.
+    closed: Vec<usize>,
     /// Free space by size: `holes[n]` holds addresses of `n * STEP` bytes.
     holes: Vec<Vec<u32>>,
     /// Bytes in chunks not used by a live record.
@@ -96,6 +104,15 @@ impl Arena {
     /// Bytes no live record uses.
     pub(super) fn garbage(&self) -> usize {
         self.garbage
+    }
+
+    /// Number of huge chunks (for tests and figures).
+    #[cfg(test)]
+    pub(super) fn huge_chunks(&self) -> usize {
+        self.chunks
+            .iter()
+            .filter(|c| matches!(c, Chunk::Mapped(_)))
+            .count()
     }
 
     /// Whether a record of `new` bytes fits in the space of one of `old`
@@ -156,6 +173,7 @@ impl Arena {
                     let tail = room_in(c) - fill;
                     self.garbage += tail;
                     self.used += tail;
+                    self.closed.push(c);
                 }
                 (self.push_regular()?, 0)
             }
@@ -184,23 +202,89 @@ impl Arena {
         self.garbage += need;
     }
 
-    /// A new chunk to fill: small at first, huge once the arena is large
-    /// (small again if the system will not map one).
+    /// A new small chunk to fill.
     fn push_regular(&mut self) -> Option<usize> {
-        let chunk = (self.regular >= HUGE_AFTER)
-            .then(|| memmap2::MmapMut::map_anon(HUGE_CHUNK).ok())
-            .flatten()
-            .map_or_else(
-                // Zeroed pages from the OS are only backed once written.
-                || Chunk::Heap(vec![0u8; SMALL_CHUNK].into_boxed_slice()),
-                |m| {
-                    // A hint: without huge pages it is a normal mapping.
-                    let _ = m.advise(memmap2::Advice::HugePage);
-                    Chunk::Mapped(m)
-                },
-            );
-        self.regular += chunk.len();
-        self.push_chunk(chunk)
+        // Zeroed pages from the OS are only backed once written.
+        let c = self.push_chunk(Chunk::Heap(vec![0u8; SMALL_CHUNK].into_boxed_slice()))?;
+        self.regular += SMALL_CHUNK;
+        Some(c)
+    }
+
+    /// Eight full small chunks to promote, once the arena is large enough,
+    /// with the huge chunk to copy their records into. The owner copies
+    /// every live record in them ([`Arena::chunk_of`], [`Arena::copy`]),
+    /// packed from the start of the huge chunk, then calls
+    /// [`Arena::retire`]. `None` if nothing is due (or no mapping can be
+    /// made: the records stay where they are).
+    pub(super) fn take_promotion(&mut self) -> Option<(Vec<usize>, usize)> {
+        if self.regular < HUGE_AFTER || self.closed.len() < PROMOTE {
+            return None;
+        }
+        let map = memmap2::MmapMut::map_anon(HUGE_CHUNK).ok()?;
+        // A hint: without huge pages it is still a mapping.
+        let _ = map.advise(memmap2::Advice::HugePage);
+        let huge = self.push_chunk(Chunk::Mapped(map))?;
+        Some((self.closed.drain(..PROMOTE).collect(), huge))
+    }
+
+    /// Address `off` bytes into chunk `c` (`None` past a chunk's end).
+    pub(super) fn address(c: usize, off: usize) -> Option<u32> {
+        if off >= 1 << CHUNK_BITS {
+            return None;
+        }
+        u32::try_from((c << CHUNK_BITS) | off).ok()
+    }
+
+    /// The chunk an address is in.
+    pub(super) fn chunk_of(addr: u32) -> usize {
+        split(addr).0
+    }
+
+    /// The space a record of `len` bytes takes.
+    pub(super) fn room(len: usize) -> usize {
+        room(len)
+    }
+
+    /// Copies `len` bytes from `from` to `to` in another chunk.
+    pub(super) fn copy(&mut self, from: u32, to: u32, len: usize) -> bool {
+        let ((fc, fo), (tc, to)) = (split(from), split(to));
+        if fc == tc || fc.max(tc) >= self.chunks.len() {
+            return false;
+        }
+        let (Some(fe), Some(te)) = (fo.checked_add(len), to.checked_add(len)) else {
+            return false;
+        };
+        let (src, dst) = if fc < tc {
+            let (a, b) = self.chunks.split_at_mut(tc);
+            (&a[fc], &mut b[0])
+        } else {
+            let (a, b) = self.chunks.split_at_mut(fc);
+            (&b[0], &mut a[tc])
+        };
+        match (src.bytes().get(fo..fe), dst.bytes_mut().get_mut(to..te)) {
+            (Some(s), Some(d)) => {
+                d.copy_from_slice(s);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Frees promoted small chunks, every live record in them having been
+    /// copied into the huge chunk, and forgets the free space that was in
+    /// them.
+    pub(super) fn retire(&mut self, small: &[usize]) {
+        for &c in small {
+            if let Some(chunk) = self.chunks.get_mut(c) {
+                *chunk = Chunk::Heap(Box::default());
+            }
+        }
+        for list in &mut self.holes {
+            list.retain(|a| !small.contains(&split(*a).0));
+        }
+        // Eight small chunks out, one huge in: the same bytes, and what was
+        // free in the small ones is the huge one's unused end, still
+        // counted as garbage until a compaction.
     }
 
     fn push_chunk(&mut self, chunk: Chunk) -> Option<usize> {
@@ -253,25 +337,5 @@ mod tests {
         a.get_mut(next, 3).unwrap().copy_from_slice(b"abc");
         assert_eq!(a.get(next, 3), Some(&b"abc"[..]));
         assert!(a.get(next + 1, SMALL_CHUNK).is_none());
-    }
-
-    #[test]
-    fn a_large_arena_continues_in_huge_chunks() {
-        let mut a = Arena::default();
-        let mut last = 0;
-        while a.regular <= HUGE_AFTER {
-            last = a.alloc(1000).unwrap();
-        }
-        assert_eq!(a.chunks.len(), HUGE_AFTER / SMALL_CHUNK + 1);
-        assert!(matches!(a.chunks.last(), Some(Chunk::Mapped(_))));
-        let (c, _) = split(last);
-        assert_eq!(c, a.chunks.len() - 1);
-        // A huge chunk takes records up to its own size.
-        while split(last).0 == c {
-            a.get_mut(last, 4).unwrap().copy_from_slice(b"abcd");
-            assert_eq!(a.get(last, 4), Some(&b"abcd"[..]));
-            last = a.alloc(1000).unwrap();
-        }
-        assert_eq!(split(last), (c + 1, 0));
     }
 }

@@ -471,6 +471,7 @@ impl Shard {
         self.offsets[index as usize] = addr;
         self.index_token(rec.token_hash.short(), addr);
         self.len += 1;
+        self.maybe_promote();
         Some(Loc::new(shard, index as usize))
     }
 
@@ -558,6 +559,7 @@ impl Shard {
             self.arena.shrink(addr, old_len, len);
         } else {
             self.arena.free(old, old_len);
+            self.maybe_promote();
         }
         self.maybe_compact();
         true
@@ -624,6 +626,41 @@ impl Shard {
             let addr = self.offsets[i];
             if addr != NO_RECORD {
                 self.index_token(token_short_in(&self.arena, addr), addr);
+            }
+        }
+        self.maybe_promote();
+    }
+
+    /// Moves the records of full small chunks into huge-page chunks once
+    /// the arena is large (see the arena's docs).
+    fn maybe_promote(&mut self) {
+        while let Some((small, huge)) = self.arena.take_promotion() {
+            let mut packed = 0;
+            let mut moved_all = true;
+            for i in 0..self.offsets.len() {
+                let from = self.offsets[i];
+                if from == NO_RECORD || !small.contains(&Arena::chunk_of(from)) {
+                    continue;
+                }
+                let Some(len) = self.arena.get(from, HEADER).map(record_len) else {
+                    continue;
+                };
+                let Some(to) = Arena::address(huge, packed) else {
+                    moved_all = false;
+                    continue;
+                };
+                if !self.arena.copy(from, to, len) {
+                    moved_all = false;
+                    continue;
+                }
+                packed += Arena::room(len);
+                self.offsets[i] = to;
+                self.reindex_token(token_short_in(&self.arena, to), from, to);
+            }
+            // A record that could not move keeps its chunk alive (never
+            // expected: the live records of eight small chunks fit one huge).
+            if moved_all {
+                self.arena.retire(&small);
             }
         }
     }
@@ -697,6 +734,47 @@ mod tests {
             assert_eq!(back, r);
             assert_eq!(s.find_token(&r.token_hash).map(|v| v.id()), Some(r.id));
         }
+    }
+
+    #[test]
+    fn a_large_shard_moves_its_records_into_huge_chunks() {
+        let mut s = Shard::default();
+        let mut recs = Vec::new();
+        // 108-byte records: 6.5 MB of them is past the 4 MiB threshold.
+        for i in 0..60_000u32 {
+            let mut r = rec(7, Some("grace"));
+            let mut h = [0u8; 32];
+            h[..4].copy_from_slice(&i.to_le_bytes());
+            r.token_hash = TokenHash::from_bytes(h);
+            r.id = SessionId::generate();
+            let loc = s.insert(5, &r).unwrap();
+            recs.push((loc, r));
+        }
+        let huge = s.arena.huge_chunks();
+        assert!(huge >= 2, "{huge} huge chunks");
+        // Promotion leaves no space behind: the arena holds the records.
+        let live: usize = recs.iter().map(|(_, r)| Arena::room(encoded_len(r))).sum();
+        assert!(s.arena.used() - s.arena.garbage() >= live);
+        assert!(
+            s.arena.used() < live + (1 << 20),
+            "{} for {live}",
+            s.arena.used()
+        );
+        for (loc, r) in &recs {
+            assert_eq!(s.to_record(&s.slot(*loc).unwrap()), *r);
+            assert_eq!(s.find_token(&r.token_hash).map(|v| v.id()), Some(r.id));
+        }
+        // Records in huge chunks change, move and go like any other.
+        let (loc, r) = &recs[0];
+        let longer = Attributes::from_value(
+            &serde_json::json!({"more": "z".repeat(500)}),
+            &AttributeLimits::default(),
+        )
+        .unwrap();
+        assert!(s.set_attributes(*loc, &longer));
+        assert_eq!(s.to_record(&s.slot(*loc).unwrap()).attributes, longer);
+        assert_eq!(s.remove(*loc).map(|x| x.id), Some(r.id));
+        assert!(s.find_token(&r.token_hash).is_none());
     }
 
     #[test]
