@@ -44,9 +44,10 @@ fn room(len: usize) -> usize {
 
 /// A chunk's memory.
 enum Chunk {
-    /// From the allocator: small chunks and big records' own.
+    /// From the allocator: a big record's own chunk.
     Heap(Box<[u8]>),
-    /// A huge chunk: an anonymous mapping, huge pages advised.
+    /// A regular chunk: an anonymous mapping (huge pages advised for a
+    /// huge chunk).
     Mapped(memmap2::MmapMut),
 }
 
@@ -109,10 +110,7 @@ impl Arena {
     /// Number of huge chunks (for tests and figures).
     #[cfg(test)]
     pub(super) fn huge_chunks(&self) -> usize {
-        self.chunks
-            .iter()
-            .filter(|c| matches!(c, Chunk::Mapped(_)))
-            .count()
+        self.chunks.iter().filter(|c| c.len() == HUGE_CHUNK).count()
     }
 
     /// Whether a record of `new` bytes fits in the space of one of `old`
@@ -202,10 +200,15 @@ impl Arena {
         self.garbage += need;
     }
 
-    /// A new small chunk to fill.
+    /// A new small chunk to fill: a mapping of its own, so that its pages
+    /// are only backed once written and go back to the system when it is
+    /// promoted (a freed heap block would stay in the process).
     fn push_regular(&mut self) -> Option<usize> {
-        // Zeroed pages from the OS are only backed once written.
-        let c = self.push_chunk(Chunk::Heap(vec![0u8; SMALL_CHUNK].into_boxed_slice()))?;
+        let chunk = match memmap2::MmapMut::map_anon(SMALL_CHUNK) {
+            Ok(m) => Chunk::Mapped(m),
+            Err(_) => Chunk::Heap(vec![0u8; SMALL_CHUNK].into_boxed_slice()),
+        };
+        let c = self.push_chunk(chunk)?;
         self.regular += SMALL_CHUNK;
         Some(c)
     }
