@@ -1,14 +1,16 @@
 //! [`MemoryStore`]: the reference store, and the in-memory index that the
 //! durable stores build on.
 //!
-//! Records live in 64 shards chosen by token hash; each shard is a slab of
-//! 128-byte slots with its own token index, so a validation takes one
-//! uncontended read lock and one hash lookup. Writes are serialised by one
-//! writer lock that also guards the id index, the per-subject index (an
-//! intrusive list through the slots) and the expiry wheel; each write is
-//! atomic with respect to every reader, who sees a record before or after a
-//! write, never half of it. Purging visits only the expiry buckets that are
-//! due, so it costs what expires, not what lives.
+//! Records live in 64 shards chosen by token hash; each shard packs its
+//! records as runs of bytes in an arena and has its own token index, so a
+//! validation takes one uncontended read lock, one hash lookup and one
+//! read of ~200 contiguous bytes (see `slab` and `arena`). Writes are
+//! serialised by one writer lock that also guards the id index, the
+//! per-subject index (a multimap) and the expiry wheel; each write is
+//! atomic with respect to every reader of the shard it changes, who sees a
+//! record before or after a write, never half of it. Purging visits only
+//! the expiry buckets that are due, so it costs what expires, not what
+//! lives.
 //!
 //! ```
 //! use sessionkit_core::store::memory::MemoryStore;

@@ -81,6 +81,8 @@ pub(super) struct Arena {
     open: Option<(usize, usize)>,
     /// Full small chunks, oldest first, not promoted yet.
     closed: Vec<usize>,
+    /// Numbers of freed chunks, to reuse.
+    spare: Vec<usize>,
     /// Free space by size: `holes[n]` holds addresses of `n * STEP` bytes.
     holes: Vec<Vec<u32>>,
     /// Bytes in chunks not used by a live record.
@@ -111,6 +113,11 @@ impl Arena {
     #[cfg(test)]
     pub(super) fn huge_chunks(&self) -> usize {
         self.chunks.iter().filter(|c| c.len() == HUGE_CHUNK).count()
+    }
+
+    /// Whether a record of `len` bytes gets a chunk of its own.
+    pub(super) fn is_big(len: usize) -> bool {
+        room(len) >= BIG
     }
 
     /// Whether a record of `new` bytes fits in the space of one of `old`
@@ -154,8 +161,8 @@ impl Arena {
     pub(super) fn alloc(&mut self, len: usize) -> Option<u32> {
         let need = room(len);
         if need >= BIG {
-            let c = self.push_chunk(Chunk::Heap(vec![0u8; len].into_boxed_slice()))?;
-            self.used += len;
+            let c = self.push_chunk(Chunk::Heap(vec![0u8; need].into_boxed_slice()))?;
+            self.used += need;
             return u32::try_from(c << CHUNK_BITS).ok();
         }
         if let Some(addr) = self.holes.get_mut(need / STEP).and_then(Vec::pop) {
@@ -166,12 +173,15 @@ impl Arena {
         let (c, fill) = match self.open {
             Some((c, fill)) if fill + need <= room_in(c) => (c, fill),
             open => {
-                // The unused tail of the old chunk is garbage from now on.
+                // The unused tail of the old chunk is garbage from now on
+                // (counted once: the chunk is closed even if no new one
+                // can be made).
                 if let Some((c, fill)) = open {
                     let tail = room_in(c) - fill;
                     self.garbage += tail;
                     self.used += tail;
                     self.closed.push(c);
+                    self.open = None;
                 }
                 (self.push_regular()?, 0)
             }
@@ -187,8 +197,13 @@ impl Arena {
         if need >= BIG {
             let (c, _) = split(addr);
             if let Some(chunk) = self.chunks.get_mut(c) {
-                self.used -= chunk.len();
+                // What an in-place shrink had counted as garbage goes too.
+                self.garbage = self
+                    .garbage
+                    .saturating_sub(chunk.len().saturating_sub(need));
+                self.used = self.used.saturating_sub(chunk.len());
                 *chunk = Chunk::Heap(Box::default());
+                self.spare.push(c);
             }
             return;
         }
@@ -225,6 +240,7 @@ impl Arena {
         }
         let map = memmap2::MmapMut::map_anon(HUGE_CHUNK).ok()?;
         // A hint: without huge pages it is still a mapping.
+        #[cfg(target_os = "linux")]
         let _ = map.advise(memmap2::Advice::HugePage);
         let huge = self.push_chunk(Chunk::Mapped(map))?;
         Some((self.closed.drain(..PROMOTE).collect(), huge))
@@ -280,6 +296,7 @@ impl Arena {
         for &c in small {
             if let Some(chunk) = self.chunks.get_mut(c) {
                 *chunk = Chunk::Heap(Box::default());
+                self.spare.push(c);
             }
         }
         for list in &mut self.holes {
@@ -290,7 +307,15 @@ impl Arena {
         // counted as garbage until a compaction.
     }
 
+    /// Places a new chunk, in the number of a freed one if there is one
+    /// (no address points into a freed chunk).
     fn push_chunk(&mut self, chunk: Chunk) -> Option<usize> {
+        if let Some(c) = self.spare.pop() {
+            if let Some(slot) = self.chunks.get_mut(c) {
+                *slot = chunk;
+                return Some(c);
+            }
+        }
         if self.chunks.len() >= MAX_CHUNKS {
             return None;
         }
@@ -340,5 +365,24 @@ mod tests {
         a.get_mut(next, 3).unwrap().copy_from_slice(b"abc");
         assert_eq!(a.get(next, 3), Some(&b"abc"[..]));
         assert!(a.get(next + 1, SMALL_CHUNK).is_none());
+    }
+
+    #[test]
+    fn chunk_numbers_of_freed_big_records_are_reused() {
+        let mut a = Arena::default();
+        for i in 0..3 * MAX_CHUNKS {
+            let p = a.alloc(40_000).unwrap_or_else(|| panic!("alloc {i}"));
+            a.free(p, 40_000);
+        }
+        assert_eq!((a.used(), a.garbage()), (0, 0));
+    }
+
+    #[test]
+    fn a_big_record_shrunk_in_place_leaves_no_garbage_once_freed() {
+        let mut a = Arena::default();
+        let p = a.alloc(100_000).unwrap();
+        a.shrink(p, 100_000, 40_000);
+        a.free(p, 40_000);
+        assert_eq!((a.used(), a.garbage()), (0, 0));
     }
 }

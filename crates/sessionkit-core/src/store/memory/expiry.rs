@@ -10,10 +10,11 @@
 //! once per idle window.
 //!
 //! An entry only says "look at this slot then": the purge checks the
-//! record's own purge time. A slot freed other than by a purge (a durable
-//! store's rollback or reload) leaves its entry behind; the entry is
-//! dropped when it finds the slot free, or visits the slot's next record
-//! early, which is harmless.
+//! record's own purge time, so no entry can purge a record early. A slot
+//! freed other than by a purge (a durable store's rollback or reload)
+//! leaves its entry behind: dropped if it finds the slot free; if the slot
+//! holds a new record by then, that record has one extra entry until it is
+//! purged (rollbacks and reloads are rare, so these stay few).
 
 use std::collections::BTreeMap;
 

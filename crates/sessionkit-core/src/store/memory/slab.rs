@@ -535,15 +535,20 @@ impl Shard {
             return false;
         };
         let len = encoded_len(rec);
-        let in_place = Arena::fits(old_len, len);
-        let addr = if in_place {
-            old
+        // A big record that shrinks moves out, so that its chunk goes back
+        // (in place only if there is no room elsewhere).
+        let leave_big = Arena::is_big(old_len) && !Arena::fits(len, old_len);
+        let fits = Arena::fits(old_len, len);
+        let moved = if fits && !leave_big {
+            None
         } else {
-            match self.arena.alloc(len) {
-                Some(a) => a,
-                None => return false,
-            }
+            self.arena.alloc(len)
         };
+        let in_place = moved.is_none();
+        if in_place && !fits {
+            return false;
+        }
+        let addr = moved.unwrap_or(old);
         let ext = ext_of(rec);
         let Some(out) = self.arena.get_mut(addr, len) else {
             return false;
@@ -775,6 +780,36 @@ mod tests {
         assert_eq!(s.to_record(&s.slot(*loc).unwrap()).attributes, longer);
         assert_eq!(s.remove(*loc).map(|x| x.id), Some(r.id));
         assert!(s.find_token(&r.token_hash).is_none());
+    }
+
+    fn sized(n: usize) -> Attributes {
+        Attributes::from_value(
+            &serde_json::json!({"a": "x".repeat(n)}),
+            &AttributeLimits {
+                max_bytes: 1 << 20,
+                max_depth: 16,
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn big_records_grow_shrink_and_go_without_running_out_of_room() {
+        let mut s = Shard::default();
+        let mut r = rec(1, Some("heidi"));
+        r.attributes = sized(40_001);
+        let loc = s.insert(5, &r).unwrap();
+        // Within its 4-byte step, then back and forth across steps.
+        assert!(s.set_attributes(loc, &sized(40_002)));
+        for i in 0..5_000 {
+            let n = if i % 2 == 0 { 40_010 } else { 40_000 };
+            assert!(s.set_attributes(loc, &sized(n)), "update {i}");
+        }
+        assert_eq!(s.to_record(&s.slot(loc).unwrap()).attributes, sized(40_000));
+        // A tombstone is small: the big chunk goes back.
+        s.make_tombstone(loc, RevokeReason::Logout, Millis::from_millis(9));
+        assert!(s.arena.used() < 1 << 12, "{}", s.arena.used());
+        assert!(s.remove(loc).is_some());
     }
 
     #[test]
