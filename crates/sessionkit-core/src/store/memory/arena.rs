@@ -27,7 +27,11 @@ const HUGE_CHUNK: usize = 1 << CHUNK_BITS;
 /// Bytes in a small chunk.
 const SMALL_CHUNK: usize = 1 << 18;
 /// Small chunks are promoted once the arena has this many bytes of chunks.
+#[cfg(not(test))]
 const HUGE_AFTER: usize = 4 << 20;
+/// Lower in unit tests, so that randomised ones reach it.
+#[cfg(test)]
+const HUGE_AFTER: usize = 1 << 20;
 /// Small chunks promoted into one huge chunk.
 const PROMOTE: usize = HUGE_CHUNK / SMALL_CHUNK;
 /// Records needing at least this much get a chunk of their own.

@@ -745,7 +745,7 @@ mod tests {
     fn a_large_shard_moves_its_records_into_huge_chunks() {
         let mut s = Shard::default();
         let mut recs = Vec::new();
-        // 108-byte records: 6.5 MB of them is past the 4 MiB threshold.
+        // 108-byte records: 6.5 MB of them, well past the threshold.
         for i in 0..60_000u32 {
             let mut r = rec(7, Some("grace"));
             let mut h = [0u8; 32];
@@ -901,5 +901,116 @@ mod tests {
         }
         assert_eq!(s.len(), 0);
         assert!(s.find_token(&recs[0].token_hash).is_none());
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert { attrs: usize, subject: bool },
+        Remove(usize),
+        SetAttributes(usize, usize),
+        Tombstone(usize),
+        Touch(usize, u64),
+    }
+
+    /// Attribute sizes: mostly small, some of a few kilobytes, a few big
+    /// enough for a chunk of their own.
+    fn attrs_len() -> impl proptest::strategy::Strategy<Value = usize> {
+        use proptest::prelude::*;
+        prop_oneof![
+            8 => 0usize..300,
+            3 => 2_000usize..12_000,
+            1 => 32_800usize..45_000,
+        ]
+    }
+
+    /// Either growth (mostly inserts: past 4 MiB, chunks are promoted to
+    /// huge ones) or churn (as many removals and moves as inserts: the
+    /// arena fills with garbage and compacts).
+    fn ops() -> impl proptest::strategy::Strategy<Value = Vec<Op>> {
+        use proptest::prelude::*;
+        let op = |insert: u32, remove: u32, set: u32| {
+            prop_oneof![
+                insert => (attrs_len(), any::<bool>())
+                    .prop_map(|(attrs, subject)| Op::Insert { attrs, subject }),
+                remove => any::<usize>().prop_map(Op::Remove),
+                set => (any::<usize>(), attrs_len()).prop_map(|(i, n)| Op::SetAttributes(i, n)),
+                1 => any::<usize>().prop_map(Op::Tombstone),
+                2 => (any::<usize>(), 0u64..100).prop_map(|(i, d)| Op::Touch(i, d)),
+            ]
+        };
+        prop_oneof![
+            proptest::collection::vec(op(12, 1, 1), 1..4_000),
+            proptest::collection::vec(op(4, 4, 4), 1..3_000),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(12))]
+
+        /// A shard against a plain list of records: inserts, removals,
+        /// moves (growing, shrinking, big records), tombstones and touches
+        /// far from creation, through compactions and promotions to huge
+        /// chunks; every record reads back as written, by slot and by
+        /// token, and freed tokens are gone.
+        #[test]
+        fn a_shard_keeps_every_record_as_written(ops in ops()) {
+            let mut s = Shard::default();
+            let mut model: Vec<(Loc, SessionRecord)> = Vec::new();
+            let mut gone: Vec<TokenHash> = Vec::new();
+            let mut n = 0u32;
+            for op in ops {
+                match op {
+                    Op::Insert { attrs, subject } => {
+                        n += 1;
+                        let mut r = rec(1, subject.then_some("ivan"));
+                        r.attributes = sized(attrs);
+                        r.id = SessionId::generate();
+                        let mut h = [7u8; 32];
+                        h[..4].copy_from_slice(&n.to_le_bytes());
+                        r.token_hash = TokenHash::from_bytes(h);
+                        let loc = s.insert(5, &r).unwrap();
+                        model.push((loc, r));
+                    }
+                    Op::Remove(i) if !model.is_empty() => {
+                        let (loc, r) = model.swap_remove(i % model.len());
+                        proptest::prop_assert_eq!(s.remove(loc).map(|x| x.id), Some(r.id));
+                        gone.push(r.token_hash);
+                    }
+                    Op::SetAttributes(i, len) if !model.is_empty() => {
+                        let k = i % model.len();
+                        let (loc, r) = &mut model[k];
+                        proptest::prop_assert!(s.set_attributes(*loc, &sized(len)));
+                        r.attributes = sized(len);
+                        r.version += 1;
+                    }
+                    Op::Tombstone(i) if !model.is_empty() => {
+                        let k = i % model.len();
+                        let (loc, r) = &mut model[k];
+                        let at = Millis::from_millis(2_000_000);
+                        s.make_tombstone(*loc, RevokeReason::Admin, at);
+                        r.state = SessionState::Revoked { reason: RevokeReason::Admin, at };
+                        r.attributes = Attributes::empty();
+                    }
+                    Op::Touch(i, days) if !model.is_empty() => {
+                        let k = i % model.len();
+                        let (loc, r) = &mut model[k];
+                        let at = r.created_at.saturating_add(DurationMs::from_secs(days * 86_400));
+                        s.set_last_seen(*loc, at);
+                        r.last_seen_at = at;
+                    }
+                    _ => {}
+                }
+            }
+            proptest::prop_assert_eq!(s.len(), model.len());
+            for (loc, r) in &model {
+                let back = s.slot(*loc).map(|v| s.to_record(&v));
+                proptest::prop_assert_eq!(back.as_ref(), Some(r));
+                proptest::prop_assert_eq!(s.find_token(&r.token_hash).map(|v| v.id()), Some(r.id));
+            }
+            for h in &gone {
+                proptest::prop_assert!(s.find_token(h).is_none());
+            }
+            proptest::prop_assert!(s.arena.garbage() <= s.arena.used());
+        }
     }
 }
