@@ -19,6 +19,7 @@
 //! ```
 
 mod arena;
+mod client_bytes;
 mod expiry;
 mod ops;
 mod slab;

@@ -4,13 +4,14 @@
 //!
 //! A record is one run of bytes: an 81-byte header (token hash, id, times,
 //! version, lengths, state), then the subject, then the attributes' JSON
-//! text. A typical session (16-byte subject, ~100 bytes of attributes) is
-//! under 200 bytes in one place: a validation reads it with one dependent
-//! memory access after the index. Times other than the creation time are
-//! 32-bit millisecond offsets from it. What most sessions lack (client
-//! info, a revocation time, an `auth_time` other than the creation time,
-//! a time or idle timeout more than 49 days from the creation time) lives
-//! in a side table, flagged in the header.
+//! text, then client info if any (`client_bytes`). A typical session
+//! (16-byte subject, ~100 bytes of attributes) is under 200 bytes in one
+//! place: a validation reads it with one dependent memory access after the
+//! index. Times other than the creation time are 32-bit millisecond
+//! offsets from it. What most sessions lack (a revocation time, an
+//! `auth_time` other than the creation time, a time or idle timeout more
+//! than 49 days from the creation time, client info too long for 16-bit
+//! lengths) lives in a side table, flagged in the header.
 //!
 //! Records move (a longer attribute text, a compaction); a [`Loc`] names
 //! the *slot*, which stays put, so the other indexes hold 4-byte `Loc`s.
@@ -18,6 +19,7 @@
 use hashbrown::{HashMap, HashTable};
 
 use super::arena::Arena;
+use super::client_bytes;
 use crate::attributes::Attributes;
 use crate::client::ClientInfo;
 use crate::ids::{SessionId, Subject, TenantId};
@@ -109,6 +111,9 @@ const F_EXT: u8 = 1;
 const F_AUTH_NONE: u8 = 2;
 /// `auth_time` is the creation time.
 const F_AUTH_CREATED: u8 = 4;
+/// Client info follows the attributes: a 16-bit length, then
+/// `client_bytes`.
+const F_CLIENT: u8 = 8;
 
 fn u32_at(b: &[u8], at: usize) -> u32 {
     let mut a = [0u8; 4];
@@ -122,14 +127,26 @@ fn i64_at(b: &[u8], at: usize) -> i64 {
     i64::from_le_bytes(a)
 }
 
-fn record_len(header: &[u8]) -> usize {
+/// Length of the header, subject and attributes.
+fn base_len(header: &[u8]) -> usize {
     HEADER + usize::from(header[H_SUBJ_LEN]) + u32_at(header, H_ATTRS_LEN) as usize
+}
+
+/// Length of the record at `addr`, client info included.
+fn record_len(arena: &Arena, addr: u32) -> Option<usize> {
+    let header = arena.get(addr, HEADER)?;
+    let base = base_len(header);
+    if header[H_FLAGS] & F_CLIENT == 0 {
+        return Some(base);
+    }
+    let at = addr.checked_add(u32::try_from(base).ok()?)?;
+    let n = arena.get(at, 2)?;
+    Some(base + 2 + usize::from(u16::from_le_bytes([n[0], n[1]])))
 }
 
 /// The record at arena address `addr`.
 fn record_in(arena: &Arena, addr: u32) -> Option<&[u8]> {
-    let header = arena.get(addr, HEADER)?;
-    arena.get(addr, record_len(header))
+    arena.get(addr, record_len(arena, addr)?)
 }
 
 /// The token-index hash of the record at `addr`.
@@ -153,6 +170,7 @@ fn small(v: i64) -> u32 {
 /// the header says so.
 #[derive(Debug, Clone, Default)]
 struct Ext {
+    /// Only when it does not fit in the record (see `client_bytes`).
     client: ClientInfo,
     revoked_at: Millis,
     /// When not `None` and not the creation time.
@@ -250,7 +268,23 @@ impl<'a> Slot<'a> {
 
     fn attributes_text(&self) -> &'a str {
         let from = HEADER + usize::from(self.b[H_SUBJ_LEN]);
-        std::str::from_utf8(&self.b[from..]).unwrap_or("{}")
+        let to = base_len(self.b).min(self.b.len());
+        self.b
+            .get(from..to)
+            .and_then(|t| std::str::from_utf8(t).ok())
+            .unwrap_or("{}")
+    }
+
+    fn client(&self) -> ClientInfo {
+        if self.b[H_FLAGS] & F_CLIENT != 0 {
+            let from = base_len(self.b) + 2;
+            self.b
+                .get(from..)
+                .map(client_bytes::decode)
+                .unwrap_or_default()
+        } else {
+            self.ext.map(|e| e.client.clone()).unwrap_or_default()
+        }
     }
 
     pub(super) fn idle_expires_at(&self) -> Millis {
@@ -287,8 +321,9 @@ impl<'a> Slot<'a> {
     }
 }
 
-/// Writes a whole record into `out` (exactly [`encoded_len`] bytes).
-fn encode(out: &mut [u8], rec: &SessionRecord, tenant: u16, ext: bool) {
+/// Writes a whole record into `out` (exactly [`encoded_len`] bytes), with
+/// `client` (from [`client_bytes::encode`]) after the attributes.
+fn encode(out: &mut [u8], rec: &SessionRecord, tenant: u16, ext: bool, client: Option<&[u8]>) {
     let subject = rec
         .subject
         .as_ref()
@@ -315,9 +350,24 @@ fn encode(out: &mut [u8], rec: &SessionRecord, tenant: u16, ext: bool) {
         Some(t) if t == rec.created_at => F_AUTH_CREATED,
         Some(_) => 0,
     };
-    out[H_FLAGS] = if ext { F_EXT | auth } else { auth };
+    let ext = if ext { F_EXT } else { 0 };
+    let has_client = if client.is_some() { F_CLIENT } else { 0 };
+    out[H_FLAGS] = auth | ext | has_client;
+    let base = HEADER + subject.len() + attrs.len();
     out[HEADER..HEADER + subject.len()].copy_from_slice(subject);
-    out[HEADER + subject.len()..].copy_from_slice(attrs);
+    out[HEADER + subject.len()..base].copy_from_slice(attrs);
+    if let Some(c) = client {
+        // `client_bytes::encode` keeps each field under 64 KiB; the whole
+        // fits a u16 (checked by `client_of`).
+        out[base..base + 2].copy_from_slice(&(c.len() as u16).to_le_bytes());
+        out[base + 2..].copy_from_slice(c);
+    }
+}
+
+/// The client info to keep in the record, if any (too long for the record
+/// goes to the side table).
+fn client_of(rec: &SessionRecord) -> Option<Vec<u8>> {
+    client_bytes::encode(&rec.client).filter(|b| u16::try_from(b.len()).is_ok())
 }
 
 /// Last seen, absolute deadline and idle timeout as 32-bit header fields.
@@ -330,20 +380,29 @@ fn small_fields(rec: &SessionRecord) -> [u32; 3] {
     ]
 }
 
-fn encoded_len(rec: &SessionRecord) -> usize {
-    HEADER + rec.subject.as_ref().map_or(0, |s| s.as_str().len()) + rec.attributes.len()
+fn encoded_len(rec: &SessionRecord, client: Option<&[u8]>) -> usize {
+    HEADER
+        + rec.subject.as_ref().map_or(0, |s| s.as_str().len())
+        + rec.attributes.len()
+        + client.map_or(0, |c| 2 + c.len())
 }
 
-/// The parts of a record that do not fit its header, if any.
-fn ext_of(rec: &SessionRecord) -> Option<Ext> {
+/// The parts of a record that do not fit its header, if any (client info
+/// only when it is not in the record).
+fn ext_of(rec: &SessionRecord, client_in_record: bool) -> Option<Ext> {
     let revoked_at = match rec.state {
         SessionState::Revoked { at, .. } => Some(at),
         SessionState::Active => None,
     };
     let auth_time = rec.auth_time.filter(|t| *t != rec.created_at);
     let big = small_fields(rec).contains(&IN_EXT);
-    (!rec.client.is_empty() || revoked_at.is_some() || auth_time.is_some() || big).then(|| Ext {
-        client: rec.client.clone(),
+    let client_apart = !client_in_record && !rec.client.is_empty();
+    (client_apart || revoked_at.is_some() || auth_time.is_some() || big).then(|| Ext {
+        client: if client_apart {
+            rec.client.clone()
+        } else {
+            ClientInfo::default()
+        },
         revoked_at: revoked_at.unwrap_or(Millis::MIN),
         auth_time,
         idle_timeout: rec.idle_timeout,
@@ -449,7 +508,8 @@ impl Shard {
                 ix
             }
         };
-        let len = encoded_len(rec);
+        let client = client_of(rec);
+        let len = encoded_len(rec, client.as_deref());
         let addr = self.arena.alloc(len)?;
         let index = match self.free.pop() {
             Some(i) => i,
@@ -462,9 +522,9 @@ impl Shard {
                 return None;
             }
         };
-        let ext = ext_of(rec);
+        let ext = ext_of(rec, client.is_some());
         let out = self.arena.get_mut(addr, len)?;
-        encode(out, rec, tenant, ext.is_some());
+        encode(out, rec, tenant, ext.is_some(), client.as_deref());
         if let Some(ext) = ext {
             self.ext.insert(rec.id, ext);
         }
@@ -520,7 +580,7 @@ impl Shard {
 
     fn record_mut(&mut self, loc: Loc) -> Option<&mut [u8]> {
         let addr = self.addr_of(loc)?;
-        let len = record_len(self.arena.get(addr, HEADER)?);
+        let len = record_len(&self.arena, addr)?;
         self.arena.get_mut(addr, len)
     }
 
@@ -534,7 +594,8 @@ impl Shard {
         let Some((old_len, tenant)) = self.view(old).map(|s| (s.b.len(), s.tenant_ix())) else {
             return false;
         };
-        let len = encoded_len(rec);
+        let client = client_of(rec);
+        let len = encoded_len(rec, client.as_deref());
         // A big record that shrinks moves out, so that its chunk goes back
         // (in place only if there is no room elsewhere).
         let leave_big = Arena::is_big(old_len) && !Arena::fits(len, old_len);
@@ -549,11 +610,11 @@ impl Shard {
             return false;
         }
         let addr = moved.unwrap_or(old);
-        let ext = ext_of(rec);
+        let ext = ext_of(rec, client.is_some());
         let Some(out) = self.arena.get_mut(addr, len) else {
             return false;
         };
-        encode(out, rec, tenant, ext.is_some());
+        encode(out, rec, tenant, ext.is_some(), client.as_deref());
         match ext {
             Some(e) => self.ext.insert(rec.id, e),
             None => self.ext.remove(&rec.id),
@@ -609,11 +670,7 @@ impl Shard {
             if addr == NO_RECORD {
                 continue;
             }
-            let Some(b) = self
-                .arena
-                .get(addr, HEADER)
-                .and_then(|h| self.arena.get(addr, record_len(h)))
-            else {
+            let Some(b) = record_in(&self.arena, addr) else {
                 continue;
             };
             // The fresh arena holds less than the old one: it has room.
@@ -647,7 +704,7 @@ impl Shard {
                 if from == NO_RECORD || !small.contains(&Arena::chunk_of(from)) {
                     continue;
                 }
-                let Some(len) = self.arena.get(from, HEADER).map(record_len) else {
+                let Some(len) = record_len(&self.arena, from) else {
                     continue;
                 };
                 let Some(to) = Arena::address(huge, packed) else {
@@ -683,7 +740,7 @@ impl Shard {
             expires_at: slot.expires_at(),
             auth_time: slot.auth_time(),
             attributes: Attributes::from_checked(slot.attributes_text()),
-            client: slot.ext.map(|e| e.client.clone()).unwrap_or_default(),
+            client: slot.client(),
             version: slot.version(),
             state: slot.state(),
         }
@@ -758,7 +815,10 @@ mod tests {
         let huge = s.arena.huge_chunks();
         assert!(huge >= 2, "{huge} huge chunks");
         // Promotion leaves no space behind: the arena holds the records.
-        let live: usize = recs.iter().map(|(_, r)| Arena::room(encoded_len(r))).sum();
+        let live: usize = recs
+            .iter()
+            .map(|(_, r)| Arena::room(encoded_len(r, None)))
+            .sum();
         assert!(s.arena.used() - s.arena.garbage() >= live);
         assert!(
             s.arena.used() < live + (1 << 20),
@@ -905,7 +965,11 @@ mod tests {
 
     #[derive(Debug, Clone)]
     enum Op {
-        Insert { attrs: usize, subject: bool },
+        Insert {
+            attrs: usize,
+            subject: bool,
+            client: u8,
+        },
         Remove(usize),
         SetAttributes(usize, usize),
         Tombstone(usize),
@@ -930,8 +994,8 @@ mod tests {
         use proptest::prelude::*;
         let op = |insert: u32, remove: u32, set: u32| {
             prop_oneof![
-                insert => (attrs_len(), any::<bool>())
-                    .prop_map(|(attrs, subject)| Op::Insert { attrs, subject }),
+                insert => (attrs_len(), any::<bool>(), 0u8..4)
+                    .prop_map(|(attrs, subject, client)| Op::Insert { attrs, subject, client }),
                 remove => any::<usize>().prop_map(Op::Remove),
                 set => (any::<usize>(), attrs_len()).prop_map(|(i, n)| Op::SetAttributes(i, n)),
                 1 => any::<usize>().prop_map(Op::Tombstone),
@@ -960,10 +1024,28 @@ mod tests {
             let mut n = 0u32;
             for op in ops {
                 match op {
-                    Op::Insert { attrs, subject } => {
+                    Op::Insert { attrs, subject, client } => {
                         n += 1;
                         let mut r = rec(1, subject.then_some("ivan"));
                         r.attributes = sized(attrs);
+                        r.client = match client {
+                            0 => ClientInfo::default(),
+                            1 => ClientInfo {
+                                ip: Some(std::net::IpAddr::from([10, 0, 0, (n % 250) as u8])),
+                                user_agent: Some("curl/8".repeat(usize::from(attrs % 20 == 0) * 100 + 1)),
+                                ..ClientInfo::default()
+                            },
+                            2 => ClientInfo {
+                                device: Some("phone".into()),
+                                fingerprint: Some(crate::client::Fingerprint([3; 32])),
+                                ..ClientInfo::default()
+                            },
+                            // Too long for the record: kept in the side table.
+                            _ => ClientInfo {
+                                user_agent: Some("u".repeat(70_000)),
+                                ..ClientInfo::default()
+                            },
+                        };
                         r.id = SessionId::generate();
                         let mut h = [7u8; 32];
                         h[..4].copy_from_slice(&n.to_le_bytes());
@@ -990,6 +1072,7 @@ mod tests {
                         s.make_tombstone(*loc, RevokeReason::Admin, at);
                         r.state = SessionState::Revoked { reason: RevokeReason::Admin, at };
                         r.attributes = Attributes::empty();
+                        r.client = ClientInfo::default();
                     }
                     Op::Touch(i, days) if !model.is_empty() => {
                         let k = i % model.len();
