@@ -85,6 +85,9 @@ pub(super) struct Arena {
     open: Option<(usize, usize)>,
     /// Full small chunks, oldest first, not promoted yet.
     closed: Vec<usize>,
+    /// Filling by copying a whole arena: past [`HUGE_AFTER`], new chunks
+    /// are huge ones straight away.
+    packing: bool,
     /// Numbers of freed chunks, to reuse.
     spare: Vec<usize>,
     /// Free space by size: `holes[n]` holds addresses of `n * STEP` bytes.
@@ -181,10 +184,12 @@ impl Arena {
                 // (counted once: the chunk is closed even if no new one
                 // can be made).
                 if let Some((c, fill)) = open {
-                    let tail = room_in(c) - fill;
-                    self.garbage += tail;
-                    self.used += tail;
-                    self.closed.push(c);
+                    let len = room_in(c);
+                    self.garbage += len - fill;
+                    self.used += len - fill;
+                    if len == SMALL_CHUNK {
+                        self.closed.push(c);
+                    }
                     self.open = None;
                 }
                 (self.push_regular()?, 0)
@@ -219,10 +224,45 @@ impl Arena {
         self.garbage += need;
     }
 
+    /// An empty arena to copy a whole one into (compaction): past
+    /// [`HUGE_AFTER`] it fills huge chunks directly, so that the copy needs
+    /// no more chunks than the original.
+    pub(super) fn packing() -> Arena {
+        Arena {
+            packing: true,
+            ..Arena::default()
+        }
+    }
+
+    /// Ends [`Arena::packing`]: new chunks are small again.
+    pub(super) fn stop_packing(&mut self) {
+        self.packing = false;
+    }
+
+    fn huge_chunk() -> Option<Chunk> {
+        let map = memmap2::MmapMut::map_anon(HUGE_CHUNK).ok()?;
+        // A hint: without huge pages it is still a mapping.
+        #[cfg(target_os = "linux")]
+        let _ = map.advise(memmap2::Advice::HugePage);
+        Some(Chunk::Mapped(map))
+    }
+
+    /// Whether a new chunk can be numbered.
+    fn has_room(&self) -> bool {
+        !self.spare.is_empty() || self.chunks.len() < MAX_CHUNKS
+    }
+
     /// A new small chunk to fill: a mapping of its own, so that its pages
     /// are only backed once written and go back to the system when it is
     /// promoted (a freed heap block would stay in the process).
     fn push_regular(&mut self) -> Option<usize> {
+        if self.packing && self.regular >= HUGE_AFTER {
+            if let Some(chunk) = Arena::huge_chunk() {
+                let c = self.push_chunk(chunk)?;
+                self.regular += HUGE_CHUNK;
+                return Some(c);
+            }
+        }
         let chunk = match memmap2::MmapMut::map_anon(SMALL_CHUNK) {
             Ok(m) => Chunk::Mapped(m),
             Err(_) => Chunk::Heap(vec![0u8; SMALL_CHUNK].into_boxed_slice()),
@@ -239,14 +279,10 @@ impl Arena {
     /// [`Arena::retire`]. `None` if nothing is due (or no mapping can be
     /// made: the records stay where they are).
     pub(super) fn take_promotion(&mut self) -> Option<(Vec<usize>, usize)> {
-        if self.regular < HUGE_AFTER || self.closed.len() < PROMOTE {
+        if self.regular < HUGE_AFTER || self.closed.len() < PROMOTE || !self.has_room() {
             return None;
         }
-        let map = memmap2::MmapMut::map_anon(HUGE_CHUNK).ok()?;
-        // A hint: without huge pages it is still a mapping.
-        #[cfg(target_os = "linux")]
-        let _ = map.advise(memmap2::Advice::HugePage);
-        let huge = self.push_chunk(Chunk::Mapped(map))?;
+        let huge = self.push_chunk(Arena::huge_chunk()?)?;
         Some((self.closed.drain(..PROMOTE).collect(), huge))
     }
 

@@ -139,9 +139,10 @@ fn record_len(arena: &Arena, addr: u32) -> Option<usize> {
     if header[H_FLAGS] & F_CLIENT == 0 {
         return Some(base);
     }
-    let at = addr.checked_add(u32::try_from(base).ok()?)?;
-    let n = arena.get(at, 2)?;
-    Some(base + 2 + usize::from(u16::from_le_bytes([n[0], n[1]])))
+    // Read through the record's own start: `addr + base` could name the
+    // next chunk for a record over 2 MiB (in a chunk of its own).
+    let b = arena.get(addr, base.checked_add(2)?)?;
+    Some(base + 2 + usize::from(u16::from_le_bytes([b[base], b[base + 1]])))
 }
 
 /// The record at arena address `addr`.
@@ -430,6 +431,8 @@ pub(super) struct Shard {
     /// straight to the record.
     by_token: HashTable<u32>,
     ext: HashMap<SessionId, Ext>,
+    /// No compaction below this much garbage (after one that failed).
+    compact_after: usize,
     tenants: Vec<TenantId>,
     tenant_ix: HashMap<TenantId, u16>,
 }
@@ -664,24 +667,34 @@ impl Shard {
         if garbage < (1 << 16) || garbage * 2 < self.arena.used() {
             return;
         }
-        let mut fresh = Arena::default();
-        for i in 0..self.offsets.len() {
-            let addr = self.offsets[i];
-            if addr == NO_RECORD {
+        if garbage < self.compact_after {
+            return;
+        }
+        // All or nothing: every record copied, or the old arena kept (and
+        // no new try until garbage has doubled).
+        let mut fresh = Arena::packing();
+        let mut moved = self.offsets.clone();
+        for (i, addr) in self.offsets.iter().enumerate() {
+            if *addr == NO_RECORD {
                 continue;
             }
-            let Some(b) = record_in(&self.arena, addr) else {
-                continue;
-            };
-            // The fresh arena holds less than the old one: it has room.
-            if let Some(to) = fresh.alloc(b.len()) {
-                if let Some(out) = fresh.get_mut(to, b.len()) {
-                    out.copy_from_slice(b);
-                    self.offsets[i] = to;
+            let copied = record_in(&self.arena, *addr).and_then(|b| {
+                let to = fresh.alloc(b.len())?;
+                fresh.get_mut(to, b.len())?.copy_from_slice(b);
+                Some(to)
+            });
+            match copied {
+                Some(to) => moved[i] = to,
+                None => {
+                    self.compact_after = garbage * 2;
+                    return;
                 }
             }
         }
+        fresh.stop_packing();
+        self.compact_after = 0;
         self.arena = fresh;
+        self.offsets = moved;
         // Same records, new addresses: index them again.
         self.by_token.clear();
         for i in 0..self.offsets.len() {
@@ -705,6 +718,7 @@ impl Shard {
                     continue;
                 }
                 let Some(len) = record_len(&self.arena, from) else {
+                    moved_all = false;
                     continue;
                 };
                 let Some(to) = Arena::address(huge, packed) else {
@@ -872,6 +886,94 @@ mod tests {
         assert!(s.remove(loc).is_some());
     }
 
+    fn huge_attrs(n: usize) -> Attributes {
+        Attributes::from_value(
+            &serde_json::json!({"a": "x".repeat(n)}),
+            &AttributeLimits {
+                max_bytes: 1 << 22,
+                max_depth: 16,
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_record_over_2_mib_with_client_info_reads_back() {
+        let mut s = Shard::default();
+        let mut r = rec(1, Some("judy"));
+        r.attributes = huge_attrs(2_200_000);
+        r.client.ip = Some("10.0.0.1".parse().unwrap());
+        let loc = s.insert(5, &r).unwrap();
+        assert_eq!(s.slot(loc).map(|v| s.to_record(&v)), Some(r.clone()));
+        assert_eq!(s.find_token(&r.token_hash).map(|v| v.id()), Some(r.id));
+        assert_eq!(s.remove(loc).map(|x| x.id), Some(r.id));
+    }
+
+    #[test]
+    fn compaction_keeps_a_huge_record_and_never_aliases_another() {
+        let mut s = Shard::default();
+        let mut r = rec(1, Some("judy"));
+        r.attributes = huge_attrs(2_200_000);
+        r.client.ip = Some("10.0.0.1".parse().unwrap());
+        let big = s.insert(5, &r).unwrap();
+        let mut locs = Vec::new();
+        for i in 0..40_000u32 {
+            let mut x = rec(2, Some("k"));
+            let mut h = [3u8; 32];
+            h[..4].copy_from_slice(&i.to_le_bytes());
+            x.token_hash = TokenHash::from_bytes(h);
+            locs.push(s.insert(5, &x).unwrap());
+        }
+        for loc in locs.iter().skip(1) {
+            s.remove(*loc);
+        }
+        assert_eq!(s.slot(big).map(|v| s.to_record(&v)), Some(r.clone()));
+        assert_eq!(s.find_token(&r.token_hash).map(|v| v.id()), Some(r.id));
+    }
+
+    #[test]
+    fn compaction_near_the_chunk_limit_keeps_every_record() {
+        let mut s = Shard::default();
+        let mut n = 0u32;
+        let mut make = |attrs: usize| {
+            n += 1;
+            let mut r = rec(1, Some("m"));
+            r.attributes = sized(attrs);
+            r.id = SessionId::generate();
+            let mut h = [9u8; 32];
+            h[..4].copy_from_slice(&n.to_le_bytes());
+            r.token_hash = TokenHash::from_bytes(h);
+            r
+        };
+        // 110 MiB of small records (in huge chunks), then big records in
+        // chunks of their own up to near the 2,048 chunk numbers; then
+        // enough removals to compact.
+        let small: Vec<_> = (0..110 << 10)
+            .map(|_| {
+                let r = make(1_000);
+                (s.insert(5, &r).unwrap(), r)
+            })
+            .collect();
+        let big: Vec<_> = (0..2048 - s.arena.huge_chunks() - 10)
+            .map(|_| {
+                let r = make(33_000);
+                (s.insert(5, &r).unwrap(), r)
+            })
+            .collect();
+        let mut kept = Vec::new();
+        for (i, (loc, r)) in small.into_iter().enumerate() {
+            if i % 6 == 0 {
+                kept.push((loc, r));
+            } else {
+                assert_eq!(s.remove(loc).map(|x| x.id), Some(r.id));
+            }
+        }
+        for (loc, r) in kept.iter().chain(&big) {
+            assert_eq!(s.slot(*loc).map(|v| v.id()), Some(r.id));
+            assert_eq!(s.find_token(&r.token_hash).map(|v| v.id()), Some(r.id));
+        }
+    }
+
     #[test]
     fn freed_space_is_reused_by_records_of_the_same_size() {
         let mut s = Shard::default();
@@ -1005,6 +1107,16 @@ mod tests {
         prop_oneof![
             proptest::collection::vec(op(12, 1, 1), 1..4_000),
             proptest::collection::vec(op(4, 4, 4), 1..3_000),
+            // Growth, then mostly removals: compacts an arena that holds
+            // huge chunks.
+            (
+                proptest::collection::vec(op(12, 1, 1), 2_500..4_000),
+                proptest::collection::vec(op(1, 8, 2), 2_000..3_500),
+            )
+                .prop_map(|(mut a, b)| {
+                    a.extend(b);
+                    a
+                }),
         ]
     }
 
@@ -1092,6 +1204,10 @@ mod tests {
             }
             for h in &gone {
                 proptest::prop_assert!(s.find_token(h).is_none());
+            }
+            // No side-table entry outlives its record.
+            for id in s.ext.keys() {
+                proptest::prop_assert!(model.iter().any(|(_, r)| r.id == *id));
             }
             proptest::prop_assert!(s.arena.garbage() <= s.arena.used());
         }
