@@ -897,12 +897,18 @@ mod tests {
         .unwrap()
     }
 
-    #[test]
-    fn a_record_over_2_mib_with_client_info_reads_back() {
-        let mut s = Shard::default();
+    /// A record over 2 MiB (a chunk of its own), with client info.
+    fn over_2_mib_with_client() -> SessionRecord {
         let mut r = rec(1, Some("judy"));
         r.attributes = huge_attrs(2_200_000);
         r.client.ip = Some("10.0.0.1".parse().unwrap());
+        r
+    }
+
+    #[test]
+    fn a_record_over_2_mib_with_client_info_reads_back() {
+        let mut s = Shard::default();
+        let r = over_2_mib_with_client();
         let loc = s.insert(5, &r).unwrap();
         assert_eq!(s.slot(loc).map(|v| s.to_record(&v)), Some(r.clone()));
         assert_eq!(s.find_token(&r.token_hash).map(|v| v.id()), Some(r.id));
@@ -912,9 +918,7 @@ mod tests {
     #[test]
     fn compaction_keeps_a_huge_record_and_never_aliases_another() {
         let mut s = Shard::default();
-        let mut r = rec(1, Some("judy"));
-        r.attributes = huge_attrs(2_200_000);
-        r.client.ip = Some("10.0.0.1".parse().unwrap());
+        let r = over_2_mib_with_client();
         let big = s.insert(5, &r).unwrap();
         let mut locs = Vec::new();
         for i in 0..40_000u32 {
