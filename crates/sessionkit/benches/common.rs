@@ -7,7 +7,7 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
 use sessionkit::{EngineKeys, NewSession, SessionManager};
-use sessionkit_core::{MemoryStore, Policy, Subject, TenantId};
+use sessionkit_core::{MemoryStore, Policy, SessionStore, Subject, TenantId};
 
 /// Polls `f` once; the memory store's futures are always ready.
 pub fn ready<F: Future>(f: F) -> F::Output {
@@ -19,15 +19,20 @@ pub fn ready<F: Future>(f: F) -> F::Output {
     }
 }
 
-/// An engine on a MemoryStore with room for `n` sessions (no caps).
+/// An engine on a MemoryStore, no caps.
 pub fn engine() -> SessionManager<MemoryStore> {
+    engine_on(MemoryStore::new())
+}
+
+/// An engine on `store`, no caps (no per-subject or anonymous limit).
+pub fn engine_on<S: SessionStore>(store: S) -> SessionManager<S> {
     let policy = Policy::builder()
         .max_sessions_per_subject(None, sessionkit_core::OnSessionLimit::Refuse)
         .max_anonymous_sessions(None)
         .build()
         .expect("policy");
     ready(
-        SessionManager::builder(MemoryStore::new(), EngineKeys::generate().expect("keys"))
+        SessionManager::builder(store, EngineKeys::generate().expect("keys"))
             .with_policy(policy)
             .build(),
     )
