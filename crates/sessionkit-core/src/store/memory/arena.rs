@@ -1,24 +1,26 @@
 //! A shard's record bytes: records laid back to back in fixed-size chunks,
 //! addressed by a `u32`, with no per-record allocation or header.
 //!
-//! Chunks never move or grow, so filling the store touches only the memory
-//! the records take (a growing `Vec` would leave each old copy behind in
-//! the allocator). Records are written into 256 KiB chunks from the
-//! allocator. Once an arena holds 4 MiB, every eight full small chunks are
-//! *promoted*: their records are copied, packed, into one 2 MiB anonymous
-//! mapping marked for transparent huge pages (`MADV_HUGEPAGE`), and the
-//! small chunks are freed (the owner, which knows where each record is,
-//! does the copying: [`Arena::take_promotion`]). A large store's records
-//! then cost one TLB entry per 2 MiB instead of per 4 KiB, so at 10M
-//! sessions a validation's record read does not wait for a page walk; and
-//! since a huge page is only ever made full, no shard holds a half-empty
-//! one. Space is handed out in 4-byte steps; a
-//! freed record's space goes on a free list of its size and is reused by
-//! the next record of that size (sessions of one app are mostly alike). A
-//! record larger than an eighth of a chunk gets a chunk of its own, given
-//! back when the record goes. What cannot be reused yet is counted by
-//! [`Arena::garbage`]; the owner compacts by copying the live records into
-//! a fresh arena.
+//! - **Chunks** never move or grow, so filling the store touches only the
+//!   memory the records take. Records are written into 256 KiB chunks,
+//!   each an anonymous mapping of its own: pages are backed only when
+//!   written and go back to the system when the chunk is freed.
+//! - **Huge pages by promotion.** Once an arena holds 4 MiB, every eight
+//!   full small chunks are *promoted*: their records are copied, packed,
+//!   into one 2 MiB mapping marked for transparent huge pages
+//!   (`MADV_HUGEPAGE`), and the small chunks are freed (the owner, which
+//!   knows where each record is, does the copying: see
+//!   [`Arena::take_promotion`]). A large store's records then cost one TLB
+//!   entry per 2 MiB instead of per 4 KiB, so at 10M sessions a
+//!   validation's record read does not wait for a page walk; and since a
+//!   huge page is only ever made full, no shard holds a half-empty one.
+//! - **Space** is handed out in 4-byte steps. A freed record's space goes on
+//!   a free list of its size and is reused by the next record of that size
+//!   (sessions of one app are mostly alike). A record larger than an eighth
+//!   of a small chunk gets a chunk of its own, given back when it goes.
+//! - **Garbage**: what cannot be reused yet is counted by
+//!   [`Arena::garbage`]; the owner compacts by copying the live records
+//!   into a fresh arena ([`Arena::packing`]).
 
 /// Address bits for the offset in a chunk (a huge chunk's size).
 const CHUNK_BITS: u32 = 21;
