@@ -1,8 +1,9 @@
-//! Validation and create cost on `MemoryStore`, against the raw cost of
-//! their parts measured in the same run (DESIGN.md §8).
+//! Validation cost on `MemoryStore`, against the raw cost of its parts
+//! measured in the same run (DESIGN.md §8), and the engine-side parts of a
+//! create (creates per second: `benches/create.rs`).
 //!
 //! `cargo bench -p sessionkit --bench validate`. Set `SESSIONKIT_BENCH_10M=1`
-//! to add the 10M-session point (needs ~10 GiB and a few minutes).
+//! to add the 10M-session point (~3 GiB and a few minutes).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -137,21 +138,6 @@ fn validate(c: &mut Criterion) {
     }
 }
 
-fn create(c: &mut Criterion) {
-    let e = engine();
-    let mut i = 0u64;
-    c.bench_function("create", |b| {
-        b.iter_batched(
-            || {
-                i += 1;
-                typical(i)
-            },
-            |s| ready(e.create(TenantId::DEFAULT, s)).unwrap(),
-            BatchSize::SmallInput,
-        )
-    });
-}
-
 /// The engine-side parts of a create, one by one.
 fn create_parts(c: &mut Criterion) {
     use sessionkit_core::{Attributes, SessionId};
@@ -173,46 +159,9 @@ fn create_parts(c: &mut Criterion) {
     g.finish();
 }
 
-/// The store's share of a create: records built beforehand (token, id,
-/// attributes), only `MemoryStore::create` timed.
-fn store_create(c: &mut Criterion) {
-    use sessionkit_core::store::Limits;
-    use sessionkit_core::{Attributes, MemoryStore, SessionRecord, SessionState, Subject};
-    let store = MemoryStore::new();
-    let attrs =
-        Attributes::from_value(typical(0).attributes.as_ref().unwrap(), &Default::default())
-            .unwrap();
-    let mut i = 0u64;
-    let now = SystemClock.now();
-    c.bench_function("store_create", |b| {
-        b.iter_batched(
-            || {
-                i += 1;
-                SessionRecord {
-                    tenant: TenantId::DEFAULT,
-                    id: sessionkit_core::SessionId::generate(),
-                    token_hash: SessionToken::generate().unwrap().hash(),
-                    subject: Some(Subject::new(&format!("user-{i:011}")).unwrap()),
-                    created_at: now,
-                    last_seen_at: now,
-                    idle_timeout: sessionkit_core::DurationMs::from_secs(1800),
-                    expires_at: now.saturating_add(sessionkit_core::DurationMs::from_secs(86_400)),
-                    auth_time: Some(now),
-                    attributes: attrs.clone(),
-                    client: Default::default(),
-                    version: 1,
-                    state: SessionState::Active,
-                }
-            },
-            |rec| ready(store.create(rec, Limits::default(), now)).unwrap(),
-            BatchSize::SmallInput,
-        )
-    });
-}
-
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(4));
-    targets = parts, validate, create, create_parts, store_create
+    targets = parts, validate, create_parts
 }
 criterion_main!(benches);
