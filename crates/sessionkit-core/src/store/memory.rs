@@ -26,13 +26,14 @@ mod slab;
 mod subjects;
 
 use hashbrown::HashMap;
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use hashbrown::HashTable;
 
 use self::expiry::ExpiryWheel;
-use self::slab::{Loc, Removed, SHARDS, Shard, Slot, id_hash, shard_of};
+use self::slab::{Loc, Removed, SHARDS, Shard, Slot, shard_of};
 use crate::ids::{SessionId, Subject, TenantId};
 use crate::policy::OnSessionLimit;
 use crate::record::{RevokeReason, SessionRecord, SessionState};
@@ -57,8 +58,9 @@ struct Writer {
     /// Every active session with a subject, by (tenant, subject): a
     /// multimap, one entry per session.
     subjects: HashTable<Loc>,
-    /// Seeded per store (subjects come from users: no fixed hash).
-    subject_hasher: hashbrown::DefaultHashBuilder,
+    /// Hashes ids and subjects for the two indexes; seeded per store
+    /// (subjects come from users: no fixed hash).
+    hasher: hashbrown::DefaultHashBuilder,
     expiry: ExpiryWheel,
     counts: HashMap<TenantId, TenantCounts>,
 }
@@ -98,10 +100,22 @@ fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
 fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
-/// Read guards on every shard, for rehashing an index whose entries are
-/// only `Loc`s (one lock for all entries, not one per entry).
-fn all_shards(shards: &[RwLock<Shard>]) -> Vec<RwLockReadGuard<'_, Shard>> {
-    shards.iter().map(read).collect()
+/// Makes room for one more entry in an index of `Loc`s. When the index
+/// must grow, each entry's hash is recomputed from its record (`hash_of`)
+/// under read guards on every shard, taken once for all entries.
+fn reserve_one(
+    index: &mut HashTable<Loc>,
+    shards: &[RwLock<Shard>],
+    hash_of: impl Fn(&Shard, &Slot<'_>) -> u64,
+) {
+    if index.len() < index.capacity() {
+        return;
+    }
+    let all: Vec<RwLockReadGuard<'_, Shard>> = shards.iter().map(read).collect();
+    index.reserve(1, |&l| {
+        let shard = &all[l.shard()];
+        shard.slot(l).map_or(0, |s| hash_of(shard, &s))
+    });
 }
 fn lock<T>(l: &Mutex<T>) -> MutexGuard<'_, T> {
     l.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -117,7 +131,7 @@ impl MemoryStore {
                 writer: Mutex::new(Writer {
                     ids: HashTable::new(),
                     subjects: HashTable::new(),
-                    subject_hasher: hashbrown::DefaultHashBuilder::default(),
+                    hasher: hashbrown::DefaultHashBuilder::default(),
                     expiry: ExpiryWheel::default(),
                     counts: HashMap::default(),
                 }),
@@ -199,11 +213,15 @@ impl WriteTxn<'_> {
         f(&mut write(&self.shards[loc.shard()]))
     }
 
+    fn id_hash(&self, id: SessionId) -> u64 {
+        self.w.hasher.hash_one(id)
+    }
+
     fn loc_of(&self, id: SessionId) -> Option<Loc> {
         let shards = self.shards;
         self.w
             .ids
-            .find(id_hash(&id), |&loc| {
+            .find(self.id_hash(id), |&loc| {
                 read(&shards[loc.shard()])
                     .slot(loc)
                     .is_some_and(|s| s.id() == id)
@@ -240,13 +258,11 @@ impl WriteTxn<'_> {
         let Some(loc) = write(&self.shards[shard]).insert(shard, &rec) else {
             return false;
         };
-        if self.w.ids.len() == self.w.ids.capacity() {
-            let all = all_shards(self.shards);
-            self.w.ids.reserve(1, |&l| {
-                all[l.shard()].slot(l).map_or(0, |s| id_hash(&s.id()))
-            });
-        }
-        self.w.ids.insert_unique(id_hash(&id), loc, |_| 0);
+        let h = self.id_hash(id);
+        let w = &mut *self.w;
+        let hasher = &w.hasher;
+        reserve_one(&mut w.ids, self.shards, |_, s| hasher.hash_one(s.id()));
+        w.ids.insert_unique(h, loc, |_| 0);
         self.w.expiry.insert(purge_at, loc);
         if active {
             let c = self.counts(tenant);
@@ -281,7 +297,8 @@ impl WriteTxn<'_> {
         if active {
             self.forget_active(loc, tenant, anonymous);
         }
-        if let Ok(e) = self.w.ids.find_entry(id_hash(&id), |&l| l == loc) {
+        let h = self.id_hash(id);
+        if let Ok(e) = self.w.ids.find_entry(h, |&l| l == loc) {
             e.remove();
         }
         let removed = write(&self.shards[loc.shard()]).remove(loc)?;

@@ -44,7 +44,7 @@ const MAX_CHUNKS: usize = 1 << (32 - CHUNK_BITS);
 const STEP: usize = 4;
 
 /// The space a record of `len` bytes takes.
-fn room(len: usize) -> usize {
+pub(super) fn room(len: usize) -> usize {
     len.div_ceil(STEP) * STEP
 }
 
@@ -154,6 +154,12 @@ impl Arena {
     pub(super) fn get(&self, addr: u32, len: usize) -> Option<&[u8]> {
         let (c, off) = split(addr);
         self.chunks.get(c)?.bytes().get(off..off.checked_add(len)?)
+    }
+
+    /// The bytes from `addr` to the end of its chunk.
+    pub(super) fn rest(&self, addr: u32) -> Option<&[u8]> {
+        let (c, off) = split(addr);
+        self.chunks.get(c)?.bytes().get(off..)
     }
 
     /// `len` bytes at `addr`, writable.
@@ -299,11 +305,6 @@ impl Arena {
     /// The chunk an address is in.
     pub(super) fn chunk_of(addr: u32) -> usize {
         split(addr).0
-    }
-
-    /// The space a record of `len` bytes takes.
-    pub(super) fn room(len: usize) -> usize {
-        room(len)
     }
 
     /// Copies `len` bytes from `from` to `to` in another chunk.

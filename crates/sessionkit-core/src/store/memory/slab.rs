@@ -18,7 +18,7 @@
 
 use hashbrown::{HashMap, HashTable};
 
-use super::arena::Arena;
+use super::arena::{self, Arena};
 use super::client_bytes;
 use crate::attributes::Attributes;
 use crate::client::ClientInfo;
@@ -60,23 +60,6 @@ impl Loc {
 /// The shard a token hash lives in.
 pub(super) fn shard_of(h: &TokenHash) -> usize {
     usize::from(h.as_bytes()[31]) % SHARDS
-}
-
-/// Hash of an id for the id index. A UUID v7's bits are not uniform (a
-/// timestamp, a counter, fixed version and variant bits), and hashbrown
-/// places entries by the low bits and tags them with the top seven, so
-/// every bit is mixed in (MurmurHash3's finaliser).
-pub(super) fn id_hash(id: &SessionId) -> u64 {
-    let b = id.as_bytes();
-    let (mut hi, mut lo) = ([0u8; 8], [0u8; 8]);
-    hi.copy_from_slice(&b[..8]);
-    lo.copy_from_slice(&b[8..]);
-    let mut x = u64::from_le_bytes(hi).rotate_left(32) ^ u64::from_le_bytes(lo);
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    x ^ (x >> 33)
 }
 
 // ---- the record header ----
@@ -132,22 +115,21 @@ fn base_len(header: &[u8]) -> usize {
     HEADER + usize::from(header[H_SUBJ_LEN]) + u32_at(header, H_ATTRS_LEN) as usize
 }
 
-/// Length of the record at `addr`, client info included.
-fn record_len(arena: &Arena, addr: u32) -> Option<usize> {
-    let header = arena.get(addr, HEADER)?;
-    let base = base_len(header);
-    if header[H_FLAGS] & F_CLIENT == 0 {
+/// Length of the record that `b` starts with (`b` may run on past it),
+/// client info included.
+fn record_len(b: &[u8]) -> Option<usize> {
+    let base = base_len(b.get(..HEADER)?);
+    if b[H_FLAGS] & F_CLIENT == 0 {
         return Some(base);
     }
-    // Read through the record's own start: `addr + base` could name the
-    // next chunk for a record over 2 MiB (in a chunk of its own).
-    let b = arena.get(addr, base.checked_add(2)?)?;
-    Some(base + 2 + usize::from(u16::from_le_bytes([b[base], b[base + 1]])))
+    let n = b.get(base..base.checked_add(2)?)?;
+    Some(base + 2 + usize::from(u16::from_le_bytes([n[0], n[1]])))
 }
 
-/// The record at arena address `addr`.
+/// The record at arena address `addr`: one chunk lookup, then its lengths.
 fn record_in(arena: &Arena, addr: u32) -> Option<&[u8]> {
-    arena.get(addr, record_len(arena, addr)?)
+    let rest = arena.rest(addr)?;
+    rest.get(..record_len(rest)?)
 }
 
 /// The token-index hash of the record at `addr`.
@@ -583,7 +565,7 @@ impl Shard {
 
     fn record_mut(&mut self, loc: Loc) -> Option<&mut [u8]> {
         let addr = self.addr_of(loc)?;
-        let len = record_len(&self.arena, addr)?;
+        let len = record_len(self.arena.rest(addr)?)?;
         self.arena.get_mut(addr, len)
     }
 
@@ -717,7 +699,7 @@ impl Shard {
                 if from == NO_RECORD || !small.contains(&Arena::chunk_of(from)) {
                     continue;
                 }
-                let Some(len) = record_len(&self.arena, from) else {
+                let Some(len) = self.arena.rest(from).and_then(record_len) else {
                     moved_all = false;
                     continue;
                 };
@@ -729,7 +711,7 @@ impl Shard {
                     moved_all = false;
                     continue;
                 }
-                packed += Arena::room(len);
+                packed += arena::room(len);
                 self.offsets[i] = to;
                 self.reindex_token(token_short_in(&self.arena, to), from, to);
             }
@@ -831,7 +813,7 @@ mod tests {
         // Promotion leaves no space behind: the arena holds the records.
         let live: usize = recs
             .iter()
-            .map(|(_, r)| Arena::room(encoded_len(r, None)))
+            .map(|(_, r)| arena::room(encoded_len(r, None)))
             .sum();
         assert!(s.arena.used() - s.arena.garbage() >= live);
         assert!(

@@ -12,41 +12,43 @@ use crate::ids::{Subject, TenantId};
 use crate::time::Millis;
 
 impl WriteTxn<'_> {
-    pub(super) fn subject_hash(&self, tenant: TenantId, subject: &[u8]) -> u64 {
-        self.w.subject_hasher.hash_one((tenant, subject))
+    fn subject_hash(&self, tenant: TenantId, subject: &[u8]) -> u64 {
+        self.w.hasher.hash_one((tenant, subject))
+    }
+
+    /// The entries of the subject whose hash is `h`.
+    fn subject_entries<'s>(
+        &'s self,
+        h: u64,
+        tenant: TenantId,
+        subject: &'s [u8],
+    ) -> impl Iterator<Item = Loc> + 's {
+        let shards = self.shards;
+        self.w
+            .subjects
+            .iter_hash(h)
+            .copied()
+            .filter(move |&loc| matches_subject(shards, loc, tenant, subject))
     }
 
     /// The active sessions of a subject.
     pub(super) fn subject_locs(&self, tenant: TenantId, subject: &[u8]) -> Vec<Loc> {
-        let shards = self.shards;
-        self.w
-            .subjects
-            .iter_hash(self.subject_hash(tenant, subject))
-            .copied()
-            .filter(|&loc| matches_subject(shards, loc, tenant, subject))
-            .collect()
+        let h = self.subject_hash(tenant, subject);
+        self.subject_entries(h, tenant, subject).collect()
     }
 
     pub(super) fn link_subject(&mut self, loc: Loc, tenant: TenantId, subject: &[u8]) {
-        if self.subject_locs(tenant, subject).is_empty() {
+        let h = self.subject_hash(tenant, subject);
+        if self.subject_entries(h, tenant, subject).next().is_none() {
             self.counts(tenant).subjects += 1;
         }
-        let h = self.subject_hash(tenant, subject);
-        if self.w.subjects.len() == self.w.subjects.capacity() {
-            let all = super::all_shards(self.shards);
-            let hasher = &self.w.subject_hasher;
-            self.w.subjects.reserve(1, |&l| {
-                let shard = &all[l.shard()];
-                shard
-                    .slot(l)
-                    .and_then(|s| {
-                        s.subject_bytes()
-                            .map(|b| hasher.hash_one((shard.tenant_of(&s), b)))
-                    })
-                    .unwrap_or(0)
-            });
-        }
-        self.w.subjects.insert_unique(h, loc, |_| 0);
+        let w = &mut *self.w;
+        let hasher = &w.hasher;
+        super::reserve_one(&mut w.subjects, self.shards, |shard, s| {
+            s.subject_bytes()
+                .map_or(0, |b| hasher.hash_one((shard.tenant_of(s), b)))
+        });
+        w.subjects.insert_unique(h, loc, |_| 0);
     }
 
     /// Drops an active session from its subject's entries (call while the
@@ -63,7 +65,7 @@ impl WriteTxn<'_> {
         let h = self.subject_hash(tenant, &subject);
         if let Ok(e) = self.w.subjects.find_entry(h, |&l| l == loc) {
             e.remove();
-            if self.subject_locs(tenant, &subject).is_empty() {
+            if self.subject_entries(h, tenant, &subject).next().is_none() {
                 let c = self.counts(tenant);
                 c.subjects = c.subjects.saturating_sub(1);
             }
