@@ -21,6 +21,7 @@
 mod arena;
 mod client_bytes;
 mod expiry;
+mod line_table;
 mod ops;
 mod slab;
 mod subjects;
@@ -33,6 +34,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuar
 use hashbrown::HashTable;
 
 use self::expiry::ExpiryWheel;
+use self::line_table::LineTable;
 use self::slab::{Loc, Removed, SHARDS, Shard, Slot, shard_of};
 use crate::ids::{SessionId, Subject, TenantId};
 use crate::policy::OnSessionLimit;
@@ -54,7 +56,7 @@ struct TenantCounts {
 /// State only writers change, behind the one writer lock.
 struct Writer {
     /// Every record by id.
-    ids: HashTable<Loc>,
+    ids: LineTable<Loc>,
     /// Every active session with a subject, by (tenant, subject): a
     /// multimap, one entry per session.
     subjects: HashTable<Loc>,
@@ -100,22 +102,18 @@ fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
 fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
-/// Makes room for one more entry in an index of `Loc`s. When the index
-/// must grow, each entry's hash is recomputed from its record (`hash_of`)
-/// under read guards on every shard, taken once for all entries.
-fn reserve_one(
-    index: &mut HashTable<Loc>,
-    shards: &[RwLock<Shard>],
-    hash_of: impl Fn(&Shard, &Slot<'_>) -> u64,
-) {
-    if index.len() < index.capacity() {
-        return;
-    }
-    let all: Vec<RwLockReadGuard<'_, Shard>> = shards.iter().map(read).collect();
-    index.reserve(1, |&l| {
-        let shard = &all[l.shard()];
+/// The hash of an index entry, recomputed from its record (`hash_of`)
+/// when an index of `Loc`s grows. Read guards on every shard are taken on
+/// the first call, once for all entries, and only if the index grows.
+fn rehash<'s>(
+    shards: &'s [RwLock<Shard>],
+    hash_of: impl Fn(&Shard, &Slot<'_>) -> u64 + 's,
+) -> impl Fn(Loc) -> u64 + 's {
+    let all: std::cell::OnceCell<Vec<RwLockReadGuard<'s, Shard>>> = std::cell::OnceCell::new();
+    move |l| {
+        let shard = &all.get_or_init(|| shards.iter().map(read).collect())[l.shard()];
         shard.slot(l).map_or(0, |s| hash_of(shard, &s))
-    });
+    }
 }
 fn lock<T>(l: &Mutex<T>) -> MutexGuard<'_, T> {
     l.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -129,7 +127,7 @@ impl MemoryStore {
             inner: Arc::new(Inner {
                 shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
                 writer: Mutex::new(Writer {
-                    ids: HashTable::new(),
+                    ids: LineTable::default(),
                     subjects: HashTable::new(),
                     hasher: hashbrown::DefaultHashBuilder::default(),
                     expiry: ExpiryWheel::default(),
@@ -219,14 +217,11 @@ impl WriteTxn<'_> {
 
     fn loc_of(&self, id: SessionId) -> Option<Loc> {
         let shards = self.shards;
-        self.w
-            .ids
-            .find(self.id_hash(id), |&loc| {
-                read(&shards[loc.shard()])
-                    .slot(loc)
-                    .is_some_and(|s| s.id() == id)
-            })
-            .copied()
+        self.w.ids.find(self.id_hash(id), |loc| {
+            read(&shards[loc.shard()])
+                .slot(loc)
+                .is_some_and(|s| s.id() == id)
+        })
     }
 
     /// The record with this id (any tenant), read under the writer lock.
@@ -261,8 +256,8 @@ impl WriteTxn<'_> {
         let h = self.id_hash(id);
         let w = &mut *self.w;
         let hasher = &w.hasher;
-        reserve_one(&mut w.ids, self.shards, |_, s| hasher.hash_one(s.id()));
-        w.ids.insert_unique(h, loc, |_| 0);
+        w.ids
+            .insert(h, loc, rehash(self.shards, |_, s| hasher.hash_one(s.id())));
         self.w.expiry.insert(purge_at, loc);
         if active {
             let c = self.counts(tenant);
@@ -298,9 +293,7 @@ impl WriteTxn<'_> {
             self.forget_active(loc, tenant, anonymous);
         }
         let h = self.id_hash(id);
-        if let Ok(e) = self.w.ids.find_entry(h, |&l| l == loc) {
-            e.remove();
-        }
+        self.w.ids.remove(h, loc);
         let removed = write(&self.shards[loc.shard()]).remove(loc)?;
         Some((tenant, removed))
     }

@@ -16,10 +16,11 @@
 //! Records move (a longer attribute text, a compaction); a [`Loc`] names
 //! the *slot*, which stays put, so the other indexes hold 4-byte `Loc`s.
 
-use hashbrown::{HashMap, HashTable};
+use hashbrown::HashMap;
 
 use super::arena::{self, Arena};
 use super::client_bytes;
+use super::line_table::LineTable;
 use crate::attributes::Attributes;
 use crate::client::ClientInfo;
 use crate::ids::{SessionId, Subject, TenantId};
@@ -36,7 +37,7 @@ const MAX_SLOTS: usize = 1 << (32 - SHARD_BITS);
 const NO_RECORD: u32 = u32::MAX;
 
 /// Where a slot is: shard in the low six bits, index above.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(super) struct Loc(u32);
 
 impl Loc {
@@ -411,7 +412,7 @@ pub(super) struct Shard {
     len: usize,
     /// Arena addresses, by token hash: a validation goes from the index
     /// straight to the record.
-    by_token: HashTable<u32>,
+    by_token: LineTable<u32>,
     ext: HashMap<SessionId, Ext>,
     /// No compaction below this much garbage (after one that failed).
     compact_after: usize,
@@ -462,7 +463,7 @@ impl Shard {
 
     /// The record with this token hash.
     pub(super) fn find_token(&self, h: &TokenHash) -> Option<Slot<'_>> {
-        let addr = *self.by_token.find(h.short(), |&a| {
+        let addr = self.by_token.find(h.short(), |a| {
             self.arena.get(a, 32).is_some_and(|b| b == h.as_bytes())
         })?;
         self.view(addr)
@@ -470,15 +471,12 @@ impl Shard {
 
     fn index_token(&mut self, h: u64, addr: u32) {
         let arena = &self.arena;
-        self.by_token.reserve(1, |&a| token_short_in(arena, a));
-        self.by_token.insert_unique(h, addr, |_| 0);
+        self.by_token.insert(h, addr, |a| token_short_in(arena, a));
     }
 
     /// Points the token index entry of the record at `from` to `to`.
     fn reindex_token(&mut self, h: u64, from: u32, to: u32) {
-        if let Some(a) = self.by_token.find_mut(h, |&a| a == from) {
-            *a = to;
-        }
+        self.by_token.replace(h, from, to);
     }
 
     /// Stores a record; `None` if this shard is full (or has 65,535
@@ -535,9 +533,7 @@ impl Shard {
                 s.b.len(),
             )
         };
-        if let Ok(entry) = self.by_token.find_entry(h, |&a| a == addr) {
-            entry.remove();
-        }
+        self.by_token.remove(h, addr);
         self.ext.remove(&removed.id);
         self.offsets[index as usize] = NO_RECORD;
         self.arena.free(addr, len);

@@ -44,11 +44,11 @@ impl WriteTxn<'_> {
         }
         let w = &mut *self.w;
         let hasher = &w.hasher;
-        super::reserve_one(&mut w.subjects, self.shards, |shard, s| {
+        let hash_of = super::rehash(self.shards, |shard, s| {
             s.subject_bytes()
                 .map_or(0, |b| hasher.hash_one((shard.tenant_of(s), b)))
         });
-        w.subjects.insert_unique(h, loc, |_| 0);
+        w.subjects.insert_unique(h, loc, |&l| hash_of(l));
     }
 
     /// Drops an active session from its subject's entries (call while the
