@@ -5,7 +5,6 @@
 //! print one.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use serde_json::value::RawValue;
 use sessionkit_core::{ClientInfo, SessionRecord};
 use utoipa::ToSchema;
@@ -78,9 +77,11 @@ impl ValidateClientIn {
 pub struct CreateRequest {
     /// Who; omitted or null for an anonymous session.
     pub subject: Option<String>,
-    /// Initial attributes (a JSON object).
+    /// Initial attributes (a JSON object). Kept as the raw text of the
+    /// body, never built into a tree: the engine checks and encodes it in
+    /// one pass (`Attributes::from_json`), refusing a repeated key.
     #[schema(value_type = Option<Object>)]
-    pub attributes: Option<Value>,
+    pub attributes: Option<Box<RawValue>>,
     /// Client info.
     pub client: Option<ClientIn>,
     /// A shorter idle timeout than the policy's (1..=policy), seconds.
@@ -351,7 +352,10 @@ macro_rules! body {
         }
     };
 }
-body!(CreateRequest, true);
+// Create's `attributes` are raw text, checked for repeated keys by the
+// engine as it encodes them (`Attributes::from_json`): no body holds a
+// `Value` now, so none needs the extra duplicate-key pass.
+body!(CreateRequest, false);
 body!(ValidateRequestBody, false);
 body!(UpgradeRequestBody, false);
 body!(RevokeRequestBody, false);

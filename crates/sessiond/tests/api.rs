@@ -168,6 +168,102 @@ async fn create_rejects_bad_input_naming_the_field() {
 }
 
 #[tokio::test]
+async fn create_attributes_are_checked_as_raw_text() {
+    let policy = Policy::builder()
+        .attribute_limits(sessionkit_core::AttributeLimits {
+            max_bytes: 200,
+            max_depth: 3,
+        })
+        .build()
+        .unwrap();
+    let h = harness_with(policy).await;
+    let post = |body: String| {
+        let h = &h;
+        async move {
+            h.send_text("POST", "/v1/sessions", &h.write, "application/json", &body)
+                .await
+        }
+    };
+    // Whitespace goes, key order stays; null is no attributes.
+    let r = post(
+        r#"{"attributes": { "z" : 1 ,
+        "a" : [ true , { "b" : "\u00e9" } ] }}"#
+            .into(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert!(
+        r.text
+            .contains(r#""attributes":{"z":1,"a":[true,{"b":"é"}]}"#),
+        "{}",
+        r.text
+    );
+    let r = post(r#"{"attributes":null}"#.into()).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.body["session"]["attributes"], json!({}));
+    // Not an object: 400 naming the field.
+    for bad in ["[1]", "[]", r#""x""#, "3", "true", "[{}]"] {
+        let r = post(format!(r#"{{"attributes":{bad}}}"#)).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.text);
+        assert_eq!(r.code(), "invalid_request");
+        let msg = r.body["message"].as_str().unwrap();
+        assert!(
+            msg.contains("attributes") && msg.contains("object"),
+            "{msg}"
+        );
+    }
+    // A repeated key, at the top, nested, spelt differently, in a big
+    // object: 400 naming the field and the key.
+    let many: Vec<String> = (0..20).map(|i| format!(r#""k{i}":{i}"#)).collect();
+    for bad in [
+        r#"{"k":1,"k":2}"#.to_string(),
+        r#"{"a":[{"k":1,"k":2}]}"#.to_string(),
+        r#"{"a":{"kA":1,"k\u0041":2}}"#.to_string(),
+        format!(r#"{{{},"k3":0}}"#, many.join(",")),
+    ] {
+        let r = post(format!(r#"{{"attributes":{bad}}}"#)).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.text);
+        assert_eq!(r.code(), "invalid_request");
+        let msg = r.body["message"].as_str().unwrap();
+        assert!(
+            msg.contains("attributes") && msg.contains("duplicate"),
+            "{msg}"
+        );
+    }
+    // The same key in different objects is fine.
+    let ok = r#"{"attributes":{"k":{"k":1},"j":{"k":2}}}"#;
+    assert_eq!(post(ok.into()).await.status, StatusCode::CREATED);
+    // Too deep: 400 naming the field; too large: 413.
+    let r = post(r#"{"attributes":{"a":{"b":{"c":{}}}}}"#.into()).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert_eq!(r.code(), "invalid_request");
+    assert!(r.text.contains("attributes"), "{}", r.text);
+    let r = post(format!(r#"{{"attributes":{{"x":"{}"}}}}"#, "a".repeat(300))).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.text);
+    assert_eq!(r.code(), "payload_too_large");
+    // Another field's error still names that field when attributes are
+    // present (the slow, path-naming parse handles raw attributes too).
+    for (bad, field) in [
+        (
+            r#"{"attributes":{"a":1},"idle_timeout_secs":"60"}"#,
+            "idle_timeout_secs",
+        ),
+        (r#"{"attributes":{"a":1},"nope":1}"#, "nope"),
+        (
+            r#"{"attributes":{"a":1},"attributes":{"b":1}}"#,
+            "duplicate",
+        ),
+    ] {
+        let r = post(bad.into()).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.text);
+        assert!(r.text.contains(field), "{bad}: {}", r.text);
+    }
+    // Only the three good creates wrote anything.
+    let stats = h.call("GET", "/v1/stats", Some(&h.admin), None).await;
+    assert_eq!(stats.body["live"], 3);
+}
+
+#[tokio::test]
 async fn wrong_content_type_is_415() {
     let h = harness().await;
     for ct in [

@@ -4,6 +4,14 @@
 //! Kept as text so that reading a session (the hot path) never re-parses it,
 //! and so that a record costs its bytes, not a tree of allocations.
 //!
+//! Two ways in: [`Attributes::from_json`] takes raw JSON text (a create
+//! request's attributes, straight from the request body) and checks and
+//! re-encodes it in one streaming pass, without building a tree; it keeps
+//! the keys in their input order and refuses a repeated key.
+//! [`Attributes::from_value`] takes a `serde_json::Value` (a merge patch's
+//! result, tests); a `Value` sorts its keys, so its text has them sorted.
+//! Nothing depends on the order of keys.
+//!
 //! ```
 //! use sessionkit_core::attributes::{Attributes, AttributeLimits};
 //! use serde_json::json;
@@ -11,7 +19,12 @@
 //! let a = Attributes::from_value(&json!({"cart": 3, "theme": "dark"}), &lim).unwrap();
 //! let b = a.merge_patch(&json!({"theme": null, "lang": "de"}), &lim).unwrap();
 //! assert_eq!(b.to_value(), json!({"cart": 3, "lang": "de"}));
+//!
+//! let c = Attributes::from_json(r#"{ "theme": "dark", "cart": 3 }"#, &lim).unwrap();
+//! assert_eq!(c.as_json(), r#"{"theme":"dark","cart":3}"#);
 //! ```
+
+mod stream;
 
 use std::fmt;
 
@@ -45,7 +58,9 @@ pub enum AttributeError {
     /// Larger than the cap.
     #[error("attributes are {size} bytes, over the cap of {max}")]
     TooLarge {
-        /// Encoded size.
+        /// Encoded size. [`Attributes::from_json`] stops encoding as soon as
+        /// the cap is passed, so from it this is how far it got (already
+        /// over the cap), not the whole object's size.
         size: usize,
         /// The cap.
         max: usize,
@@ -55,6 +70,19 @@ pub enum AttributeError {
     TooDeep {
         /// The cap.
         max: usize,
+    },
+    /// Text that is not valid JSON (or has something after the object).
+    #[error("attributes are not valid JSON: {reason}")]
+    InvalidJson {
+        /// serde_json's account of what is wrong, and where.
+        reason: String,
+    },
+    /// An object names the same key twice (serde_json would keep the last
+    /// value silently; attributes refuse it).
+    #[error("attributes have a duplicate key: {key}")]
+    DuplicateKey {
+        /// The key, as JSON text (quoted and escaped).
+        key: String,
     },
     /// Stored text that is not a JSON object (a corrupt record).
     #[error("stored attributes are not a JSON object")]
@@ -73,7 +101,29 @@ impl Attributes {
         Attributes("{}".into())
     }
 
-    /// Checks and encodes a JSON value, which must be an object.
+    /// Checks raw JSON text, which must be one object, and encodes it
+    /// compactly, in one pass and without building a `Value` tree.
+    ///
+    /// Refused: anything but an object ([`AttributeError::NotAnObject`]),
+    /// invalid JSON or anything after the object
+    /// ([`AttributeError::InvalidJson`]), a repeated key in any object
+    /// ([`AttributeError::DuplicateKey`]), nesting deeper than
+    /// `lim.max_depth` ([`AttributeError::TooDeep`]; the top-level object
+    /// is depth 1) and a compact encoding over `lim.max_bytes`
+    /// ([`AttributeError::TooLarge`], reported as soon as the encoding
+    /// passes the cap). When the text breaks both caps, the one met first
+    /// is reported. Nesting beyond serde_json's own recursion limit (127
+    /// levels) is [`AttributeError::InvalidJson`] whatever the cap.
+    ///
+    /// The text is what [`Attributes::from_value`] of the parsed value
+    /// would give (numbers and string escapes written by serde_json, so of
+    /// the same length), except that the keys keep their input order.
+    pub fn from_json(text: &str, lim: &AttributeLimits) -> Result<Self, AttributeError> {
+        stream::encode(text, lim).map(|t| Attributes(t.into()))
+    }
+
+    /// Checks and encodes a JSON value, which must be an object. Its keys
+    /// come out sorted (a `Value`'s map is ordered by key).
     pub fn from_value(v: &Value, lim: &AttributeLimits) -> Result<Self, AttributeError> {
         let Value::Object(map) = v else {
             return Err(AttributeError::NotAnObject);

@@ -44,15 +44,26 @@ pub fn engine_on<S: SessionStore>(store: S) -> SessionManager<S> {
 pub fn typical(i: u64) -> NewSession {
     NewSession {
         subject: Some(Subject::new(&format!("user-{i:011}")).expect("subject")),
-        attributes: Some(serde_json::json!({
-            "cart": [101, 202, 303],
-            "theme": "dark",
-            "locale": "de-DE",
-            "plan": "pro",
-            "flags": {"beta": true, "n": (i % 1000)}
-        })),
+        attributes: Some(typical_attributes(i)),
         ..NewSession::default()
     }
+}
+
+/// The attributes of [`typical`]`(i)` as a server hands them to the engine:
+/// the request body's `attributes` deserialized into a `Box<RawValue>` (a
+/// copy of the text as the client sent it, compact).
+pub fn typical_attributes(i: u64) -> Box<serde_json::value::RawValue> {
+    let body = format!(
+        r#"{{"attributes":{{"cart":[101,202,303],"theme":"dark","locale":"de-DE","plan":"pro","flags":{{"beta":true,"n":{}}}}}}}"#,
+        i % 1000
+    );
+    #[derive(serde::Deserialize)]
+    struct Body {
+        attributes: Box<serde_json::value::RawValue>,
+    }
+    serde_json::from_str::<Body>(&body)
+        .expect("attributes")
+        .attributes
 }
 
 /// Length of a session token's text.

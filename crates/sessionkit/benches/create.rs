@@ -143,8 +143,7 @@ fn main() {
         .unwrap_or(1_000_000);
     let only = |what: &str| std::env::var_os(what).is_some();
     let attrs =
-        Attributes::from_value(typical(0).attributes.as_ref().unwrap(), &Default::default())
-            .unwrap();
+        Attributes::from_json(typical(0).attributes.unwrap().get(), &Default::default()).unwrap();
     let (mut engine_best, mut store_best, mut alone_best) = (0f64, 0f64, 0f64);
     for round in 1..=3 {
         let mut line = format!("round {round}:");

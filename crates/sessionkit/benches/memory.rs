@@ -55,9 +55,7 @@ fn main() {
         ready(e.create(TenantId::DEFAULT, session(u64::MAX - i))).unwrap();
     }
     let sample = typical(0);
-    let attr_bytes = serde_json::to_string(sample.attributes.as_ref().unwrap())
-        .unwrap()
-        .len();
+    let attr_bytes = sample.attributes.as_ref().unwrap().get().len();
     let subject_bytes = sample.subject.as_ref().unwrap().as_str().len();
     let before = rss_bytes();
     for i in 0..n {

@@ -165,9 +165,13 @@ fn validate(c: &mut Criterion) {
 fn create_parts(c: &mut Criterion) {
     use sessionkit_core::{Attributes, SessionId};
     let mut g = c.benchmark_group("create_parts");
-    let v = typical(0).attributes.unwrap();
+    let raw = typical(0).attributes.unwrap();
+    let v: serde_json::Value = serde_json::from_str(raw.get()).unwrap();
     g.bench_function("attributes_from_value", |b| {
         b.iter(|| Attributes::from_value(black_box(&v), &Default::default()).unwrap())
+    });
+    g.bench_function("attributes_from_json", |b| {
+        b.iter(|| Attributes::from_json(black_box(raw.get()), &Default::default()).unwrap())
     });
     g.bench_function("token_generate", |b| {
         b.iter(|| SessionToken::generate().unwrap())

@@ -20,7 +20,8 @@ pub enum EngineError {
         /// What is wrong.
         message: String,
     },
-    /// Attributes were refused (not an object, too deep, too large).
+    /// Attributes were refused (not an object, not valid JSON, a repeated
+    /// key, too deep, too large).
     #[error("invalid attributes: {0}")]
     Attributes(#[from] AttributeError),
     /// The subject is at its session cap and the policy refuses.

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use serde_json::json;
+use serde_json::value::{RawValue, to_raw_value};
 use sessionkit::{
     EngineError, EngineKeys, EventKind, NewSession, PatchResult, SessionManager, TokenRevocation,
     UpgradeResult, ValidateRequest, Validation,
@@ -18,6 +19,11 @@ use sessionkit_core::{
 
 const T: TenantId = TenantId::DEFAULT;
 const START: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+
+/// A create request's attributes, as a server hands them over: raw text.
+fn raw(v: serde_json::Value) -> Option<Box<RawValue>> {
+    Some(to_raw_value(&v).unwrap())
+}
 
 fn subject(s: &str) -> Subject {
     Subject::new(s).unwrap()
@@ -68,7 +74,7 @@ async fn create_validate_and_csrf() {
             T,
             NewSession {
                 subject: Some(subject("u1")),
-                attributes: Some(json!({"cart": 2})),
+                attributes: raw(json!({"cart": 2})),
                 ..Default::default()
             },
         )
@@ -319,6 +325,77 @@ async fn clock_going_backwards_never_revives() {
 }
 
 #[tokio::test]
+async fn create_takes_attributes_as_raw_text_and_refuses_bad_ones() {
+    let limits = sessionkit_core::AttributeLimits {
+        max_bytes: 40,
+        max_depth: 2,
+    };
+    let (e, _) = engine_with(
+        Policy::builder()
+            .idle_timeout_secs(600)
+            .absolute_timeout_secs(3600)
+            .touch_interval_secs(60)
+            .attribute_limits(limits)
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let text = |t: &str| Some(RawValue::from_string(t.to_owned()).unwrap());
+    // Compacted, keys in their input order.
+    let c = e
+        .create(
+            T,
+            NewSession {
+                attributes: text("{ \"z\": 1, \"a\": {\"b\": true} }"),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(c.session.attributes.as_json(), r#"{"z":1,"a":{"b":true}}"#);
+    use sessionkit_core::AttributeError as A;
+    for (bad, want) in [
+        (r#"[1]"#, A::NotAnObject),
+        (r#""x""#, A::NotAnObject),
+        (
+            r#"{"k":1,"k":2}"#,
+            A::DuplicateKey {
+                key: "\"k\"".into(),
+            },
+        ),
+        (r#"{"a":{"b":[]}}"#, A::TooDeep { max: 2 }),
+    ] {
+        let r = e
+            .create(
+                T,
+                NewSession {
+                    attributes: text(bad),
+                    ..Default::default()
+                },
+            )
+            .await;
+        assert!(
+            matches!(&r, Err(EngineError::Attributes(a)) if *a == want),
+            "{bad}: {r:?}"
+        );
+    }
+    let big = format!(r#"{{"a":"{}"}}"#, "x".repeat(40));
+    assert!(matches!(
+        e.create(
+            T,
+            NewSession {
+                attributes: text(&big),
+                ..Default::default()
+            },
+        )
+        .await,
+        Err(EngineError::Attributes(A::TooLarge { max: 40, .. }))
+    ));
+    // Only the first create wrote anything.
+    assert_eq!(e.counts(T).await.unwrap().active, 1);
+}
+
+#[tokio::test]
 async fn upgrade_rotates_id_and_token_and_keeps_only_named_attributes() {
     let (e, clock) = engine().await;
     let mut events = e.subscribe();
@@ -326,7 +403,7 @@ async fn upgrade_rotates_id_and_token_and_keeps_only_named_attributes() {
         .create(
             T,
             NewSession {
-                attributes: Some(json!({"cart": [1, 2], "theme": "dark", "secret": 1})),
+                attributes: raw(json!({"cart": [1, 2], "theme": "dark", "secret": 1})),
                 idle_timeout_secs: Some(5),
                 ..Default::default()
             },
@@ -438,7 +515,7 @@ async fn patch_attributes_is_compare_and_set() {
             T,
             NewSession {
                 subject: Some(subject("u1")),
-                attributes: Some(json!({"a": 1})),
+                attributes: raw(json!({"a": 1})),
                 ..Default::default()
             },
         )

@@ -1,6 +1,7 @@
 //! Create, validate (with the throttled touch), upgrade and attribute patches.
 
 use serde_json::Value;
+use serde_json::value::RawValue;
 use sessionkit_core::crypto::csrf_matches;
 use sessionkit_core::store::{
     Change, CreateOutcome, Limits, UpdateOutcome, UpgradeOutcome, UpgradeRequest,
@@ -22,8 +23,14 @@ pub const MAX_KEEP_ATTRIBUTES: usize = 64;
 pub struct NewSession {
     /// Who; `None` for an anonymous session.
     pub subject: Option<Subject>,
-    /// Initial attributes (a JSON object).
-    pub attributes: Option<Value>,
+    /// Initial attributes: the raw text of a JSON object, as it came in
+    /// (a server deserializes a request body's `attributes` straight into
+    /// it). Checked and encoded by [`Attributes::from_json`] in one pass,
+    /// without building a `Value` tree: a repeated key, nesting deeper or
+    /// text larger than the policy's caps are refused. Keys keep their
+    /// order. Build one with `serde_json::value::to_raw_value` or
+    /// `RawValue::from_string`.
+    pub attributes: Option<Box<RawValue>>,
     /// Client info.
     pub client: ClientInfo,
     /// Shorter idle timeout than the policy's, in seconds (1..=policy).
@@ -215,7 +222,7 @@ impl<S: SessionStore> SessionManager<S> {
         let idle = idle.min(absolute);
         let attributes = match &req.attributes {
             None => Attributes::empty(),
-            Some(v) => Attributes::from_value(v, &self.policy.attributes)?,
+            Some(raw) => Attributes::from_json(raw.get(), &self.policy.attributes)?,
         };
         req.client
             .validate()
