@@ -30,7 +30,7 @@ const HUGE_CHUNK: usize = 1 << CHUNK_BITS;
 const SMALL_CHUNK: usize = 1 << 18;
 /// Small chunks are promoted once the arena has this many bytes of chunks.
 #[cfg(not(test))]
-const HUGE_AFTER: usize = 2 << 20;
+const HUGE_AFTER: usize = 4 << 20;
 /// Lower in unit tests, so that randomised ones reach it.
 #[cfg(test)]
 const HUGE_AFTER: usize = 1 << 20;

@@ -36,9 +36,24 @@ const MAX_SLOTS: usize = 1 << (32 - SHARD_BITS);
 /// `offsets` entry of a free slot.
 const NO_RECORD: u32 = u32::MAX;
 
-/// Where a slot is: shard in the low six bits, index above.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Where a slot is: shard in the low six bits, index above. Ordered by
+/// shard, then index (so sorted `Loc`s visit each shard's slots in turn).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub(super) struct Loc(u32);
+
+impl Ord for Loc {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0
+            .rotate_right(SHARD_BITS)
+            .cmp(&other.0.rotate_right(SHARD_BITS))
+    }
+}
+
+impl PartialOrd for Loc {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 impl Loc {
     /// "No slot" (for tests of the indexes).

@@ -6,6 +6,8 @@
 use std::hash::BuildHasher;
 use std::sync::RwLock;
 
+use hashbrown::HashTable;
+
 use super::slab::{Loc, Shard};
 use super::{TenantCounts, WriteTxn, read};
 use crate::ids::{Subject, TenantId};
@@ -48,6 +50,17 @@ impl WriteTxn<'_> {
             s.subject_bytes()
                 .map_or(0, |b| hasher.hash_one((shard.tenant_of(s), b)))
         });
+        if w.subjects.len() == w.subjects.capacity() {
+            // Grown here rather than by hashbrown, so that the records are
+            // read in slot order (see `LineTable`'s growth).
+            let mut locs: Vec<Loc> = w.subjects.iter().copied().collect();
+            locs.sort_unstable();
+            let mut grown = HashTable::with_capacity((locs.len() * 2).max(8));
+            for l in locs {
+                grown.insert_unique(hash_of(l), l, |&l| hash_of(l));
+            }
+            w.subjects = grown;
+        }
         w.subjects.insert_unique(h, loc, |&l| hash_of(l));
     }
 
