@@ -3,7 +3,7 @@
 //!
 //! Records live in 64 shards chosen by token hash; each shard packs its
 //! records as runs of bytes in an arena and has its own token index, so a
-//! validation takes one uncontended read lock, one hash lookup and one
+//! validation takes one uncontended read lock, one index line and one
 //! read of ~200 contiguous bytes (see `slab` and `arena`). Writes are
 //! serialised by one writer lock that also guards the id index, the
 //! per-subject index (a multimap) and the expiry wheel; each write is

@@ -5,7 +5,7 @@
 //!   memory the records take. Records are written into 256 KiB chunks,
 //!   each an anonymous mapping of its own: pages are backed only when
 //!   written and go back to the system when the chunk is freed.
-//! - **Huge pages by promotion.** Once an arena holds 4 MiB, every eight
+//! - **Huge pages by promotion.** Once an arena holds 2 MiB, every eight
 //!   full small chunks are *promoted*: their records are copied, packed,
 //!   into one 2 MiB mapping marked for transparent huge pages
 //!   (`MADV_HUGEPAGE`), and the small chunks are freed (the owner, which
@@ -30,7 +30,7 @@ const HUGE_CHUNK: usize = 1 << CHUNK_BITS;
 const SMALL_CHUNK: usize = 1 << 18;
 /// Small chunks are promoted once the arena has this many bytes of chunks.
 #[cfg(not(test))]
-const HUGE_AFTER: usize = 4 << 20;
+const HUGE_AFTER: usize = 2 << 20;
 /// Lower in unit tests, so that randomised ones reach it.
 #[cfg(test)]
 const HUGE_AFTER: usize = 1 << 20;
