@@ -17,18 +17,10 @@ use crate::app::AppState;
 use crate::error::ApiError;
 use sessionkit_core::SessionStore;
 
-/// A request body type.
-///
-/// Serde's derive already refuses a repeated field of a struct, so the
-/// extra duplicate-key pass (a second parse) runs only for bodies that
-/// hold free-form JSON, where serde_json would keep the last value of a
-/// repeated key silently.
-pub trait RequestBody: DeserializeOwned {
-    /// Whether the type holds free-form JSON (`serde_json::Value`).
-    const HAS_FREE_FORM_JSON: bool;
-}
-
-/// A JSON body of type `T` (content type `application/json`).
+/// A JSON body of type `T` (content type `application/json`). Serde's
+/// derive refuses a repeated field; the one free-form part of a body,
+/// create's `attributes`, is raw text whose repeated keys
+/// `Attributes::from_json` refuses as it encodes them.
 #[derive(Debug)]
 pub struct JsonBody<T>(pub T);
 
@@ -71,7 +63,7 @@ async fn read_body(
     })
 }
 
-impl<S: SessionStore, T: RequestBody> FromRequest<AppState<S>> for JsonBody<T> {
+impl<S: SessionStore, T: DeserializeOwned> FromRequest<AppState<S>> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState<S>) -> Result<Self, ApiError> {
@@ -88,9 +80,6 @@ impl<S: SessionStore, T: RequestBody> FromRequest<AppState<S>> for JsonBody<T> {
             return Err(ApiError::InvalidRequest(
                 "the body must be a JSON object".into(),
             ));
-        }
-        if T::HAS_FREE_FORM_JSON {
-            check_no_duplicate_keys(&bytes)?;
         }
         parse_typed(&bytes).map(JsonBody)
     }

@@ -344,19 +344,3 @@ pub struct Health {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub store_latency_ms: Option<f64>,
 }
-
-macro_rules! body {
-    ($t:ty, $free:expr) => {
-        impl crate::json::RequestBody for $t {
-            const HAS_FREE_FORM_JSON: bool = $free;
-        }
-    };
-}
-// Create's `attributes` are raw text, checked for repeated keys by the
-// engine as it encodes them (`Attributes::from_json`): no body holds a
-// `Value` now, so none needs the extra duplicate-key pass.
-body!(CreateRequest, false);
-body!(ValidateRequestBody, false);
-body!(UpgradeRequestBody, false);
-body!(RevokeRequestBody, false);
-body!(CreateApiKeyRequest, false);
