@@ -22,6 +22,8 @@ mod arena;
 mod client_bytes;
 mod expiry;
 mod line_table;
+#[cfg(test)]
+mod model_tests;
 mod ops;
 mod slab;
 mod subjects;

@@ -440,6 +440,12 @@ impl Shard {
         self.len
     }
 
+    /// Entries in the token index.
+    #[cfg(test)]
+    pub(super) fn by_token_len(&self) -> usize {
+        self.by_token.len()
+    }
+
     fn addr_of(&self, loc: Loc) -> Option<u32> {
         self.offsets
             .get(loc.index())
