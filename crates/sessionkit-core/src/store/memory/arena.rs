@@ -5,8 +5,8 @@
 //!   memory the records take. Records are written into 256 KiB chunks,
 //!   each an anonymous mapping of its own: pages are backed only when
 //!   written and go back to the system when the chunk is freed.
-//! - **Huge pages by promotion.** Once an arena holds 2 MiB, every eight
-//!   full small chunks are *promoted*: their records are copied, packed,
+//! - **Huge pages by promotion.** Every eight full small chunks (2 MiB)
+//!   are *promoted*: their records are copied, packed,
 //!   into one 2 MiB mapping marked for transparent huge pages
 //!   (`MADV_HUGEPAGE`), and the small chunks are freed (the owner, which
 //!   knows where each record is, does the copying: see
@@ -28,7 +28,9 @@ const CHUNK_BITS: u32 = 21;
 const HUGE_CHUNK: usize = 1 << CHUNK_BITS;
 /// Bytes in a small chunk.
 const SMALL_CHUNK: usize = 1 << 18;
-/// Small chunks are promoted once the arena has this many bytes of chunks.
+/// A compaction's copy ([`Arena::packing`]) fills huge chunks once it has
+/// written this many bytes of small ones (promotion needs eight full small
+/// chunks, which is the same 2 MiB).
 #[cfg(not(test))]
 const HUGE_AFTER: usize = 2 << 20;
 /// Lower in unit tests, so that randomised ones reach it.
@@ -280,14 +282,13 @@ impl Arena {
         Some(c)
     }
 
-    /// Eight full small chunks to promote, once the arena is large enough,
-    /// with the huge chunk to copy their records into. The owner copies
+    /// Eight full small chunks to promote, with the huge chunk to copy their records into. The owner copies
     /// every live record in them ([`Arena::chunk_of`], [`Arena::copy`]),
     /// packed from the start of the huge chunk, then calls
     /// [`Arena::retire`]. `None` if nothing is due (or no mapping can be
     /// made: the records stay where they are).
     pub(super) fn take_promotion(&mut self) -> Option<(Vec<usize>, usize)> {
-        if self.regular < HUGE_AFTER || self.closed.len() < PROMOTE || !self.has_room() {
+        if self.closed.len() < PROMOTE || !self.has_room() {
             return None;
         }
         let huge = self.push_chunk(Arena::huge_chunk()?)?;

@@ -1,8 +1,8 @@
 //! [`LineTable`]: a hash multimap of 4-byte values in which each probe
 //! reads one cache line.
 //!
-//! The memory store's indexes (token hash → record address, id → slot,
-//! subject → slots) are looked up with a hash and checked against the
+//! The memory store's token index (token hash → record address) and id
+//! index (id → slot) are looked up with a hash and checked against the
 //! record they point to. A SwissTable reads two places per probe — the
 //! control bytes, then the bucket — and at a million entries each is a
 //! cache miss on its own. Here a bucket is one 64-byte line holding ten
@@ -183,6 +183,7 @@ impl<V: Copy + Default + Ord> LineTable<V> {
         let mut b = home(hash, self.buckets.len());
         while b != at {
             let over = &mut self.buckets[b].over;
+            debug_assert!(*over > 0, "an overflow count below its entries");
             *over = over.saturating_sub(1);
             b = self.next(b);
         }

@@ -1092,7 +1092,7 @@ mod tests {
         ]
     }
 
-    /// Either growth (mostly inserts: past 1 MiB in tests, chunks are promoted to
+    /// Either growth (mostly inserts: every eight full chunks are promoted to
     /// huge ones) or churn (as many removals and moves as inserts: the
     /// arena fills with garbage and compacts).
     fn ops() -> impl proptest::strategy::Strategy<Value = Vec<Op>> {
