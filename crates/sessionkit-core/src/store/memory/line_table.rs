@@ -67,20 +67,16 @@ impl<V: Copy + Default + PartialEq> Default for LineTable<V> {
     }
 }
 
-/// Spreads every bit of a hash into the high half (a caller's hash may
-/// vary in a few bits only, as a test's made-up token hashes do).
-/// A folded multiply: the 128-bit product's halves XORed.
-fn mix(hash: u64) -> u64 {
+/// Where a hash goes in a table of `buckets` buckets: its home bucket and
+/// its tag (never 0, which marks a free place). The hash is first mixed by
+/// a folded multiply (the 128-bit product's halves XORed), so that every
+/// bit counts: a caller's hash may vary in a few bits only, as a test's
+/// made-up token hashes do.
+fn split(hash: u64, buckets: usize) -> (usize, u16) {
     let p = u128::from(hash) * 0x9E37_79B9_7F4A_7C15;
-    (p as u64) ^ ((p >> 64) as u64)
-}
-
-fn tag(hash: u64) -> u16 {
-    ((mix(hash) >> 16) as u16).max(1)
-}
-
-fn home(hash: u64, buckets: usize) -> usize {
-    (((mix(hash) >> 32) * buckets as u64) >> 32) as usize
+    let m = (p as u64) ^ ((p >> 64) as u64);
+    let home = (((m >> 32) * buckets as u64) >> 32) as usize;
+    (home, ((m >> 16) as u16).max(1))
 }
 
 /// Most entries `buckets` buckets take before the table grows.
@@ -117,48 +113,37 @@ impl<V: Copy + Default + Ord> LineTable<V> {
     /// Every value whose tag matches this hash's (the caller checks each
     /// against its record).
     pub(super) fn iter_hash(&self, hash: u64) -> impl Iterator<Item = V> + '_ {
-        let t = tag(hash);
-        self.probe(hash).flat_map(move |bucket| {
+        let (_, t) = split(hash, self.buckets.len());
+        self.probe(hash).flat_map(move |(_, bucket)| {
             (0..WIDTH)
                 .filter(move |&i| bucket.tags[i] == t)
                 .map(move |i| bucket.vals[i])
         })
     }
 
-    /// The buckets a lookup of `hash` reads: its home, then on while the
-    /// bucket just read has entries past it.
-    fn probe(&self, hash: u64) -> impl Iterator<Item = &Bucket<V>> + '_ {
+    /// The buckets a lookup of `hash` reads, with their numbers: its home,
+    /// then on while the bucket just read has entries past it.
+    fn probe(&self, hash: u64) -> impl Iterator<Item = (usize, &Bucket<V>)> + '_ {
         let n = self.buckets.len();
-        let mut at = (n > 0).then(|| home(hash, n));
+        let mut at = (n > 0).then(|| split(hash, n).0);
         let mut left = n;
         std::iter::from_fn(move || {
             let b = at?;
             let bucket = &self.buckets[b];
             left -= 1;
             at = (bucket.over > 0 && left > 0).then(|| self.next(b));
-            Some(bucket)
+            Some((b, bucket))
         })
     }
 
     /// Where the entry `(hash, v)` sits: (bucket, place).
     fn position(&self, hash: u64, v: V) -> Option<(usize, usize)> {
-        let n = self.buckets.len();
-        if n == 0 {
-            return None;
-        }
-        let t = tag(hash);
-        let mut b = home(hash, n);
-        for _ in 0..n {
-            let bucket = &self.buckets[b];
-            if let Some(i) = (0..WIDTH).find(|&i| bucket.tags[i] == t && bucket.vals[i] == v) {
-                return Some((b, i));
-            }
-            if bucket.over == 0 {
-                return None;
-            }
-            b = self.next(b);
-        }
-        None
+        let (_, t) = split(hash, self.buckets.len());
+        self.probe(hash).find_map(|(b, bucket)| {
+            (0..WIDTH)
+                .find(|&i| bucket.tags[i] == t && bucket.vals[i] == v)
+                .map(|i| (b, i))
+        })
     }
 
     /// Replaces the value `from` of an entry with this hash by `to`.
@@ -180,7 +165,7 @@ impl<V: Copy + Default + Ord> LineTable<V> {
         };
         self.buckets[at].tags[i] = 0;
         self.buckets[at].vals[i] = V::default();
-        let mut b = home(hash, self.buckets.len());
+        let mut b = split(hash, self.buckets.len()).0;
         while b != at {
             let over = &mut self.buckets[b].over;
             debug_assert!(*over > 0, "an overflow count below its entries");
@@ -205,8 +190,7 @@ impl<V: Copy + Default + Ord> LineTable<V> {
     /// Puts an entry in the first free place from its home on. The table
     /// has room (it is never over 7/8 full).
     fn place(&mut self, hash: u64, v: V) {
-        let t = tag(hash);
-        let mut b = home(hash, self.buckets.len());
+        let (mut b, t) = split(hash, self.buckets.len());
         loop {
             let bucket = &mut self.buckets[b];
             if let Some(i) = bucket.tags.iter().position(|&x| x == 0) {
@@ -223,15 +207,7 @@ impl<V: Copy + Default + Ord> LineTable<V> {
     /// first, so that `rehash` reads their records in address order (a
     /// stream through memory instead of one cache miss per entry).
     fn grow(&mut self, rehash: impl FnMut(V) -> u64) {
-        let mut vals: Vec<V> = self
-            .buckets
-            .iter()
-            .flat_map(|bucket| {
-                (0..WIDTH)
-                    .filter(|&i| bucket.tags[i] != 0)
-                    .map(|i| bucket.vals[i])
-            })
-            .collect();
+        let mut vals: Vec<V> = self.iter().collect();
         vals.sort_unstable();
         let hashes: Vec<u64> = vals.iter().copied().map(rehash).collect();
         let n = self.buckets.len();
@@ -242,7 +218,6 @@ impl<V: Copy + Default + Ord> LineTable<V> {
     }
 
     /// Every value, in table order.
-    #[cfg(test)]
     pub(super) fn iter(&self) -> impl Iterator<Item = V> + '_ {
         self.buckets.iter().flat_map(|bucket| {
             (0..WIDTH)
@@ -262,6 +237,14 @@ impl<V: Copy + Default + Ord> LineTable<V> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn tag(hash: u64) -> u16 {
+        split(hash, 1).1
+    }
+
+    fn home(hash: u64, buckets: usize) -> usize {
+        split(hash, buckets).0
+    }
 
     impl<V: Copy + Default + Ord> LineTable<V> {
         /// Checks every bucket's `over` against the entries that pass it.
