@@ -466,7 +466,13 @@ impl Shard {
     }
 
     fn view(&self, addr: u32) -> Option<Slot<'_>> {
-        let b = record_in(&self.arena, addr)?;
+        self.view_in(self.arena.rest(addr)?)
+    }
+
+    /// The record at the start of `rest` (the bytes from its address to
+    /// its chunk's end).
+    fn view_in<'s>(&'s self, rest: &'s [u8]) -> Option<Slot<'s>> {
+        let b = rest.get(..record_len(rest)?)?;
         let ext = if b[H_FLAGS] & F_EXT != 0 {
             let mut id = [0u8; 16];
             id.copy_from_slice(&b[H_ID..H_ID + 16]);
@@ -496,13 +502,17 @@ impl Shard {
 
     /// The record with this token hash.
     pub(super) fn find_token(&self, h: &TokenHash) -> Option<Slot<'_>> {
-        let addr = self.by_token.find(h.short(), |a| {
-            self.arena.rest(a).is_some_and(|b| {
-                warm(b);
-                b.get(..32) == Some(h.as_bytes())
-            })
-        })?;
-        self.view(addr)
+        // One chunk lookup per candidate: its bytes are both compared and
+        // decoded.
+        self.by_token.iter_hash(h.short()).find_map(|a| {
+            let rest = self.arena.rest(a)?;
+            warm(rest);
+            if rest.get(..32) == Some(h.as_bytes()) {
+                self.view_in(rest)
+            } else {
+                None
+            }
+        })
     }
 
     fn index_token(&mut self, h: u64, addr: u32) {
