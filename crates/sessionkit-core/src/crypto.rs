@@ -20,7 +20,7 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::ids::SessionId;
-use crate::token::{RandomUnavailable, fill_random};
+use crate::random::{RandomUnavailable, fill_random};
 
 /// A 32-byte server secret (HMAC key). Redacted `Debug`, zeroed on drop.
 /// The HMAC key schedule is computed once, when the key is made.

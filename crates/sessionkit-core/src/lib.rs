@@ -13,6 +13,7 @@ pub mod client;
 pub mod crypto;
 pub mod ids;
 pub mod policy;
+pub mod random;
 pub mod record;
 pub mod store;
 pub mod time;

@@ -27,6 +27,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use zeroize::Zeroizing;
 
+use crate::random::{RandomUnavailable, fill_random};
+
 /// Length of a token's secret part, in bytes.
 pub const TOKEN_BYTES: usize = 32;
 /// Length of 32 bytes in unpadded base64url.
@@ -37,16 +39,6 @@ const ENCODED_LEN: usize = 43;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("malformed token")]
 pub struct MalformedToken;
-
-/// The OS random source failed: no secret can be made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the operating system's random source failed")]
-pub struct RandomUnavailable;
-
-/// Fills `buf` from the OS CSPRNG.
-pub fn fill_random(buf: &mut [u8]) -> Result<(), RandomUnavailable> {
-    getrandom::fill(buf).map_err(|_| RandomUnavailable)
-}
 
 /// What distinguishes one kind of token from another.
 pub trait TokenKind: Send + Sync + 'static {

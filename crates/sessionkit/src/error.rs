@@ -2,7 +2,7 @@
 //! (an unknown token, an expired session, a stale version) are values of
 //! the outcome enums in [`crate::manager`], never errors.
 
-use sessionkit_core::token::RandomUnavailable;
+use sessionkit_core::random::RandomUnavailable;
 use sessionkit_core::{AttributeError, StoreError};
 
 /// Why an engine operation could not be carried out.

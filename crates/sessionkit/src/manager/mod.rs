@@ -29,8 +29,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use sessionkit_core::crypto::{SecretKey, csrf_token};
+use sessionkit_core::random::RandomUnavailable;
 use sessionkit_core::time::MonotonicNow;
-use sessionkit_core::token::RandomUnavailable;
 use sessionkit_core::{
     ClientInfo, Clock, Fingerprint, Millis, Policy, SessionId, SessionRecord, SessionStore,
     SessionToken, SystemClock,
