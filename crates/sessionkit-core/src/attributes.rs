@@ -24,6 +24,7 @@
 //! assert_eq!(c.as_json(), r#"{"theme":"dark","cart":3}"#);
 //! ```
 
+mod plain;
 mod stream;
 
 use std::fmt;
@@ -118,8 +119,15 @@ impl Attributes {
     /// The text is what [`Attributes::from_value`] of the parsed value
     /// would give (numbers and string escapes written by serde_json, so of
     /// the same length), except that the keys keep their input order.
+    ///
+    /// Plain text (no string escapes, integers only: what attributes
+    /// nearly always are) is copied in one scan without its whitespace;
+    /// anything else, and every refusal, goes through serde_json.
     pub fn from_json(text: &str, lim: &AttributeLimits) -> Result<Self, AttributeError> {
-        stream::encode(text, lim).map(|t| Attributes(t.into()))
+        match plain::encode(text, lim) {
+            Some(t) => Ok(Attributes(t.into())),
+            None => stream::encode(text, lim).map(|t| Attributes(t.into())),
+        }
     }
 
     /// Checks and encodes a JSON value, which must be an object. Its keys

@@ -148,20 +148,20 @@ impl Encoder {
 
 /// Where a key was written in the output: `out[.0...1]`, escaped and
 /// quoted, so equal keys are equal bytes (serde_json escapes one way only).
-type Span = (usize, usize);
+pub(super) type Span = (usize, usize);
 
 /// The keys of one object so far. The first [`LINEAR_KEYS`] sit in an
 /// inline array and are compared one by one (no allocation for the small
 /// objects attributes mostly are); past that they move into a hash table
 /// with a random seed, so a big object costs linear time, not quadratic.
-struct SeenKeys {
+pub(super) struct SeenKeys {
     few: [Span; LINEAR_KEYS],
     len: usize,
     many: Option<(HashTable<Span>, RandomState)>,
 }
 
 impl SeenKeys {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         SeenKeys {
             few: [(0, 0); LINEAR_KEYS],
             len: 0,
@@ -170,7 +170,7 @@ impl SeenKeys {
     }
 
     /// Adds `key`; false if the object already has it.
-    fn insert(&mut self, out: &[u8], key: Span) -> bool {
+    pub(super) fn insert(&mut self, out: &[u8], key: Span) -> bool {
         let bytes = |k: &Span| out.get(k.0..k.1).unwrap_or_default();
         let new = bytes(&key);
         if let Some((table, hasher)) = &mut self.many {
