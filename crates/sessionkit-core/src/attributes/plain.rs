@@ -132,37 +132,49 @@ impl Scan<'_> {
         self.copy(neg + digits)
     }
 
-    fn array(&mut self, depth: usize) -> Option<()> {
+    /// Copies the opening bracket of a container at `depth`; `Some(true)`
+    /// when it closes at once with `close` (copied too).
+    fn open(&mut self, depth: usize, close: u8) -> Option<bool> {
         if depth > self.max_depth {
             return None;
         }
         self.copy(1)?;
         self.ws();
-        if self.peek()? == b']' {
-            return self.copy(1);
+        if self.peek()? == close {
+            self.copy(1)?;
+            return Some(true);
+        }
+        Some(false)
+    }
+
+    /// After an element: copies a `,` (`Some(true)`: another follows) or
+    /// the container's `close` (`Some(false)`).
+    fn next(&mut self, close: u8) -> Option<bool> {
+        self.ws();
+        let c = self.peek()?;
+        if c != b',' && c != close {
+            return None;
+        }
+        self.copy(1)?;
+        self.ws();
+        Some(c == b',')
+    }
+
+    fn array(&mut self, depth: usize) -> Option<()> {
+        if self.open(depth, b']')? {
+            return Some(());
         }
         loop {
             self.value(depth + 1)?;
-            self.ws();
-            match self.peek()? {
-                b',' => {
-                    self.copy(1)?;
-                    self.ws();
-                }
-                b']' => return self.copy(1),
-                _ => return None,
+            if !self.next(b']')? {
+                return Some(());
             }
         }
     }
 
     fn object(&mut self, depth: usize) -> Option<()> {
-        if depth > self.max_depth {
-            return None;
-        }
-        self.copy(1)?;
-        self.ws();
-        if self.peek()? == b'}' {
-            return self.copy(1);
+        if self.open(depth, b'}')? {
+            return Some(());
         }
         let mut seen = SeenKeys::new();
         loop {
@@ -181,14 +193,8 @@ impl Scan<'_> {
             self.copy(1)?;
             self.ws();
             self.value(depth + 1)?;
-            self.ws();
-            match self.peek()? {
-                b',' => {
-                    self.copy(1)?;
-                    self.ws();
-                }
-                b'}' => return self.copy(1),
-                _ => return None,
+            if !self.next(b'}')? {
+                return Some(());
             }
         }
     }

@@ -198,12 +198,7 @@ impl<V: Copy + Default + Ord> LineTable<V> {
     /// Puts an entry in the first free place from its home on. The table
     /// has room (it is never over 7/8 full).
     fn place(&mut self, hash: u64, v: V) {
-        let (b, t) = split(hash, self.buckets.len());
-        self.place_at(b, t, v);
-    }
-
-    /// [`LineTable::place`] with the entry's home and tag already split.
-    fn place_at(&mut self, mut b: usize, t: u16, v: V) {
+        let (mut b, t) = split(hash, self.buckets.len());
         loop {
             let bucket = &mut self.buckets[b];
             if let Some(i) = bucket.tags.iter().position(|&x| x == 0) {
@@ -218,24 +213,15 @@ impl<V: Copy + Default + Ord> LineTable<V> {
 
     /// Grows by half and places every entry again. The values are sorted
     /// first, so that `rehash` reads their records in address order (a
-    /// stream through memory instead of one cache miss per entry); then
-    /// the entries are sorted by their new home, so that placing them
-    /// writes the new table front to back instead of one miss per entry.
-    fn grow(&mut self, mut rehash: impl FnMut(V) -> u64) {
+    /// stream through memory instead of one cache miss per entry).
+    fn grow(&mut self, rehash: impl FnMut(V) -> u64) {
         let mut vals: Vec<V> = self.iter().collect();
         vals.sort_unstable();
-        let n = self.buckets.len() + self.buckets.len() / 2 + 1;
-        let mut placed: Vec<(usize, u16, V)> = vals
-            .into_iter()
-            .map(|v| {
-                let (b, t) = split(rehash(v), n);
-                (b, t, v)
-            })
-            .collect();
-        placed.sort_unstable_by_key(|&(b, _, _)| b);
-        self.buckets = vec![Bucket::default(); n];
-        for (b, t, v) in placed {
-            self.place_at(b, t, v);
+        let hashes: Vec<u64> = vals.iter().copied().map(rehash).collect();
+        let n = self.buckets.len();
+        self.buckets = vec![Bucket::default(); n + n / 2 + 1];
+        for (h, v) in hashes.into_iter().zip(vals) {
+            self.place(h, v);
         }
     }
 

@@ -14,7 +14,6 @@ use crate::time::Millis;
 impl WriteTxn<'_> {
     /// See [`SessionStore::create`](crate::store::SessionStore::create).
     pub fn create(&mut self, rec: SessionRecord, limits: Limits, now: Millis) -> CreateOutcome {
-        self.warm(&rec);
         if self.exists(&rec) {
             return CreateOutcome::Duplicate;
         }

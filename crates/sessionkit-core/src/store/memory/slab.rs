@@ -515,12 +515,6 @@ impl Shard {
         })
     }
 
-    /// Starts the cache miss of [`Shard::find_token`]'s first line for `h`
-    /// (see [`LineTable::warm`]).
-    pub(super) fn warm_token(&self, h: &TokenHash) {
-        self.by_token.warm(h.short());
-    }
-
     fn index_token(&mut self, h: u64, addr: u32) {
         let arena = &self.arena;
         self.by_token.insert(h, addr, |a| token_short_in(arena, a));
