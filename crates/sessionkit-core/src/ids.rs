@@ -24,7 +24,7 @@ pub enum IdError {
 
 /// The tenant a record belongs to: 1–31 bytes of `[a-z0-9_-]`.
 /// Copy and allocation-free, so it costs nothing on the hot path.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct TenantId {
     len: u8,
     bytes: [u8; TenantId::MAX_LEN],
@@ -71,6 +71,15 @@ impl TenantId {
     pub fn as_str(&self) -> &str {
         // Built only from validated ASCII, so this never fails.
         std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("")
+    }
+}
+
+/// Hashes the name only (as a `str` hashes), not the unused tail of the
+/// fixed buffer: every index keyed by tenant hashes a few bytes, not 32.
+/// Consistent with `Eq`: the tail is always zero.
+impl std::hash::Hash for TenantId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
     }
 }
 

@@ -33,8 +33,6 @@ use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use hashbrown::HashTable;
-
 use self::expiry::ExpiryWheel;
 use self::line_table::LineTable;
 use self::slab::{Loc, Removed, SHARDS, Shard, Slot, shard_of};
@@ -61,7 +59,7 @@ struct Writer {
     ids: LineTable<Loc>,
     /// Every active session with a subject, by (tenant, subject): a
     /// multimap, one entry per session.
-    subjects: HashTable<Loc>,
+    subjects: LineTable<Loc>,
     /// Hashes ids and subjects for the two indexes; seeded per store
     /// (subjects come from users: no fixed hash).
     hasher: hashbrown::DefaultHashBuilder,
@@ -130,7 +128,7 @@ impl MemoryStore {
                 shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
                 writer: Mutex::new(Writer {
                     ids: LineTable::default(),
-                    subjects: HashTable::new(),
+                    subjects: LineTable::default(),
                     hasher: hashbrown::DefaultHashBuilder::default(),
                     expiry: ExpiryWheel::default(),
                     counts: HashMap::default(),

@@ -1,12 +1,12 @@
 //! The per-subject index: every active session that has a subject, in a
-//! `HashTable` multimap keyed by a seeded hash of tenant and subject (one
-//! 4-byte entry per session; a subject's sessions are the entries of its
-//! hash whose record names it).
+//! [`LineTable`](super::line_table::LineTable) multimap keyed by a seeded
+//! hash of tenant and subject (one 4-byte entry per session; a subject's
+//! sessions are the entries of its hash whose record names it). A lookup
+//! and an insert read the same one line, so a create's warm-up
+//! ([`WriteTxn::warm_subject`]) covers both.
 
 use std::hash::BuildHasher;
 use std::sync::RwLock;
-
-use hashbrown::HashTable;
 
 use super::slab::{Loc, Shard};
 use super::{TenantCounts, WriteTxn, read};
@@ -29,7 +29,6 @@ impl WriteTxn<'_> {
         self.w
             .subjects
             .iter_hash(h)
-            .copied()
             .filter(move |&loc| matches_subject(shards, loc, tenant, subject))
     }
 
@@ -39,12 +38,10 @@ impl WriteTxn<'_> {
         self.subject_entries(h, tenant, subject).collect()
     }
 
-    /// Reads the control group a lookup of this subject reads first, so that
-    /// its cache miss starts now (a probe that matches nothing reads no
-    /// entry).
+    /// Reads the line a lookup or an insert of this subject reads first, so
+    /// that its cache miss starts now.
     pub(super) fn warm_subject(&self, tenant: TenantId, subject: &[u8]) {
-        let h = self.subject_hash(tenant, subject);
-        std::hint::black_box(self.w.subjects.find(h, |_| false).is_some());
+        self.w.subjects.warm(self.subject_hash(tenant, subject));
     }
 
     pub(super) fn link_subject(&mut self, loc: Loc, tenant: TenantId, subject: &[u8]) {
@@ -58,18 +55,7 @@ impl WriteTxn<'_> {
             s.subject_bytes()
                 .map_or(0, |b| hasher.hash_one((shard.tenant_of(s), b)))
         });
-        if w.subjects.len() == w.subjects.capacity() {
-            // Grown here rather than by hashbrown, so that the records are
-            // read in slot order (see `LineTable`'s growth).
-            let mut locs: Vec<Loc> = w.subjects.iter().copied().collect();
-            locs.sort_unstable();
-            let mut grown = HashTable::with_capacity((locs.len() * 2).max(8));
-            for l in locs {
-                grown.insert_unique(hash_of(l), l, |&l| hash_of(l));
-            }
-            w.subjects = grown;
-        }
-        w.subjects.insert_unique(h, loc, |&l| hash_of(l));
+        w.subjects.insert(h, loc, hash_of);
     }
 
     /// Drops an active session from its subject's entries (call while the
@@ -84,12 +70,11 @@ impl WriteTxn<'_> {
             return;
         };
         let h = self.subject_hash(tenant, &subject);
-        if let Ok(e) = self.w.subjects.find_entry(h, |&l| l == loc) {
-            e.remove();
-            if self.subject_entries(h, tenant, &subject).next().is_none() {
-                let c = self.counts(tenant);
-                c.subjects = c.subjects.saturating_sub(1);
-            }
+        if self.w.subjects.remove(h, loc)
+            && self.subject_entries(h, tenant, &subject).next().is_none()
+        {
+            let c = self.counts(tenant);
+            c.subjects = c.subjects.saturating_sub(1);
         }
     }
 
@@ -102,7 +87,7 @@ impl WriteTxn<'_> {
         after: Option<&Subject>,
     ) -> Vec<(Subject, u64)> {
         let mut live: hashbrown::HashMap<Subject, u64> = hashbrown::HashMap::new();
-        for &loc in &self.w.subjects {
+        for loc in self.w.subjects.iter() {
             let found = self
                 .with(loc, |shard, s| {
                     (shard.tenant_of(s) == tenant && s.is_live(now))
