@@ -66,6 +66,17 @@ fn parts(c: &mut Criterion) {
             black_box(v)
         })
     });
+    // One lookup's cost, as a request pays it: the key in cache (copied
+    // out a batch at a time, untimed), and the next lookup waiting for this
+    // one (its key is picked by this one's value), so that lookups do not
+    // overlap in the CPU as the tight loop's do.
+    g.bench_function("map_lookup_1M_serial", |b| {
+        b.iter_custom(|iters| {
+            serial(iters, &mut || keys[(rng.next() % n) as usize], |k| {
+                map.get(k).copied().unwrap_or(0) as usize
+            })
+        })
+    });
     let mut key = || keys[(rng.next() % n) as usize];
     let locked = std::sync::RwLock::new(map.clone());
     g.bench_function("map_lookup_1M_rwlock", |b| {
@@ -94,6 +105,36 @@ fn parts(c: &mut Criterion) {
     });
     g.bench_function("clock_read", |b| b.iter(|| black_box(SystemClock.now())));
     g.finish();
+}
+
+/// Times `iters` calls of `f`, each on an input picked by the value the
+/// previous call returned (one of two neighbours in a batch of inputs
+/// made by `make` beforehand, untimed): a chain of calls, each paying its
+/// latency in full, with its input in cache.
+fn serial<T>(
+    iters: u64,
+    make: &mut dyn FnMut() -> T,
+    mut f: impl FnMut(&T) -> usize,
+) -> std::time::Duration {
+    const SERIAL_BATCH: usize = 1024;
+    let mut timed = std::time::Duration::ZERO;
+    let mut left = iters;
+    let mut prev = 0usize;
+    while left > 0 {
+        let len = SERIAL_BATCH
+            .min(usize::try_from(left).unwrap_or(SERIAL_BATCH))
+            .max(2);
+        let batch: Vec<T> = (0..len).map(|_| make()).collect();
+        let start = std::time::Instant::now();
+        for i in 0..len {
+            let j = (i ^ (prev & 1)).min(len - 1);
+            prev = f(&batch[j]);
+        }
+        timed += start.elapsed();
+        black_box(prev);
+        left = left.saturating_sub(len as u64);
+    }
+    timed
 }
 
 fn validate_at(c: &mut Criterion, n: u64, label: &str) {
@@ -150,6 +191,23 @@ fn validate_at(c: &mut Criterion, n: u64, label: &str) {
     }
     c.bench_function(&format!("validate/{label}"), |b| {
         b.iter_batched(|| tokens[(rng.next() % n) as usize], validate, BATCH)
+    });
+    // As `map_lookup_1M_serial`: each validation waits for the one before.
+    c.bench_function(&format!("validate_serial/{label}"), |b| {
+        b.iter_custom(|iters| {
+            serial(
+                iters,
+                &mut || tokens[(rng.next() % n) as usize],
+                |t| match ready(e.validate(
+                    TenantId::DEFAULT,
+                    std::str::from_utf8(t).unwrap(),
+                    &req,
+                )) {
+                    Ok(Validation::Valid { session }) => session.last_seen_at.as_millis() as usize,
+                    _ => 0,
+                },
+            )
+        })
     });
 }
 
