@@ -53,6 +53,14 @@ struct TenantCounts {
     subjects: u64,
 }
 
+/// The subject index's first size in buckets. It holds about one entry per
+/// session, as the id index does; starting it between two of the id
+/// index's sizes (0, 1, 2, 4, 7, 11, …: each 1.5x the last) puts its
+/// growths between the id index's, so that the two are never both just
+/// grown: by a model of the index sizes, the most bytes a session costs
+/// (at the worst count of sessions) falls by ~1.5 B.
+const SUBJECT_INDEX_START: usize = 9;
+
 /// State only writers change, behind the one writer lock.
 struct Writer {
     /// Every record by id.
@@ -128,7 +136,7 @@ impl MemoryStore {
                 shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
                 writer: Mutex::new(Writer {
                     ids: LineTable::default(),
-                    subjects: LineTable::default(),
+                    subjects: LineTable::with_buckets(SUBJECT_INDEX_START),
                     hasher: hashbrown::DefaultHashBuilder::default(),
                     expiry: ExpiryWheel::default(),
                     counts: HashMap::default(),

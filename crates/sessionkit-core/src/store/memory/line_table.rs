@@ -85,6 +85,17 @@ fn max_len(buckets: usize) -> usize {
 }
 
 impl<V: Copy + Default + Ord> LineTable<V> {
+    /// An empty table of `buckets` buckets. Tables that hold about as many
+    /// entries as each other but start at different sizes grow at
+    /// different times, so their memory peaks (just after a growth) do not
+    /// add up.
+    pub(super) fn with_buckets(buckets: usize) -> Self {
+        LineTable {
+            buckets: vec![Bucket::default(); buckets],
+            len: 0,
+        }
+    }
+
     /// Entries held.
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {
