@@ -33,6 +33,8 @@ use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use hashbrown::HashTable;
+
 use self::expiry::ExpiryWheel;
 use self::line_table::LineTable;
 use self::slab::{Loc, Removed, SHARDS, Shard, Slot, shard_of};
@@ -53,21 +55,13 @@ struct TenantCounts {
     subjects: u64,
 }
 
-/// The subject index's first size in buckets. It holds about one entry per
-/// session, as the id index does; starting it between two of the id
-/// index's sizes (0, 1, 2, 4, 7, 11, …: each 1.5x the last) puts its
-/// growths between the id index's, so that the two are never both just
-/// grown: by a model of the index sizes, the most bytes a session costs
-/// (at the worst count of sessions) falls by ~1.5 B.
-const SUBJECT_INDEX_START: usize = 9;
-
 /// State only writers change, behind the one writer lock.
 struct Writer {
     /// Every record by id.
     ids: LineTable<Loc>,
     /// Every active session with a subject, by (tenant, subject): a
     /// multimap, one entry per session.
-    subjects: LineTable<Loc>,
+    subjects: HashTable<Loc>,
     /// Hashes ids and subjects for the two indexes; seeded per store
     /// (subjects come from users: no fixed hash).
     hasher: hashbrown::DefaultHashBuilder,
@@ -136,7 +130,7 @@ impl MemoryStore {
                 shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
                 writer: Mutex::new(Writer {
                     ids: LineTable::default(),
-                    subjects: LineTable::with_buckets(SUBJECT_INDEX_START),
+                    subjects: HashTable::new(),
                     hasher: hashbrown::DefaultHashBuilder::default(),
                     expiry: ExpiryWheel::default(),
                     counts: HashMap::default(),

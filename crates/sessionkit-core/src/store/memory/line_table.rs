@@ -1,9 +1,9 @@
 //! [`LineTable`]: a hash multimap of 4-byte values in which each probe
 //! reads one cache line.
 //!
-//! The memory store's token index (token hash → record address), id
-//! index (id → slot) and subject index (tenant and subject → slots) are
-//! looked up with a hash and checked against the record they point to. A SwissTable reads two places per probe — the
+//! The memory store's token index (token hash → record address) and id
+//! index (id → slot) are looked up with a hash and checked against the
+//! record they point to. A SwissTable reads two places per probe — the
 //! control bytes, then the bucket — and at a million entries each is a
 //! cache miss on its own. Here a bucket is one 64-byte line holding ten
 //! 16-bit tags, a 32-bit overflow count and ten values, so a lookup is one miss
@@ -85,17 +85,6 @@ fn max_len(buckets: usize) -> usize {
 }
 
 impl<V: Copy + Default + Ord> LineTable<V> {
-    /// An empty table of `buckets` buckets. Tables that hold about as many
-    /// entries as each other but start at different sizes grow at
-    /// different times, so their memory peaks (just after a growth) do not
-    /// add up.
-    pub(super) fn with_buckets(buckets: usize) -> Self {
-        LineTable {
-            buckets: vec![Bucket::default(); buckets],
-            len: 0,
-        }
-    }
-
     /// Entries held.
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {
