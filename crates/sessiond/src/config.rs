@@ -279,13 +279,13 @@ impl Config {
         if self.purge_interval_secs == 0 {
             return Err(invalid("purge_interval_secs", "must be at least 1"));
         }
-        if let Ok(k) = std::env::var("SESSIOND_ADMIN_KEY") {
-            if k.chars().count() < crate::api_keys::MIN_ENV_ADMIN_KEY {
-                return Err(invalid(
-                    "SESSIOND_ADMIN_KEY",
-                    "must be at least 32 characters",
-                ));
-            }
+        if let Ok(k) = std::env::var("SESSIOND_ADMIN_KEY")
+            && k.chars().count() < crate::api_keys::MIN_ENV_ADMIN_KEY
+        {
+            return Err(invalid(
+                "SESSIOND_ADMIN_KEY",
+                "must be at least 32 characters",
+            ));
         }
         if !log_filter_ok(&self.log_level) {
             return Err(invalid(

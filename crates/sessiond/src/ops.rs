@@ -37,10 +37,10 @@ pub async fn readyz<S: SessionStore>(
 ) -> Result<Json<Health>, ApiError> {
     let start = Instant::now();
     st.engine().counts(TenantId::DEFAULT).await?;
-    if let Some(probe) = &st.options().writes_healthy {
-        if !probe() {
-            return Err(ApiError::StoreUnavailable);
-        }
+    if let Some(probe) = &st.options().writes_healthy
+        && !probe()
+    {
+        return Err(ApiError::StoreUnavailable);
     }
     let ms = start.elapsed().as_secs_f64() * 1000.0;
     metrics::gauge!("sessiond_store_latency_seconds").set(ms / 1000.0);

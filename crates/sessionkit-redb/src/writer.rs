@@ -227,10 +227,10 @@ impl Writer {
                 break;
             }
         }
-        if let Some(db) = self.db.take() {
-            if let Err(e) = db.close() {
-                tracing::warn!(error = %e, "closing the session database");
-            }
+        if let Some(db) = self.db.take()
+            && let Err(e) = db.close()
+        {
+            tracing::warn!(error = %e, "closing the session database");
         }
     }
 
@@ -311,10 +311,10 @@ impl Writer {
     /// Reopens the file after a failed write and makes memory agree with
     /// it for every record the failed batches touched.
     fn reopen(&mut self) -> Result<(), WriteFailed> {
-        if Instant::now() < self.next_reopen {
-            if let Some(e) = &self.last_error {
-                return Err(e.clone());
-            }
+        if Instant::now() < self.next_reopen
+            && let Some(e) = &self.last_error
+        {
+            return Err(e.clone());
         }
         // Until this attempt succeeds, the next one waits longer.
         self.next_reopen = later(self.backoff);
@@ -350,11 +350,11 @@ impl Writer {
 
     /// Processes one batch; returns whether the store is closing.
     fn process(&mut self, ops: Vec<Op>) -> bool {
-        if self.db.is_none() {
-            if let Err(e) = self.reopen() {
-                self.last_error = Some(e.clone());
-                return fail_unapplied(ops, &e);
-            }
+        if self.db.is_none()
+            && let Err(e) = self.reopen()
+        {
+            self.last_error = Some(e.clone());
+            return fail_unapplied(ops, &e);
         }
         self.last_batch = ops
             .iter()

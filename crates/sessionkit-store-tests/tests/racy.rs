@@ -45,14 +45,13 @@ impl SessionStore for Racy {
                     .min_by_key(|r| (r.last_seen_at, r.id))
                     .map(|r| r.id);
                 let mut evicted = Vec::new();
-                if let Some(id) = oldest {
-                    if let RevokeOutcome::Revoked { .. } = self
+                if let Some(id) = oldest
+                    && let RevokeOutcome::Revoked { .. } = self
                         .0
                         .revoke(rec.tenant, id, RevokeReason::Evicted, now)
                         .await?
-                    {
-                        evicted.push(id);
-                    }
+                {
+                    evicted.push(id);
                 }
                 self.0.create(rec, Limits::default(), now).await?;
                 return Ok(CreateOutcome::Created { evicted });

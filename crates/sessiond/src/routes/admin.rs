@@ -136,13 +136,13 @@ pub async fn create_key<S: SessionStore>(
     if scopes.is_empty() {
         return Err(ApiError::field("scopes", "at least one scope is required"));
     }
-    if let Some(n) = &body.name {
-        if n.len() > 128 || n.chars().any(char::is_control) {
-            return Err(ApiError::field(
-                "name",
-                "at most 128 bytes, no control characters",
-            ));
-        }
+    if let Some(n) = &body.name
+        && (n.len() > 128 || n.chars().any(char::is_control))
+    {
+        return Err(ApiError::field(
+            "name",
+            "at most 128 bytes, no control characters",
+        ));
     }
     let now = st.engine().now();
     let created = st

@@ -290,10 +290,10 @@ impl<S: SessionStore> SessionManager<S> {
         if !self.fingerprint_ok(&rec, req.client.as_ref()) {
             return Ok(Validation::Invalid);
         }
-        if let Some(presented) = &req.csrf_token {
-            if !csrf_matches(&self.keys.csrf, &rec.id, presented) {
-                return Ok(Validation::CsrfFailed);
-            }
+        if let Some(presented) = &req.csrf_token
+            && !csrf_matches(&self.keys.csrf, &rec.id, presented)
+        {
+            return Ok(Validation::CsrfFailed);
         }
         // A session whose own idle timeout is short is touched often enough
         // to keep its sliding window: at most every half idle timeout.

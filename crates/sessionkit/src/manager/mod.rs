@@ -219,10 +219,9 @@ impl<S: SessionStore> SessionManager<S> {
             .floor_persisted
             .compare_exchange(last, now.as_millis(), Ordering::AcqRel, Ordering::Relaxed)
             .is_ok()
+            && let Err(e) = self.store.persist_clock_floor(now).await
         {
-            if let Err(e) = self.store.persist_clock_floor(now).await {
-                tracing::debug!(error = %e, "could not persist the clock floor");
-            }
+            tracing::debug!(error = %e, "could not persist the clock floor");
         }
     }
 

@@ -266,12 +266,13 @@ impl Arena {
     /// are only backed once written and go back to the system when it is
     /// promoted (a freed heap block would stay in the process).
     fn push_regular(&mut self) -> Option<usize> {
-        if self.packing && self.regular >= HUGE_AFTER {
-            if let Some(chunk) = Arena::huge_chunk() {
-                let c = self.push_chunk(chunk)?;
-                self.regular += HUGE_CHUNK;
-                return Some(c);
-            }
+        if self.packing
+            && self.regular >= HUGE_AFTER
+            && let Some(chunk) = Arena::huge_chunk()
+        {
+            let c = self.push_chunk(chunk)?;
+            self.regular += HUGE_CHUNK;
+            return Some(c);
         }
         let chunk = match memmap2::MmapMut::map_anon(SMALL_CHUNK) {
             Ok(m) => Chunk::Mapped(m),
@@ -354,11 +355,11 @@ impl Arena {
     /// Places a new chunk, in the number of a freed one if there is one
     /// (no address points into a freed chunk).
     fn push_chunk(&mut self, chunk: Chunk) -> Option<usize> {
-        if let Some(c) = self.spare.pop() {
-            if let Some(slot) = self.chunks.get_mut(c) {
-                *slot = chunk;
-                return Some(c);
-            }
+        if let Some(c) = self.spare.pop()
+            && let Some(slot) = self.chunks.get_mut(c)
+        {
+            *slot = chunk;
+            return Some(c);
         }
         if self.chunks.len() >= MAX_CHUNKS {
             return None;
