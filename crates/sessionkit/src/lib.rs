@@ -7,6 +7,8 @@
 
 pub mod error;
 pub mod events;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod manager;
 
 pub use error::EngineError;

@@ -1,0 +1,166 @@
+//! The client's IP address: the peer's, or, only when the peer is a
+//! trusted proxy, the one the forwarding headers name.
+//!
+//! Deployment caveat: list exactly the proxies in front of the app. A
+//! forwarding header from anyone else is ignored (SEEDS.md S2 trusted it
+//! from everyone, which lets any client claim any address).
+
+use std::net::{IpAddr, SocketAddr};
+
+use http::HeaderMap;
+use ipnet::IpNet;
+
+/// The peer's address, for servers other than axum (which provides
+/// `ConnectInfo<SocketAddr>`): insert it into the request's extensions
+/// before the layer runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerAddr(pub SocketAddr);
+
+/// The proxies whose forwarding headers are believed. Empty by default:
+/// the client is the peer.
+///
+/// ```
+/// use sessionkit::http::TrustedProxies;
+/// let p = TrustedProxies::none().with("10.0.0.0/8".parse().unwrap());
+/// assert!(p.trusts("10.1.2.3".parse().unwrap()));
+/// assert!(!p.trusts("192.0.2.1".parse().unwrap()));
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct TrustedProxies(Vec<IpNet>);
+
+impl TrustedProxies {
+    /// Trusts no one.
+    #[must_use]
+    pub fn none() -> Self {
+        TrustedProxies(Vec::new())
+    }
+
+    /// Also trusts every address in `net` (`127.0.0.1/32`, `10.0.0.0/8`).
+    #[must_use]
+    pub fn with(mut self, net: IpNet) -> Self {
+        self.0.push(net);
+        self
+    }
+
+    /// Whether `ip` is one of the trusted proxies.
+    #[must_use]
+    pub fn trusts(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        self.0.iter().any(|n| n.contains(&ip))
+    }
+
+    /// The client's address: the peer's, unless the peer is trusted; then
+    /// the rightmost `X-Forwarded-For` hop that is not a trusted proxy
+    /// (walking from the right, as each proxy appends the address it saw),
+    /// else `X-Real-IP`. A hop that does not parse ends the walk at the
+    /// last address that did.
+    #[must_use]
+    pub fn client_ip(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Option<IpAddr> {
+        let peer = canonical(peer?);
+        if !self.trusts(peer) {
+            return Some(peer);
+        }
+        let hops: Vec<&str> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .collect();
+        if hops.is_empty() {
+            let real = headers
+                .get("x-real-ip")
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_hop);
+            return Some(real.unwrap_or(peer));
+        }
+        let mut client = peer;
+        for hop in hops.iter().rev() {
+            if !self.trusts(client) {
+                break;
+            }
+            match parse_hop(hop) {
+                Some(ip) => client = ip,
+                None => break,
+            }
+        }
+        Some(client)
+    }
+}
+
+/// An IPv4 address mapped into IPv6 (`::ffff:a.b.c.d`) as the IPv4 one.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        IpAddr::V4(_) => ip,
+    }
+}
+
+/// One hop: `1.2.3.4`, `1.2.3.4:5678`, `2001:db8::1` or `[2001:db8::1]:443`.
+fn parse_hop(s: &str) -> Option<IpAddr> {
+    let s = s.trim();
+    s.parse::<IpAddr>()
+        .ok()
+        .or_else(|| s.parse::<SocketAddr>().ok().map(|a| a.ip()))
+        .map(canonical)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn an_untrusted_peer_is_the_client_whatever_the_headers_say() {
+        let p = TrustedProxies::none();
+        let h = headers(&[
+            ("x-forwarded-for", "203.0.113.9"),
+            ("x-real-ip", "203.0.113.8"),
+        ]);
+        assert_eq!(
+            p.client_ip(Some(ip("198.51.100.1")), &h),
+            Some(ip("198.51.100.1"))
+        );
+    }
+
+    #[test]
+    fn a_trusted_peer_is_walked_past_from_the_right() {
+        let p = TrustedProxies::none()
+            .with("10.0.0.0/8".parse().unwrap())
+            .with("127.0.0.1/32".parse().unwrap());
+        // client, then a spoofed hop it sent, then our two proxies.
+        let h = headers(&[
+            ("x-forwarded-for", "6.6.6.6, 203.0.113.9"),
+            ("x-forwarded-for", "10.0.0.2"),
+        ]);
+        assert_eq!(
+            p.client_ip(Some(ip("127.0.0.1")), &h),
+            Some(ip("203.0.113.9"))
+        );
+        let h = headers(&[("x-real-ip", "203.0.113.7")]);
+        assert_eq!(
+            p.client_ip(Some(ip("10.9.9.9")), &h),
+            Some(ip("203.0.113.7"))
+        );
+        let h = headers(&[("x-forwarded-for", "garbage, 10.0.0.3")]);
+        assert_eq!(p.client_ip(Some(ip("10.0.0.1")), &h), Some(ip("10.0.0.3")));
+        let h = headers(&[("x-forwarded-for", "[2001:db8::1]:443")]);
+        assert_eq!(
+            p.client_ip(Some(ip("::ffff:10.0.0.1")), &h),
+            Some(ip("2001:db8::1"))
+        );
+        assert_eq!(p.client_ip(None, &h), None);
+    }
+}

@@ -1,0 +1,105 @@
+//! The session cookie: read from `Cookie`, written as `Set-Cookie` with
+//! the `__Host-` prefix (so `Secure`, `Path=/` and no `Domain`: a
+//! subdomain cannot set or shadow it), `HttpOnly` and an explicit
+//! `SameSite`.
+
+use http::{HeaderMap, HeaderValue, header};
+
+/// The cookie's `SameSite` attribute. `None` is not offered: a session
+/// cookie sent on cross-site requests only widens what CSRF can reach.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SameSite {
+    /// Sent on top-level navigations from other sites, not on their
+    /// subrequests or posts (the default).
+    #[default]
+    Lax,
+    /// Never sent on requests another site starts.
+    Strict,
+}
+
+impl SameSite {
+    fn as_cookie(self) -> cookie::SameSite {
+        match self {
+            SameSite::Lax => cookie::SameSite::Lax,
+            SameSite::Strict => cookie::SameSite::Strict,
+        }
+    }
+}
+
+/// The first value of cookie `name` in the request's `Cookie` headers.
+pub(crate) fn find(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_owned())
+}
+
+/// `Set-Cookie` for `value`, kept for `max_age_secs`.
+pub(crate) fn set(name: &str, value: &str, same_site: SameSite, max_age_secs: i64) -> HeaderValue {
+    render(name, value, same_site, max_age_secs.max(0))
+}
+
+/// `Set-Cookie` that deletes the cookie.
+pub(crate) fn clear(name: &str, same_site: SameSite) -> HeaderValue {
+    render(name, "", same_site, 0)
+}
+
+fn render(name: &str, value: &str, same_site: SameSite, max_age_secs: i64) -> HeaderValue {
+    let c = cookie::Cookie::build((name, value))
+        .http_only(true)
+        .secure(true)
+        .path("/")
+        .same_site(same_site.as_cookie())
+        .max_age(cookie::time::Duration::seconds(max_age_secs))
+        .build();
+    // A name checked at configuration and a base64url token: always a
+    // valid header value.
+    HeaderValue::from_str(&c.to_string()).unwrap_or(HeaderValue::from_static(""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cookie_is_host_prefixed_and_locked_down() {
+        let v = set("__Host-session", "ses_abc", SameSite::Lax, 604_800);
+        let s = v.to_str().unwrap();
+        for part in [
+            "__Host-session=ses_abc",
+            "HttpOnly",
+            "Secure",
+            "Path=/",
+            "SameSite=Lax",
+            "Max-Age=604800",
+        ] {
+            assert!(s.contains(part), "{s} lacks {part}");
+        }
+        assert!(!s.contains("Domain"));
+        let c = clear("__Host-session", SameSite::Strict);
+        let c = c.to_str().unwrap();
+        assert!(
+            c.contains("Max-Age=0") && c.contains("SameSite=Strict"),
+            "{c}"
+        );
+    }
+
+    #[test]
+    fn finds_the_cookie_among_others() {
+        let mut h = HeaderMap::new();
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; __Host-session=ses_x"),
+        );
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("__Host-session=ses_y"),
+        );
+        assert_eq!(find(&h, "__Host-session").as_deref(), Some("ses_x"));
+        assert_eq!(find(&h, "b"), None);
+    }
+}

@@ -1,0 +1,151 @@
+//! [`SessionLayer`]: the layer and its settings.
+
+use std::sync::Arc;
+
+use sessionkit_core::{SessionStore, TenantId};
+use tower_layer::Layer;
+
+use super::cookies::SameSite;
+use super::service::SessionService;
+use super::{CsrfConfig, SkipRules, TrustedProxies};
+use crate::SessionManager;
+
+/// A cookie name the layer cannot use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid cookie name {name:?}: 1-64 letters, digits, '-' or '_'")]
+pub struct InvalidCookieName {
+    /// The name given.
+    pub name: String,
+}
+
+/// The layer's settings (see the `with_*` methods of [`SessionLayer`]).
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    pub(crate) tenant: TenantId,
+    pub(crate) cookie_name: String,
+    pub(crate) same_site: SameSite,
+    pub(crate) skip: SkipRules,
+    pub(crate) detect_bots: bool,
+    pub(crate) csrf: CsrfConfig,
+    pub(crate) proxies: TrustedProxies,
+    pub(crate) bearer: bool,
+}
+
+pub(crate) struct Shared<S> {
+    pub(crate) manager: Arc<SessionManager<S>>,
+    pub(crate) config: Config,
+}
+
+impl<S> Clone for Shared<S> {
+    fn clone(&self) -> Self {
+        Shared {
+            manager: Arc::clone(&self.manager),
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// A tower [`Layer`] that gives every request the session of its cookie
+/// (or bearer token) as a [`Session`](super::Session) in its extensions.
+/// See the [module docs](super).
+#[must_use]
+pub struct SessionLayer<S> {
+    pub(crate) shared: Arc<Shared<S>>,
+}
+
+impl<S> Clone for SessionLayer<S> {
+    fn clone(&self) -> Self {
+        SessionLayer {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<S: SessionStore> SessionLayer<S> {
+    /// Sessions from `manager`, in the default tenant, in a cookie named
+    /// `__Host-session` (`SameSite=Lax`), with [`SkipRules::default`], bot
+    /// detection on, CSRF checks with no extra allowed origin, no trusted
+    /// proxy, and bearer tokens accepted.
+    pub fn new(manager: Arc<SessionManager<S>>) -> Self {
+        SessionLayer {
+            shared: Arc::new(Shared {
+                manager,
+                config: Config {
+                    tenant: TenantId::DEFAULT,
+                    cookie_name: "__Host-session".to_owned(),
+                    same_site: SameSite::Lax,
+                    skip: SkipRules::default(),
+                    detect_bots: true,
+                    csrf: CsrfConfig::default(),
+                    proxies: TrustedProxies::none(),
+                    bearer: true,
+                },
+            }),
+        }
+    }
+
+    fn config(mut self, f: impl FnOnce(&mut Config)) -> Self {
+        f(&mut Arc::make_mut(&mut self.shared).config);
+        self
+    }
+
+    /// The tenant whose sessions these are.
+    pub fn with_tenant(self, tenant: TenantId) -> Self {
+        self.config(|c| c.tenant = tenant)
+    }
+
+    /// The cookie's name after its `__Host-` prefix (`session` by default).
+    pub fn with_cookie_name(self, name: &str) -> Result<Self, InvalidCookieName> {
+        let ok = (1..=64).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !ok {
+            return Err(InvalidCookieName {
+                name: name.to_owned(),
+            });
+        }
+        Ok(self.config(|c| c.cookie_name = format!("__Host-{name}")))
+    }
+
+    /// The cookie's `SameSite`.
+    pub fn with_same_site(self, same_site: SameSite) -> Self {
+        self.config(|c| c.same_site = same_site)
+    }
+
+    /// The paths that get no session work.
+    pub fn with_skip(self, skip: SkipRules) -> Self {
+        self.config(|c| c.skip = skip)
+    }
+
+    /// Whether bots (see [`is_bot`](super::is_bot)) get an untracked
+    /// session instead of a stored one.
+    pub fn with_bot_detection(self, on: bool) -> Self {
+        self.config(|c| c.detect_bots = on)
+    }
+
+    /// Origins beside the app's own that may send state-changing requests.
+    pub fn with_csrf(self, csrf: CsrfConfig) -> Self {
+        self.config(|c| c.csrf = csrf)
+    }
+
+    /// The proxies whose forwarding headers name the client.
+    pub fn with_trusted_proxies(self, proxies: TrustedProxies) -> Self {
+        self.config(|c| c.proxies = proxies)
+    }
+
+    /// Whether `Authorization: Bearer <session token>` is read (before the
+    /// cookie). Such requests skip the CSRF checks: a browser never adds
+    /// that header by itself.
+    pub fn with_bearer_tokens(self, on: bool) -> Self {
+        self.config(|c| c.bearer = on)
+    }
+}
+
+impl<S, I> Layer<I> for SessionLayer<S> {
+    type Service = SessionService<I, S>;
+
+    fn layer(&self, inner: I) -> Self::Service {
+        SessionService::new(inner, Arc::clone(&self.shared))
+    }
+}

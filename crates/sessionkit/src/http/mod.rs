@@ -1,0 +1,72 @@
+//! The in-process HTTP layer (DESIGN.md §6): [`SessionLayer`], a tower
+//! layer that gives each request the session of its cookie or bearer
+//! token as a [`Session`] (in axum, an extractor).
+//!
+//! - **Cookie**: `__Host-session` (so `Secure`, `Path=/`, no `Domain`),
+//!   `HttpOnly`, `SameSite=Lax` unless set to `Strict`, kept until the
+//!   session's absolute deadline. A response that sets or clears it gets
+//!   `Cache-Control: no-store`; one that depends on it, `Vary: Cookie`.
+//! - **Lazily created**: a visitor gets an anonymous session only when the
+//!   app stores something ([`Session::insert`]); [`Session::login`]
+//!   upgrades it (new id and token), [`Session::logout`] revokes it. A
+//!   cookie whose session is gone is cleared; a session that is gone is
+//!   never brought back (DESIGN.md §10, S1).
+//! - **CSRF** ([`CsrfConfig`]): a state-changing request needs
+//!   `Sec-Fetch-Site: same-origin` or an allowed `Origin`, and, with a
+//!   cookie session, `X-CSRF-Token` equal to [`Session::csrf_token`];
+//!   otherwise 403 before the handler runs.
+//! - **Bearer tokens**: `Authorization: Bearer <session token>` is read
+//!   before the cookie, for API clients; no cookie is set for them.
+//! - **Skipped**: the paths of [`SkipRules`] and bots ([`is_bot`]) get an
+//!   untracked [`Session`]: no lookup, nothing stored, no cookie.
+//! - **Client IP** from the peer, or through [`TrustedProxies`] only.
+//! - **Failure**: a store that is down makes the request 503 before the
+//!   handler runs (fail closed, invariant 1).
+//!
+//! ```
+//! use std::sync::Arc;
+//! use axum::{Router, routing::get};
+//! use sessionkit::http::{Session, SessionLayer, SessionError};
+//! use sessionkit::{EngineKeys, SessionManager};
+//! use sessionkit_core::MemoryStore;
+//!
+//! async fn visits(session: Session) -> Result<String, SessionError> {
+//!     let n = session.get::<u64>("visits").unwrap_or(0) + 1;
+//!     session.insert("visits", n).await?;
+//!     Ok(format!("visit {n}"))
+//! }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let engine = SessionManager::builder(MemoryStore::new(), EngineKeys::generate()?)
+//!     .build()
+//!     .await?;
+//! let app: Router = Router::new()
+//!     .route("/", get(visits))
+//!     .layer(SessionLayer::new(Arc::new(engine)));
+//! # let _ = app; Ok(()) }
+//! ```
+//!
+//! Deployment caveats: the `__Host-` cookie needs HTTPS (browsers also
+//! accept it on `http://localhost`); behind a proxy, list it in
+//! [`TrustedProxies`] or every client has the proxy's address; the layer
+//! must see the request before any handler that reads the session.
+
+mod client_ip;
+mod cookies;
+mod csrf;
+#[cfg(feature = "axum")]
+mod extract;
+mod layer;
+mod service;
+mod session;
+mod skip;
+
+pub use client_ip::{PeerAddr, TrustedProxies};
+pub use cookies::SameSite;
+pub use csrf::{CSRF_HEADER, CsrfConfig};
+#[cfg(feature = "axum")]
+pub use extract::MissingSessionLayer;
+pub use layer::{InvalidCookieName, SessionLayer};
+pub use service::{ResponseFuture, SessionService};
+pub use session::{Session, SessionError};
+pub use skip::{SkipRules, is_bot};

@@ -1,0 +1,231 @@
+//! [`SessionService`]: the middleware itself.
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
+use sessionkit_core::{ClientInfo, SessionStore, SessionToken};
+use tower_service::Service;
+
+use super::PeerAddr;
+use super::cookies::{self};
+use super::csrf::{CSRF_HEADER, is_unsafe};
+use super::layer::Shared;
+use super::session::{CookieChange, Ops, Session, Source};
+use super::skip::is_bot;
+use crate::{ValidateRequest, Validation};
+
+/// The service [`SessionLayer`](super::SessionLayer) wraps around `I`.
+pub struct SessionService<I, S> {
+    inner: I,
+    shared: Arc<Shared<S>>,
+}
+
+impl<I: Clone, S> Clone for SessionService<I, S> {
+    fn clone(&self) -> Self {
+        SessionService {
+            inner: self.inner.clone(),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<I, S> SessionService<I, S> {
+    pub(crate) fn new(inner: I, shared: Arc<Shared<S>>) -> Self {
+        SessionService { inner, shared }
+    }
+}
+
+/// The response future of [`SessionService`].
+pub type ResponseFuture<R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send>>;
+
+impl<I, S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<I, S>
+where
+    I: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    I::Future: Send,
+    S: SessionStore,
+    ReqBody: Send + 'static,
+    ResBody: Default + Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = I::Error;
+    type Future = ResponseFuture<Response<ResBody>, I::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        // The service polled ready is the one that must take the call.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let shared = Arc::clone(&self.shared);
+        Box::pin(async move {
+            let cfg = &shared.config;
+            let headers = req.headers();
+            let user_agent = headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok());
+            if cfg.skip.skips(req.uri().path()) || (cfg.detect_bots && is_bot(user_agent)) {
+                req.extensions_mut().insert(Session::untracked(cfg.tenant));
+                return inner.call(req).await;
+            }
+            let bearer = if cfg.bearer {
+                bearer_token(headers)
+            } else {
+                None
+            };
+            let unsafe_method = is_unsafe(req.method());
+            if unsafe_method && bearer.is_none() && !cfg.csrf.origin_ok(headers) {
+                return Ok(refuse(StatusCode::FORBIDDEN));
+            }
+            let (presented, source) = match bearer {
+                Some(t) => (Some(t), Source::Bearer),
+                None => (cookies::find(headers, &cfg.cookie_name), Source::Cookie),
+            };
+            let client = client_info(&req, cfg);
+            let mut found = None;
+            let mut clear_cookie = false;
+            if let Some(text) = presented {
+                let csrf_token = (unsafe_method && source == Source::Cookie).then(|| {
+                    req.headers()
+                        .get(CSRF_HEADER)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned()
+                });
+                let vreq = ValidateRequest {
+                    csrf_token,
+                    client: Some(client.clone()),
+                };
+                match shared.manager.validate(cfg.tenant, &text, &vreq).await {
+                    Ok(Validation::Valid { session }) => {
+                        if let Ok(token) = SessionToken::parse(&text) {
+                            found = Some((session, token, source));
+                        }
+                    }
+                    Ok(Validation::CsrfFailed) => return Ok(refuse(StatusCode::FORBIDDEN)),
+                    Ok(Validation::Expired(_) | Validation::Invalid) => {
+                        clear_cookie = source == Source::Cookie;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "session validation failed; refusing the request");
+                        return Ok(refuse(StatusCode::SERVICE_UNAVAILABLE));
+                    }
+                }
+            }
+            let had_cookie = source == Source::Cookie && (found.is_some() || clear_cookie);
+            let ops: Arc<dyn Ops> = shared.manager.clone();
+            let session = Session::tracked(ops, cfg.tenant, client, found, clear_cookie);
+            req.extensions_mut().insert(session.clone());
+            let mut res = inner.call(req).await?;
+            finish(&mut res, &session, had_cookie, &shared);
+            Ok(res)
+        })
+    }
+}
+
+/// The token of `Authorization: Bearer <token>`, if that is what is sent.
+fn bearer_token(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+}
+
+/// The client as the engine records it: its address (through trusted
+/// proxies only) and its user agent (dropped if the engine would refuse it).
+fn client_info<B>(req: &Request<B>, cfg: &super::layer::Config) -> ClientInfo {
+    let peer = peer_ip(req);
+    let mut client = ClientInfo {
+        ip: cfg.proxies.client_ip(peer, req.headers()),
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        ..ClientInfo::default()
+    };
+    if client.validate().is_err() {
+        client.user_agent = None;
+    }
+    client
+}
+
+fn peer_ip<B>(req: &Request<B>) -> Option<IpAddr> {
+    if let Some(PeerAddr(a)) = req.extensions().get::<PeerAddr>() {
+        return Some(a.ip());
+    }
+    #[cfg(feature = "axum")]
+    if let Some(axum::extract::ConnectInfo(a)) = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+    {
+        return Some(a.ip());
+    }
+    None
+}
+
+/// A refusal made by the layer itself, with no body.
+fn refuse<B: Default>(status: StatusCode) -> Response<B> {
+    let mut res = Response::new(B::default());
+    *res.status_mut() = status;
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+/// Writes the cookie change the handler caused, and the cache headers of
+/// a response that depends on, or carries, a credential.
+fn finish<B, S: SessionStore>(
+    res: &mut Response<B>,
+    session: &Session,
+    had_cookie: bool,
+    shared: &Shared<S>,
+) {
+    let cfg = &shared.config;
+    let (change, cookie_session) = session.take_cookie_change();
+    let h = res.headers_mut();
+    let carries = match change {
+        CookieChange::Keep => false,
+        CookieChange::Set { token, expires_at } => {
+            let max_age = expires_at.saturating_since(shared.manager.now()).as_secs();
+            let max_age = i64::try_from(max_age).unwrap_or(i64::MAX);
+            h.append(
+                header::SET_COOKIE,
+                cookies::set(
+                    &cfg.cookie_name,
+                    &token.expose_secret(),
+                    cfg.same_site,
+                    max_age,
+                ),
+            );
+            true
+        }
+        CookieChange::Clear => {
+            h.append(
+                header::SET_COOKIE,
+                cookies::clear(&cfg.cookie_name, cfg.same_site),
+            );
+            true
+        }
+    };
+    if carries {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    if carries || had_cookie || cookie_session {
+        let varies = h
+            .get_all(header::VARY)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|v| v.trim().eq_ignore_ascii_case("cookie") || v.trim() == "*");
+        if !varies {
+            h.append(header::VARY, HeaderValue::from_static("Cookie"));
+        }
+    }
+}

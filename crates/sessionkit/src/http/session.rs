@@ -1,0 +1,418 @@
+//! [`Session`]: what a handler behind the layer sees of its request's
+//! session, and how it changes it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use sessionkit_core::{
+    ClientInfo, Millis, RevokeReason, SessionId, SessionRecord, SessionStore, SessionToken,
+    Subject, TenantId,
+};
+
+use crate::{Created, EngineError, NewSession, PatchResult, SessionManager, UpgradeResult};
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The engine operations a [`Session`] needs, with the store type erased so
+/// that handlers name `Session`, not `Session<SomeStore>`.
+pub(crate) trait Ops: Send + Sync {
+    fn create(
+        &self,
+        tenant: TenantId,
+        req: NewSession,
+    ) -> BoxFuture<'_, Result<Created, EngineError>>;
+    fn patch(
+        &self,
+        tenant: TenantId,
+        id: SessionId,
+        patch: Value,
+    ) -> BoxFuture<'_, Result<PatchResult, EngineError>>;
+    fn upgrade(
+        &self,
+        tenant: TenantId,
+        token: String,
+        subject: Subject,
+        keep: Vec<String>,
+    ) -> BoxFuture<'_, Result<UpgradeResult, EngineError>>;
+    fn revoke(&self, tenant: TenantId, id: SessionId) -> BoxFuture<'_, Result<(), EngineError>>;
+    fn csrf_token(&self, id: &SessionId) -> String;
+}
+
+impl<S: SessionStore> Ops for SessionManager<S> {
+    fn create(
+        &self,
+        tenant: TenantId,
+        req: NewSession,
+    ) -> BoxFuture<'_, Result<Created, EngineError>> {
+        Box::pin(SessionManager::create(self, tenant, req))
+    }
+    fn patch(
+        &self,
+        tenant: TenantId,
+        id: SessionId,
+        patch: Value,
+    ) -> BoxFuture<'_, Result<PatchResult, EngineError>> {
+        Box::pin(async move { self.patch_attributes(tenant, id, &patch, None).await })
+    }
+    fn upgrade(
+        &self,
+        tenant: TenantId,
+        token: String,
+        subject: Subject,
+        keep: Vec<String>,
+    ) -> BoxFuture<'_, Result<UpgradeResult, EngineError>> {
+        Box::pin(async move { SessionManager::upgrade(self, tenant, &token, subject, &keep).await })
+    }
+    fn revoke(&self, tenant: TenantId, id: SessionId) -> BoxFuture<'_, Result<(), EngineError>> {
+        Box::pin(async move {
+            SessionManager::revoke(self, tenant, id, RevokeReason::Logout)
+                .await
+                .map(|_| ())
+        })
+    }
+    fn csrf_token(&self, id: &SessionId) -> String {
+        SessionManager::csrf_token(self, id)
+    }
+}
+
+/// Why a [`Session`] write could not be made.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// The request gets no stored session: a skipped path or a bot.
+    #[error("this request has no tracked session (a skipped path or a bot)")]
+    Untracked,
+    /// The session was revoked or expired while the request ran.
+    #[error("the session is no longer live")]
+    Gone,
+    /// The session came from a bearer token: a new token cannot be handed
+    /// out in a cookie (log such clients in through the engine or sessiond).
+    #[error("a bearer-token session cannot log in through the cookie layer")]
+    BearerSession,
+    /// The value could not be turned into JSON.
+    #[error("the attribute value is not JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    /// The engine refused or failed (store down: fail closed).
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// Where the request's session came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// No credential was presented (yet).
+    None,
+    Cookie,
+    Bearer,
+}
+
+/// What the response must do to the cookie.
+pub(crate) enum CookieChange {
+    Keep,
+    /// A new token, kept until the session's absolute deadline.
+    Set {
+        token: SessionToken,
+        expires_at: Millis,
+    },
+    Clear,
+}
+
+struct State {
+    record: Option<SessionRecord>,
+    /// The credential of `record`, while it is the presented one.
+    token: Option<SessionToken>,
+    source: Source,
+    cookie: CookieChange,
+}
+
+pub(crate) struct Inner {
+    /// `None`: untracked.
+    ops: Option<Arc<dyn Ops>>,
+    tenant: TenantId,
+    client: ClientInfo,
+    state: Mutex<State>,
+}
+
+/// The request's session, put into its extensions by
+/// [`SessionLayer`](super::SessionLayer) (in axum, an extractor). Clones
+/// share one state; reads take a short lock, writes go to the engine and
+/// are reflected in the response's cookie.
+///
+/// A visitor without a session has none until the app stores something:
+/// [`Session::insert`] creates an anonymous session then, and the
+/// response sets its cookie. [`Session::login`] upgrades it (new id and
+/// token, DESIGN.md §3) or creates a session for the subject;
+/// [`Session::logout`] revokes it and clears the cookie.
+#[derive(Clone)]
+pub struct Session {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let st = self.state();
+        f.debug_struct("Session")
+            .field("tracked", &self.is_tracked())
+            .field("id", &st.record.as_ref().map(|r| r.id))
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Session {
+    pub(crate) fn tracked(
+        ops: Arc<dyn Ops>,
+        tenant: TenantId,
+        client: ClientInfo,
+        found: Option<(SessionRecord, SessionToken, Source)>,
+        clear_cookie: bool,
+    ) -> Self {
+        let (record, token, source) = match found {
+            Some((r, t, s)) => (Some(r), Some(t), s),
+            None => (None, None, Source::None),
+        };
+        Session::new(
+            Some(ops),
+            tenant,
+            client,
+            State {
+                record,
+                token,
+                source,
+                cookie: if clear_cookie {
+                    CookieChange::Clear
+                } else {
+                    CookieChange::Keep
+                },
+            },
+        )
+    }
+
+    pub(crate) fn untracked(tenant: TenantId) -> Self {
+        Session::new(
+            None,
+            tenant,
+            ClientInfo::default(),
+            State {
+                record: None,
+                token: None,
+                source: Source::None,
+                cookie: CookieChange::Keep,
+            },
+        )
+    }
+
+    fn new(ops: Option<Arc<dyn Ops>>, tenant: TenantId, client: ClientInfo, state: State) -> Self {
+        Session {
+            inner: Arc::new(Inner {
+                ops,
+                tenant,
+                client,
+                state: Mutex::new(state),
+            }),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        lock(&self.inner.state)
+    }
+
+    fn ops(&self) -> Result<&Arc<dyn Ops>, SessionError> {
+        self.inner.ops.as_ref().ok_or(SessionError::Untracked)
+    }
+
+    /// Whether this request is tracked (not a skipped path, not a bot).
+    #[must_use]
+    pub fn is_tracked(&self) -> bool {
+        self.inner.ops.is_some()
+    }
+
+    /// The live session, if there is one.
+    #[must_use]
+    pub fn record(&self) -> Option<SessionRecord> {
+        self.state().record.clone()
+    }
+
+    /// The session's id (public, not a credential).
+    #[must_use]
+    pub fn id(&self) -> Option<SessionId> {
+        self.state().record.as_ref().map(|r| r.id)
+    }
+
+    /// Who is logged in; `None` when anonymous or without a session.
+    #[must_use]
+    pub fn subject(&self) -> Option<Subject> {
+        self.state().record.as_ref().and_then(|r| r.subject.clone())
+    }
+
+    /// The top-level attribute `key`, deserialised; `None` if absent or of
+    /// another shape.
+    #[must_use]
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
+        let v = self
+            .state()
+            .record
+            .as_ref()?
+            .attributes
+            .to_map()
+            .remove(key)?;
+        serde_json::from_value(v).ok()
+    }
+
+    /// The CSRF token to embed in pages and send back in `X-CSRF-Token` on
+    /// state-changing requests.
+    #[must_use]
+    pub fn csrf_token(&self) -> Option<String> {
+        let id = self.id()?;
+        Some(self.inner.ops.as_ref()?.csrf_token(&id))
+    }
+
+    /// Sets the top-level attribute `key` (a merge patch, compare-and-set
+    /// in the engine: never silently lost). Without a session, creates an
+    /// anonymous one holding it.
+    pub async fn insert(&self, key: &str, value: impl Serialize) -> Result<(), SessionError> {
+        let value = serde_json::to_value(value).map_err(SessionError::NotJson)?;
+        let mut patch = Map::new();
+        patch.insert(key.to_owned(), value);
+        self.apply(Value::Object(patch), true).await
+    }
+
+    /// Removes the top-level attribute `key`. Without a session, does
+    /// nothing.
+    pub async fn remove(&self, key: &str) -> Result<(), SessionError> {
+        let mut patch = Map::new();
+        patch.insert(key.to_owned(), Value::Null);
+        self.apply(Value::Object(patch), false).await
+    }
+
+    async fn apply(&self, patch: Value, create: bool) -> Result<(), SessionError> {
+        let ops = self.ops()?;
+        let id = self.id();
+        match id {
+            Some(id) => match ops.patch(self.inner.tenant, id, patch).await? {
+                PatchResult::Updated(rec) => {
+                    self.state().record = Some(*rec);
+                    Ok(())
+                }
+                PatchResult::NotFound | PatchResult::PreconditionFailed => {
+                    self.forget();
+                    Err(SessionError::Gone)
+                }
+            },
+            None if create => {
+                let attributes =
+                    serde_json::value::to_raw_value(&patch).map_err(SessionError::NotJson)?;
+                self.start(NewSession {
+                    attributes: Some(attributes),
+                    ..NewSession::default()
+                })
+                .await
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Logs `subject` in. On top of a live session this is an upgrade: a
+    /// new id and token, the old session revoked, only the attributes
+    /// named in `keep_attributes` carried over (none if the subject
+    /// changes). Without one, a new session for `subject`.
+    pub async fn login(
+        &self,
+        subject: Subject,
+        keep_attributes: &[&str],
+    ) -> Result<(), SessionError> {
+        let ops = self.ops()?;
+        let (source, token) = {
+            let st = self.state();
+            (
+                st.source,
+                st.token.as_ref().map(SessionToken::expose_secret),
+            )
+        };
+        if source == Source::Bearer {
+            return Err(SessionError::BearerSession);
+        }
+        if let Some(token) = token {
+            let keep = keep_attributes.iter().map(|s| (*s).to_owned()).collect();
+            match ops
+                .upgrade(self.inner.tenant, token, subject.clone(), keep)
+                .await?
+            {
+                UpgradeResult::Upgraded(created) => {
+                    self.adopt(created);
+                    return Ok(());
+                }
+                // Revoked or expired meanwhile: log in afresh.
+                UpgradeResult::Invalid | UpgradeResult::Expired(_) => self.forget(),
+            }
+        }
+        self.start(NewSession {
+            subject: Some(subject),
+            ..NewSession::default()
+        })
+        .await
+    }
+
+    /// Creates a session for this client and makes it the request's.
+    async fn start(&self, req: NewSession) -> Result<(), SessionError> {
+        let req = NewSession {
+            client: self.inner.client.clone(),
+            ..req
+        };
+        let created = self.ops()?.create(self.inner.tenant, req).await?;
+        self.adopt(created);
+        Ok(())
+    }
+
+    /// Logs out: revokes the session (reason `logout`) and clears the
+    /// cookie. Without a session, only clears the cookie.
+    pub async fn logout(&self) -> Result<(), SessionError> {
+        let ops = self.ops()?;
+        if let Some(id) = self.id() {
+            ops.revoke(self.inner.tenant, id).await?;
+        }
+        self.forget();
+        Ok(())
+    }
+
+    /// Takes a new session as the request's, and its token for the cookie.
+    fn adopt(&self, created: Created) {
+        let mut st = self.state();
+        let expires_at = created.session.expires_at;
+        st.record = Some(created.session);
+        st.token = None;
+        if st.source != Source::Bearer {
+            st.source = Source::Cookie;
+            st.cookie = CookieChange::Set {
+                token: created.token,
+                expires_at,
+            };
+        }
+    }
+
+    /// Drops the request's session; a cookie that carried it is cleared.
+    fn forget(&self) {
+        let mut st = self.state();
+        st.record = None;
+        st.token = None;
+        if st.source == Source::Cookie {
+            st.cookie = CookieChange::Clear;
+        }
+    }
+
+    /// What the response must do to the cookie, and whether the request
+    /// had or now has a cookie session (its response then varies by
+    /// cookie).
+    pub(crate) fn take_cookie_change(&self) -> (CookieChange, bool) {
+        let mut st = self.state();
+        let change = std::mem::replace(&mut st.cookie, CookieChange::Keep);
+        (change, st.source == Source::Cookie)
+    }
+}

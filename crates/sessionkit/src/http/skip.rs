@@ -1,0 +1,246 @@
+//! Which requests get no session work at all: paths that need none (static
+//! assets, files, health probes) and bots.
+
+/// The paths the layer passes through untouched (no cookie read, no store
+/// lookup, no `Set-Cookie`). A handler behind a skipped path still finds a
+/// [`Session`](super::Session), untracked.
+///
+/// The default skips what SEEDS.md S1 skips: `/static`, `/assets`,
+/// `/images` and everything under them; `/health`, `/ready`, `/healthz`,
+/// `/favicon.ico`, `/robots.txt`, `/sitemap.xml`, `/manifest.json`; and any
+/// path whose last segment has a file extension other than `.html` or
+/// `.htm`. Prefixes match whole segments (`/static` skips `/static/app.js`,
+/// not `/staticky`). A tracked prefix is never skipped, whatever else
+/// matches.
+///
+/// ```
+/// use sessionkit::http::SkipRules;
+/// let rules = SkipRules::default().with_prefix("/api").with_tracked_prefix("/api/me");
+/// assert!(rules.skips("/static/app.js"));
+/// assert!(rules.skips("/report.pdf"));
+/// assert!(!rules.skips("/index.html"));
+/// assert!(rules.skips("/api/orders"));
+/// assert!(!rules.skips("/api/me/cart"));
+/// assert!(!rules.skips("/staticky"));
+/// ```
+#[derive(Clone, Debug)]
+pub struct SkipRules {
+    prefixes: Vec<String>,
+    paths: Vec<String>,
+    tracked: Vec<String>,
+    file_extensions: bool,
+}
+
+impl Default for SkipRules {
+    fn default() -> Self {
+        SkipRules {
+            prefixes: ["/static", "/assets", "/images"].map(String::from).to_vec(),
+            paths: [
+                "/health",
+                "/ready",
+                "/healthz",
+                "/favicon.ico",
+                "/robots.txt",
+                "/sitemap.xml",
+                "/manifest.json",
+            ]
+            .map(String::from)
+            .to_vec(),
+            tracked: Vec::new(),
+            file_extensions: true,
+        }
+    }
+}
+
+/// `prefix` without its trailing slashes (`/` stays `/`).
+fn normalise(prefix: &str) -> String {
+    let p = prefix.trim_end_matches('/');
+    if p.is_empty() {
+        "/".to_owned()
+    } else {
+        p.to_owned()
+    }
+}
+
+/// Whether `path` is `prefix` or lies under it, segment-wise.
+fn under(path: &str, prefix: &str) -> bool {
+    prefix == "/"
+        || path
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+impl SkipRules {
+    /// Skips nothing.
+    #[must_use]
+    pub fn none() -> Self {
+        SkipRules {
+            prefixes: Vec::new(),
+            paths: Vec::new(),
+            tracked: Vec::new(),
+            file_extensions: false,
+        }
+    }
+
+    /// Also skips `prefix` and everything under it (an API or MCP prefix
+    /// whose clients send bearer tokens through another layer, say).
+    #[must_use]
+    pub fn with_prefix(mut self, prefix: &str) -> Self {
+        self.prefixes.push(normalise(prefix));
+        self
+    }
+
+    /// Also skips exactly `path`.
+    #[must_use]
+    pub fn with_path(mut self, path: &str) -> Self {
+        self.paths.push(path.to_owned());
+        self
+    }
+
+    /// Never skips `prefix` or anything under it.
+    #[must_use]
+    pub fn with_tracked_prefix(mut self, prefix: &str) -> Self {
+        self.tracked.push(normalise(prefix));
+        self
+    }
+
+    /// Whether a last segment with a file extension (other than `.html`
+    /// and `.htm`) is skipped; on by default.
+    #[must_use]
+    pub fn with_file_extensions(mut self, skip: bool) -> Self {
+        self.file_extensions = skip;
+        self
+    }
+
+    /// Whether the layer leaves a request for `path` alone.
+    #[must_use]
+    pub fn skips(&self, path: &str) -> bool {
+        if self.tracked.iter().any(|p| under(path, p)) {
+            return false;
+        }
+        self.paths.iter().any(|p| p == path)
+            || self.prefixes.iter().any(|p| under(path, p))
+            || (self.file_extensions && has_file_extension(path))
+    }
+}
+
+/// Whether the last segment of `path` names a file other than a page.
+fn has_file_extension(path: &str) -> bool {
+    let last = path.rsplit('/').next().unwrap_or("");
+    match last.rsplit_once('.') {
+        Some((_, ext)) if !ext.is_empty() => {
+            !ext.eq_ignore_ascii_case("html") && !ext.eq_ignore_ascii_case("htm")
+        }
+        _ => false,
+    }
+}
+
+/// Substrings of a lower-cased user agent that mark a crawler, a link
+/// previewer or a headless client.
+const BOT_MARKERS: &[&str] = &[
+    "bot",
+    "crawl",
+    "spider",
+    "slurp",
+    "bingpreview",
+    "facebookexternalhit",
+    "embedly",
+    "preview",
+    "headless",
+    "python-requests",
+    "curl/",
+    "wget/",
+];
+
+/// Whether a request with this `User-Agent` comes from a bot: a known
+/// crawler or previewer marker, or no user agent at all (every browser
+/// sends one). A bot gets an untracked session: nothing is stored for it.
+///
+/// ```
+/// use sessionkit::http::is_bot;
+/// assert!(is_bot(Some("Mozilla/5.0 (compatible; Googlebot/2.1)")));
+/// assert!(is_bot(None));
+/// assert!(!is_bot(Some("Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0")));
+/// ```
+#[must_use]
+pub fn is_bot(user_agent: Option<&str>) -> bool {
+    let Some(ua) = user_agent.map(str::trim).filter(|u| !u.is_empty()) else {
+        return true;
+    };
+    let ua = ua.to_ascii_lowercase();
+    BOT_MARKERS.iter().any(|m| ua.contains(m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_rules_follow_s1() {
+        let r = SkipRules::default();
+        for p in [
+            "/static",
+            "/static/a/b.css",
+            "/assets/x",
+            "/images/logo.png",
+            "/health",
+            "/ready",
+            "/healthz",
+            "/favicon.ico",
+            "/robots.txt",
+            "/sitemap.xml",
+            "/manifest.json",
+            "/docs/guide.pdf",
+            "/x/.env",
+        ] {
+            assert!(r.skips(p), "{p}");
+        }
+        for p in [
+            "/",
+            "/login",
+            "/staticky",
+            "/cart/",
+            "/page.html",
+            "/old.HTM",
+            "/v1.2/",
+        ] {
+            assert!(!r.skips(p), "{p}");
+        }
+    }
+
+    #[test]
+    fn a_tracked_prefix_wins() {
+        let r = SkipRules::default()
+            .with_prefix("/api/")
+            .with_tracked_prefix("/static/track");
+        assert!(r.skips("/api"));
+        assert!(r.skips("/api/v1/x"));
+        assert!(!r.skips("/static/track/pixel.gif"));
+        assert!(r.skips("/static/other.gif"));
+    }
+
+    #[test]
+    fn none_skips_nothing() {
+        let r = SkipRules::none();
+        assert!(!r.skips("/static/a.js"));
+        assert!(!r.skips("/favicon.ico"));
+    }
+
+    #[test]
+    fn bots() {
+        for ua in [
+            "Googlebot/2.1 (+http://www.google.com/bot.html)",
+            "Mozilla/5.0 (compatible; bingbot/2.0)",
+            "facebookexternalhit/1.1",
+            "Slackbot-LinkExpanding 1.0",
+            "Mozilla/5.0 HeadlessChrome/120.0",
+            "curl/8.5.0",
+            "  ",
+        ] {
+            assert!(is_bot(Some(ua)), "{ua}");
+        }
+        assert!(!is_bot(Some(
+            "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 Safari/605.1.15"
+        )));
+    }
+}

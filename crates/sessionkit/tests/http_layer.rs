@@ -1,0 +1,523 @@
+//! `SessionLayer` in front of a real axum router, driven in process with
+//! `tower::ServiceExt::oneshot` (DESIGN.md §6, SEEDS.md S1).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use axum::routing::{get, post};
+use http_body_util::BodyExt;
+use sessionkit::http::{
+    CsrfConfig, Session, SessionError, SessionLayer, SkipRules, TrustedProxies,
+};
+use sessionkit::{EngineKeys, SessionManager, ValidateRequest, Validation};
+use sessionkit_core::{ManualClock, MemoryStore, Millis, Policy, Subject, TenantId};
+use tower::ServiceExt;
+
+const START: i64 = 1_767_225_600_000;
+const BROWSER: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0";
+
+struct App {
+    router: Router,
+    engine: Arc<SessionManager<MemoryStore>>,
+    clock: ManualClock,
+}
+
+async fn visit(session: Session) -> Result<String, SessionError> {
+    let n = session.get::<u64>("visits").unwrap_or(0) + 1;
+    session.insert("visits", n).await?;
+    Ok(n.to_string())
+}
+
+async fn peek(session: Session) -> String {
+    format!(
+        "tracked={} id={} subject={} visits={}",
+        session.is_tracked(),
+        session.id().map(|i| i.to_string()).unwrap_or_default(),
+        session
+            .subject()
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default(),
+        session.get::<u64>("visits").unwrap_or(0),
+    )
+}
+
+async fn login(session: Session) -> Result<String, SessionError> {
+    session
+        .login(Subject::new("user-1").unwrap(), &["visits"])
+        .await?;
+    Ok(session.id().unwrap().to_string())
+}
+
+async fn logout(session: Session) -> Result<(), SessionError> {
+    session.logout().await
+}
+
+async fn csrf(session: Session) -> String {
+    session.csrf_token().unwrap_or_default()
+}
+
+async fn ip(session: Session) -> Result<String, SessionError> {
+    session.insert("seen", true).await?;
+    Ok(session
+        .record()
+        .and_then(|r| r.client.ip)
+        .map(|ip| ip.to_string())
+        .unwrap_or_default())
+}
+
+async fn app_with(
+    layer: impl FnOnce(SessionLayer<MemoryStore>) -> SessionLayer<MemoryStore>,
+) -> App {
+    let clock = ManualClock::new(Millis::from_millis(START));
+    let policy = Policy::builder()
+        .anonymous_idle_timeout_secs(3600)
+        .anonymous_absolute_timeout_secs(7 * 86_400)
+        .build()
+        .unwrap();
+    let engine = Arc::new(
+        SessionManager::builder(MemoryStore::new(), EngineKeys::generate().unwrap())
+            .with_policy(policy)
+            .with_clock(clock.clone())
+            .build()
+            .await
+            .unwrap(),
+    );
+    let router = Router::new()
+        .route("/", get(visit).post(visit))
+        .route("/peek", get(peek))
+        .route("/static/app.js", get(peek))
+        .route("/api/peek", get(peek))
+        .route("/login", post(login))
+        .route("/logout", post(logout))
+        .route("/csrf", get(csrf))
+        .route("/ip", get(ip))
+        .layer(layer(SessionLayer::new(Arc::clone(&engine))));
+    App {
+        router,
+        engine,
+        clock,
+    }
+}
+
+async fn app() -> App {
+    app_with(|l| l).await
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Reply {
+    /// The session cookie this response sets: `Some("")` when it clears it.
+    fn cookie(&self) -> Option<String> {
+        self.headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .find(|v| v.starts_with("__Host-session="))
+            .map(|v| {
+                v["__Host-session=".len()..]
+                    .split(';')
+                    .next()
+                    .unwrap()
+                    .to_owned()
+            })
+    }
+
+    fn set_cookie_header(&self) -> String {
+        self.headers
+            .get(header::SET_COOKIE)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    }
+}
+
+fn request(method: Method, path: &str, cookie: Option<&str>) -> axum::http::request::Builder {
+    let mut b = Request::builder()
+        .method(method.clone())
+        .uri(path)
+        .header(header::USER_AGENT, BROWSER);
+    if let Some(c) = cookie {
+        b = b.header(header::COOKIE, format!("theme=dark; __Host-session={c}"));
+    }
+    if method != Method::GET {
+        b = b.header("sec-fetch-site", "same-origin");
+    }
+    b
+}
+
+async fn send(app: &App, req: Request<Body>) -> Reply {
+    let res = app.router.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let headers = res.headers().clone();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    Reply {
+        status,
+        headers,
+        body: String::from_utf8(body.to_vec()).unwrap(),
+    }
+}
+
+async fn get_(app: &App, path: &str, cookie: Option<&str>) -> Reply {
+    send(
+        app,
+        request(Method::GET, path, cookie)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await
+}
+
+async fn csrf_token(app: &App, cookie: &str) -> String {
+    get_(app, "/csrf", Some(cookie)).await.body
+}
+
+async fn post_(app: &App, path: &str, cookie: Option<&str>) -> Reply {
+    let mut b = request(Method::POST, path, cookie);
+    if let Some(c) = cookie {
+        b = b.header("x-csrf-token", csrf_token(app, c).await);
+    }
+    send(app, b.body(Body::empty()).unwrap()).await
+}
+
+async fn live(app: &App, token: &str) -> bool {
+    matches!(
+        app.engine
+            .validate(TenantId::DEFAULT, token, &ValidateRequest::default())
+            .await
+            .unwrap(),
+        Validation::Valid { .. }
+    )
+}
+
+#[tokio::test]
+async fn a_visitor_gets_a_session_only_when_the_app_stores_something() {
+    let app = app().await;
+    let r = get_(&app, "/peek", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body, "tracked=true id= subject= visits=0");
+    assert_eq!(r.cookie(), None, "reading stores nothing");
+    assert_eq!(
+        app.engine.counts(TenantId::DEFAULT).await.unwrap().active,
+        0
+    );
+
+    let r = get_(&app, "/", None).await;
+    assert_eq!(r.body, "1");
+    let token = r.cookie().expect("a session cookie");
+    let set = r.set_cookie_header();
+    for part in [
+        "HttpOnly",
+        "Secure",
+        "Path=/",
+        "SameSite=Lax",
+        "Max-Age=604800",
+    ] {
+        assert!(set.contains(part), "{set} lacks {part}");
+    }
+    assert!(!set.contains("Domain"));
+    assert_eq!(r.headers[header::CACHE_CONTROL], "no-store");
+    assert_eq!(r.headers[header::VARY], "Cookie");
+    assert!(token.starts_with("ses_"));
+
+    let r = get_(&app, "/", Some(&token)).await;
+    assert_eq!(r.body, "2");
+    assert_eq!(r.cookie(), None, "the same token is kept");
+    assert_eq!(r.headers[header::VARY], "Cookie");
+    let r = get_(&app, "/peek", Some(&token)).await;
+    assert!(r.body.ends_with("visits=2"), "{}", r.body);
+    assert_eq!(
+        app.engine
+            .counts(TenantId::DEFAULT)
+            .await
+            .unwrap()
+            .anonymous,
+        1
+    );
+}
+
+#[tokio::test]
+async fn login_upgrades_the_session_and_logout_revokes_it() {
+    let app = app().await;
+    let anon = get_(&app, "/", None).await.cookie().unwrap();
+    let r = post_(&app, "/login", Some(&anon)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let user = r.cookie().expect("a new token");
+    assert_ne!(user, anon);
+    assert!(
+        !live(&app, &anon).await,
+        "the anonymous token is dead after login"
+    );
+    let r = get_(&app, "/peek", Some(&user)).await;
+    assert!(
+        r.body.contains("subject=user-1 visits=1"),
+        "kept attributes: {}",
+        r.body
+    );
+
+    let r = post_(&app, "/logout", Some(&user)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.cookie().as_deref(), Some(""), "the cookie is cleared");
+    assert!(r.set_cookie_header().contains("Max-Age=0"));
+    assert!(!live(&app, &user).await);
+    // The revoked token gets no session back; its cookie is cleared again.
+    let r = get_(&app, "/peek", Some(&user)).await;
+    assert_eq!(r.body, "tracked=true id= subject= visits=0");
+    assert_eq!(r.cookie().as_deref(), Some(""));
+}
+
+#[tokio::test]
+async fn login_without_a_session_creates_one_for_the_subject() {
+    let app = app().await;
+    let r = post_(&app, "/login", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let token = r.cookie().unwrap();
+    let r = get_(&app, "/peek", Some(&token)).await;
+    assert!(r.body.contains("subject=user-1"), "{}", r.body);
+}
+
+#[tokio::test]
+async fn an_expired_or_forged_cookie_is_cleared_and_never_revived() {
+    let app = app().await;
+    let token = get_(&app, "/", None).await.cookie().unwrap();
+    app.clock.advance_secs(3601); // past the anonymous idle timeout
+    let r = get_(&app, "/peek", Some(&token)).await;
+    assert_eq!(r.body, "tracked=true id= subject= visits=0");
+    assert_eq!(r.cookie().as_deref(), Some(""));
+    // Storing something now makes a new session, not the old one.
+    let r = get_(&app, "/", Some(&token)).await;
+    assert_eq!(r.body, "1");
+    let fresh = r.cookie().unwrap();
+    assert!(!fresh.is_empty() && fresh != token);
+
+    for forged in [
+        "ses_AAAA",
+        "not a token",
+        "ses_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    ] {
+        let r = get_(&app, "/peek", Some(forged)).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.cookie().as_deref(), Some(""), "{forged}");
+    }
+}
+
+#[tokio::test]
+async fn skipped_paths_and_bots_get_no_stored_session() {
+    let app = app_with(|l| l.with_skip(SkipRules::default().with_prefix("/api"))).await;
+    let token = get_(&app, "/", None).await.cookie().unwrap();
+    for path in ["/static/app.js", "/api/peek"] {
+        let r = get_(&app, path, Some(&token)).await;
+        assert_eq!(r.body, "tracked=false id= subject= visits=0", "{path}");
+        assert!(r.headers.get(header::SET_COOKIE).is_none());
+        assert!(r.headers.get(header::VARY).is_none());
+    }
+    let bot = Request::get("/")
+        .header(
+            header::USER_AGENT,
+            "Mozilla/5.0 (compatible; Googlebot/2.1)",
+        )
+        .body(Body::empty())
+        .unwrap();
+    let r = send(&app, bot).await;
+    assert_eq!(
+        r.status,
+        StatusCode::BAD_REQUEST,
+        "a bot cannot store anything"
+    );
+    assert!(r.headers.get(header::SET_COOKIE).is_none());
+    let no_agent = Request::get("/peek").body(Body::empty()).unwrap();
+    assert!(send(&app, no_agent).await.body.starts_with("tracked=false"));
+    assert_eq!(
+        app.engine.counts(TenantId::DEFAULT).await.unwrap().active,
+        1
+    );
+}
+
+#[tokio::test]
+async fn state_changing_requests_need_their_origin_and_the_sessions_csrf_token() {
+    let app =
+        app_with(|l| l.with_csrf(CsrfConfig::default().with_allowed_origin("https://app.example")))
+            .await;
+    let token = get_(&app, "/", None).await.cookie().unwrap();
+    let csrf = csrf_token(&app, &token).await;
+    assert_eq!(csrf.len(), 43, "{csrf}");
+    let post = |site: Option<&'static str>, origin: Option<&'static str>, csrf: Option<&str>| {
+        let mut b = Request::post("/")
+            .header(header::USER_AGENT, BROWSER)
+            .header(header::COOKIE, format!("__Host-session={token}"));
+        if let Some(s) = site {
+            b = b.header("sec-fetch-site", s);
+        }
+        if let Some(o) = origin {
+            b = b.header(header::ORIGIN, o);
+        }
+        if let Some(c) = csrf {
+            b = b.header("x-csrf-token", c);
+        }
+        b.body(Body::empty()).unwrap()
+    };
+    let cases = [
+        (
+            Some("same-origin"),
+            None,
+            Some(csrf.as_str()),
+            StatusCode::OK,
+        ),
+        (
+            None,
+            Some("https://app.example"),
+            Some(csrf.as_str()),
+            StatusCode::OK,
+        ),
+        (Some("same-origin"), None, None, StatusCode::FORBIDDEN),
+        (
+            Some("same-origin"),
+            None,
+            Some("wrong"),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            Some("cross-site"),
+            None,
+            Some(csrf.as_str()),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            Some("none"),
+            None,
+            Some(csrf.as_str()),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            Some("same-site"),
+            None,
+            Some(csrf.as_str()),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            None,
+            Some("https://evil.example"),
+            Some(csrf.as_str()),
+            StatusCode::FORBIDDEN,
+        ),
+        (None, None, Some(csrf.as_str()), StatusCode::FORBIDDEN),
+    ];
+    let before = get_(&app, "/peek", Some(&token)).await.body;
+    let mut ok = 0;
+    for (site, origin, c, want) in cases {
+        let r = send(&app, post(site, origin, c)).await;
+        assert_eq!(r.status, want, "site {site:?} origin {origin:?} csrf {c:?}");
+        ok += usize::from(want == StatusCode::OK);
+    }
+    // Only the accepted posts reached the handler.
+    let after = get_(&app, "/peek", Some(&token)).await.body;
+    assert!(
+        before.ends_with("visits=1") && after.ends_with(&format!("visits={}", 1 + ok)),
+        "{before} / {after}"
+    );
+    // A cross-site login form with no session is refused too (login CSRF).
+    let r = send(
+        &app,
+        Request::post("/login")
+            .header(header::USER_AGENT, BROWSER)
+            .header("sec-fetch-site", "cross-site")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_bearer_token_is_a_session_without_cookie_or_csrf() {
+    let app = app().await;
+    let token = get_(&app, "/", None).await.cookie().unwrap();
+    let r = send(
+        &app,
+        Request::post("/")
+            .header(header::USER_AGENT, BROWSER)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body, "2");
+    assert!(r.headers.get(header::SET_COOKIE).is_none());
+    let r = send(
+        &app,
+        Request::post("/login")
+            .header(header::USER_AGENT, BROWSER)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::BAD_REQUEST,
+        "bearer sessions log in elsewhere"
+    );
+}
+
+#[tokio::test]
+async fn the_client_ip_comes_through_trusted_proxies_only() {
+    let call = |app: &App, peer: &str, xff: &str| {
+        let req = Request::get("/ip")
+            .header(header::USER_AGENT, BROWSER)
+            .header("x-forwarded-for", xff)
+            .extension(ConnectInfo(peer.parse::<SocketAddr>().unwrap()))
+            .body(Body::empty())
+            .unwrap();
+        let router = app.router.clone();
+        async move {
+            let res = router.oneshot(req).await.unwrap();
+            String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap()
+        }
+    };
+    let open = app().await;
+    assert_eq!(
+        call(&open, "198.51.100.7:5000", "203.0.113.9").await,
+        "198.51.100.7"
+    );
+    let proxied = app_with(|l| {
+        l.with_trusted_proxies(TrustedProxies::none().with("10.0.0.0/8".parse().unwrap()))
+    })
+    .await;
+    assert_eq!(
+        call(&proxied, "10.0.0.1:5000", "203.0.113.9").await,
+        "203.0.113.9"
+    );
+    assert_eq!(
+        call(&proxied, "198.51.100.7:5000", "203.0.113.9").await,
+        "198.51.100.7"
+    );
+}
+
+#[tokio::test]
+async fn a_custom_cookie_name_keeps_the_host_prefix() {
+    let app = app_with(|l| l.with_cookie_name("app").unwrap()).await;
+    let r = get_(&app, "/", None).await;
+    assert!(
+        r.set_cookie_header().starts_with("__Host-app=ses_"),
+        "{}",
+        r.set_cookie_header()
+    );
+    assert!(
+        SessionLayer::new(Arc::clone(&app.engine))
+            .with_cookie_name("a b")
+            .is_err()
+    );
+    assert!(
+        SessionLayer::new(Arc::clone(&app.engine))
+            .with_cookie_name("")
+            .is_err()
+    );
+}
