@@ -74,6 +74,7 @@ use sessionkit_core::SessionStore;
 
 pub mod cases;
 pub mod model;
+pub mod outage;
 pub mod support;
 
 pub use cases::caps::*;
@@ -91,6 +92,7 @@ pub use cases::revoke::*;
 pub use cases::update::*;
 pub use cases::upgrade::*;
 pub use model::model_test;
+pub use outage::OutageStore;
 
 /// A store under test and what must outlive it (a temporary directory, a
 /// key prefix to clean up on drop…). Dropped store first, then guard.

@@ -521,3 +521,47 @@ async fn a_custom_cookie_name_keeps_the_host_prefix() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn a_store_that_is_down_fails_the_request_closed() {
+    let store = sessionkit_store_tests::OutageStore::default();
+    let engine = Arc::new(
+        SessionManager::builder(store.clone(), EngineKeys::generate().unwrap())
+            .build()
+            .await
+            .unwrap(),
+    );
+    let router = Router::new()
+        .route("/", get(visit))
+        .route("/peek", get(peek))
+        .layer(SessionLayer::new(engine));
+    let call = |cookie: Option<String>, path: &'static str| {
+        let mut b = Request::get(path).header(header::USER_AGENT, BROWSER);
+        if let Some(c) = cookie {
+            b = b.header(header::COOKIE, format!("__Host-session={c}"));
+        }
+        router.clone().oneshot(b.body(Body::empty()).unwrap())
+    };
+    let res = call(None, "/").await.unwrap();
+    let token = res.headers()[header::SET_COOKIE].to_str().unwrap()["__Host-session=".len()..]
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    store.set_down(true);
+    // The session cannot be checked: 503 before the handler runs, never
+    // "no session" and never "allow".
+    let res = call(Some(token.clone()), "/peek").await.unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        res.headers().get(header::SET_COOKIE).is_none(),
+        "the cookie is kept"
+    );
+    // A write with no session to check: the handler's error is 503.
+    let res = call(None, "/").await.unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    store.set_down(false);
+    let res = call(Some(token), "/").await.unwrap();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"2", "the session is intact after the outage");
+}

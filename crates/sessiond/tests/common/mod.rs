@@ -1,9 +1,6 @@
 //! Shared helpers of the in-process router tests.
 #![allow(dead_code, unreachable_pub, missing_docs, clippy::unwrap_used)]
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
@@ -11,126 +8,10 @@ use serde_json::Value;
 use sessiond::api_keys::{ApiKeys, Scope, Scopes};
 use sessiond::app::{AppOptions, AppState, router};
 use sessionkit::{EngineKeys, SessionManager};
-use sessionkit_core::store::*;
-use sessionkit_core::{
-    ManualClock, MemoryStore, Millis, Policy, RevokeReason, SessionId, SessionRecord, SessionStore,
-    StoreError, StoreResult, Subject, TenantId, TokenHash,
-};
+use sessionkit_core::{ManualClock, Millis, Policy, TenantId};
 use tower::ServiceExt;
 
-/// A MemoryStore that can be switched "down" and counts token lookups.
-#[derive(Clone, Default)]
-pub struct TestStore {
-    pub inner: MemoryStore,
-    pub down: Arc<AtomicBool>,
-    pub token_lookups: Arc<AtomicUsize>,
-}
-
-impl TestStore {
-    fn check(&self) -> StoreResult<()> {
-        if self.down.load(Ordering::SeqCst) {
-            Err(StoreError::Unavailable("test: store is down".into()))
-        } else {
-            Ok(())
-        }
-    }
-}
-
-impl SessionStore for TestStore {
-    async fn create(
-        &self,
-        rec: SessionRecord,
-        l: Limits,
-        now: Millis,
-    ) -> StoreResult<CreateOutcome> {
-        self.check()?;
-        self.inner.create(rec, l, now).await
-    }
-    async fn get_by_token(&self, t: TenantId, h: &TokenHash) -> StoreResult<Option<SessionRecord>> {
-        self.token_lookups.fetch_add(1, Ordering::SeqCst);
-        self.check()?;
-        self.inner.get_by_token(t, h).await
-    }
-    async fn get_by_id(&self, t: TenantId, id: SessionId) -> StoreResult<Option<SessionRecord>> {
-        self.check()?;
-        self.inner.get_by_id(t, id).await
-    }
-    async fn touch(&self, t: TenantId, id: SessionId, at: Millis) -> StoreResult<bool> {
-        self.check()?;
-        self.inner.touch(t, id, at).await
-    }
-    async fn update(
-        &self,
-        t: TenantId,
-        id: SessionId,
-        v: u64,
-        c: Change,
-        now: Millis,
-    ) -> StoreResult<UpdateOutcome> {
-        self.check()?;
-        self.inner.update(t, id, v, c, now).await
-    }
-    async fn upgrade(&self, req: UpgradeRequest) -> StoreResult<UpgradeOutcome> {
-        self.check()?;
-        self.inner.upgrade(req).await
-    }
-    async fn revoke(
-        &self,
-        t: TenantId,
-        id: SessionId,
-        r: RevokeReason,
-        now: Millis,
-    ) -> StoreResult<RevokeOutcome> {
-        self.check()?;
-        self.inner.revoke(t, id, r, now).await
-    }
-    async fn revoke_subject(
-        &self,
-        t: TenantId,
-        s: &Subject,
-        e: Option<SessionId>,
-        r: RevokeReason,
-        now: Millis,
-    ) -> StoreResult<RevokeSubjectOutcome> {
-        self.check()?;
-        self.inner.revoke_subject(t, s, e, r, now).await
-    }
-    async fn list_subject(
-        &self,
-        t: TenantId,
-        s: &Subject,
-        now: Millis,
-        a: Option<ListCursor>,
-        l: usize,
-    ) -> StoreResult<Vec<SessionRecord>> {
-        self.check()?;
-        self.inner.list_subject(t, s, now, a, l).await
-    }
-    async fn list_subjects(
-        &self,
-        t: TenantId,
-        now: Millis,
-        a: Option<&Subject>,
-        l: usize,
-    ) -> StoreResult<Vec<(Subject, u64)>> {
-        self.check()?;
-        self.inner.list_subjects(t, now, a, l).await
-    }
-    async fn purge_expired(&self, now: Millis, max: usize) -> StoreResult<Vec<Purged>> {
-        self.check()?;
-        self.inner.purge_expired(now, max).await
-    }
-    async fn counts(&self, t: TenantId) -> StoreResult<Counts> {
-        self.check()?;
-        self.inner.counts(t).await
-    }
-    async fn clock_floor(&self) -> StoreResult<Millis> {
-        self.inner.clock_floor().await
-    }
-    async fn persist_clock_floor(&self, at: Millis) -> StoreResult<()> {
-        self.inner.persist_clock_floor(at).await
-    }
-}
+pub use sessionkit_store_tests::OutageStore as TestStore;
 
 pub struct Harness {
     pub app: Router,
