@@ -65,34 +65,8 @@ curl -sf -o /dev/null -X POST "http://127.0.0.1:$P_SD/v1/sessions/validate" -H "
 curl -sf -o /dev/null -X POST "http://127.0.0.1:$P_BARE/v1/sessions/validate" -H "Authorization: Bearer $VKEY" \
   -H 'content-type: application/json' -d "{\"token\":\"$TOKEN\"}"
 
-cpu_ns() { cat /proc/"$1"/task/*/schedstat | awk '{s+=$1} END {printf "%d", s}'; }
-
-# run NAME PID PORT -> prints "NAME rps p50 cpu_ns_per_req"
-run() {
-  local name="$1" pid="$2" port="$3"
-  wrk -t"$THREADS" -c"$CONNS" -d1s -s "$WORK/validate.lua" "http://127.0.0.1:$port/v1/sessions/validate" >/dev/null
-  local before after out reqs rps p50
-  before="$(cpu_ns "$pid")"
-  out="$(wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s "$WORK/validate.lua" "http://127.0.0.1:$port/v1/sessions/validate")"
-  after="$(cpu_ns "$pid")"
-  if echo "$out" | grep -q "Non-2xx"; then echo "$name: non-2xx answers" >&2; echo "$out" >&2; exit 1; fi
-  reqs="$(echo "$out" | awk '/requests in/ {print $1}')"
-  rps="$(echo "$out" | awk '/Requests\/sec/ {print $2}')"
-  p50="$(echo "$out" | awk '$1=="50%" {print $2}')"
-  echo "$name $rps $p50 $(( (after - before) / reqs ))"
-}
-
-echo "# wrk -t$THREADS -c$CONNS -d${DURATION}s, $ROUNDS rounds, $(nproc) CPUs"
-printf "%-6s %-9s %12s %10s %16s\n" round target "req/s" p50 "cpu ns/req"
-RATIOS=()
-SUM_B=0; SUM_S=0
-for r in $(seq "$ROUNDS"); do
-  read -r n1 rps1 p501 cpu1 < <(run bare "$BARE_PID" "$P_BARE")
-  read -r n2 rps2 p502 cpu2 < <(run sessiond "$SD_PID" "$P_SD")
-  printf "%-6s %-9s %12s %10s %16s\n" "$r" "$n1" "$rps1" "$p501" "$cpu1" "$r" "$n2" "$rps2" "$p502" "$cpu2"
-  SUM_B=$((SUM_B + cpu1)); SUM_S=$((SUM_S + cpu2))
-  RATIOS+=("$(python3 -c "print(round($cpu2/$cpu1, 3))")")
-done
-echo "per-round CPU ratio (sessiond/bare): ${RATIOS[*]}"
-echo "median ratio: $(printf '%s\n' "${RATIOS[@]}" | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}')"
-echo "mean CPU per request: bare $((SUM_B / ROUNDS)) ns, sessiond validate $((SUM_S / ROUNDS)) ns, ratio of means $(python3 -c "print(round($SUM_S/$SUM_B, 3))")"
+LUA="$WORK/validate.lua"
+# shellcheck source=../../../scripts/cpu-ratio.sh
+. "$ROOT/scripts/cpu-ratio.sh"
+compare bare "$BARE_PID" "http://127.0.0.1:$P_BARE/v1/sessions/validate" \
+  sessiond "$SD_PID" "http://127.0.0.1:$P_SD/v1/sessions/validate"

@@ -200,6 +200,48 @@ impl Attributes {
         }
     }
 
+    /// The top-level attribute `key`, deserialised as `T`: one pass over
+    /// the text that skips the other values without building them. `None`
+    /// if absent or not a `T`.
+    ///
+    /// ```
+    /// use sessionkit_core::Attributes;
+    /// let a = Attributes::from_json(r#"{"cart":[1,2],"visits":3}"#, &Default::default()).unwrap();
+    /// assert_eq!(a.get::<u64>("visits"), Some(3));
+    /// assert_eq!(a.get::<Vec<u8>>("cart"), Some(vec![1, 2]));
+    /// assert_eq!(a.get::<u64>("cart"), None);
+    /// assert_eq!(a.get::<u64>("none"), None);
+    /// ```
+    #[must_use]
+    pub fn get<T: serde::de::DeserializeOwned>(&self, key: &str) -> Option<T> {
+        use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+        struct Field<'k, T>(&'k str, std::marker::PhantomData<T>);
+        impl<'de, T: serde::de::DeserializeOwned> Visitor<'de> for Field<'_, T> {
+            type Value = Option<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<T>, A::Error> {
+                // The rest of the object is still read (skipped): the
+                // deserializer checks that the text ends where it should.
+                let mut found = None;
+                while let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    if found.is_none() && k == self.0 {
+                        // Of another shape: `None`, as if absent.
+                        found = map.next_value::<Value>().ok();
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(found.and_then(|v| T::deserialize(v).ok()))
+            }
+        }
+        let mut de = serde_json::Deserializer::from_str(&self.0);
+        de.deserialize_map(Field(key, std::marker::PhantomData))
+            .ok()
+            .flatten()
+    }
+
     /// The attributes as a JSON value.
     #[must_use]
     pub fn to_value(&self) -> Value {

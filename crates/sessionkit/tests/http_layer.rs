@@ -465,6 +465,69 @@ async fn a_bearer_token_is_a_session_without_cookie_or_csrf() {
         StatusCode::BAD_REQUEST,
         "bearer sessions log in elsewhere"
     );
+    // A dead bearer token starts no session (its token would go nowhere).
+    let r = send(
+        &app,
+        Request::post("/")
+            .header(header::USER_AGENT, BROWSER)
+            .header(
+                header::AUTHORIZATION,
+                "Bearer ses_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            )
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.headers.get(header::SET_COOKIE).is_none());
+    assert_eq!(
+        app.engine.counts(TenantId::DEFAULT).await.unwrap().active,
+        1
+    );
+}
+
+#[tokio::test]
+async fn storing_then_logging_in_within_one_request_upgrades_the_new_session() {
+    async fn cart_then_login(session: Session) -> Result<String, SessionError> {
+        session.insert("cart", 3).await?;
+        let anon = session.id().unwrap();
+        session
+            .login(Subject::new("user-2").unwrap(), &["cart"])
+            .await?;
+        Ok(format!("{anon} {}", session.id().unwrap()))
+    }
+    let engine = Arc::new(
+        SessionManager::builder(MemoryStore::new(), EngineKeys::generate().unwrap())
+            .build()
+            .await
+            .unwrap(),
+    );
+    let app = App {
+        router: Router::new()
+            .route("/", post(cart_then_login))
+            .route("/peek", get(peek))
+            .route("/csrf", get(csrf))
+            .layer(SessionLayer::new(Arc::clone(&engine))),
+        engine,
+        clock: ManualClock::new(Millis::from_millis(START)),
+    };
+    let r = post_(&app, "/", None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let (anon, user) = r.body.split_once(' ').unwrap();
+    assert_ne!(anon, user);
+    let counts = app.engine.counts(TenantId::DEFAULT).await.unwrap();
+    assert_eq!(
+        (counts.active, counts.anonymous),
+        (1, 0),
+        "the anonymous session was upgraded, not left behind"
+    );
+    let token = r.cookie().unwrap();
+    let r = get_(&app, "/peek", Some(&token)).await;
+    assert!(
+        r.body.contains(&format!("id={user} subject=user-2")),
+        "{}",
+        r.body
+    );
 }
 
 #[tokio::test]

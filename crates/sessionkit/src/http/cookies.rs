@@ -26,16 +26,18 @@ impl SameSite {
     }
 }
 
-/// The first value of cookie `name` in the request's `Cookie` headers.
+/// The first value of cookie `name` in the request's `Cookie` headers
+/// (`a=1; b=2`, RFC 6265 §5.4: pairs split on `;`, name and value trimmed;
+/// a request's cookies carry no attributes, so nothing else is parsed).
 pub(crate) fn find(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(cookie::Cookie::split_parse)
-        .filter_map(Result::ok)
-        .find(|c| c.name() == name)
-        .map(|c| c.value().to_owned())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(n, _)| n.trim() == name)
+        .map(|(_, v)| v.trim().trim_matches('"').to_owned())
 }
 
 /// `Set-Cookie` for `value`, kept for `max_age_secs`.
@@ -101,5 +103,12 @@ mod tests {
         );
         assert_eq!(find(&h, "__Host-session").as_deref(), Some("ses_x"));
         assert_eq!(find(&h, "b"), None);
+        let mut h = HeaderMap::new();
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("x__Host-session=no;novalue; __Host-session = \"ses_q\" "),
+        );
+        assert_eq!(find(&h, "__Host-session").as_deref(), Some("ses_q"));
+        assert_eq!(find(&h, "novalue"), None);
     }
 }

@@ -7,14 +7,15 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
-use sessionkit_core::{ClientInfo, SessionStore, SessionToken};
+use sessionkit_core::{FingerprintMode, SessionStore};
 use tower_service::Service;
+use zeroize::Zeroizing;
 
 use super::PeerAddr;
 use super::cookies::{self};
 use super::csrf::{CSRF_HEADER, is_unsafe};
 use super::layer::Shared;
-use super::session::{CookieChange, Ops, Session, Source};
+use super::session::{Client, CookieChange, Ops, Session, Source};
 use super::skip::is_bot;
 use crate::{ValidateRequest, Validation};
 
@@ -65,14 +66,11 @@ where
         let shared = Arc::clone(&self.shared);
         Box::pin(async move {
             let cfg = &shared.config;
-            let headers = req.headers();
-            let user_agent = headers
-                .get(header::USER_AGENT)
-                .and_then(|v| v.to_str().ok());
-            if cfg.skip.skips(req.uri().path()) || (cfg.detect_bots && is_bot(user_agent)) {
+            if cfg.skip.skips(req.uri().path()) {
                 req.extensions_mut().insert(Session::untracked(cfg.tenant));
                 return inner.call(req).await;
             }
+            let headers = req.headers();
             let bearer = if cfg.bearer {
                 bearer_token(headers)
             } else {
@@ -84,12 +82,25 @@ where
             }
             let (presented, source) = match bearer {
                 Some(t) => (Some(t), Source::Bearer),
-                None => (cookies::find(headers, &cfg.cookie_name), Source::Cookie),
+                None => match cookies::find(headers, &cfg.cookie_name) {
+                    Some(c) => (Some(c), Source::Cookie),
+                    None => (None, Source::None),
+                },
             };
-            let client = client_info(&req, cfg);
+            let client = client_of(&req, cfg);
+            // Bots are looked for only where a session could be made: a
+            // request with a live session is a visitor's, whatever it says.
+            let bot = |client: &Client| cfg.detect_bots && is_bot(client.user_agent());
+            if presented.is_none() && bot(&client) {
+                req.extensions_mut().insert(Session::untracked(cfg.tenant));
+                return inner.call(req).await;
+            }
+            // The client is checked against the session's only if the
+            // policy binds sessions to one.
+            let fingerprinting = shared.manager.policy().fingerprint != FingerprintMode::Off;
             let mut found = None;
             let mut clear_cookie = false;
-            if let Some(text) = presented {
+            if let Some(text) = presented.map(Zeroizing::new) {
                 let csrf_token = (unsafe_method && source == Source::Cookie).then(|| {
                     req.headers()
                         .get(CSRF_HEADER)
@@ -99,14 +110,10 @@ where
                 });
                 let vreq = ValidateRequest {
                     csrf_token,
-                    client: Some(client.clone()),
+                    client: fingerprinting.then(|| client.info()),
                 };
                 match shared.manager.validate(cfg.tenant, &text, &vreq).await {
-                    Ok(Validation::Valid { session }) => {
-                        if let Ok(token) = SessionToken::parse(&text) {
-                            found = Some((session, token, source));
-                        }
-                    }
+                    Ok(Validation::Valid { session }) => found = Some((session, text)),
                     Ok(Validation::CsrfFailed) => return Ok(refuse(StatusCode::FORBIDDEN)),
                     Ok(Validation::Expired(_) | Validation::Invalid) => {
                         clear_cookie = source == Source::Cookie;
@@ -117,9 +124,13 @@ where
                     }
                 }
             }
-            let had_cookie = source == Source::Cookie && (found.is_some() || clear_cookie);
+            if found.is_none() && bot(&client) {
+                req.extensions_mut().insert(Session::untracked(cfg.tenant));
+                return inner.call(req).await;
+            }
+            let had_cookie = source == Source::Cookie;
             let ops: Arc<dyn Ops> = shared.manager.clone();
-            let session = Session::tracked(ops, cfg.tenant, client, found, clear_cookie);
+            let session = Session::tracked(ops, cfg.tenant, client, source, found, clear_cookie);
             req.extensions_mut().insert(session.clone());
             let mut res = inner.call(req).await?;
             finish(&mut res, &session, had_cookie, &shared);
@@ -137,23 +148,13 @@ fn bearer_token(headers: &HeaderMap) -> Option<String> {
         .then(|| token.trim().to_owned())
 }
 
-/// The client as the engine records it: its address (through trusted
-/// proxies only) and its user agent (dropped if the engine would refuse it).
-fn client_info<B>(req: &Request<B>, cfg: &super::layer::Config) -> ClientInfo {
-    let peer = peer_ip(req);
-    let mut client = ClientInfo {
-        ip: cfg.proxies.client_ip(peer, req.headers()),
-        user_agent: req
-            .headers()
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
-        ..ClientInfo::default()
-    };
-    if client.validate().is_err() {
-        client.user_agent = None;
+/// The client: its address (through trusted proxies only) and its user
+/// agent.
+fn client_of<B>(req: &Request<B>, cfg: &super::layer::Config) -> Client {
+    Client {
+        ip: cfg.proxies.client_ip(peer_ip(req), req.headers()),
+        user_agent: req.headers().get(header::USER_AGENT).cloned(),
     }
-    client
 }
 
 fn peer_ip<B>(req: &Request<B>) -> Option<IpAddr> {

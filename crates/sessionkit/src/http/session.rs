@@ -12,6 +12,7 @@ use sessionkit_core::{
     ClientInfo, Millis, RevokeReason, SessionId, SessionRecord, SessionStore, SessionToken,
     Subject, TenantId,
 };
+use zeroize::Zeroizing;
 
 use crate::{Created, EngineError, NewSession, PatchResult, SessionManager, UpgradeResult};
 
@@ -89,9 +90,10 @@ pub enum SessionError {
     /// The session was revoked or expired while the request ran.
     #[error("the session is no longer live")]
     Gone,
-    /// The session came from a bearer token: a new token cannot be handed
-    /// out in a cookie (log such clients in through the engine or sessiond).
-    #[error("a bearer-token session cannot log in through the cookie layer")]
+    /// The request authenticates with a bearer token: a new session's
+    /// token cannot be handed out in a cookie (log such clients in through
+    /// the engine or sessiond).
+    #[error("a bearer-token request cannot start a session through the cookie layer")]
     BearerSession,
     /// The value could not be turned into JSON.
     #[error("the attribute value is not JSON: {0}")]
@@ -123,8 +125,9 @@ pub(crate) enum CookieChange {
 
 struct State {
     record: Option<SessionRecord>,
-    /// The credential of `record`, while it is the presented one.
-    token: Option<SessionToken>,
+    /// The credential of `record`, while it is the presented one (its
+    /// text, checked by the validation that found `record`).
+    token: Option<Zeroizing<String>>,
     source: Source,
     cookie: CookieChange,
 }
@@ -133,8 +136,36 @@ pub(crate) struct Inner {
     /// `None`: untracked.
     ops: Option<Arc<dyn Ops>>,
     tenant: TenantId,
-    client: ClientInfo,
+    client: Client,
     state: Mutex<State>,
+}
+
+/// What the request tells of its client, kept as it came until a session
+/// is made (most requests make none).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Client {
+    pub(crate) ip: Option<std::net::IpAddr>,
+    pub(crate) user_agent: Option<http::HeaderValue>,
+}
+
+impl Client {
+    pub(crate) fn user_agent(&self) -> Option<&str> {
+        self.user_agent.as_ref().and_then(|v| v.to_str().ok())
+    }
+
+    /// As the engine records it; a user agent the engine would refuse
+    /// (too long, control characters) is dropped, not fatal.
+    pub(crate) fn info(&self) -> ClientInfo {
+        let mut info = ClientInfo {
+            ip: self.ip,
+            user_agent: self.user_agent().map(str::to_owned),
+            ..ClientInfo::default()
+        };
+        if info.validate().is_err() {
+            info.user_agent = None;
+        }
+        info
+    }
 }
 
 /// The request's session, put into its extensions by
@@ -170,13 +201,14 @@ impl Session {
     pub(crate) fn tracked(
         ops: Arc<dyn Ops>,
         tenant: TenantId,
-        client: ClientInfo,
-        found: Option<(SessionRecord, SessionToken, Source)>,
+        client: Client,
+        source: Source,
+        found: Option<(SessionRecord, Zeroizing<String>)>,
         clear_cookie: bool,
     ) -> Self {
-        let (record, token, source) = match found {
-            Some((r, t, s)) => (Some(r), Some(t), s),
-            None => (None, None, Source::None),
+        let (record, token) = match found {
+            Some((r, t)) => (Some(r), Some(t)),
+            None => (None, None),
         };
         Session::new(
             Some(ops),
@@ -199,7 +231,7 @@ impl Session {
         Session::new(
             None,
             tenant,
-            ClientInfo::default(),
+            Client::default(),
             State {
                 record: None,
                 token: None,
@@ -209,7 +241,7 @@ impl Session {
         )
     }
 
-    fn new(ops: Option<Arc<dyn Ops>>, tenant: TenantId, client: ClientInfo, state: State) -> Self {
+    fn new(ops: Option<Arc<dyn Ops>>, tenant: TenantId, client: Client, state: State) -> Self {
         Session {
             inner: Arc::new(Inner {
                 ops,
@@ -256,14 +288,7 @@ impl Session {
     /// another shape.
     #[must_use]
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
-        let v = self
-            .state()
-            .record
-            .as_ref()?
-            .attributes
-            .to_map()
-            .remove(key)?;
-        serde_json::from_value(v).ok()
+        self.state().record.as_ref()?.attributes.get(key)
     }
 
     /// The CSRF token to embed in pages and send back in `X-CSRF-Token` on
@@ -331,10 +356,7 @@ impl Session {
         let ops = self.ops()?;
         let (source, token) = {
             let st = self.state();
-            (
-                st.source,
-                st.token.as_ref().map(SessionToken::expose_secret),
-            )
+            (st.source, st.token.as_ref().map(|t| t.to_string()))
         };
         if source == Source::Bearer {
             return Err(SessionError::BearerSession);
@@ -362,8 +384,12 @@ impl Session {
 
     /// Creates a session for this client and makes it the request's.
     async fn start(&self, req: NewSession) -> Result<(), SessionError> {
+        if self.state().source == Source::Bearer {
+            // Its token would have nowhere to go.
+            return Err(SessionError::BearerSession);
+        }
         let req = NewSession {
-            client: self.inner.client.clone(),
+            client: self.inner.client.info(),
             ..req
         };
         let created = self.ops()?.create(self.inner.tenant, req).await?;
@@ -387,14 +413,13 @@ impl Session {
         let mut st = self.state();
         let expires_at = created.session.expires_at;
         st.record = Some(created.session);
-        st.token = None;
-        if st.source != Source::Bearer {
-            st.source = Source::Cookie;
-            st.cookie = CookieChange::Set {
-                token: created.token,
-                expires_at,
-            };
-        }
+        // A later login in the same request upgrades this session.
+        st.token = Some(Zeroizing::new(created.token.expose_secret()));
+        st.source = Source::Cookie;
+        st.cookie = CookieChange::Set {
+            token: created.token,
+            expires_at,
+        };
     }
 
     /// Drops the request's session; a cookie that carried it is cleared.
