@@ -628,3 +628,74 @@ async fn a_store_that_is_down_fails_the_request_closed() {
     let body = res.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(&body[..], b"2", "the session is intact after the outage");
 }
+
+#[tokio::test]
+async fn a_session_bound_to_its_client_is_refused_to_another() {
+    async fn context(session: Session) -> String {
+        format!(
+            "anonymous={} trace={} ip={}",
+            session.is_anonymous(),
+            session.trace_id().unwrap_or("-"),
+            session
+                .client_ip()
+                .map(|i| i.to_string())
+                .unwrap_or_default(),
+        )
+    }
+    let policy = Policy::builder()
+        .fingerprint(sessionkit_core::FingerprintMode::Enforce, false)
+        .build()
+        .unwrap();
+    let engine = Arc::new(
+        SessionManager::builder(MemoryStore::new(), EngineKeys::generate().unwrap())
+            .with_policy(policy)
+            .build()
+            .await
+            .unwrap(),
+    );
+    let app = App {
+        router: Router::new()
+            .route("/", get(visit))
+            .route("/peek", get(peek))
+            .route("/context", get(context))
+            .layer(SessionLayer::new(Arc::clone(&engine))),
+        engine,
+        clock: ManualClock::new(Millis::from_millis(START)),
+    };
+    let token = get_(&app, "/", None).await.cookie().unwrap();
+    assert!(
+        get_(&app, "/peek", Some(&token))
+            .await
+            .body
+            .ends_with("visits=1")
+    );
+    // The same cookie from another browser: no session, cookie cleared.
+    let other = Request::get("/peek")
+        .header(
+            header::USER_AGENT,
+            "Mozilla/5.0 (Windows NT 10.0) Chrome/140.0",
+        )
+        .header(header::COOKIE, format!("__Host-session={token}"))
+        .body(Body::empty())
+        .unwrap();
+    let r = send(&app, other).await;
+    assert_eq!(r.body, "tracked=true id= subject= visits=0");
+    assert_eq!(r.cookie().as_deref(), Some(""));
+    // The request context S1's handlers read.
+    let req = Request::get("/context")
+        .header(header::USER_AGENT, BROWSER)
+        .header(header::COOKIE, format!("__Host-session={token}"))
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
+        .extension(ConnectInfo(
+            "192.0.2.10:4000".parse::<SocketAddr>().unwrap(),
+        ))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(
+        send(&app, req).await.body,
+        "anonymous=true trace=4bf92f3577b34da6a3ce929d0e0e4736 ip=192.0.2.10"
+    );
+}

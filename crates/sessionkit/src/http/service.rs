@@ -67,7 +67,8 @@ where
         Box::pin(async move {
             let cfg = &shared.config;
             if cfg.skip.skips(req.uri().path()) {
-                req.extensions_mut().insert(Session::untracked(cfg.tenant));
+                let session = Session::untracked(cfg.tenant, Client::default());
+                req.extensions_mut().insert(session);
                 return inner.call(req).await;
             }
             let headers = req.headers();
@@ -92,7 +93,8 @@ where
             // request with a live session is a visitor's, whatever it says.
             let bot = |client: &Client| cfg.detect_bots && is_bot(client.user_agent());
             if presented.is_none() && bot(&client) {
-                req.extensions_mut().insert(Session::untracked(cfg.tenant));
+                req.extensions_mut()
+                    .insert(Session::untracked(cfg.tenant, client.clone()));
                 return inner.call(req).await;
             }
             // The client is checked against the session's only if the
@@ -125,7 +127,8 @@ where
                 }
             }
             if found.is_none() && bot(&client) {
-                req.extensions_mut().insert(Session::untracked(cfg.tenant));
+                req.extensions_mut()
+                    .insert(Session::untracked(cfg.tenant, client.clone()));
                 return inner.call(req).await;
             }
             let had_cookie = source == Source::Cookie;
@@ -154,7 +157,37 @@ fn client_of<B>(req: &Request<B>, cfg: &super::layer::Config) -> Client {
     Client {
         ip: cfg.proxies.client_ip(peer_ip(req), req.headers()),
         user_agent: req.headers().get(header::USER_AGENT).cloned(),
+        trace_id: trace_id(req.headers()),
     }
+}
+
+/// The trace id of `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`), else a
+/// tame `X-Request-Id`.
+fn trace_id(headers: &HeaderMap) -> Option<String> {
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+    if let Some(tp) = headers.get("traceparent").and_then(|v| v.to_str().ok()) {
+        let parts: Vec<&str> = tp.trim().split('-').collect();
+        if let [version, trace, parent, flags] = parts[..]
+            && hex(version, 2)
+            && hex(trace, 32)
+            && hex(parent, 16)
+            && hex(flags, 2)
+            && trace.bytes().any(|b| b != b'0')
+        {
+            return Some(trace.to_ascii_lowercase());
+        }
+    }
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|id| {
+            (1..=128).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+        })
+        .map(str::to_owned)
 }
 
 fn peer_ip<B>(req: &Request<B>) -> Option<IpAddr> {
@@ -228,5 +261,39 @@ fn finish<B, S: SessionStore>(
         if !varies {
             h.append(header::VARY, HeaderValue::from_static("Cookie"));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(name: &'static str, value: &'static str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(name, HeaderValue::from_static(value));
+        h
+    }
+
+    #[test]
+    fn trace_ids_are_taken_only_when_well_formed() {
+        let tp = "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01";
+        assert_eq!(
+            trace_id(&with("traceparent", tp)).as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        for bad in [
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "4bf92f3577b34da6a3ce929d0e0e4736",
+        ] {
+            assert_eq!(trace_id(&with("traceparent", bad)), None, "{bad}");
+        }
+        assert_eq!(
+            trace_id(&with("x-request-id", "req-42.a:b_c")).as_deref(),
+            Some("req-42.a:b_c")
+        );
+        assert_eq!(trace_id(&with("x-request-id", "a b")), None);
+        assert_eq!(trace_id(&with("x-request-id", "x\"y")), None);
+        assert_eq!(trace_id(&HeaderMap::new()), None);
     }
 }

@@ -146,6 +146,7 @@ pub(crate) struct Inner {
 pub(crate) struct Client {
     pub(crate) ip: Option<std::net::IpAddr>,
     pub(crate) user_agent: Option<http::HeaderValue>,
+    pub(crate) trace_id: Option<String>,
 }
 
 impl Client {
@@ -227,11 +228,11 @@ impl Session {
         )
     }
 
-    pub(crate) fn untracked(tenant: TenantId) -> Self {
+    pub(crate) fn untracked(tenant: TenantId, client: Client) -> Self {
         Session::new(
             None,
             tenant,
-            Client::default(),
+            client,
             State {
                 record: None,
                 token: None,
@@ -258,6 +259,28 @@ impl Session {
 
     fn ops(&self) -> Result<&Arc<dyn Ops>, SessionError> {
         self.inner.ops.as_ref().ok_or(SessionError::Untracked)
+    }
+
+    /// Whether the request's session is anonymous (or there is none).
+    #[must_use]
+    pub fn is_anonymous(&self) -> bool {
+        self.subject().is_none()
+    }
+
+    /// The request's trace id: the trace id of a W3C `traceparent` header,
+    /// else an `X-Request-Id` of 1–128 letters, digits, `-`, `_`, `.` or
+    /// `:`; anything else is ignored (a client's text never becomes a log
+    /// line as it came).
+    #[must_use]
+    pub fn trace_id(&self) -> Option<&str> {
+        self.inner.client.trace_id.as_deref()
+    }
+
+    /// The client's IP address, as the layer took it (through trusted
+    /// proxies only).
+    #[must_use]
+    pub fn client_ip(&self) -> Option<std::net::IpAddr> {
+        self.inner.client.ip
     }
 
     /// Whether this request is tracked (not a skipped path, not a bot).
