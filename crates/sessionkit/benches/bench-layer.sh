@@ -9,6 +9,11 @@
 # CPU), read before and after each load run, over the requests wrk
 # completed. The figure is the median of the per-round CPU ratios.
 #
+# Both servers run on tokio's multi-thread runtime; with
+# LAYER_BENCH_RUNTIME=current_thread both run on one thread, which takes
+# the work-stealing wake-ups (kernel time that grows with the work per
+# request) out of the comparison.
+#
 # Usage: crates/sessionkit/benches/bench-layer.sh [seconds-per-run] [rounds]
 # Needs: wrk (apt-get install -y wrk), curl, python3. Bounded: 2 x rounds x (seconds + 1).
 set -euo pipefail

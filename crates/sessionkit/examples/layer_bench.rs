@@ -41,8 +41,16 @@ async fn start(session: Session) -> Result<&'static str, SessionError> {
     Ok("started\n")
 }
 
-#[tokio::main(flavor = "multi_thread")]
-async fn main() {
+fn main() {
+    // `LAYER_BENCH_RUNTIME=current_thread` runs both servers on one thread.
+    let mut rt = match std::env::var("LAYER_BENCH_RUNTIME").as_deref() {
+        Ok("current_thread") => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    rt.enable_all().build().unwrap().block_on(serve());
+}
+
+async fn serve() {
     let mut args = std::env::args().skip(1);
     let mode = args.next().unwrap_or_else(|| "layer".into());
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:7801".into());

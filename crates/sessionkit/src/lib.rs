@@ -18,3 +18,8 @@ pub use manager::{
     SubjectPage, TokenRevocation, UpgradeResult, ValidateRequest, Validation,
 };
 pub use sessionkit_core;
+
+/// The README's Rust examples, compiled as doc tests so that they stay true.
+#[cfg(all(doctest, feature = "axum"))]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
