@@ -73,12 +73,35 @@ async fn ip(session: Session) -> Result<String, SessionError> {
 async fn app_with(
     layer: impl FnOnce(SessionLayer<MemoryStore>) -> SessionLayer<MemoryStore>,
 ) -> App {
-    let clock = ManualClock::new(Millis::from_millis(START));
     let policy = Policy::builder()
         .anonymous_idle_timeout_secs(3600)
         .anonymous_absolute_timeout_secs(7 * 86_400)
         .build()
         .unwrap();
+    let routes = Router::new()
+        .route("/", get(visit).post(visit))
+        .route("/static/app.js", get(peek))
+        .route("/api/peek", get(peek))
+        .route("/login", post(login))
+        .route("/logout", post(logout))
+        .route("/ip", get(ip));
+    custom_with(routes, policy, layer).await
+}
+
+/// `routes` (plus `/peek` and `/csrf`) behind a default layer, on an
+/// engine with `policy`.
+async fn custom(routes: Router, policy: Policy) -> App {
+    custom_with(routes, policy, |l| l).await
+}
+
+/// `routes` (plus `/peek` and `/csrf`) behind the layer `layer` makes, on
+/// an engine with `policy` and a manual clock.
+async fn custom_with(
+    routes: Router,
+    policy: Policy,
+    layer: impl FnOnce(SessionLayer<MemoryStore>) -> SessionLayer<MemoryStore>,
+) -> App {
+    let clock = ManualClock::new(Millis::from_millis(START));
     let engine = Arc::new(
         SessionManager::builder(MemoryStore::new(), EngineKeys::generate().unwrap())
             .with_policy(policy)
@@ -87,15 +110,9 @@ async fn app_with(
             .await
             .unwrap(),
     );
-    let router = Router::new()
-        .route("/", get(visit).post(visit))
+    let router = routes
         .route("/peek", get(peek))
-        .route("/static/app.js", get(peek))
-        .route("/api/peek", get(peek))
-        .route("/login", post(login))
-        .route("/logout", post(logout))
         .route("/csrf", get(csrf))
-        .route("/ip", get(ip))
         .layer(layer(SessionLayer::new(Arc::clone(&engine))));
     App {
         router,
@@ -151,6 +168,17 @@ fn request(method: Method, path: &str, cookie: Option<&str>) -> axum::http::requ
         b = b.header("sec-fetch-site", "same-origin");
     }
     b
+}
+
+/// A browser request authenticated by `Authorization: Bearer <token>`.
+fn bearer(method: Method, path: &str, token: &str) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::USER_AGENT, BROWSER)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Body::empty())
+        .unwrap()
 }
 
 async fn send(app: &App, req: Request<Body>) -> Reply {
@@ -439,27 +467,11 @@ async fn state_changing_requests_need_their_origin_and_the_sessions_csrf_token()
 async fn a_bearer_token_is_a_session_without_cookie_or_csrf() {
     let app = app().await;
     let token = get_(&app, "/", None).await.cookie().unwrap();
-    let r = send(
-        &app,
-        Request::post("/")
-            .header(header::USER_AGENT, BROWSER)
-            .header(header::AUTHORIZATION, format!("Bearer {token}"))
-            .body(Body::empty())
-            .unwrap(),
-    )
-    .await;
+    let r = send(&app, bearer(Method::POST, "/", &token)).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body, "2");
     assert!(r.headers.get(header::SET_COOKIE).is_none());
-    let r = send(
-        &app,
-        Request::post("/login")
-            .header(header::USER_AGENT, BROWSER)
-            .header(header::AUTHORIZATION, format!("Bearer {token}"))
-            .body(Body::empty())
-            .unwrap(),
-    )
-    .await;
+    let r = send(&app, bearer(Method::POST, "/login", &token)).await;
     assert_eq!(
         r.status,
         StatusCode::BAD_REQUEST,
@@ -468,14 +480,11 @@ async fn a_bearer_token_is_a_session_without_cookie_or_csrf() {
     // A dead bearer token starts no session (its token would go nowhere).
     let r = send(
         &app,
-        Request::post("/")
-            .header(header::USER_AGENT, BROWSER)
-            .header(
-                header::AUTHORIZATION,
-                "Bearer ses_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-            )
-            .body(Body::empty())
-            .unwrap(),
+        bearer(
+            Method::POST,
+            "/",
+            "ses_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        ),
     )
     .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
@@ -496,21 +505,11 @@ async fn storing_then_logging_in_within_one_request_upgrades_the_new_session() {
             .await?;
         Ok(format!("{anon} {}", session.id().unwrap()))
     }
-    let engine = Arc::new(
-        SessionManager::builder(MemoryStore::new(), EngineKeys::generate().unwrap())
-            .build()
-            .await
-            .unwrap(),
-    );
-    let app = App {
-        router: Router::new()
-            .route("/", post(cart_then_login))
-            .route("/peek", get(peek))
-            .route("/csrf", get(csrf))
-            .layer(SessionLayer::new(Arc::clone(&engine))),
-        engine,
-        clock: ManualClock::new(Millis::from_millis(START)),
-    };
+    let app = custom(
+        Router::new().route("/", post(cart_then_login)),
+        Policy::default(),
+    )
+    .await;
     let r = post_(&app, "/", None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let (anon, user) = r.body.split_once(' ').unwrap();
@@ -616,6 +615,7 @@ async fn a_store_that_is_down_fails_the_request_closed() {
     // "no session" and never "allow".
     let res = call(Some(token.clone()), "/peek").await.unwrap();
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(res.headers()[header::RETRY_AFTER], "1");
     assert!(
         res.headers().get(header::SET_COOKIE).is_none(),
         "the cookie is kept"
@@ -642,26 +642,16 @@ async fn a_session_bound_to_its_client_is_refused_to_another() {
                 .unwrap_or_default(),
         )
     }
-    let policy = Policy::builder()
-        .fingerprint(sessionkit_core::FingerprintMode::Enforce, false)
-        .build()
-        .unwrap();
-    let engine = Arc::new(
-        SessionManager::builder(MemoryStore::new(), EngineKeys::generate().unwrap())
-            .with_policy(policy)
-            .build()
-            .await
-            .unwrap(),
-    );
-    let app = App {
-        router: Router::new()
+    let app = custom(
+        Router::new()
             .route("/", get(visit))
-            .route("/peek", get(peek))
-            .route("/context", get(context))
-            .layer(SessionLayer::new(Arc::clone(&engine))),
-        engine,
-        clock: ManualClock::new(Millis::from_millis(START)),
-    };
+            .route("/context", get(context)),
+        Policy::builder()
+            .fingerprint(sessionkit_core::FingerprintMode::Enforce, false)
+            .build()
+            .unwrap(),
+    )
+    .await;
     let token = get_(&app, "/", None).await.cookie().unwrap();
     assert!(
         get_(&app, "/peek", Some(&token))
@@ -698,4 +688,94 @@ async fn a_session_bound_to_its_client_is_refused_to_another() {
         send(&app, req).await.body,
         "anonymous=true trace=4bf92f3577b34da6a3ce929d0e0e4736 ip=192.0.2.10"
     );
+}
+
+#[tokio::test]
+async fn another_cookie_with_any_bytes_does_not_hide_the_session() {
+    let app = app().await;
+    let token = get_(&app, "/", None).await.cookie().unwrap();
+    let mut v = b"pref=caf\xc3\xa9; __Host-session=".to_vec();
+    v.extend_from_slice(token.as_bytes());
+    let req = Request::get("/")
+        .header(header::USER_AGENT, BROWSER)
+        .header(
+            header::COOKIE,
+            axum::http::HeaderValue::from_bytes(&v).unwrap(),
+        )
+        .body(Body::empty())
+        .unwrap();
+    let r = send(&app, req).await;
+    assert_eq!(r.body, "2", "the session was seen");
+    assert_eq!(r.cookie(), None, "and its cookie kept");
+}
+
+#[tokio::test]
+async fn every_tracked_response_varies_by_its_credential() {
+    let app = app().await;
+    assert_eq!(
+        get_(&app, "/peek", None).await.headers[header::VARY],
+        "Cookie"
+    );
+    let token = get_(&app, "/", None).await.cookie().unwrap();
+    let r = send(&app, bearer(Method::GET, "/peek", &token)).await;
+    let vary: Vec<_> = r.headers.get_all(header::VARY).iter().collect();
+    assert_eq!(vary, ["Cookie", "Authorization"]);
+}
+
+#[tokio::test]
+async fn a_phone_whose_maker_ends_in_bot_can_log_in() {
+    let app = app().await;
+    let r = send(
+        &app,
+        Request::post("/login")
+            .header(
+                header::USER_AGENT,
+                "Mozilla/5.0 (Linux; Android 10; CUBOT_X30) AppleWebKit/537.36 Chrome/120.0 Mobile Safari/537.36",
+            )
+            .header("sec-fetch-site", "same-origin")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.cookie().is_some());
+}
+
+#[tokio::test]
+async fn with_x_real_ip_configured_a_client_sent_x_forwarded_for_is_ignored() {
+    let app = app_with(|l| {
+        l.with_trusted_proxies(
+            TrustedProxies::none()
+                .with("10.0.0.0/8".parse().unwrap())
+                .with_header(sessionkit::http::ForwardedHeader::XRealIp),
+        )
+    })
+    .await;
+    let req = Request::get("/ip")
+        .header(header::USER_AGENT, BROWSER)
+        .header("x-real-ip", "203.0.113.5")
+        .header("x-forwarded-for", "6.6.6.6")
+        .extension(ConnectInfo("10.0.0.1:5000".parse::<SocketAddr>().unwrap()))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(send(&app, req).await.body, "203.0.113.5");
+}
+
+#[tokio::test]
+async fn insert_login_logout_insert_in_one_request_leaves_one_live_session() {
+    async fn seq(session: Session) -> Result<String, SessionError> {
+        session.insert("a", 1).await?;
+        session.login(Subject::new("u").unwrap(), &["a"]).await?;
+        session.logout().await?;
+        session.insert("c", 2).await?;
+        Ok(session.is_anonymous().to_string())
+    }
+    let app = custom(Router::new().route("/", post(seq)), Policy::default()).await;
+    let r = post_(&app, "/", None).await;
+    assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "true"));
+    assert_eq!(r.headers.get_all(header::SET_COOKIE).iter().count(), 1);
+    let token = r.cookie().unwrap();
+    assert!(live(&app, &token).await);
+    let c = app.engine.counts(TenantId::DEFAULT).await.unwrap();
+    assert_eq!((c.active, c.anonymous), (1, 1));
 }

@@ -16,29 +16,60 @@ use ipnet::IpNet;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PeerAddr(pub SocketAddr);
 
-/// The proxies whose forwarding headers are believed. Empty by default:
-/// the client is the peer.
+/// The header a trusted proxy names the client in. Only that one is read:
+/// a proxy that sets one header passes the other through as the client
+/// sent it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For`, each proxy appending the address it saw (the
+    /// default).
+    #[default]
+    XForwardedFor,
+    /// `X-Real-IP`, one address, set (overwritten) by the one proxy in
+    /// front.
+    XRealIp,
+}
+
+/// The proxies whose forwarding header is believed, and which header that
+/// is. Empty by default: the client is the peer.
+///
+/// Deployment caveat: the proxy must set or overwrite that header (nginx:
+/// `proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for` or
+/// `X-Real-IP $remote_addr`); a client inside a trusted range can still
+/// name any address.
 ///
 /// ```
-/// use sessionkit::http::TrustedProxies;
-/// let p = TrustedProxies::none().with("10.0.0.0/8".parse().unwrap());
+/// use sessionkit::http::{ForwardedHeader, TrustedProxies};
+/// let p = TrustedProxies::none()
+///     .with("10.0.0.0/8".parse().unwrap())
+///     .with_header(ForwardedHeader::XRealIp);
 /// assert!(p.trusts("10.1.2.3".parse().unwrap()));
 /// assert!(!p.trusts("192.0.2.1".parse().unwrap()));
 /// ```
 #[derive(Clone, Debug, Default)]
-pub struct TrustedProxies(Vec<IpNet>);
+pub struct TrustedProxies {
+    nets: Vec<IpNet>,
+    header: ForwardedHeader,
+}
 
 impl TrustedProxies {
     /// Trusts no one.
     #[must_use]
     pub fn none() -> Self {
-        TrustedProxies(Vec::new())
+        TrustedProxies::default()
     }
 
     /// Also trusts every address in `net` (`127.0.0.1/32`, `10.0.0.0/8`).
     #[must_use]
     pub fn with(mut self, net: IpNet) -> Self {
-        self.0.push(net);
+        self.nets.push(net);
+        self
+    }
+
+    /// The header the proxies name the client in.
+    #[must_use]
+    pub fn with_header(mut self, header: ForwardedHeader) -> Self {
+        self.header = header;
         self
     }
 
@@ -46,19 +77,27 @@ impl TrustedProxies {
     #[must_use]
     pub fn trusts(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
-        self.0.iter().any(|n| n.contains(&ip))
+        self.nets.iter().any(|n| n.contains(&ip))
     }
 
-    /// The client's address: the peer's, unless the peer is trusted; then
-    /// the rightmost `X-Forwarded-For` hop that is not a trusted proxy
-    /// (walking from the right, as each proxy appends the address it saw),
-    /// else `X-Real-IP`. A hop that does not parse ends the walk at the
-    /// last address that did.
+    /// The client's address: the peer's, unless the peer is trusted; then,
+    /// with `X-Forwarded-For`, the rightmost hop that is not a trusted
+    /// proxy (walking from the right, as each proxy appends the address it
+    /// saw; a hop that does not parse ends the walk at the last address
+    /// that did), or, with `X-Real-IP`, its address. Without the header,
+    /// the peer.
     #[must_use]
     pub fn client_ip(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Option<IpAddr> {
         let peer = canonical(peer?);
         if !self.trusts(peer) {
             return Some(peer);
+        }
+        if self.header == ForwardedHeader::XRealIp {
+            let real = headers
+                .get("x-real-ip")
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_hop);
+            return Some(real.unwrap_or(peer));
         }
         let hops: Vec<&str> = headers
             .get_all("x-forwarded-for")
@@ -67,13 +106,6 @@ impl TrustedProxies {
             .flat_map(|v| v.split(','))
             .map(str::trim)
             .collect();
-        if hops.is_empty() {
-            let real = headers
-                .get("x-real-ip")
-                .and_then(|v| v.to_str().ok())
-                .and_then(parse_hop);
-            return Some(real.unwrap_or(peer));
-        }
         let mut client = peer;
         for hop in hops.iter().rev() {
             if !self.trusts(client) {
@@ -149,11 +181,9 @@ mod tests {
             p.client_ip(Some(ip("127.0.0.1")), &h),
             Some(ip("203.0.113.9"))
         );
+        // X-Real-IP is not read unless it is the configured header.
         let h = headers(&[("x-real-ip", "203.0.113.7")]);
-        assert_eq!(
-            p.client_ip(Some(ip("10.9.9.9")), &h),
-            Some(ip("203.0.113.7"))
-        );
+        assert_eq!(p.client_ip(Some(ip("10.9.9.9")), &h), Some(ip("10.9.9.9")));
         let h = headers(&[("x-forwarded-for", "garbage, 10.0.0.3")]);
         assert_eq!(p.client_ip(Some(ip("10.0.0.1")), &h), Some(ip("10.0.0.3")));
         let h = headers(&[("x-forwarded-for", "[2001:db8::1]:443")]);
@@ -162,5 +192,22 @@ mod tests {
             Some(ip("2001:db8::1"))
         );
         assert_eq!(p.client_ip(None, &h), None);
+    }
+
+    #[test]
+    fn with_x_real_ip_a_client_sent_x_forwarded_for_is_ignored() {
+        let p = TrustedProxies::none()
+            .with("10.0.0.0/8".parse().unwrap())
+            .with_header(ForwardedHeader::XRealIp);
+        // The proxy sets X-Real-IP and passes the client's XFF through.
+        let h = headers(&[("x-real-ip", "203.0.113.5"), ("x-forwarded-for", "6.6.6.6")]);
+        assert_eq!(
+            p.client_ip(Some(ip("10.0.0.1")), &h),
+            Some(ip("203.0.113.5"))
+        );
+        // With X-Forwarded-For configured, a client-sent X-Real-IP is ignored.
+        let p = TrustedProxies::none().with("10.0.0.0/8".parse().unwrap());
+        let h = headers(&[("x-real-ip", "6.6.6.6")]);
+        assert_eq!(p.client_ip(Some(ip("10.0.0.1")), &h), Some(ip("10.0.0.1")));
     }
 }

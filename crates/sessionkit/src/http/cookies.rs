@@ -29,15 +29,23 @@ impl SameSite {
 /// The first value of cookie `name` in the request's `Cookie` headers
 /// (`a=1; b=2`, RFC 6265 §5.4: pairs split on `;`, name and value trimmed;
 /// a request's cookies carry no attributes, so nothing else is parsed).
+///
+/// Works on bytes: another cookie's value may hold any octet (a UTF-8
+/// `café`), and must not hide this one. Only this cookie's value has to be
+/// text.
 pub(crate) fn find(headers: &HeaderMap, name: &str) -> Option<String> {
+    let name = name.as_bytes();
     headers
         .get_all(header::COOKIE)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(n, _)| n.trim() == name)
-        .map(|(_, v)| v.trim().trim_matches('"').to_owned())
+        .flat_map(|v| v.as_bytes().split(|&b| b == b';'))
+        .filter_map(|pair| {
+            let eq = pair.iter().position(|&b| b == b'=')?;
+            Some((pair[..eq].trim_ascii(), &pair[eq + 1..]))
+        })
+        .find(|(n, _)| *n == name)
+        .and_then(|(_, v)| std::str::from_utf8(v.trim_ascii()).ok())
+        .map(|v| v.trim_matches('"').to_owned())
 }
 
 /// `Set-Cookie` for `value`, kept for `max_age_secs`.
@@ -110,5 +118,11 @@ mod tests {
         );
         assert_eq!(find(&h, "__Host-session").as_deref(), Some("ses_q"));
         assert_eq!(find(&h, "novalue"), None);
+        let mut h = HeaderMap::new();
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_bytes(b"pref=caf\xc3\xa9; __Host-session=ses_z").unwrap(),
+        );
+        assert_eq!(find(&h, "__Host-session").as_deref(), Some("ses_z"));
     }
 }

@@ -56,6 +56,10 @@ impl IntoResponse for SessionError {
             tracing::warn!(error = %self, "session write failed");
         }
         let mut res = status.into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         if let SessionError::Engine(EngineError::AnonymousLimitReached { retry_after_secs }) = self
             && let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string())
         {

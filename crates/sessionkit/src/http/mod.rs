@@ -61,7 +61,7 @@ mod service;
 mod session;
 mod skip;
 
-pub use client_ip::{PeerAddr, TrustedProxies};
+pub use client_ip::{ForwardedHeader, PeerAddr, TrustedProxies};
 pub use cookies::SameSite;
 pub use csrf::{CSRF_HEADER, CsrfConfig};
 #[cfg(feature = "axum")]

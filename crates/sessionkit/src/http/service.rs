@@ -131,12 +131,11 @@ where
                     .insert(Session::untracked(cfg.tenant, client.clone()));
                 return inner.call(req).await;
             }
-            let had_cookie = source == Source::Cookie;
             let ops: Arc<dyn Ops> = shared.manager.clone();
             let session = Session::tracked(ops, cfg.tenant, client, source, found, clear_cookie);
             req.extensions_mut().insert(session.clone());
             let mut res = inner.call(req).await?;
-            finish(&mut res, &session, had_cookie, &shared);
+            finish(&mut res, &session, &shared);
             Ok(res)
         })
     }
@@ -208,36 +207,28 @@ fn peer_ip<B>(req: &Request<B>) -> Option<IpAddr> {
 fn refuse<B: Default>(status: StatusCode) -> Response<B> {
     let mut res = Response::new(B::default());
     *res.status_mut() = status;
-    res.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let h = res.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
     res
 }
 
 /// Writes the cookie change the handler caused, and the cache headers of
 /// a response that depends on, or carries, a credential.
-fn finish<B, S: SessionStore>(
-    res: &mut Response<B>,
-    session: &Session,
-    had_cookie: bool,
-    shared: &Shared<S>,
-) {
+fn finish<B, S: SessionStore>(res: &mut Response<B>, session: &Session, shared: &Shared<S>) {
     let cfg = &shared.config;
-    let (change, cookie_session) = session.take_cookie_change();
+    let (change, bearer) = session.take_cookie_change();
     let h = res.headers_mut();
     let carries = match change {
         CookieChange::Keep => false,
         CookieChange::Set { token, expires_at } => {
             let max_age = expires_at.saturating_since(shared.manager.now()).as_secs();
             let max_age = i64::try_from(max_age).unwrap_or(i64::MAX);
-            h.append(
-                header::SET_COOKIE,
-                cookies::set(
-                    &cfg.cookie_name,
-                    &token.expose_secret(),
-                    cfg.same_site,
-                    max_age,
-                ),
-            );
+            let value = Zeroizing::new(token.expose_secret());
+            let cookie = cookies::set(&cfg.cookie_name, &value, cfg.same_site, max_age);
+            h.append(header::SET_COOKIE, cookie);
             true
         }
         CookieChange::Clear => {
@@ -251,16 +242,25 @@ fn finish<B, S: SessionStore>(
     if carries {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-    if carries || had_cookie || cookie_session {
-        let varies = h
-            .get_all(header::VARY)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|v| v.trim().eq_ignore_ascii_case("cookie") || v.trim() == "*");
-        if !varies {
-            h.append(header::VARY, HeaderValue::from_static("Cookie"));
-        }
+    // What a tracked response says depends on the request's credential,
+    // whether or not it sent one: a shared cache must not hand one
+    // visitor's page to another.
+    vary_on(h, "Cookie");
+    if bearer {
+        vary_on(h, "Authorization");
+    }
+}
+
+/// Adds `name` to `Vary` unless it is there already (or `Vary: *`).
+fn vary_on(h: &mut HeaderMap, name: &'static str) {
+    let varies = h
+        .get_all(header::VARY)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|v| v.trim().eq_ignore_ascii_case(name) || v.trim() == "*");
+    if !varies {
+        h.append(header::VARY, HeaderValue::from_static(name));
     }
 }
 

@@ -35,7 +35,7 @@ pub(crate) trait Ops: Send + Sync {
     fn upgrade(
         &self,
         tenant: TenantId,
-        token: String,
+        token: Zeroizing<String>,
         subject: Subject,
         keep: Vec<String>,
     ) -> BoxFuture<'_, Result<UpgradeResult, EngineError>>;
@@ -62,7 +62,7 @@ impl<S: SessionStore> Ops for SessionManager<S> {
     fn upgrade(
         &self,
         tenant: TenantId,
-        token: String,
+        token: Zeroizing<String>,
         subject: Subject,
         keep: Vec<String>,
     ) -> BoxFuture<'_, Result<UpgradeResult, EngineError>> {
@@ -379,7 +379,7 @@ impl Session {
         let ops = self.ops()?;
         let (source, token) = {
             let st = self.state();
-            (st.source, st.token.as_ref().map(|t| t.to_string()))
+            (st.source, st.token.clone())
         };
         if source == Source::Bearer {
             return Err(SessionError::BearerSession);
@@ -456,11 +456,10 @@ impl Session {
     }
 
     /// What the response must do to the cookie, and whether the request
-    /// had or now has a cookie session (its response then varies by
-    /// cookie).
+    /// came with a bearer token (its response then varies by it).
     pub(crate) fn take_cookie_change(&self) -> (CookieChange, bool) {
         let mut st = self.state();
         let change = std::mem::replace(&mut st.cookie, CookieChange::Keep);
-        (change, st.source == Source::Cookie)
+        (change, st.source == Source::Bearer)
     }
 }

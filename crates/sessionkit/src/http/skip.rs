@@ -5,13 +5,16 @@
 /// lookup, no `Set-Cookie`). A handler behind a skipped path still finds a
 /// [`Session`](super::Session), untracked.
 ///
-/// The default skips what SEEDS.md S1 skips: `/static`, `/assets`,
-/// `/images` and everything under them; `/health`, `/ready`, `/healthz`,
-/// `/favicon.ico`, `/robots.txt`, `/sitemap.xml`, `/manifest.json`; and any
-/// path whose last segment has a file extension other than `.html` or
-/// `.htm`. Prefixes match whole segments (`/static` skips `/static/app.js`,
-/// not `/staticky`). A tracked prefix is never skipped, whatever else
-/// matches.
+/// The default skips what SEEDS.md S1 skips but its API and MCP prefixes:
+/// `/static`, `/assets`, `/images` and everything under them; `/health`,
+/// `/ready`, `/healthz`, `/favicon.ico`, `/robots.txt`, `/sitemap.xml`,
+/// `/manifest.json`; and any path whose last segment has a file extension
+/// other than `.html` or `.htm`. An app's API may well want its sessions
+/// (bearer tokens go through the layer), so add `/api` or `/mcp` with
+/// [`SkipRules::with_prefix`] where they do not; a skipped path also skips
+/// the CSRF checks. Prefixes match whole segments (`/static` skips
+/// `/static/app.js`, not `/staticky`). A tracked prefix is never skipped,
+/// whatever else matches.
 ///
 /// ```
 /// use sessionkit::http::SkipRules;
@@ -136,37 +139,59 @@ fn has_file_extension(path: &str) -> bool {
 }
 
 /// Substrings of a lower-cased user agent that mark a crawler, a link
-/// previewer or a headless client.
+/// previewer or a scripted client.
 const BOT_MARKERS: &[&str] = &[
-    "bot",
     "crawl",
     "spider",
     "slurp",
     "bingpreview",
     "facebookexternalhit",
     "embedly",
-    "preview",
-    "headless",
+    "link preview",
+    "headlesschrome",
     "python-requests",
     "curl/",
     "wget/",
 ];
 
-/// Whether a request with this `User-Agent` comes from a bot: a known
-/// crawler or previewer marker, or no user agent at all (every browser
-/// sends one). A bot gets an untracked session: nothing is stored for it.
+/// Whether one product token of a user agent (`Googlebot/2.1`,
+/// `Slackbot-LinkExpanding`) names a bot: its name ends in `bot` or `Bot`,
+/// or has `bot-`/`Bot-` in it. A name in capitals (`CUBOT`, a phone maker)
+/// is not one.
+fn bot_token(token: &str) -> bool {
+    let name = token.split('/').next().unwrap_or(token);
+    if !name.bytes().any(|b| b.is_ascii_lowercase()) {
+        return false;
+    }
+    name.ends_with("bot") || name.ends_with("Bot") || name.contains("bot-") || name.contains("Bot-")
+}
+
+/// Whether a request with this `User-Agent` comes from a bot: a crawler's
+/// or previewer's product token (`Googlebot/2.1`, `DuckDuckBot`), a known
+/// marker (`facebookexternalhit`, `HeadlessChrome`, `curl/`), or no user
+/// agent at all (every browser sends one). A bot gets an untracked
+/// session: nothing is stored for it. The layer asks only when a request
+/// has no live session; `SessionLayer::with_bot_detection(false)` turns it
+/// off.
 ///
 /// ```
 /// use sessionkit::http::is_bot;
 /// assert!(is_bot(Some("Mozilla/5.0 (compatible; Googlebot/2.1)")));
 /// assert!(is_bot(None));
 /// assert!(!is_bot(Some("Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0")));
+/// assert!(!is_bot(Some("Mozilla/5.0 (Linux; Android 10; CUBOT_X30) Chrome/120.0 Mobile")));
 /// ```
 #[must_use]
 pub fn is_bot(user_agent: Option<&str>) -> bool {
     let Some(ua) = user_agent.map(str::trim).filter(|u| !u.is_empty()) else {
         return true;
     };
+    if ua
+        .split(|c: char| c.is_ascii_whitespace() || matches!(c, ';' | '(' | ')' | ','))
+        .any(bot_token)
+    {
+        return true;
+    }
     let ua = ua.to_ascii_lowercase();
     BOT_MARKERS.iter().any(|m| ua.contains(m))
 }
@@ -236,8 +261,20 @@ mod tests {
             "Mozilla/5.0 HeadlessChrome/120.0",
             "curl/8.5.0",
             "  ",
+            "DuckDuckBot/1.1; (+http://duckduckgo.com/duckduckbot.html)",
+            "Mozilla/5.0 (compatible; AhrefsBot/7.0; +http://ahrefs.com/robot/)",
+            "TelegramBot (like TwitterBot)",
+            "Discordbot/2.0",
+            "Mozilla/5.0 (compatible; MJ12bot/v1.4.8)",
         ] {
             assert!(is_bot(Some(ua)), "{ua}");
+        }
+        for ua in [
+            "Mozilla/5.0 (Linux; Android 10; CUBOT_X30) AppleWebKit/537.36 Chrome/120.0 Mobile Safari/537.36",
+            "Mozilla/5.0 (Linux; Android 9; CUBOT P30) AppleWebKit/537.36 Chrome/120.0 Mobile Safari/537.36",
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148 Safari/604.1",
+        ] {
+            assert!(!is_bot(Some(ua)), "{ua}");
         }
         assert!(!is_bot(Some(
             "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 Safari/605.1.15"
