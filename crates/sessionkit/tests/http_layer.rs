@@ -779,3 +779,71 @@ async fn insert_login_logout_insert_in_one_request_leaves_one_live_session() {
     let c = app.engine.counts(TenantId::DEFAULT).await.unwrap();
     assert_eq!((c.active, c.anonymous), (1, 1));
 }
+
+mod any_input {
+    //! Invariant 9 at the layer: no header a client sends makes it panic,
+    //! and none gets a session it was not given.
+    use super::*;
+    use proptest::prelude::*;
+
+    fn header_bytes() -> impl Strategy<Value = Vec<u8>> {
+        // Visible ASCII, spaces and tabs, and the high octets a header may
+        // carry (HeaderValue refuses control characters).
+        proptest::collection::vec(
+            prop_oneof![0x20u8..0x7f, Just(b'\t'), 0x80u8..=0xff],
+            0..120,
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+        #[test]
+        fn any_headers_get_an_answer(
+            cookie in header_bytes(),
+            auth in header_bytes(),
+            origin in header_bytes(),
+            site in header_bytes(),
+            csrf in header_bytes(),
+            xff in header_bytes(),
+            trace in header_bytes(),
+            ua in header_bytes(),
+            post in any::<bool>(),
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            rt.block_on(async {
+                let app = app_with(|l| {
+                    l.with_trusted_proxies(TrustedProxies::none().with("0.0.0.0/0".parse().unwrap()))
+                })
+                .await;
+                let mut b = Request::builder()
+                    .method(if post { Method::POST } else { Method::GET })
+                    .uri("/")
+                    .extension(ConnectInfo("10.0.0.1:1".parse::<SocketAddr>().unwrap()));
+                for (name, v) in [
+                    (header::COOKIE.as_str(), &cookie),
+                    (header::AUTHORIZATION.as_str(), &auth),
+                    (header::ORIGIN.as_str(), &origin),
+                    ("sec-fetch-site", &site),
+                    ("x-csrf-token", &csrf),
+                    ("x-forwarded-for", &xff),
+                    ("traceparent", &trace),
+                    (header::USER_AGENT.as_str(), &ua),
+                ] {
+                    if let Ok(v) = axum::http::HeaderValue::from_bytes(v) {
+                        b = b.header(name, v);
+                    }
+                }
+                let r = send(&app, b.body(Body::empty()).unwrap()).await;
+                // Whatever came in, no session existed to be found: a write
+                // made a new one or was refused, and nothing else is live.
+                let active = app.engine.counts(TenantId::DEFAULT).await.unwrap().active;
+                prop_assert!(active <= 1, "{} sessions", active);
+                prop_assert!(
+                    [200, 400, 403].contains(&r.status.as_u16()),
+                    "status {}", r.status
+                );
+                Ok(())
+            })?;
+        }
+    }
+}
