@@ -89,14 +89,6 @@ where
                 },
             };
             let client = client_of(&req, cfg);
-            // Bots are looked for only where a session could be made: a
-            // request with a live session is a visitor's, whatever it says.
-            let bot = |client: &Client| cfg.detect_bots && is_bot(client.user_agent());
-            if presented.is_none() && bot(&client) {
-                req.extensions_mut()
-                    .insert(Session::untracked(cfg.tenant, client.clone()));
-                return inner.call(req).await;
-            }
             // The client is checked against the session's only if the
             // policy binds sessions to one.
             let fingerprinting = shared.manager.policy().fingerprint != FingerprintMode::Off;
@@ -126,9 +118,11 @@ where
                     }
                 }
             }
-            if found.is_none() && bot(&client) {
+            // Bots are looked for only where a session could be made: a
+            // request with a live session is a visitor's, whatever it says.
+            if found.is_none() && cfg.detect_bots && is_bot(client.user_agent()) {
                 req.extensions_mut()
-                    .insert(Session::untracked(cfg.tenant, client.clone()));
+                    .insert(Session::untracked(cfg.tenant, client));
                 return inner.call(req).await;
             }
             let ops: Arc<dyn Ops> = shared.manager.clone();
