@@ -28,6 +28,9 @@ pub enum ForwardedHeader {
     /// `X-Real-IP`, one address, set (overwritten) by the one proxy in
     /// front.
     XRealIp,
+    /// `Forwarded` (RFC 7239), each proxy appending an element whose
+    /// `for=` names the address it saw; walked as `X-Forwarded-For` is.
+    Forwarded,
 }
 
 /// The proxies whose forwarding header is believed, and which header that
@@ -81,8 +84,8 @@ impl TrustedProxies {
     }
 
     /// The client's address: the peer's, unless the peer is trusted; then,
-    /// with `X-Forwarded-For`, the rightmost hop that is not a trusted
-    /// proxy (walking from the right, as each proxy appends the address it
+    /// with `X-Forwarded-For` or `Forwarded`, the rightmost hop that is not
+    /// a trusted proxy (walking from the right, as each proxy appends the address it
     /// saw; a hop that does not parse ends the walk at the last address
     /// that did), or, with `X-Real-IP`, its address. Without the header,
     /// the peer.
@@ -99,12 +102,25 @@ impl TrustedProxies {
                 .and_then(parse_hop);
             return Some(real.unwrap_or(peer));
         }
+        let name = match self.header {
+            ForwardedHeader::Forwarded => "forwarded",
+            _ => "x-forwarded-for",
+        };
         let hops: Vec<&str> = headers
-            .get_all("x-forwarded-for")
+            .get_all(name)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .map(str::trim)
+            .map(|hop| match self.header {
+                // The element's `for=` (an element without one names no
+                // address: the walk stops there).
+                ForwardedHeader::Forwarded => hop
+                    .split(';')
+                    .filter_map(|pair| pair.split_once('='))
+                    .find(|(k, _)| k.trim().eq_ignore_ascii_case("for"))
+                    .map_or("", |(_, v)| v.trim().trim_matches('"')),
+                _ => hop.trim(),
+            })
             .collect();
         let mut client = peer;
         for hop in hops.iter().rev() {
@@ -192,6 +208,29 @@ mod tests {
             Some(ip("2001:db8::1"))
         );
         assert_eq!(p.client_ip(None, &h), None);
+    }
+
+    #[test]
+    fn forwarded_elements_are_walked_by_their_for() {
+        let p = TrustedProxies::none()
+            .with("10.0.0.0/8".parse().unwrap())
+            .with_header(ForwardedHeader::Forwarded);
+        let h = headers(&[
+            (
+                "forwarded",
+                r#"for=6.6.6.6, for="[2001:db8:cafe::17]:4711";proto=https"#,
+            ),
+            ("forwarded", "For=10.0.0.2;by=10.0.0.9"),
+        ]);
+        assert_eq!(
+            p.client_ip(Some(ip("10.0.0.1")), &h),
+            Some(ip("2001:db8:cafe::17"))
+        );
+        // An obfuscated or unknown hop ends the walk at the last address.
+        let h = headers(&[("forwarded", "for=unknown, for=10.0.0.5")]);
+        assert_eq!(p.client_ip(Some(ip("10.0.0.1")), &h), Some(ip("10.0.0.5")));
+        let h = headers(&[("forwarded", "proto=https"), ("x-forwarded-for", "6.6.6.6")]);
+        assert_eq!(p.client_ip(Some(ip("10.0.0.1")), &h), Some(ip("10.0.0.1")));
     }
 
     #[test]
