@@ -8,43 +8,14 @@
 //! `cargo bench -p sessionkit --bench layer`
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
+mod layer_app;
 
-use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, header};
-use axum::routing::{get, post};
 use criterion::{Criterion, criterion_group, criterion_main};
-use sessionkit::http::{Session, SessionLayer};
-use sessionkit::{EngineKeys, SessionManager};
-use sessionkit_core::{MemoryStore, Subject};
 use tower::ServiceExt;
 
 const UA: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0";
-
-async fn page(session: Session) -> String {
-    let visits = session.get::<u64>("visits").unwrap_or(0);
-    format!(
-        "hello {} ({visits} visits)\n",
-        session
-            .subject()
-            .as_ref()
-            .map_or("stranger", |s| s.as_str())
-    )
-}
-
-async fn bare_page() -> String {
-    format!("hello {} ({} visits)\n", "user-1", 3)
-}
-
-async fn start(session: Session) -> &'static str {
-    session
-        .login(Subject::new("user-1").unwrap(), &[])
-        .await
-        .unwrap();
-    session.insert("visits", 3).await.unwrap();
-    "ok"
-}
 
 fn request(cookie: &str) -> Request<Body> {
     Request::get("/page")
@@ -58,17 +29,8 @@ fn layer(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let engine = rt.block_on(async {
-        SessionManager::builder(MemoryStore::new(), EngineKeys::generate().unwrap())
-            .build()
-            .await
-            .unwrap()
-    });
-    let layered = Router::new()
-        .route("/page", get(page))
-        .route("/start", post(start))
-        .layer(SessionLayer::new(Arc::new(engine)));
-    let bare = Router::new().route("/page", get(bare_page));
+    let layered = rt.block_on(layer_app::layered());
+    let bare = layer_app::bare();
     let res = rt.block_on(
         layered.clone().oneshot(
             Request::builder()

@@ -1,45 +1,16 @@
 //! The server of `benches/bench-layer.sh`: one small axum app on
-//! `axum::serve`, with [`SessionLayer`] in front (`layer`) or without it
+//! `axum::serve`, with `SessionLayer` in front (`layer`) or without it
 //! (`bare`), so that the CPU a request costs can be compared between the
 //! two in one run (DESIGN.md §8: at most 1.08x).
 //!
-//! - `GET /page`: with the layer, reads the request's session (its subject
-//!   and an attribute) and answers a line naming them; bare, answers a
-//!   line of the same length.
-//! - `POST /start` (layer only): logs `user-1` in and stores an attribute;
-//!   its `Set-Cookie` is the cookie the load sends.
+//! The app (`/page`, `/start`) is `benches/layer_app.rs`, which the
+//! in-process bench (`benches/layer.rs`) measures too.
 //!
 //! Run: `cargo run --release -p sessionkit --example layer_bench -- layer 127.0.0.1:7801`
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
-
-use axum::Router;
-use axum::routing::{get, post};
-use sessionkit::http::{Session, SessionError, SessionLayer};
-use sessionkit::{EngineKeys, SessionManager};
-use sessionkit_core::{MemoryStore, Subject};
-
-async fn page(session: Session) -> String {
-    let subject = session.subject();
-    let visits = session.get::<u64>("visits").unwrap_or(0);
-    format!(
-        "hello {} ({visits} visits)\n",
-        subject.as_ref().map_or("stranger", |s| s.as_str())
-    )
-}
-
-async fn bare_page() -> String {
-    format!("hello {} ({} visits)\n", "user-1", 3)
-}
-
-async fn start(session: Session) -> Result<&'static str, SessionError> {
-    session
-        .login(Subject::new("user-1").expect("subject"), &[])
-        .await?;
-    session.insert("visits", 3).await?;
-    Ok("started\n")
-}
+#[path = "../benches/layer_app.rs"]
+mod layer_app;
 
 fn main() {
     // `LAYER_BENCH_RUNTIME=current_thread` runs both servers on one thread.
@@ -55,18 +26,8 @@ async fn serve() {
     let mode = args.next().unwrap_or_else(|| "layer".into());
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:7801".into());
     let app = match mode.as_str() {
-        "bare" => Router::new().route("/page", get(bare_page)),
-        "layer" => {
-            let engine =
-                SessionManager::builder(MemoryStore::new(), EngineKeys::generate().unwrap())
-                    .build()
-                    .await
-                    .unwrap();
-            Router::new()
-                .route("/page", get(page))
-                .route("/start", post(start))
-                .layer(SessionLayer::new(Arc::new(engine)))
-        }
+        "bare" => layer_app::bare(),
+        "layer" => layer_app::layered().await,
         other => panic!("mode must be layer or bare, not {other}"),
     };
     let listener = tokio::net::TcpListener::bind(&addr).await.unwrap();

@@ -11,18 +11,18 @@ use sessionkit::{EngineKeys, SessionManager};
 use sessionkit_core::{ManualClock, Millis, Policy, TenantId};
 use tower::ServiceExt;
 
-pub use sessionkit_store_tests::OutageStore as TestStore;
+pub use sessionkit_store_tests::OutageStore;
 
 pub struct Harness {
     pub app: Router,
     pub clock: ManualClock,
-    pub store: TestStore,
+    pub store: OutageStore,
     pub admin: String,
     pub write: String,
     pub read: String,
     pub validate: String,
     pub other_tenant: String,
-    pub state: AppState<TestStore>,
+    pub state: AppState<OutageStore>,
 }
 
 pub const START: i64 = 1_800_000_000_000;
@@ -33,7 +33,7 @@ pub async fn harness() -> Harness {
 
 pub async fn harness_with(policy: Policy) -> Harness {
     let clock = ManualClock::new(Millis::from_millis(START));
-    let store = TestStore::default();
+    let store = OutageStore::default();
     let engine = SessionManager::builder(store.clone(), EngineKeys::generate().unwrap())
         .with_metrics_prefix("sessiond")
         .with_policy(policy)
