@@ -11,7 +11,7 @@
 //! use sessiond::app::{AppState, AppOptions, router};
 //! use sessiond::api_keys::ApiKeys;
 //! use sessionkit::{SessionManager, EngineKeys};
-//! use sessionkit_core::MemoryStore;
+//! use sessionkit_memory::MemoryStore;
 //! let engine = SessionManager::builder(MemoryStore::new(), EngineKeys::generate().unwrap())
 //!     .build().await.unwrap();
 //! let app = router(AppState::new(engine, ApiKeys::in_memory(), AppOptions::default()));
@@ -30,7 +30,7 @@ use axum::routing::{get, patch, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::de::DeserializeOwned;
 use sessionkit::SessionManager;
-use sessionkit_core::{SessionStore, TenantId};
+use sessionkit_core::{StoreAdmin, TenantId};
 
 use crate::api_keys::{ApiKeyInfo, ApiKeys, Scope};
 use crate::error::ApiError;
@@ -103,7 +103,7 @@ impl<S> Clone for AppState<S> {
     }
 }
 
-impl<S: SessionStore> AppState<S> {
+impl<S: StoreAdmin> AppState<S> {
     /// Builds the state.
     pub fn new(engine: SessionManager<S>, api_keys: ApiKeys, mut opts: AppOptions) -> Self {
         if opts.store_kind.is_empty() {
@@ -196,7 +196,7 @@ fn bearer(parts: &Parts) -> Option<&str> {
         .filter(|k| !k.is_empty())
 }
 
-impl<S: SessionStore, R: RequiredScope> FromRequestParts<AppState<S>> for Authorized<R> {
+impl<S: StoreAdmin, R: RequiredScope> FromRequestParts<AppState<S>> for Authorized<R> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState<S>) -> Result<Self, ApiError> {
@@ -274,7 +274,7 @@ async fn method_not_allowed() -> ApiError {
 }
 
 /// Every route of the server.
-pub fn router<S: SessionStore>(state: AppState<S>) -> Router {
+pub fn router<S: StoreAdmin>(state: AppState<S>) -> Router {
     let limits = state.options().limits;
     Router::new()
         .route("/v1/sessions", post(sessions::create::<S>))

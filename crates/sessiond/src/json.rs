@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::app::AppState;
 use crate::error::ApiError;
-use sessionkit_core::SessionStore;
+use sessionkit_core::StoreAdmin;
 
 /// A JSON body of type `T` (content type `application/json`). Serde's
 /// derive refuses a repeated field; the one free-form part of a body,
@@ -63,7 +63,7 @@ async fn read_body(
     })
 }
 
-impl<S: SessionStore, T: DeserializeOwned> FromRequest<AppState<S>> for JsonBody<T> {
+impl<S: StoreAdmin, T: DeserializeOwned> FromRequest<AppState<S>> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState<S>) -> Result<Self, ApiError> {
@@ -85,7 +85,7 @@ impl<S: SessionStore, T: DeserializeOwned> FromRequest<AppState<S>> for JsonBody
     }
 }
 
-impl<S: SessionStore> FromRequest<AppState<S>> for MergePatchBody {
+impl<S: StoreAdmin> FromRequest<AppState<S>> for MergePatchBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState<S>) -> Result<Self, ApiError> {

@@ -14,7 +14,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use sessionkit::{EngineKeys, SessionManager};
-use sessionkit_core::{MemoryStore, SessionStore};
+use sessionkit_core::StoreAdmin;
+use sessionkit_memory::MemoryStore;
 use sessionkit_redb::RedbStore;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -164,7 +165,7 @@ pub async fn serve_until(
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn run<S: SessionStore>(
+async fn run<S: StoreAdmin>(
     cfg: Config,
     store: S,
     engine_keys: EngineKeys,
@@ -296,10 +297,7 @@ async fn run<S: SessionStore>(
     Ok(())
 }
 
-fn spawn_purge<S: SessionStore>(
-    state: AppState<S>,
-    every: Duration,
-) -> tokio::task::JoinHandle<()> {
+fn spawn_purge<S: StoreAdmin>(state: AppState<S>, every: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut t = tokio::time::interval(every);
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

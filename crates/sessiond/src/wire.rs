@@ -261,7 +261,7 @@ pub struct SubjectList<'a> {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RevokedCount {
     /// How many sessions were revoked.
-    pub revoked: usize,
+    pub revoked: u64,
 }
 
 /// Store figures in stats.

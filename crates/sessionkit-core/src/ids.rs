@@ -206,11 +206,6 @@ impl Subject {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-
-    /// Rebuilds a subject a store checked when it was first made.
-    pub(crate) fn from_checked(s: &str) -> Self {
-        Subject(s.into())
-    }
 }
 
 impl fmt::Debug for Subject {

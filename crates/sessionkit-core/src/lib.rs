@@ -2,9 +2,9 @@
 //!
 //! The model of sessionkit: identifiers, bearer tokens and their hashes, the
 //! session record, policy, an injectable clock, the [`store::SessionStore`]
-//! trait every backend implements, and [`store::memory::MemoryStore`], the
-//! reference store. No async runtime and no I/O: store crates depend on this
-//! crate alone.
+//! trait every backend implements. No store engine, no async runtime and no
+//! I/O: store crates depend on this crate alone (the reference in-memory
+//! store is the `sessionkit-memory` crate).
 //!
 //! See DESIGN.md §2–§5 for the model and its invariants.
 
@@ -25,7 +25,6 @@ pub use crypto::SecretKey;
 pub use ids::{IdError, SessionId, Subject, TenantId};
 pub use policy::{FingerprintMode, OnSessionLimit, Policy, PolicyError};
 pub use record::{ExpiryCause, Liveness, RevokeReason, SessionRecord, SessionState};
-pub use store::memory::MemoryStore;
-pub use store::{SessionStore, StoreError, StoreResult};
+pub use store::{SessionStore, StoreAdmin, StoreError, StoreResult};
 pub use time::{Clock, DurationMs, ManualClock, Millis, SystemClock};
 pub use token::{RefreshToken, SessionToken, TokenHash};

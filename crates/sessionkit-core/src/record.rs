@@ -200,16 +200,16 @@ impl SessionRecord {
     }
 }
 
-// The lifetime rules, in one place: `SessionRecord` and the memory store's
-// compact slots both answer through these.
+// The lifetime rules, in one place: `SessionRecord` and the stores'
+// compact encodings (the memory store's slots) all answer through these.
 
 /// `last_seen + idle`, capped by the absolute deadline (saturating).
-pub(crate) fn idle_deadline(last_seen: Millis, idle: DurationMs, expires: Millis) -> Millis {
+pub fn idle_deadline(last_seen: Millis, idle: DurationMs, expires: Millis) -> Millis {
     last_seen.saturating_add(idle).min(expires)
 }
 
 /// Liveness at `now` given both deadlines; revocation wins over expiry.
-pub(crate) fn liveness_at(
+pub fn liveness_at(
     state: SessionState,
     idle_deadline: Millis,
     expires: Millis,
@@ -225,7 +225,7 @@ pub(crate) fn liveness_at(
 
 /// When a record may be purged: its first deadline while active, its
 /// absolute deadline once a tombstone.
-pub(crate) fn purge_time(state: SessionState, idle_deadline: Millis, expires: Millis) -> Millis {
+pub fn purge_time(state: SessionState, idle_deadline: Millis, expires: Millis) -> Millis {
     match state {
         SessionState::Active => idle_deadline,
         SessionState::Revoked { .. } => expires,

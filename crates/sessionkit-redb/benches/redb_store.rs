@@ -23,9 +23,10 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use sessionkit_core::store::Limits;
 use sessionkit_core::{
-    AttributeLimits, Attributes, ClientInfo, DurationMs, MemoryStore, Millis, SessionId,
-    SessionRecord, SessionState, SessionStore, SessionToken, Subject, TenantId, TokenHash,
+    AttributeLimits, Attributes, ClientInfo, DurationMs, Millis, SessionId, SessionRecord,
+    SessionState, SessionStore, SessionToken, Subject, TenantId, TokenHash,
 };
+use sessionkit_memory::MemoryStore;
 use sessionkit_redb::{RedbOptions, RedbStore};
 
 const T0: Millis = Millis::from_millis(1_767_323_045_000);

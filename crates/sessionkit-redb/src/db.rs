@@ -16,7 +16,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableError};
-use sessionkit_core::{MemoryStore, SessionId, SessionRecord};
+use sessionkit_core::{SessionId, SessionRecord};
+use sessionkit_memory::MemoryStore;
 
 use crate::encoding::{self, DecodeError};
 use crate::error::OpenError;

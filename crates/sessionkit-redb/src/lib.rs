@@ -2,7 +2,7 @@
 //!
 //! The embedded durable session store, and `sessiond`'s default: durable on
 //! one machine with no server to run. [`RedbStore`] keeps every record in
-//! an in-memory index (the [`MemoryStore`](sessionkit_core::MemoryStore)),
+//! an in-memory index (the [`MemoryStore`](sessionkit_memory::MemoryStore)),
 //! so validation never waits on disk, and writes each change to a
 //! [redb](https://docs.rs/redb) file through a group-commit writer: the
 //! writes that arrive together share one transaction and one fsync, and
@@ -11,7 +11,7 @@
 //!
 //! ```
 //! use sessionkit_redb::RedbStore;
-//! use sessionkit_core::{SessionStore, TenantId};
+//! use sessionkit_core::{StoreAdmin, TenantId};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let dir = tempfile::tempdir()?;

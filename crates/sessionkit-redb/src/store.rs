@@ -10,13 +10,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sessionkit_core::store::{
-    Change, Counts, CreateOutcome, Limits, ListCursor, Purged, RevokeOutcome, RevokeSubjectOutcome,
-    UpdateOutcome, UpgradeOutcome, UpgradeRequest,
+    Change, Counts, CreateOutcome, Limits, ListCursor, Purged, RetireOutcome, RetireRequest,
+    RevokeOutcome, RevokeSubjectOutcome, UpdateOutcome,
 };
 use sessionkit_core::{
-    MemoryStore, Millis, RevokeReason, SessionId, SessionRecord, SessionStore, StoreError,
+    Millis, RevokeReason, SessionId, SessionRecord, SessionStore, StoreAdmin, StoreError,
     StoreResult, Subject, TenantId, TokenHash,
 };
+use sessionkit_memory::MemoryStore;
 use tokio::sync::oneshot;
 
 use crate::db::{self, DbConfig, SkippedRecord};
@@ -434,8 +435,8 @@ impl SessionStore for RedbStore {
         .await
     }
 
-    async fn upgrade(&self, req: UpgradeRequest) -> StoreResult<UpgradeOutcome> {
-        self.call(|tx| Op::Upgrade { req, tx }).await
+    async fn retire(&self, req: RetireRequest) -> StoreResult<RetireOutcome> {
+        self.call(|tx| Op::Retire { req, tx }).await
     }
 
     async fn revoke(
@@ -475,19 +476,6 @@ impl SessionStore for RedbStore {
         .await
     }
 
-    async fn list_subjects(
-        &self,
-        tenant: TenantId,
-        now: Millis,
-        after: Option<&Subject>,
-        limit: usize,
-    ) -> StoreResult<Vec<(Subject, u64)>> {
-        self.inner
-            .mem
-            .list_subjects(tenant, now, after, limit)
-            .await
-    }
-
     async fn list_subject(
         &self,
         tenant: TenantId,
@@ -506,12 +494,8 @@ impl SessionStore for RedbStore {
         self.call(|tx| Op::Purge { now, max, tx }).await
     }
 
-    async fn counts(&self, tenant: TenantId) -> StoreResult<Counts> {
-        self.inner.mem.counts(tenant).await
-    }
-
     async fn clock_floor(&self) -> StoreResult<Millis> {
-        self.inner.mem.clock_floor().await
+        Ok(self.inner.mem.floor())
     }
 
     async fn persist_clock_floor(&self, at: Millis) -> StoreResult<()> {
@@ -526,15 +510,22 @@ impl SessionStore for RedbStore {
     }
 }
 
-// Keeps `ready` honest: the MemoryStore's futures complete at once.
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::writer::ready;
+/// Exact: the figures of the in-memory index, which holds every record.
+impl StoreAdmin for RedbStore {
+    async fn list_subjects(
+        &self,
+        tenant: TenantId,
+        now: Millis,
+        after: Option<&Subject>,
+        limit: usize,
+    ) -> StoreResult<Vec<(Subject, u64)>> {
+        Ok(self
+            .inner
+            .mem
+            .exclusive(|t| t.list_subjects(tenant, now, after, limit)))
+    }
 
-    #[test]
-    fn memory_futures_are_ready() {
-        let m = MemoryStore::new();
-        assert!(ready(m.counts(TenantId::DEFAULT)).is_some());
+    async fn counts(&self, tenant: TenantId) -> StoreResult<Counts> {
+        Ok(self.inner.mem.exclusive(|t| t.counts_of(tenant)))
     }
 }

@@ -22,23 +22,21 @@
 //! no other write comes, and nobody waits for them (DESIGN.md §3).
 
 use std::collections::{HashMap, HashSet};
-use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use redb::Database;
 use sessionkit_core::store::{
-    Change, CreateOutcome, Limits, Purged, RevokeOutcome, RevokeSubjectOutcome, UpdateOutcome,
-    UpgradeOutcome, UpgradeRequest,
+    Change, CreateOutcome, Limits, Purged, RetireOutcome, RetireRequest, RevokeOutcome,
+    RevokeSubjectOutcome, UpdateOutcome,
 };
 use sessionkit_core::{
-    MemoryStore, Millis, OnSessionLimit, RevokeReason, SessionId, SessionRecord, SessionStore,
-    StoreError, StoreResult, Subject, TenantId,
+    Millis, RevokeReason, SessionId, SessionRecord, StoreError, StoreResult, Subject, TenantId,
 };
+use sessionkit_memory::{Before, Journal, MemoryStore};
 use tokio::sync::oneshot;
 
 use crate::db::{self, DbConfig};
@@ -64,9 +62,9 @@ pub(crate) enum Op {
         now: Millis,
         tx: Reply<UpdateOutcome>,
     },
-    Upgrade {
-        req: UpgradeRequest,
-        tx: Reply<UpgradeOutcome>,
+    Retire {
+        req: RetireRequest,
+        tx: Reply<RetireOutcome>,
     },
     Revoke {
         tenant: TenantId,
@@ -118,16 +116,6 @@ fn later(d: Duration) -> Instant {
         .unwrap_or(now)
 }
 
-/// Polls a future that is known to complete at once (the MemoryStore's).
-pub(crate) fn ready<F: Future>(f: F) -> Option<F::Output> {
-    let mut f = std::pin::pin!(f);
-    let mut cx = Context::from_waker(Waker::noop());
-    match f.as_mut().poll(&mut cx) {
-        Poll::Ready(v) => Some(v),
-        Poll::Pending => None,
-    }
-}
-
 /// Counters of the writer, shared with the store for [`crate::RedbStore::stats`].
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
@@ -175,24 +163,32 @@ struct Batch {
 }
 
 impl Batch {
-    fn modified(&mut self, id: SessionId, image: Option<Option<SessionRecord>>) {
-        self.dirty.insert(id);
-        if self.before.contains_key(&id) || self.unknown.contains(&id) {
-            return;
-        }
-        match image {
-            Some(img) => {
-                self.before.insert(id, img);
+    /// Takes the records an op changed (with their images before it) into
+    /// the batch; the first image of a record in the batch is the one kept.
+    fn changed(&mut self, journal: Journal) {
+        for (id, image) in journal {
+            self.dirty.insert(id);
+            if self.before.contains_key(&id) || self.unknown.contains(&id) {
+                continue;
             }
-            None => {
-                self.unknown.insert(id);
+            match image {
+                Before::Absent => {
+                    self.before.insert(id, None);
+                }
+                Before::Record(rec) => {
+                    self.before.insert(id, Some(rec));
+                }
+                Before::Unreadable => {
+                    self.unknown.insert(id);
+                }
             }
         }
     }
-}
 
-fn find(images: &[SessionRecord], id: SessionId) -> Option<Option<SessionRecord>> {
-    images.iter().find(|r| r.id == id).map(|r| Some(r.clone()))
+    /// Queues the answer to an op (sent once the batch is durable).
+    fn answer<T: Send + 'static>(&mut self, tx: Reply<T>, out: T) {
+        self.answers.push(answer(tx, out));
+    }
 }
 
 /// The writer thread's state.
@@ -366,10 +362,8 @@ impl Writer {
         }
         let touched: Vec<SessionId> = lock(&self.touches).drain().collect();
         b.dirty.extend(touched.iter().copied());
-        let floor = ready(self.mem.clock_floor())
-            .and_then(Result::ok)
-            .map(Millis::as_millis);
-        let floor = floor.filter(|f| Some(*f) != self.persisted_floor && *f != i64::MIN);
+        let floor = Some(self.mem.floor().as_millis())
+            .filter(|f| Some(*f) != self.persisted_floor && *f != i64::MIN);
         let result = if b.dirty.is_empty() && floor.is_none() {
             Ok(())
         } else {
@@ -432,35 +426,29 @@ impl Writer {
         let Some(db) = &self.db else {
             return Err(WriteFailed::new(redb::Error::DatabaseClosed));
         };
-        let images: Vec<(SessionId, Option<SessionRecord>)> = self
+        let images: Vec<(SessionId, StoreResult<Option<SessionRecord>>)> = self
             .mem
             .exclusive(|t| dirty.iter().map(|id| (*id, t.get(*id))).collect());
         let writes = images
             .into_iter()
-            .map(|(id, rec)| Ok((id, rec.as_ref().map(encoding::encode).transpose()?)))
-            .collect::<Result<Vec<(SessionId, Option<Vec<u8>>)>, postcard::Error>>()
-            .map_err(WriteFailed::new)?;
+            .map(|(id, rec)| {
+                // A record that no longer decodes in memory is not written
+                // over its last good copy on disk: the batch fails, and the
+                // reopen reloads it from the file.
+                let rec = rec.map_err(WriteFailed::new)?;
+                let bytes = rec
+                    .as_ref()
+                    .map(encoding::encode)
+                    .transpose()
+                    .map_err(WriteFailed::new)?;
+                Ok((id, bytes))
+            })
+            .collect::<Result<Vec<(SessionId, Option<Vec<u8>>)>, WriteFailed>>()?;
         db::write_batch(db, &writes, floor).map_err(WriteFailed::new)
     }
 
-    /// Every active session of a subject (what a revoke-all or an eviction
-    /// may tombstone), taken before the op so that it can be undone.
-    fn subject_images(&self, tenant: TenantId, subject: &Subject) -> Vec<SessionRecord> {
-        ready(
-            self.mem
-                .list_subject(tenant, subject, Millis::MIN, None, usize::MAX),
-        )
-        .and_then(Result::ok)
-        .unwrap_or_default()
-    }
-
-    fn eviction_images(&self, rec: &SessionRecord, limits: Limits) -> Vec<SessionRecord> {
-        match (&rec.subject, limits.per_subject) {
-            (Some(s), Some((_, OnSessionLimit::EvictOldest))) => self.subject_images(rec.tenant, s),
-            _ => Vec::new(),
-        }
-    }
-
+    /// Decides and applies one op on the in-memory index, noting what it
+    /// changed (and how to undo it) in the batch.
     fn apply(&self, op: Op, b: &mut Batch) {
         let mem = &self.mem;
         match op {
@@ -469,21 +457,14 @@ impl Writer {
                 limits,
                 now,
                 tx,
-            } => {
-                let images = self.eviction_images(&rec, limits);
-                let id = rec.id;
-                let (out, pre) = mem.exclusive(|t| {
-                    let pre = t.get(id);
-                    (t.create(rec, limits, now), pre)
-                });
-                if let CreateOutcome::Created { evicted } = &out {
-                    b.modified(id, Some(pre));
-                    for e in evicted {
-                        b.modified(*e, find(&images, *e));
-                    }
+            } => match mem.exclusive_journaled(|t| t.create(rec, limits, now)) {
+                (Ok(out), journal) => {
+                    b.changed(journal);
+                    b.answer(tx, out);
                 }
-                b.answers.push(answer(tx, out));
-            }
+                // Nothing changed (no room): answered at once.
+                (Err(e), _) => drop(tx.send(Err(e))),
+            },
             Op::Update {
                 tenant,
                 id,
@@ -491,32 +472,19 @@ impl Writer {
                 change,
                 now,
                 tx,
-            } => {
-                let (out, pre) = mem.exclusive(|t| {
-                    let pre = t.get(id);
-                    (t.update(tenant, id, expected_version, change, now), pre)
-                });
-                if matches!(out, UpdateOutcome::Updated(_)) {
-                    b.modified(id, Some(pre));
+            } => match mem
+                .exclusive_journaled(|t| t.update(tenant, id, expected_version, change, now))
+            {
+                (Ok(out), journal) => {
+                    b.changed(journal);
+                    b.answer(tx, out);
                 }
-                b.answers.push(answer(tx, out));
-            }
-            Op::Upgrade { req, tx } => {
-                let images = self.eviction_images(&req.new, req.limits);
-                let (old_id, new_id) = (req.old_id, req.new.id);
-                let (out, pre_old, pre_new) = mem.exclusive(|t| {
-                    let pre_old = t.get(old_id);
-                    let pre_new = t.get(new_id);
-                    (t.upgrade(req), pre_old, pre_new)
-                });
-                if let UpgradeOutcome::Upgraded { evicted } = &out {
-                    b.modified(old_id, Some(pre_old));
-                    b.modified(new_id, Some(pre_new));
-                    for e in evicted {
-                        b.modified(*e, find(&images, *e));
-                    }
-                }
-                b.answers.push(answer(tx, out));
+                (Err(e), _) => drop(tx.send(Err(e))),
+            },
+            Op::Retire { req, tx } => {
+                let (out, journal) = mem.exclusive_journaled(|t| t.retire(req));
+                b.changed(journal);
+                b.answer(tx, out);
             }
             Op::Revoke {
                 tenant,
@@ -525,14 +493,9 @@ impl Writer {
                 now,
                 tx,
             } => {
-                let (out, pre) = mem.exclusive(|t| {
-                    let pre = t.get(id);
-                    (t.revoke(tenant, id, reason, now), pre)
-                });
-                if matches!(out, RevokeOutcome::Revoked { .. }) {
-                    b.modified(id, Some(pre));
-                }
-                b.answers.push(answer(tx, out));
+                let (out, journal) = mem.exclusive_journaled(|t| t.revoke(tenant, id, reason, now));
+                b.changed(journal);
+                b.answer(tx, out);
             }
             Op::RevokeSubject {
                 tenant,
@@ -542,22 +505,16 @@ impl Writer {
                 now,
                 tx,
             } => {
-                let images = self.subject_images(tenant, &subject);
-                let out =
-                    mem.exclusive(|t| t.revoke_subject(tenant, &subject, except, reason, now));
-                if let RevokeSubjectOutcome::Revoked(ids) = &out {
-                    for id in ids {
-                        b.modified(*id, find(&images, *id));
-                    }
-                }
-                b.answers.push(answer(tx, out));
+                let (out, journal) = mem.exclusive_journaled(|t| {
+                    t.revoke_subject(tenant, &subject, except, reason, now)
+                });
+                b.changed(journal);
+                b.answer(tx, out);
             }
             Op::Purge { now, max, tx } => {
-                let out = mem.exclusive(|t| t.purge_expired(now, max));
-                for p in &out {
-                    b.modified(p.id, None);
-                }
-                b.answers.push(answer(tx, out));
+                let (out, journal) = mem.exclusive_journaled(|t| t.purge_expired(now, max));
+                b.changed(journal);
+                b.answer(tx, out);
             }
             Op::Flush { tx } => b.answers.push(answer(tx, ())),
             Op::Touched => {}
@@ -579,7 +536,7 @@ fn fail_unapplied(ops: Vec<Op>, e: &WriteFailed) -> bool {
         match op {
             Op::Create { tx, .. } => drop(tx.send(err(e))),
             Op::Update { tx, .. } => drop(tx.send(err(e))),
-            Op::Upgrade { tx, .. } => drop(tx.send(err(e))),
+            Op::Retire { tx, .. } => drop(tx.send(err(e))),
             Op::Revoke { tx, .. } => drop(tx.send(err(e))),
             Op::RevokeSubject { tx, .. } => drop(tx.send(err(e))),
             Op::Purge { tx, .. } => drop(tx.send(err(e))),
@@ -598,7 +555,7 @@ fn fail_unapplied(ops: Vec<Op>, e: &WriteFailed) -> bool {
 /// (its shard is full) is logged: that session reads as signed out.
 pub(crate) fn load_or_warn(mem: &MemoryStore, rec: sessionkit_core::SessionRecord) {
     let id = rec.id;
-    if !mem.load(rec) {
-        tracing::error!(session = %id, "in-memory index full: session not loaded");
+    if let Err(e) = mem.load(rec) {
+        tracing::error!(session = %id, error = %e, "in-memory index full: session not loaded");
     }
 }

@@ -32,11 +32,11 @@ use common::*;
 use rand::Rng;
 use serde_json::json;
 use sessionkit_core::store::{
-    Change, CreateOutcome, RevokeOutcome, UpdateOutcome, UpgradeOutcome, UpgradeRequest,
+    Change, CreateOutcome, Limits, RetireOutcome, RetireRequest, RevokeOutcome, UpdateOutcome,
 };
 use sessionkit_core::{
     DurationMs, Millis, RevokeReason, SessionId, SessionRecord, SessionState, SessionStore,
-    TenantId, TokenHash,
+    StoreAdmin, TenantId, TokenHash,
 };
 use sessionkit_redb::RedbStore;
 
@@ -147,21 +147,30 @@ async fn worker(store: RedbStore, clock: Arc<AtomicI64>, task: usize) {
             let old = live.swap_remove(i);
             let new = new_record(task, now);
             say(format!("B U {} {}", old.id, new.id));
+            // The two steps of an upgrade: the successor, then the retire.
+            let limits = Limits {
+                replaces: Some(old.id),
+                ..no_limits()
+            };
+            match store.create(new.clone(), limits, now).await {
+                Ok(CreateOutcome::Created { .. }) => {}
+                other => fail(format!("upgrade's create {other:?}")),
+            }
             let out = store
-                .upgrade(UpgradeRequest {
+                .retire(RetireRequest {
+                    tenant: T,
                     old_id: old.id,
                     old_token_hash: old.hash,
                     expected_version: old.version,
-                    new: new.clone(),
-                    limits: no_limits(),
+                    successor: new.id,
                     now,
                 })
                 .await;
             match out {
-                Ok(UpgradeOutcome::Upgraded { .. }) => {
+                Ok(RetireOutcome::Retired) => {
                     say(format!("A U {} {}", old.id, new.id));
                 }
-                other => fail(format!("upgrade {other:?}")),
+                other => fail(format!("upgrade's retire {other:?}")),
             }
             live.push(Mine {
                 id: new.id,
@@ -298,9 +307,12 @@ impl Model {
         for (o, n) in &self.upgrades {
             let old_done = found[o] == Val::Revoked(RevokeReason::Upgraded);
             let new_done = found[n] == Val::Active(1);
-            if old_done != new_done {
+            // The successor is created first: a crash may leave it beside
+            // the old session (its token never handed out), never the old
+            // session retired without its successor.
+            if old_done && !new_done {
                 return Err(format!(
-                    "half-applied upgrade {o} -> {n}: {:?} / {:?}",
+                    "old session retired without its successor {o} -> {n}: {:?} / {:?}",
                     found[o], found[n]
                 ));
             }

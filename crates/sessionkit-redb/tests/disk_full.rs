@@ -155,17 +155,22 @@ fn disk_full_fails_writes_keeps_reads_and_recovers() {
             .await;
         assert!(matches!(all, Err(StoreError::Unavailable(_))), "{all:?}");
         let new = session(Some("alice"), at(5_002));
-        let up = store
-            .upgrade(sessionkit_core::store::UpgradeRequest {
+        let up = store.create(new.clone(), no_limits(), at(5_002)).await;
+        assert!(matches!(up, Err(StoreError::Unavailable(_))), "{up:?}");
+        let retire = store
+            .retire(sessionkit_core::store::RetireRequest {
+                tenant: T,
                 old_id: acked[2].id,
                 old_token_hash: acked[2].token_hash,
                 expected_version: 1,
-                new: new.clone(),
-                limits: no_limits(),
+                successor: new.id,
                 now: at(5_002),
             })
             .await;
-        assert!(matches!(up, Err(StoreError::Unavailable(_))), "{up:?}");
+        assert!(
+            matches!(retire, Err(StoreError::Unavailable(_))),
+            "{retire:?}"
+        );
         assert!(store.get_by_id(T, new.id).await.unwrap().is_none());
         for r in &acked {
             let got = store.get_by_token(T, &r.token_hash).await.unwrap();

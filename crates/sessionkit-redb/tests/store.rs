@@ -9,11 +9,12 @@ use std::time::Duration;
 use common::*;
 use serde_json::json;
 use sessionkit_core::store::{
-    Change, CreateOutcome, Limits, RevokeOutcome, RevokeSubjectOutcome, UpdateOutcome,
-    UpgradeOutcome, UpgradeRequest,
+    Change, CreateOutcome, Limits, RetireOutcome, RetireRequest, RevokeOutcome,
+    RevokeSubjectOutcome, UpdateOutcome,
 };
 use sessionkit_core::{
-    Liveness, Millis, OnSessionLimit, RevokeReason, SessionState, SessionStore, TenantId,
+    Liveness, Millis, OnSessionLimit, RevokeReason, SessionState, SessionStore, StoreAdmin,
+    TenantId,
 };
 use sessionkit_redb::{OpenError, RedbOptions, RedbStore};
 
@@ -51,18 +52,24 @@ async fn writes_survive_reopen() {
     assert_eq!(out, RevokeOutcome::Revoked { subject: None });
     let mut new = session(Some("bob"), at(6));
     new.created_at = at(6);
+    let limits = Limits {
+        replaces: Some(b.id),
+        ..no_limits()
+    };
+    let out = store.create(new.clone(), limits, at(6)).await.unwrap();
+    assert_eq!(out, CreateOutcome::Created { evicted: vec![] });
     let out = store
-        .upgrade(UpgradeRequest {
+        .retire(RetireRequest {
+            tenant: T,
             old_id: b.id,
             old_token_hash: b.token_hash,
             expected_version: 1,
-            new: new.clone(),
-            limits: no_limits(),
+            successor: new.id,
             now: at(6),
         })
         .await
         .unwrap();
-    assert_eq!(out, UpgradeOutcome::Upgraded { evicted: vec![] });
+    assert_eq!(out, RetireOutcome::Retired);
     let floor = store.clock_floor().await.unwrap();
     // Dropping the last clone flushes and closes.
     drop(store);
@@ -192,6 +199,7 @@ async fn evictions_and_revoke_all_are_durable() {
     let cap = Limits {
         per_subject: Some((2, OnSessionLimit::EvictOldest)),
         anonymous: None,
+        replaces: None,
     };
     let s: Vec<_> = (0..3).map(|i| session(Some("carol"), at(i))).collect();
     for (i, r) in s.iter().enumerate() {
@@ -212,7 +220,7 @@ async fn evictions_and_revoke_all_are_durable() {
         )
         .await
         .unwrap();
-    assert_eq!(out, RevokeSubjectOutcome::Revoked(vec![s[1].id]));
+    assert_eq!(out, RevokeSubjectOutcome::Revoked { count: 1 });
     drop(store);
     let store = RedbStore::open(dir.path()).unwrap();
     let live: Vec<_> = store

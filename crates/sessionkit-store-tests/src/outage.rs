@@ -8,9 +8,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use sessionkit_core::store::*;
 use sessionkit_core::{
-    MemoryStore, Millis, RevokeReason, SessionId, SessionRecord, SessionStore, StoreError,
+    Millis, RevokeReason, SessionId, SessionRecord, SessionStore, StoreAdmin, StoreError,
     StoreResult, Subject, TenantId, TokenHash,
 };
+use sessionkit_memory::MemoryStore;
 
 /// A `MemoryStore` that answers `StoreError::Unavailable` to every
 /// operation but the clock floor while `down` is set, and counts token
@@ -74,9 +75,9 @@ impl SessionStore for OutageStore {
         self.check()?;
         self.inner.update(t, id, v, c, now).await
     }
-    async fn upgrade(&self, req: UpgradeRequest) -> StoreResult<UpgradeOutcome> {
+    async fn retire(&self, req: RetireRequest) -> StoreResult<RetireOutcome> {
         self.check()?;
-        self.inner.upgrade(req).await
+        self.inner.retire(req).await
     }
     async fn revoke(
         &self,
@@ -110,6 +111,19 @@ impl SessionStore for OutageStore {
         self.check()?;
         self.inner.list_subject(t, s, now, a, l).await
     }
+    async fn purge_expired(&self, now: Millis, max: usize) -> StoreResult<Vec<Purged>> {
+        self.check()?;
+        self.inner.purge_expired(now, max).await
+    }
+    async fn clock_floor(&self) -> StoreResult<Millis> {
+        self.inner.clock_floor().await
+    }
+    async fn persist_clock_floor(&self, at: Millis) -> StoreResult<()> {
+        self.inner.persist_clock_floor(at).await
+    }
+}
+
+impl StoreAdmin for OutageStore {
     async fn list_subjects(
         &self,
         t: TenantId,
@@ -120,18 +134,8 @@ impl SessionStore for OutageStore {
         self.check()?;
         self.inner.list_subjects(t, now, a, l).await
     }
-    async fn purge_expired(&self, now: Millis, max: usize) -> StoreResult<Vec<Purged>> {
-        self.check()?;
-        self.inner.purge_expired(now, max).await
-    }
     async fn counts(&self, t: TenantId) -> StoreResult<Counts> {
         self.check()?;
         self.inner.counts(t).await
-    }
-    async fn clock_floor(&self) -> StoreResult<Millis> {
-        self.inner.clock_floor().await
-    }
-    async fn persist_clock_floor(&self, at: Millis) -> StoreResult<()> {
-        self.inner.persist_clock_floor(at).await
     }
 }

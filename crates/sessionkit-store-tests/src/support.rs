@@ -6,7 +6,7 @@ use std::future::Future;
 use serde_json::json;
 use sessionkit_core::attributes::{AttributeLimits, Attributes};
 use sessionkit_core::store::{
-    CreateOutcome, Limits, RevokeOutcome, UpgradeOutcome, UpgradeRequest,
+    CreateOutcome, Limits, RetireOutcome, RetireRequest, RevokeOutcome, StoreResult,
 };
 use sessionkit_core::{
     ClientInfo, DurationMs, Millis, RevokeReason, SessionId, SessionRecord, SessionState,
@@ -128,6 +128,7 @@ pub fn per_subject(max: u32, on: sessionkit_core::OnSessionLimit) -> Limits {
     Limits {
         per_subject: Some((max, on)),
         anonymous: None,
+        replaces: None,
     }
 }
 
@@ -180,6 +181,36 @@ pub async fn assert_stored<S: SessionStore>(store: &S, rec: &SessionRecord, what
     );
 }
 
+/// Asserts that the successor of an upgrade that lost is unusable: nothing
+/// live under its id or token hash, in any of the two tenants (an upgrade
+/// creates its successor first, so a losing one leaves a tombstone, whose
+/// token was never handed out).
+pub async fn assert_unusable_successor<S: SessionStore>(
+    store: &S,
+    rec: &SessionRecord,
+    what: &str,
+) {
+    for t in [tenant_a(), tenant_b()] {
+        for (how, found) in [
+            ("get_by_id", by_id(store, t, rec.id).await),
+            ("get_by_token", by_token(store, t, &rec.token_hash).await),
+        ] {
+            if let Some(found) = found {
+                assert!(
+                    matches!(
+                        found.state,
+                        SessionState::Revoked {
+                            reason: RevokeReason::Upgraded,
+                            ..
+                        }
+                    ),
+                    "{what}: {how} finds a successor that is not revoked: {found:?}"
+                );
+            }
+        }
+    }
+}
+
 /// Asserts that nothing is stored under `rec`'s id or token hash, in any of
 /// the two tenants.
 pub async fn assert_absent<S: SessionStore>(store: &S, rec: &SessionRecord, what: &str) {
@@ -210,6 +241,42 @@ pub async fn revoke<S: SessionStore>(
     );
 }
 
+/// An upgrade of `old` (presenting its token hash and version) to `new`,
+/// as the engine makes it from the two store steps.
+#[derive(Debug, Clone)]
+pub struct UpgradeRequest {
+    /// The session being replaced.
+    pub old_id: SessionId,
+    /// Its token hash.
+    pub old_token_hash: TokenHash,
+    /// Its version when read.
+    pub expected_version: u64,
+    /// The successor.
+    pub new: SessionRecord,
+    /// Caps for the successor (`replaces` is set to the old session).
+    pub limits: Limits,
+    /// The time.
+    pub now: Millis,
+}
+
+/// What the two steps of an upgrade did, together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpgradeOutcome {
+    /// The successor is stored and the old session retired for it.
+    Upgraded {
+        /// Sessions the successor's create evicted.
+        evicted: Vec<SessionId>,
+    },
+    /// The old session was not live (the successor, if made, is revoked).
+    NotLive,
+    /// The old session changed since it was read (the successor is revoked).
+    VersionMismatch,
+    /// The successor's subject is at its cap and the policy refuses.
+    SubjectLimitReached,
+    /// The successor's token hash or id exists already.
+    Duplicate,
+}
+
 /// An upgrade of `old` (presenting its token hash and version) to `new`.
 #[must_use]
 pub fn upgrade_req(
@@ -228,6 +295,48 @@ pub fn upgrade_req(
     }
 }
 
+/// Runs an upgrade as the engine does: create the successor (with
+/// `replaces`), then retire the old session for it; if the retire loses,
+/// the successor is revoked.
+///
+/// # Errors
+/// The store's, as they come.
+pub async fn upgrade<S: SessionStore>(
+    store: &S,
+    req: UpgradeRequest,
+) -> StoreResult<UpgradeOutcome> {
+    let limits = Limits {
+        replaces: Some(req.old_id),
+        ..req.limits
+    };
+    let tenant = req.new.tenant;
+    let new_id = req.new.id;
+    let evicted = match store.create(req.new, limits, req.now).await? {
+        CreateOutcome::Created { evicted } => evicted,
+        CreateOutcome::SubjectLimitReached => return Ok(UpgradeOutcome::SubjectLimitReached),
+        CreateOutcome::AnonymousLimitReached | CreateOutcome::Duplicate => {
+            return Ok(UpgradeOutcome::Duplicate);
+        }
+    };
+    let retire = RetireRequest {
+        tenant,
+        old_id: req.old_id,
+        old_token_hash: req.old_token_hash,
+        expected_version: req.expected_version,
+        successor: new_id,
+        now: req.now,
+    };
+    let lost = match store.retire(retire).await? {
+        RetireOutcome::Retired => return Ok(UpgradeOutcome::Upgraded { evicted }),
+        RetireOutcome::NotLive => UpgradeOutcome::NotLive,
+        RetireOutcome::VersionMismatch { .. } => UpgradeOutcome::VersionMismatch,
+    };
+    store
+        .revoke(tenant, new_id, RevokeReason::Upgraded, req.now)
+        .await?;
+    Ok(lost)
+}
+
 /// Asserts an upgrade outcome.
 pub async fn upgrade_expect<S: SessionStore>(
     store: &S,
@@ -235,6 +344,6 @@ pub async fn upgrade_expect<S: SessionStore>(
     want: UpgradeOutcome,
     what: &str,
 ) {
-    let out = ok(store.upgrade(req)).await;
+    let out = ok(upgrade(store, req)).await;
     assert_eq!(out, want, "{what}");
 }

@@ -2,7 +2,7 @@
 //! cannot run from sessionkit-core itself: that would be a dependency
 //! cycle).
 
-use sessionkit_core::MemoryStore;
+use sessionkit_memory::MemoryStore;
 
 async fn fresh() -> MemoryStore {
     MemoryStore::new()

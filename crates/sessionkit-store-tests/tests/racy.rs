@@ -6,16 +6,17 @@
 use std::time::Duration;
 
 use sessionkit_core::store::{
-    Change, Counts, CreateOutcome, Limits, ListCursor, Purged, RevokeOutcome, RevokeSubjectOutcome,
-    StoreResult, UpdateOutcome, UpgradeOutcome, UpgradeRequest,
+    Change, Counts, CreateOutcome, Limits, ListCursor, Purged, RetireOutcome, RetireRequest,
+    RevokeOutcome, RevokeSubjectOutcome, StoreResult, UpdateOutcome,
 };
 use sessionkit_core::{
-    MemoryStore, Millis, OnSessionLimit, RevokeReason, SessionId, SessionRecord, SessionStore,
+    Millis, OnSessionLimit, RevokeReason, SessionId, SessionRecord, SessionStore, StoreAdmin,
     Subject, TenantId, TokenHash,
 };
+use sessionkit_memory::MemoryStore;
 
 /// `MemoryStore` with read-check-pause-write versions of touch, update,
-/// upgrade and capped create.
+/// retire and capped create.
 #[derive(Clone, Default)]
 struct Racy(MemoryStore);
 
@@ -94,7 +95,7 @@ impl SessionStore for Racy {
         }
         pause().await;
         rec.last_seen_at = at;
-        self.0.load(rec);
+        self.0.load(rec).unwrap();
         Ok(true)
     }
 
@@ -118,30 +119,30 @@ impl SessionStore for Racy {
             });
         }
         pause().await;
-        if let Change::Attributes(a) = change {
-            rec.attributes = a;
-        }
+        let Change::Attributes(a) = change;
+        rec.attributes = a;
         rec.version += 1;
-        self.0.load(rec.clone());
+        self.0.load(rec.clone()).unwrap();
         Ok(UpdateOutcome::Updated(Box::new(rec)))
     }
 
-    async fn upgrade(&self, req: UpgradeRequest) -> StoreResult<UpgradeOutcome> {
-        let Some(old) = self.0.get_by_id(req.new.tenant, req.old_id).await? else {
-            return Ok(UpgradeOutcome::NotLive);
+    async fn retire(&self, req: RetireRequest) -> StoreResult<RetireOutcome> {
+        let Some(old) = self.0.get_by_id(req.tenant, req.old_id).await? else {
+            return Ok(RetireOutcome::NotLive);
         };
         if old.token_hash != req.old_token_hash || !old.is_live(req.now) {
-            return Ok(UpgradeOutcome::NotLive);
+            return Ok(RetireOutcome::NotLive);
         }
         if old.version != req.expected_version {
-            return Ok(UpgradeOutcome::VersionMismatch);
+            return Ok(RetireOutcome::VersionMismatch {
+                current: old.version,
+            });
         }
         pause().await;
         let mut tomb = old;
         tomb.make_tombstone(RevokeReason::Upgraded, req.now);
-        self.0.load(tomb);
-        self.0.create(req.new, Limits::default(), req.now).await?;
-        Ok(UpgradeOutcome::Upgraded { evicted: vec![] })
+        self.0.load(tomb).unwrap();
+        Ok(RetireOutcome::Retired)
     }
 
     async fn revoke(
@@ -167,16 +168,6 @@ impl SessionStore for Racy {
             .await
     }
 
-    async fn list_subjects(
-        &self,
-        tenant: TenantId,
-        now: Millis,
-        after: Option<&Subject>,
-        limit: usize,
-    ) -> StoreResult<Vec<(Subject, u64)>> {
-        self.0.list_subjects(tenant, now, after, limit).await
-    }
-
     async fn list_subject(
         &self,
         tenant: TenantId,
@@ -194,16 +185,28 @@ impl SessionStore for Racy {
         self.0.purge_expired(now, max).await
     }
 
-    async fn counts(&self, tenant: TenantId) -> StoreResult<Counts> {
-        self.0.counts(tenant).await
-    }
-
     async fn clock_floor(&self) -> StoreResult<Millis> {
         self.0.clock_floor().await
     }
 
     async fn persist_clock_floor(&self, at: Millis) -> StoreResult<()> {
         self.0.persist_clock_floor(at).await
+    }
+}
+
+impl StoreAdmin for Racy {
+    async fn list_subjects(
+        &self,
+        tenant: TenantId,
+        now: Millis,
+        after: Option<&Subject>,
+        limit: usize,
+    ) -> StoreResult<Vec<(Subject, u64)>> {
+        self.0.list_subjects(tenant, now, after, limit).await
+    }
+
+    async fn counts(&self, tenant: TenantId) -> StoreResult<Counts> {
+        self.0.counts(tenant).await
     }
 }
 

@@ -6,8 +6,9 @@ use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
+use sessionkit::MemoryStore;
 use sessionkit::{EngineKeys, NewSession, SessionManager};
-use sessionkit_core::{MemoryStore, Policy, SessionStore, Subject, TenantId};
+use sessionkit_core::{Policy, SessionStore, Subject, TenantId};
 
 /// Polls `f` once; the memory store's futures are always ready.
 pub fn ready<F: Future>(f: F) -> F::Output {

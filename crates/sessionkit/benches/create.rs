@@ -14,13 +14,14 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use sessionkit::MemoryStore;
 use sessionkit_core::store::{
-    Change, Counts, CreateOutcome, Limits, ListCursor, Purged, RevokeOutcome, RevokeSubjectOutcome,
-    StoreResult, UpdateOutcome, UpgradeOutcome, UpgradeRequest,
+    Change, CreateOutcome, Limits, ListCursor, Purged, RetireOutcome, RetireRequest, RevokeOutcome,
+    RevokeSubjectOutcome, StoreResult, UpdateOutcome,
 };
 use sessionkit_core::{
-    Attributes, Clock, DurationMs, MemoryStore, Millis, RevokeReason, SessionId, SessionRecord,
-    SessionState, SessionStore, SessionToken, Subject, SystemClock, TenantId, TokenHash,
+    Attributes, Clock, DurationMs, Millis, RevokeReason, SessionId, SessionRecord, SessionState,
+    SessionStore, SessionToken, Subject, SystemClock, TenantId, TokenHash,
 };
 
 use common::{engine, engine_on, ready, typical};
@@ -60,8 +61,8 @@ impl SessionStore for Discard {
     ) -> StoreResult<UpdateOutcome> {
         self.0.update(t, id, v, c, now).await
     }
-    async fn upgrade(&self, req: UpgradeRequest) -> StoreResult<UpgradeOutcome> {
-        self.0.upgrade(req).await
+    async fn retire(&self, req: RetireRequest) -> StoreResult<RetireOutcome> {
+        self.0.retire(req).await
     }
     async fn revoke(
         &self,
@@ -92,20 +93,8 @@ impl SessionStore for Discard {
     ) -> StoreResult<Vec<SessionRecord>> {
         self.0.list_subject(t, s, now, after, limit).await
     }
-    async fn list_subjects(
-        &self,
-        t: TenantId,
-        now: Millis,
-        after: Option<&Subject>,
-        limit: usize,
-    ) -> StoreResult<Vec<(Subject, u64)>> {
-        self.0.list_subjects(t, now, after, limit).await
-    }
     async fn purge_expired(&self, now: Millis, max: usize) -> StoreResult<Vec<Purged>> {
         self.0.purge_expired(now, max).await
-    }
-    async fn counts(&self, t: TenantId) -> StoreResult<Counts> {
-        self.0.counts(t).await
     }
     async fn clock_floor(&self) -> StoreResult<Millis> {
         self.0.clock_floor().await

@@ -13,9 +13,10 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::{get, post};
+use sessionkit::MemoryStore;
 use sessionkit::http::{Session, SessionError, SessionLayer};
 use sessionkit::{EngineKeys, SessionManager};
-use sessionkit_core::{MemoryStore, Subject};
+use sessionkit_core::Subject;
 
 async fn page(session: Session) -> String {
     let visits = session.get::<u64>("visits").unwrap_or(0);

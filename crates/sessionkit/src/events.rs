@@ -28,6 +28,15 @@ pub enum EventKind {
         /// Why.
         reason: RevokeReason,
     },
+    /// Every session of a subject (but one, with `others_revoked`) was
+    /// revoked at once. The event names the subject, not a session: a
+    /// store revokes them in one step without listing them.
+    SubjectRevoked {
+        /// `subject_revoked` or `others_revoked`.
+        reason: RevokeReason,
+        /// How many active sessions it revoked.
+        count: u64,
+    },
     /// The session passed a deadline and was purged (emitted once, by purge).
     Expired {
         /// Which deadline.
@@ -44,7 +53,7 @@ impl EventKind {
             EventKind::Touched => "touched",
             EventKind::Upgraded { .. } => "upgraded",
             EventKind::AttributesChanged { .. } => "attributes_changed",
-            EventKind::Revoked { .. } => "revoked",
+            EventKind::Revoked { .. } | EventKind::SubjectRevoked { .. } => "revoked",
             EventKind::Expired { .. } => "expired",
         }
     }
@@ -55,8 +64,9 @@ impl EventKind {
 pub struct Event {
     /// The session's tenant.
     pub tenant: TenantId,
-    /// The session.
-    pub session_id: SessionId,
+    /// The session; `None` for an event about a whole subject
+    /// ([`EventKind::SubjectRevoked`]).
+    pub session_id: Option<SessionId>,
     /// Its subject, if any.
     pub subject: Option<Subject>,
     /// When (engine time).

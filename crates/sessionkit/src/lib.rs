@@ -18,6 +18,9 @@ pub use manager::{
     SubjectPage, TokenRevocation, UpgradeResult, ValidateRequest, Validation,
 };
 pub use sessionkit_core;
+/// The compact in-memory store (the reference store, and the default for
+/// apps on one process).
+pub use sessionkit_memory::{self, MemoryStore};
 
 /// The README's Rust examples, compiled as doc tests so that they stay true.
 #[cfg(all(doctest, feature = "axum"))]

@@ -11,11 +11,12 @@ use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use axum::routing::{get, post};
 use http_body_util::BodyExt;
+use sessionkit::MemoryStore;
 use sessionkit::http::{
     CsrfConfig, Session, SessionError, SessionLayer, SkipRules, TrustedProxies,
 };
 use sessionkit::{EngineKeys, SessionManager, ValidateRequest, Validation};
-use sessionkit_core::{ManualClock, MemoryStore, Millis, Policy, Subject, TenantId};
+use sessionkit_core::{ManualClock, Millis, Policy, Subject, TenantId};
 use tower::ServiceExt;
 
 const START: i64 = 1_767_225_600_000;

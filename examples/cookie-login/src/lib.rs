@@ -20,9 +20,10 @@ use axum::extract::Form;
 use axum::response::Html;
 use axum::routing::{get, post};
 use serde::Deserialize;
+use sessionkit::MemoryStore;
 use sessionkit::http::{Session, SessionError, SessionLayer};
 use sessionkit::{EngineKeys, SessionManager};
-use sessionkit_core::{MemoryStore, Subject};
+use sessionkit_core::Subject;
 
 /// The app's routes behind the layer, on an engine over a `MemoryStore`.
 pub async fn app() -> Result<Router, Box<dyn std::error::Error>> {

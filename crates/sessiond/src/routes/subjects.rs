@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use sessionkit::manager::MAX_PAGE;
 use sessionkit_core::store::{RevokeOutcome, RevokeSubjectOutcome};
-use sessionkit_core::{RevokeReason, SessionStore};
+use sessionkit_core::{RevokeReason, StoreAdmin};
 
 use super::sessions::session_with_etag;
 use super::{cursor, parse_id, parse_subject};
@@ -48,7 +48,7 @@ fn parse_limit(v: Option<&str>) -> Result<usize, ApiError> {
         (status = 400, description = "invalid_request", body = ErrorBody),
     ),
     security(("api_key" = ["sessions:read"])))]
-pub async fn list<S: SessionStore>(
+pub async fn list<S: StoreAdmin>(
     State(st): State<AppState<S>>,
     caller: Authorized<scope::Read>,
     PathParams(subject): PathParams<String>,
@@ -79,7 +79,7 @@ pub async fn list<S: SessionStore>(
         (status = 400, description = "invalid_request", body = ErrorBody),
     ),
     security(("api_key" = ["sessions:read"])))]
-pub async fn list_subjects<S: SessionStore>(
+pub async fn list_subjects<S: StoreAdmin>(
     State(st): State<AppState<S>>,
     caller: Authorized<scope::Read>,
     q: QueryPairs,
@@ -119,7 +119,7 @@ pub async fn list_subjects<S: SessionStore>(
         (status = 404, description = "not_found unless the id belongs to the subject", body = ErrorBody),
     ),
     security(("api_key" = ["sessions:read"])))]
-pub async fn get_one<S: SessionStore>(
+pub async fn get_one<S: StoreAdmin>(
     State(st): State<AppState<S>>,
     caller: Authorized<scope::Read>,
     PathParams((subject, id)): PathParams<(String, String)>,
@@ -144,7 +144,7 @@ pub async fn get_one<S: SessionStore>(
         (status = 404, description = "not_found unless the id belongs to the subject", body = ErrorBody),
     ),
     security(("api_key" = ["sessions:write"])))]
-pub async fn revoke_one<S: SessionStore>(
+pub async fn revoke_one<S: StoreAdmin>(
     State(st): State<AppState<S>>,
     caller: Authorized<scope::Write>,
     PathParams((subject, id)): PathParams<(String, String)>,
@@ -173,7 +173,7 @@ pub async fn revoke_one<S: SessionStore>(
         (status = 404, description = "not_found: `except` is not a live session of the subject; nothing revoked", body = ErrorBody),
     ),
     security(("api_key" = ["sessions:write"])))]
-pub async fn revoke_all<S: SessionStore>(
+pub async fn revoke_all<S: StoreAdmin>(
     State(st): State<AppState<S>>,
     caller: Authorized<scope::Write>,
     PathParams(subject): PathParams<String>,
@@ -186,7 +186,7 @@ pub async fn revoke_all<S: SessionStore>(
         .map(|s| parse_id("except", s))
         .transpose()?;
     match st.engine().revoke_subject(tenant, &subject, except).await? {
-        RevokeSubjectOutcome::Revoked(ids) => Ok(Json(RevokedCount { revoked: ids.len() })),
+        RevokeSubjectOutcome::Revoked { count } => Ok(Json(RevokedCount { revoked: count })),
         RevokeSubjectOutcome::ExceptNotLive => Err(ApiError::NotFound(
             "`except` is not a live session of this subject; nothing was revoked".into(),
         )),

@@ -27,8 +27,6 @@ use crate::record::{ExpiryCause, RevokeReason, SessionRecord};
 use crate::time::Millis;
 use crate::token::TokenHash;
 
-pub mod memory;
-
 /// A boxed error cause.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
@@ -37,12 +35,20 @@ pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 #[non_exhaustive]
 pub enum StoreError {
     /// The backend cannot be reached or cannot write now (down, disk full,
-    /// read-only). Retrying later may succeed. Maps to 503.
+    /// read-only). Retrying later may succeed. sessiond answers 503
+    /// `store_unavailable` with `Retry-After`.
     #[error("session store unavailable")]
     Unavailable(#[source] BoxError),
-    /// Stored data could not be decoded. Retrying will not help.
+    /// The store has no room for this write (see [`Capacity`]). Retrying the
+    /// same write will not help until an operator acts. sessiond answers 507
+    /// `insufficient_storage`.
+    #[error("session store is out of room: {0}")]
+    Capacity(Capacity),
+    /// Stored data could not be decoded (see [`Corruption`]). Retrying will
+    /// not help; the record is never read as something else (fail closed).
+    /// sessiond answers 500 `internal_error`.
     #[error("session store data is corrupt: {0}")]
-    Corrupt(String),
+    Corrupt(Corruption),
 }
 
 impl StoreError {
@@ -50,6 +56,53 @@ impl StoreError {
     #[must_use]
     pub fn is_retryable(&self) -> bool {
         matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+/// What a store ran out of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Capacity {
+    /// No room for another record (a shard, an arena or a file is full).
+    #[error("no room for another record")]
+    Records,
+    /// No room for another tenant (the memory store names at most 65,535
+    /// tenants per shard).
+    #[error("no room for another tenant")]
+    Tenants,
+    /// The session's version is at [`SessionStore::MAX_VERSION`]: it cannot
+    /// change again.
+    #[error("the session's version is at the store's maximum")]
+    Version,
+}
+
+/// Which stored data failed to decode.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what}{}", .id.map(|i| format!(" (session {i})")).unwrap_or_default())]
+pub struct Corruption {
+    /// The field or index that failed (`"subject"`, `"tenant index"`, …).
+    pub what: &'static str,
+    /// The session it belongs to, when known.
+    pub id: Option<SessionId>,
+}
+
+impl Corruption {
+    /// A field of session `id` that failed to decode.
+    #[must_use]
+    pub fn field(what: &'static str, id: SessionId) -> Self {
+        Corruption { what, id: Some(id) }
+    }
+}
+
+impl From<Corruption> for StoreError {
+    fn from(c: Corruption) -> Self {
+        StoreError::Corrupt(c)
+    }
+}
+
+impl From<Capacity> for StoreError {
+    fn from(c: Capacity) -> Self {
+        StoreError::Capacity(c)
     }
 }
 
@@ -61,8 +114,15 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub struct Limits {
     /// Most live sessions per subject, and what to do at the cap.
     pub per_subject: Option<(u32, OnSessionLimit)>,
-    /// Most active anonymous sessions per tenant.
+    /// Most active anonymous sessions per tenant. Remote stores check it
+    /// against a counter kept beside the records, which may overshoot by
+    /// the number of creates in flight at once (see
+    /// `docs/store-contract.md`).
     pub anonymous: Option<u64>,
+    /// A session of the same subject that the caller retires right after
+    /// this create (an upgrade that keeps the subject): it is neither
+    /// counted against the cap nor evicted.
+    pub replaces: Option<SessionId>,
 }
 
 /// What a create did.
@@ -81,45 +141,47 @@ pub enum CreateOutcome {
     Duplicate,
 }
 
-/// An upgrade: replace a live session by a new one in one atomic write.
-#[derive(Debug, Clone)]
-pub struct UpgradeRequest {
+/// The second step of an upgrade: the caller has created the successor
+/// (with [`Limits::replaces`] naming the old session) and now retires the
+/// old session in favour of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetireRequest {
+    /// The tenant of both sessions.
+    pub tenant: TenantId,
     /// The session being replaced.
     pub old_id: SessionId,
     /// Its token hash (the caller proved possession of that token).
     pub old_token_hash: TokenHash,
     /// Its version when the caller read it.
     pub expected_version: u64,
-    /// The new session (new id and token hash, same tenant).
-    pub new: SessionRecord,
-    /// Caps for the new session's subject.
-    pub limits: Limits,
+    /// The session that replaces it, recorded in the tombstone so that a
+    /// retry of this same retire (after a timeout) finds it done.
+    pub successor: SessionId,
     /// The engine's time.
     pub now: Millis,
 }
 
-/// What an upgrade did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UpgradeOutcome {
-    /// The old session is a tombstone (`upgraded`), the new one is stored.
-    Upgraded {
-        /// Sessions of the new subject evicted for it.
-        evicted: Vec<SessionId>,
-    },
-    /// The old session is gone, revoked, expired, or has another token.
+/// What a retire did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetireOutcome {
+    /// The old session is a tombstone (reason `upgraded`) naming the
+    /// successor — now, or already by an earlier try of this same request.
+    Retired,
+    /// The old session is gone, revoked (for another successor, or for any
+    /// other reason), expired, or has another token. Of racing upgrades of
+    /// one token, exactly one gets [`RetireOutcome::Retired`].
     NotLive,
-    /// The old session changed since it was read; read again and retry.
-    VersionMismatch,
-    /// The new subject is at its cap and the policy refuses.
-    SubjectLimitReached,
-    /// The new token hash or id exists already; nothing written.
-    Duplicate,
+    /// The old session changed since it was read; nothing written.
+    VersionMismatch {
+        /// The version it has.
+        current: u64,
+    },
 }
 
 /// A change to a live session, made conditional on its version. Each bumps
-/// the version by one.
+/// the version by one. Not `#[non_exhaustive]` on purpose: a store must
+/// handle every change, so a new variant breaks every store's build.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Change {
     /// Replace the attributes.
     Attributes(Attributes),
@@ -154,10 +216,17 @@ pub enum RevokeOutcome {
 }
 
 /// What revoking a subject's sessions did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RevokeSubjectOutcome {
-    /// These sessions are tombstones now.
-    Revoked(Vec<SessionId>),
+    /// Every active session of the subject (but `except`) is dead now: a
+    /// store may tombstone each, or bump the subject's revocation epoch so
+    /// that every older record reads as revoked. `count` is how many were
+    /// active; the ids are not listed (that would cost one write per
+    /// session in one step, which a remote store cannot promise).
+    Revoked {
+        /// How many active sessions it revoked.
+        count: u64,
+    },
     /// `except` is not a live session of that subject; nothing written.
     ExceptNotLive,
 }
@@ -202,21 +271,33 @@ pub struct Purged {
     pub expired: Option<ExpiryCause>,
 }
 
-/// Counts for stats.
+/// A tenant's figures, for operators ([`StoreAdmin::counts`]).
+///
+/// "Active" means not revoked and not yet purged: a session that expired
+/// counts until the purge removes it. When no write is in flight and none
+/// has failed half-way, every store gives these figures exactly; a store
+/// whose counters are kept apart from its records (remote stores) says
+/// `approximate` and may drift from them by the writes in flight or lost
+/// half-way (see `docs/store-contract.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Counts {
-    /// Active (not revoked, not yet purged) sessions.
+    /// Active sessions.
     pub active: u64,
     /// Of which anonymous.
     pub anonymous: u64,
     /// Subjects with at least one active session.
     pub subjects: u64,
-    /// Whether the figures are approximate (multi-node stores).
+    /// Whether the figures may drift from the records (see above).
     pub approximate: bool,
 }
 
 /// The storage contract. Every method is one atomic operation.
 pub trait SessionStore: Send + Sync + 'static {
+    /// The highest version a session can reach in this store. An update of
+    /// a session at this version fails with [`Capacity::Version`]; it is
+    /// never reported as a version mismatch.
+    const MAX_VERSION: u64 = u64::MAX;
+
     /// Stores a new active session, enforcing `limits` in the same atomic
     /// write (evicting the live session of that subject with the oldest
     /// `last_seen_at`, or refusing). `rec.version` must be 1.
@@ -263,11 +344,12 @@ pub trait SessionStore: Send + Sync + 'static {
         now: Millis,
     ) -> impl Future<Output = StoreResult<UpdateOutcome>> + Send;
 
-    /// Replaces a live session by a new one (see [`UpgradeRequest`]).
-    fn upgrade(
-        &self,
-        req: UpgradeRequest,
-    ) -> impl Future<Output = StoreResult<UpgradeOutcome>> + Send;
+    /// Retires a live session in favour of its successor, the second step
+    /// of an upgrade (see [`RetireRequest`]): conditional on the old
+    /// session being live at `now` with the expected version and token
+    /// hash; idempotent for the same successor.
+    fn retire(&self, req: RetireRequest)
+    -> impl Future<Output = StoreResult<RetireOutcome>> + Send;
 
     /// Turns an active session (live or expired) into a tombstone.
     fn revoke(
@@ -279,7 +361,7 @@ pub trait SessionStore: Send + Sync + 'static {
     ) -> impl Future<Output = StoreResult<RevokeOutcome>> + Send;
 
     /// Revokes every active session of `subject`, except `except` which must
-    /// then be live; all in one atomic write.
+    /// then be live; all in one atomic write (see [`RevokeSubjectOutcome`]).
     fn revoke_subject(
         &self,
         tenant: TenantId,
@@ -300,17 +382,6 @@ pub trait SessionStore: Send + Sync + 'static {
         limit: usize,
     ) -> impl Future<Output = StoreResult<Vec<SessionRecord>>> + Send;
 
-    /// Up to `limit` subjects of `tenant` with at least one live session at
-    /// `now`, in byte order of the subject, starting after `after`, each with
-    /// its number of live sessions ("who is logged in").
-    fn list_subjects(
-        &self,
-        tenant: TenantId,
-        now: Millis,
-        after: Option<&Subject>,
-        limit: usize,
-    ) -> impl Future<Output = StoreResult<Vec<(Subject, u64)>>> + Send;
-
     /// Removes up to `max` records whose purge time ([`SessionRecord::purge_at`])
     /// is at or before `now`, in every tenant. Costs what expires, not what
     /// lives.
@@ -320,18 +391,40 @@ pub trait SessionStore: Send + Sync + 'static {
         max: usize,
     ) -> impl Future<Output = StoreResult<Vec<Purged>>> + Send;
 
-    /// Counts for `tenant`.
-    fn counts(&self, tenant: TenantId) -> impl Future<Output = StoreResult<Counts>> + Send;
-
-    /// The highest `now` any write (or [`SessionStore::persist_clock_floor`])
-    /// has carried, persisted, so the engine's clock never goes backwards
-    /// across restarts.
+    /// The clock floor: the highest time [`SessionStore::persist_clock_floor`]
+    /// has recorded (a store may also raise it on other writes), so the
+    /// engine's clock never goes backwards across restarts by more than the
+    /// interval between two persists.
     fn clock_floor(&self) -> impl Future<Output = StoreResult<Millis>> + Send;
 
     /// Best-effort, like [`SessionStore::touch`]: records that the engine's
     /// time has reached `at`, so that after a restart with a clock set back
     /// no session the engine already saw expire looks live again. The engine
-    /// calls it at most about once a second; a store may write it behind
-    /// without waiting for a flush.
+    /// calls it about once a second while it writes, and at shutdown; a
+    /// store may write it behind without waiting for a flush. Stores are
+    /// not required to persist the floor on every write.
     fn persist_clock_floor(&self, at: Millis) -> impl Future<Output = StoreResult<()>> + Send;
+}
+
+/// Tenant-wide figures for operators: "who is logged in" and counts. Kept
+/// apart from [`SessionStore`] because a remote store cannot give them
+/// exactly in the same atomic step as each write (a tenant-wide key or row
+/// written by every write would be a hot spot, and on Redis Cluster in
+/// another slot); see [`Counts`] for the bound.
+pub trait StoreAdmin: SessionStore {
+    /// Up to `limit` subjects of `tenant` with at least one active session,
+    /// in byte order of the subject, starting after `after`, each with its
+    /// number of active sessions. Like [`Counts`], "active" includes
+    /// sessions that expired and are not yet purged; a store may leave out
+    /// subjects whose sessions are all past their deadlines at `now`.
+    fn list_subjects(
+        &self,
+        tenant: TenantId,
+        now: Millis,
+        after: Option<&Subject>,
+        limit: usize,
+    ) -> impl Future<Output = StoreResult<Vec<(Subject, u64)>>> + Send;
+
+    /// The figures for `tenant` (see [`Counts`]).
+    fn counts(&self, tenant: TenantId) -> impl Future<Output = StoreResult<Counts>> + Send;
 }

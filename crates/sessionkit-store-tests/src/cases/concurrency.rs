@@ -5,11 +5,10 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 
+use crate::support::UpgradeOutcome;
 use serde_json::json;
-use sessionkit_core::store::{
-    Change, CreateOutcome, Limits, RevokeOutcome, UpdateOutcome, UpgradeOutcome,
-};
-use sessionkit_core::{Liveness, OnSessionLimit, RevokeReason, SessionState, SessionStore};
+use sessionkit_core::store::{Change, CreateOutcome, Limits, RevokeOutcome, UpdateOutcome};
+use sessionkit_core::{Liveness, OnSessionLimit, RevokeReason, SessionState, StoreAdmin};
 use tokio::sync::Barrier;
 
 use crate::support::*;
@@ -56,7 +55,7 @@ async fn join<T>(h: tokio::task::JoinHandle<T>) -> T {
 
 /// N concurrent upgrades of one session: exactly one `Upgraded`, the rest
 /// `NotLive` or `VersionMismatch`, and exactly one live successor.
-pub async fn concurrent_upgrades_one_winner<S: SessionStore>(store: S) {
+pub async fn concurrent_upgrades_one_winner<S: StoreAdmin>(store: S) {
     let store = Arc::new(store);
     for round in 0..ROUNDS {
         let who = format!("upgrade-{round}");
@@ -68,7 +67,7 @@ pub async fn concurrent_upgrades_one_winner<S: SessionStore>(store: S) {
                 Arc::clone(&store),
                 upgrade_req(&old, &news[i], Limits::default(), at(10)),
             );
-            async move { ok(store.upgrade(req)).await }
+            async move { ok(crate::support::upgrade(&*store, req)).await }
         })
         .await;
         let winners: Vec<usize> = (0..TASKS)
@@ -100,7 +99,7 @@ pub async fn concurrent_upgrades_one_winner<S: SessionStore>(store: S) {
             if i == winners[0] {
                 assert_stored(&*store, n, "the successor").await;
             } else {
-                assert_absent(&*store, n, "a losing upgrade").await;
+                assert_unusable_successor(&*store, n, "a losing upgrade").await;
             }
         }
         let live = ok(store.list_subject(tenant_a(), &subject(&who), at(11), None, 100)).await;
@@ -110,7 +109,7 @@ pub async fn concurrent_upgrades_one_winner<S: SessionStore>(store: S) {
 
 /// Touches racing a revoke never revive the session: afterwards it is a
 /// tombstone (no attributes, no client info) whatever the interleaving.
-pub async fn touch_racing_revoke_never_revives<S: SessionStore>(store: S) {
+pub async fn touch_racing_revoke_never_revives<S: StoreAdmin>(store: S) {
     let store = Arc::new(store);
     for round in 0..ROUNDS {
         let rec = session(Some("alice"), at(0));
@@ -172,7 +171,7 @@ pub async fn touch_racing_revoke_never_revives<S: SessionStore>(store: S) {
 
 /// Updates racing a revoke never revive the session, and no acknowledged
 /// update is lost: the final version is 1 + the number of `Updated`.
-pub async fn update_racing_revoke_never_revives<S: SessionStore>(store: S) {
+pub async fn update_racing_revoke_never_revives<S: StoreAdmin>(store: S) {
     let store = Arc::new(store);
     for round in 0..ROUNDS {
         let rec = session(Some("alice"), at(0));
@@ -251,7 +250,7 @@ pub async fn update_racing_revoke_never_revives<S: SessionStore>(store: S) {
 /// Concurrent updates with the same expected version: exactly one
 /// `Updated`, every other one `VersionMismatch{current: 2}`, and the stored
 /// attributes are the winner's.
-pub async fn concurrent_updates_one_winner<S: SessionStore>(store: S) {
+pub async fn concurrent_updates_one_winner<S: StoreAdmin>(store: S) {
     let store = Arc::new(store);
     for round in 0..ROUNDS {
         let rec = session(Some("alice"), at(0));
@@ -294,7 +293,7 @@ pub async fn concurrent_updates_one_winner<S: SessionStore>(store: S) {
 /// N concurrent creates for one subject at cap K with `EvictOldest`: all
 /// succeed, exactly K stay live, and every other one was evicted exactly
 /// once.
-pub async fn concurrent_creates_respect_cap_evict<S: SessionStore>(store: S) {
+pub async fn concurrent_creates_respect_cap_evict<S: StoreAdmin>(store: S) {
     const K: u32 = 3;
     let store = Arc::new(store);
     let lim = per_subject(K, OnSessionLimit::EvictOldest);
@@ -358,7 +357,7 @@ pub async fn concurrent_creates_respect_cap_evict<S: SessionStore>(store: S) {
 
 /// N concurrent creates for one subject at cap K with `Refuse`: exactly K
 /// succeed, and exactly those are live.
-pub async fn concurrent_creates_respect_cap_refuse<S: SessionStore>(store: S) {
+pub async fn concurrent_creates_respect_cap_refuse<S: StoreAdmin>(store: S) {
     const K: u32 = 3;
     let store = Arc::new(store);
     let lim = per_subject(K, OnSessionLimit::Refuse);
@@ -399,12 +398,13 @@ pub async fn concurrent_creates_respect_cap_refuse<S: SessionStore>(store: S) {
 
 /// N concurrent anonymous creates at an anonymous cap of K: exactly K
 /// succeed.
-pub async fn concurrent_anonymous_creates_respect_cap<S: SessionStore>(store: S) {
+pub async fn concurrent_anonymous_creates_respect_cap<S: StoreAdmin>(store: S) {
     const K: u64 = 4;
     let store = Arc::new(store);
     let lim = Limits {
         per_subject: None,
         anonymous: Some(K),
+        replaces: None,
     };
     for round in 0..ROUNDS {
         let recs: Vec<_> = (0..TASKS).map(|_| session(None, at(0))).collect();
@@ -436,7 +436,7 @@ pub async fn concurrent_anonymous_creates_respect_cap<S: SessionStore>(store: S)
 /// An upgrade racing a revoke of the same session: either the upgrade won
 /// (old `Upgraded`, successor live, the revoke found a tombstone) or the
 /// revoke won (old revoked by it, the upgrade `NotLive`, no successor).
-pub async fn upgrade_racing_revoke<S: SessionStore>(store: S) {
+pub async fn upgrade_racing_revoke<S: StoreAdmin>(store: S) {
     let store = Arc::new(store);
     for round in 0..ROUNDS {
         let old = session(Some("alice"), at(0));
@@ -447,7 +447,7 @@ pub async fn upgrade_racing_revoke<S: SessionStore>(store: S) {
                 Arc::clone(&store),
                 upgrade_req(&old, &new, Limits::default(), at(10)),
             );
-            async move { ok(store.upgrade(req)).await }
+            async move { ok(crate::support::upgrade(&*store, req)).await }
         };
         let rv = {
             let (store, old) = (Arc::clone(&store), old.clone());
@@ -488,7 +488,7 @@ pub async fn upgrade_racing_revoke<S: SessionStore>(store: S) {
                     "revoke won",
                 )
                 .await;
-                assert_absent(&*store, &new, "no successor").await;
+                assert_unusable_successor(&*store, &new, "no successor").await;
             }
             other => panic!("round {round}: inconsistent outcomes {other:?}"),
         }

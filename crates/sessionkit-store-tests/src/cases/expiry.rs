@@ -1,14 +1,14 @@
 //! Deadlines exactly at their boundaries, and touch.
 
 use serde_json::json;
-use sessionkit_core::store::{Change, Limits, UpdateOutcome, UpgradeOutcome};
-use sessionkit_core::{ExpiryCause, Liveness, RevokeReason, SessionStore};
+use sessionkit_core::store::{Change, Limits, UpdateOutcome};
+use sessionkit_core::{ExpiryCause, Liveness, RevokeReason, StoreAdmin};
 
 use crate::support::*;
 
 /// The idle deadline, read back from the store: live at deadline − 1 ms,
 /// `Expired(Idle)` at the deadline; listing agrees.
-pub async fn expiry_idle_boundary<S: SessionStore>(store: S) {
+pub async fn expiry_idle_boundary<S: StoreAdmin>(store: S) {
     let rec = session_with(Some("alice"), at(0), 100, 10_000);
     put(&store, &rec).await;
     let got = by_id(&store, rec.tenant, rec.id).await.expect("stored");
@@ -34,7 +34,7 @@ pub async fn expiry_idle_boundary<S: SessionStore>(store: S) {
 
 /// The absolute deadline: live at deadline − 1 ms, `Expired(Absolute)` at
 /// it, even when the idle window would reach further.
-pub async fn expiry_absolute_boundary<S: SessionStore>(store: S) {
+pub async fn expiry_absolute_boundary<S: StoreAdmin>(store: S) {
     let rec = session_with(Some("alice"), at(0), 10_000, 100);
     put(&store, &rec).await;
     let got = by_id(&store, rec.tenant, rec.id).await.expect("stored");
@@ -65,7 +65,7 @@ pub async fn expiry_absolute_boundary<S: SessionStore>(store: S) {
 /// `update`, `touch` and `upgrade` succeed at deadline − 1 ms and are
 /// refused at the deadline, for the idle and the absolute deadline; a
 /// refused write changes nothing.
-pub async fn writes_refused_at_deadline<S: SessionStore>(store: S) {
+pub async fn writes_refused_at_deadline<S: StoreAdmin>(store: S) {
     for (idle, absolute) in [(100, 10_000), (10_000, 100)] {
         let what = if idle < absolute { "idle" } else { "absolute" };
         let change = || Change::Attributes(attrs(json!({"n": 1})));
@@ -87,7 +87,7 @@ pub async fn writes_refused_at_deadline<S: SessionStore>(store: S) {
             "upgrade at the deadline",
         )
         .await;
-        assert_absent(&store, &new, "refused upgrade").await;
+        assert_unusable_successor(&store, &new, "refused upgrade").await;
         assert_stored(&store, &rec, "after refused writes").await;
 
         // One millisecond before: each write succeeds.
@@ -121,7 +121,7 @@ pub async fn writes_refused_at_deadline<S: SessionStore>(store: S) {
 /// Touch moves `last_seen_at` forward only (an equal or earlier time is not
 /// written), never changes the version, attributes or anything else, and
 /// extends the idle deadline.
-pub async fn touch_moves_last_seen_forward<S: SessionStore>(store: S) {
+pub async fn touch_moves_last_seen_forward<S: StoreAdmin>(store: S) {
     let rec = session_with(Some("alice"), at(0), 100, 10_000);
     put(&store, &rec).await;
     assert!(
@@ -174,7 +174,7 @@ pub async fn touch_moves_last_seen_forward<S: SessionStore>(store: S) {
 
 /// Touch is refused (returns false, writes nothing) on a revoked session,
 /// an expired one, another tenant's and an unknown id.
-pub async fn touch_refused_when_not_live<S: SessionStore>(store: S) {
+pub async fn touch_refused_when_not_live<S: StoreAdmin>(store: S) {
     let revoked = session(Some("alice"), at(0));
     put(&store, &revoked).await;
     revoke(&store, &revoked, RevokeReason::Logout, at(1)).await;
@@ -215,7 +215,7 @@ pub async fn touch_refused_when_not_live<S: SessionStore>(store: S) {
 }
 
 /// Touch extends the idle deadline but never past the absolute one.
-pub async fn touch_never_extends_past_absolute<S: SessionStore>(store: S) {
+pub async fn touch_never_extends_past_absolute<S: StoreAdmin>(store: S) {
     let rec = session_with(Some("alice"), at(0), 100, 150);
     put(&store, &rec).await;
     assert!(ok(store.touch(rec.tenant, rec.id, at(99))).await);

@@ -3,14 +3,14 @@
 use std::collections::HashSet;
 
 use sessionkit_core::store::ListCursor;
-use sessionkit_core::{RevokeReason, SessionId, SessionRecord, SessionStore};
+use sessionkit_core::{RevokeReason, SessionId, SessionRecord, StoreAdmin};
 
 use crate::support::*;
 
 /// Only live sessions of that subject and tenant, newest first by
 /// `created_at`, then by id (ties on `created_at` included); `limit`
 /// respected.
-pub async fn list_live_newest_first<S: SessionStore>(store: S) {
+pub async fn list_live_newest_first<S: StoreAdmin>(store: S) {
     let mut recs = Vec::new();
     for (i, t) in [0, 10, 10, 10, 20, 5].into_iter().enumerate() {
         let mut r = session(Some("alice"), at(t));
@@ -57,7 +57,7 @@ pub async fn list_live_newest_first<S: SessionStore>(store: S) {
 /// Cursor pagination: pages of `limit` joined give the whole list, with no
 /// duplicate and no gap, also when sessions share a `created_at` and when
 /// the cursor's session is revoked between pages.
-pub async fn list_pagination<S: SessionStore>(store: S) {
+pub async fn list_pagination<S: StoreAdmin>(store: S) {
     let mut all = Vec::new();
     for i in 0..11 {
         let r = session(Some("alice"), at(i / 3));
@@ -110,7 +110,7 @@ pub async fn list_pagination<S: SessionStore>(store: S) {
 /// byte order, each with its number of live sessions; revoked, expired,
 /// anonymous and other-tenant sessions do not count; pages follow `after`
 /// with no gaps or repeats.
-pub async fn list_subjects_with_live_sessions<S: SessionStore>(store: S) {
+pub async fn list_subjects_with_live_sessions<S: StoreAdmin>(store: S) {
     for (subj, t) in [
         ("carol", 1),
         ("alice", 2),

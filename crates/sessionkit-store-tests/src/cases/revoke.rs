@@ -1,14 +1,14 @@
 //! Revoke one, revoke a subject, revoke a subject except one.
 
 use sessionkit_core::store::{RevokeOutcome, RevokeSubjectOutcome};
-use sessionkit_core::{RevokeReason, SessionStore};
+use sessionkit_core::{RevokeReason, StoreAdmin};
 
 use crate::support::*;
 
 /// `Revoked{subject}` for an active session (also an expired one not yet
 /// purged), `AlreadyRevoked` for a tombstone (which keeps its first reason
 /// and time), `NotFound` for an unknown id.
-pub async fn revoke_outcomes<S: SessionStore>(store: S) {
+pub async fn revoke_outcomes<S: StoreAdmin>(store: S) {
     let rec = session(Some("alice"), at(0));
     put(&store, &rec).await;
     revoke(&store, &rec, RevokeReason::Logout, at(10)).await;
@@ -45,7 +45,7 @@ pub async fn revoke_outcomes<S: SessionStore>(store: S) {
 /// Revoking a subject tombstones every active session of it (live and
 /// expired) with the given reason and returns their ids; other subjects and
 /// anonymous sessions are untouched; a second call revokes nothing.
-pub async fn revoke_subject_all<S: SessionStore>(store: S) {
+pub async fn revoke_subject_all<S: StoreAdmin>(store: S) {
     let a1 = session(Some("alice"), at(0));
     let a2 = session(Some("alice"), at(1));
     let a3 = session_with(Some("alice"), at(2), 10, 1000);
@@ -64,13 +64,11 @@ pub async fn revoke_subject_all<S: SessionStore>(store: S) {
         at(100),
     ))
     .await;
-    let RevokeSubjectOutcome::Revoked(mut ids) = out else {
-        panic!("revoke_subject without except: {out:?}");
-    };
-    ids.sort();
-    let mut want = vec![a1.id, a2.id, a3.id];
-    want.sort();
-    assert_eq!(ids, want, "every active session, the expired one too");
+    assert_eq!(
+        out,
+        RevokeSubjectOutcome::Revoked { count: 3 },
+        "every active session, the expired one too"
+    );
     for r in [&a1, &a2, &a3] {
         assert_stored(
             &store,
@@ -101,7 +99,11 @@ pub async fn revoke_subject_all<S: SessionStore>(store: S) {
         at(110),
     ))
     .await;
-    assert_eq!(out, RevokeSubjectOutcome::Revoked(vec![]), "nothing left");
+    assert_eq!(
+        out,
+        RevokeSubjectOutcome::Revoked { count: 0 },
+        "nothing left"
+    );
     let out = ok(store.revoke_subject(
         tenant_a(),
         &subject("nobody"),
@@ -112,7 +114,7 @@ pub async fn revoke_subject_all<S: SessionStore>(store: S) {
     .await;
     assert_eq!(
         out,
-        RevokeSubjectOutcome::Revoked(vec![]),
+        RevokeSubjectOutcome::Revoked { count: 0 },
         "unknown subject"
     );
 }
@@ -121,7 +123,7 @@ pub async fn revoke_subject_all<S: SessionStore>(store: S) {
 /// revoked and `except` stays live and unchanged. `except` must be a live
 /// session of that subject in that tenant; otherwise `ExceptNotLive` and
 /// nothing is revoked.
-pub async fn revoke_subject_except<S: SessionStore>(store: S) {
+pub async fn revoke_subject_except<S: StoreAdmin>(store: S) {
     let keep = session(Some("alice"), at(0));
     let a2 = session(Some("alice"), at(1));
     let a3 = session(Some("alice"), at(2));
@@ -165,13 +167,7 @@ pub async fn revoke_subject_except<S: SessionStore>(store: S) {
         at(100),
     ))
     .await;
-    let RevokeSubjectOutcome::Revoked(mut ids) = out else {
-        panic!("revoke_subject with a live except: {out:?}");
-    };
-    ids.sort();
-    let mut want = vec![a2.id, a3.id, expired.id];
-    want.sort();
-    assert_eq!(ids, want);
+    assert_eq!(out, RevokeSubjectOutcome::Revoked { count: 3 });
     assert_stored(&store, &keep, "the kept session").await;
     for r in [&a2, &a3, &expired] {
         assert_stored(
@@ -195,7 +191,7 @@ pub async fn revoke_subject_except<S: SessionStore>(store: S) {
     .await;
     assert_eq!(
         out,
-        RevokeSubjectOutcome::Revoked(vec![]),
+        RevokeSubjectOutcome::Revoked { count: 0 },
         "nothing else left"
     );
 }

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 use sessionkit_core::store::{Change, UpdateOutcome};
-use sessionkit_core::{RevokeReason, SessionStore};
+use sessionkit_core::{RevokeReason, StoreAdmin};
 
 use crate::support::*;
 
@@ -10,7 +10,7 @@ use crate::support::*;
 /// version by exactly 1 and changes nothing else; the returned record is
 /// the stored one. A stale or future version gets `VersionMismatch` with the
 /// current version, and writes nothing.
-pub async fn update_compare_and_set<S: SessionStore>(store: S) {
+pub async fn update_compare_and_set<S: StoreAdmin>(store: S) {
     let rec = session(Some("alice"), at(0));
     put(&store, &rec).await;
 
@@ -71,7 +71,7 @@ pub async fn update_compare_and_set<S: SessionStore>(store: S) {
 
 /// An update of a revoked, expired, unknown or other-tenant session is
 /// `NotLive` and writes nothing — even with the right version.
-pub async fn update_not_live<S: SessionStore>(store: S) {
+pub async fn update_not_live<S: StoreAdmin>(store: S) {
     let change = || Change::Attributes(attrs(json!({"x": 1})));
     let revoked = session(Some("alice"), at(0));
     put(&store, &revoked).await;

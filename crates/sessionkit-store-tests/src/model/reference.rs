@@ -3,10 +3,11 @@
 
 use std::collections::BTreeMap;
 
+use crate::support::{UpgradeOutcome, UpgradeRequest};
 use serde_json::json;
 use sessionkit_core::store::{
     Change, CreateOutcome, Limits, ListCursor, Purged, RevokeOutcome, RevokeSubjectOutcome,
-    UpdateOutcome, UpgradeOutcome, UpgradeRequest,
+    UpdateOutcome,
 };
 use sessionkit_core::{
     ClientInfo, DurationMs, Liveness, Millis, OnSessionLimit, RevokeReason, SessionId,
@@ -23,6 +24,9 @@ pub struct Model {
     pub(super) now: Millis,
     pub(super) records: BTreeMap<SessionId, SessionRecord>,
     pub(super) max_write: Millis,
+    /// The successor each retired session was retired for (kept while the
+    /// old record is): a retire for the same successor is `Retired` again.
+    pub(super) successors: BTreeMap<SessionId, SessionId>,
 }
 
 pub(super) type Check<T> = Result<T, String>;
@@ -33,6 +37,7 @@ impl Model {
             now: START,
             records: BTreeMap::new(),
             max_write: Millis::MIN,
+            successors: BTreeMap::new(),
         }
     }
 
@@ -205,7 +210,6 @@ impl Model {
         }
         match change {
             Change::Attributes(a) => r.attributes = a,
-            _ => unreachable!("the model generates attribute changes only"),
         }
         r.version += 1;
         let out = UpdateOutcome::Updated(Box::new(r.clone()));
@@ -213,22 +217,15 @@ impl Model {
         out
     }
 
+    /// The two steps of an upgrade, as the engine makes them: create the
+    /// successor (the old session neither counted nor evicted), then retire
+    /// the old session; a successor whose retire lost is revoked.
     pub(super) fn upgrade(
         &mut self,
         req: UpgradeRequest,
         chosen: Option<&[SessionId]>,
     ) -> Check<UpgradeOutcome> {
         let now = req.now;
-        let Some(old) = self.records.get(&req.old_id) else {
-            return Ok(UpgradeOutcome::NotLive);
-        };
-        if old.tenant != req.new.tenant || old.token_hash != req.old_token_hash || !old.is_live(now)
-        {
-            return Ok(UpgradeOutcome::NotLive);
-        }
-        if old.version != req.expected_version {
-            return Ok(UpgradeOutcome::VersionMismatch);
-        }
         if self.exists(&req.new) {
             return Ok(UpgradeOutcome::Duplicate);
         }
@@ -236,12 +233,34 @@ impl Model {
             Ok(e) => e,
             Err(_) => return Ok(UpgradeOutcome::SubjectLimitReached),
         };
-        self.tombstone(req.old_id, RevokeReason::Upgraded, now);
         for id in &evict {
             self.tombstone(*id, RevokeReason::Evicted, now);
         }
-        self.records.insert(req.new.id, req.new);
+        let new_id = req.new.id;
+        let tenant = req.new.tenant;
+        self.records.insert(new_id, req.new);
         self.wrote(now);
+        let retired_for = self.successors.get(&req.old_id).copied();
+        let lost = match self.records.get(&req.old_id) {
+            Some(old) if old.tenant == tenant && old.token_hash == req.old_token_hash => {
+                if old.is_live(now) {
+                    (old.version != req.expected_version).then_some(UpgradeOutcome::VersionMismatch)
+                } else if retired_for == Some(new_id) {
+                    // Already retired for this very successor (the ids of
+                    // the model repeat; the engine's never do).
+                    return Ok(UpgradeOutcome::Upgraded { evicted: evict });
+                } else {
+                    Some(UpgradeOutcome::NotLive)
+                }
+            }
+            _ => Some(UpgradeOutcome::NotLive),
+        };
+        if let Some(lost) = lost {
+            self.tombstone(new_id, RevokeReason::Upgraded, now);
+            return Ok(lost);
+        }
+        self.tombstone(req.old_id, RevokeReason::Upgraded, now);
+        self.successors.insert(req.old_id, new_id);
         Ok(UpgradeOutcome::Upgraded { evicted: evict })
     }
 
@@ -301,7 +320,9 @@ impl Model {
         if !ids.is_empty() {
             self.wrote(now);
         }
-        RevokeSubjectOutcome::Revoked(ids)
+        RevokeSubjectOutcome::Revoked {
+            count: ids.len() as u64,
+        }
     }
 
     pub(super) fn list(
@@ -358,6 +379,7 @@ impl Model {
         let mut out = Vec::new();
         for id in ids {
             let r = self.records.remove(&id).ok_or("purged twice")?;
+            self.successors.remove(&id);
             let expired = match (r.state, r.liveness(now)) {
                 (SessionState::Active, Liveness::Expired(cause)) => Some(cause),
                 _ => None,

@@ -28,7 +28,7 @@
 //! use axum::{Router, routing::get};
 //! use sessionkit::http::{Session, SessionLayer, SessionError};
 //! use sessionkit::{EngineKeys, SessionManager};
-//! use sessionkit_core::MemoryStore;
+//! use sessionkit::MemoryStore;
 //!
 //! async fn visits(session: Session) -> Result<String, SessionError> {
 //!     let n = session.get::<u64>("visits").unwrap_or(0) + 1;

@@ -4,7 +4,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use sessionkit_core::crypto::csrf_matches;
 use sessionkit_core::store::{
-    Change, CreateOutcome, Limits, UpdateOutcome, UpgradeOutcome, UpgradeRequest,
+    Change, CreateOutcome, Limits, RetireOutcome, RetireRequest, UpdateOutcome,
 };
 use sessionkit_core::{
     Attributes, ClientInfo, DurationMs, ExpiryCause, FingerprintMode, Liveness, Millis, SessionId,
@@ -192,6 +192,7 @@ impl<S: SessionStore> SessionManager<S> {
                 .max_sessions_per_subject
                 .map(|m| (m, self.policy.on_session_limit)),
             anonymous: self.policy.max_anonymous_sessions,
+            replaces: None,
         }
     }
 
@@ -380,16 +381,32 @@ impl<S: SessionStore> SessionManager<S> {
                 attributes,
                 old.client.clone(),
             );
-            let req = UpgradeRequest {
+            // Step 1: the successor, in its subject's place (the old
+            // session is neither counted against the cap nor evicted).
+            let limits = Limits {
+                replaces: Some(old.id),
+                ..self.limits()
+            };
+            match self.store.create(new.clone(), limits, now).await? {
+                CreateOutcome::Created { evicted } => self.emit_evicted(&new, now, evicted),
+                CreateOutcome::SubjectLimitReached => {
+                    return Err(EngineError::SessionLimitReached);
+                }
+                // A subject's session is never anonymous; a duplicate token
+                // or id is drawn again.
+                CreateOutcome::Duplicate | CreateOutcome::AnonymousLimitReached => continue,
+            }
+            // Step 2: retire the old session in its favour.
+            let retire = RetireRequest {
+                tenant,
                 old_id: old.id,
                 old_token_hash: old_hash,
                 expected_version: old.version,
-                new: new.clone(),
-                limits: self.limits(),
+                successor: new.id,
                 now,
             };
-            match self.store.upgrade(req).await? {
-                UpgradeOutcome::Upgraded { evicted } => {
+            match self.retire(retire).await {
+                Ok(RetireOutcome::Retired) => {
                     self.emit(
                         &old,
                         now,
@@ -398,20 +415,46 @@ impl<S: SessionStore> SessionManager<S> {
                         },
                     );
                     self.emit(&new, now, EventKind::Upgraded { from: old.id });
-                    self.emit_evicted(&new, now, evicted);
                     return Ok(UpgradeResult::Upgraded(Created {
                         session: new,
                         token: new_token,
                     }));
                 }
-                UpgradeOutcome::NotLive => return Ok(UpgradeResult::Invalid),
-                UpgradeOutcome::SubjectLimitReached => {
-                    return Err(EngineError::SessionLimitReached);
+                lost => {
+                    // Another upgrade won, the old session changed, or the
+                    // store failed: the successor was never handed out, so
+                    // it goes (fail closed if even that fails: its token
+                    // is known to nobody).
+                    self.discard_successor(tenant, new.id, now).await;
+                    match lost {
+                        Ok(RetireOutcome::NotLive) => return Ok(UpgradeResult::Invalid),
+                        Ok(_) => continue,
+                        Err(e) => return Err(e),
+                    }
                 }
-                UpgradeOutcome::VersionMismatch | UpgradeOutcome::Duplicate => continue,
             }
         }
         Err(EngineError::Conflict)
+    }
+
+    /// Retires the old session of an upgrade; after a store error, tries
+    /// once more, since the first try may have been written (a retry for
+    /// the same successor answers `Retired` then).
+    async fn retire(&self, req: RetireRequest) -> Result<RetireOutcome, EngineError> {
+        match self.store.retire(req).await {
+            Ok(out) => Ok(out),
+            Err(e) if e.is_retryable() => Ok(self.store.retire(req).await?),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Revokes an upgrade's successor that lost (best-effort: its token was
+    /// never handed out).
+    async fn discard_successor(&self, tenant: TenantId, id: SessionId, now: Millis) {
+        let reason = sessionkit_core::RevokeReason::Upgraded;
+        if let Err(e) = self.store.revoke(tenant, id, reason, now).await {
+            tracing::warn!(session_id = %id, error = %e, "could not revoke an upgrade's unused successor");
+        }
     }
 
     /// Applies an RFC 7396 merge patch to the attributes of a live session,

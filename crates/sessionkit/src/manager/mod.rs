@@ -5,7 +5,8 @@
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! use sessionkit::{SessionManager, EngineKeys, NewSession, Validation, ValidateRequest};
-//! use sessionkit_core::{MemoryStore, Policy, TenantId, Subject};
+//! use sessionkit_core::{Policy, TenantId, Subject};
+//! use sessionkit::MemoryStore;
 //!
 //! let engine = SessionManager::builder(MemoryStore::new(), EngineKeys::generate().unwrap())
 //!     .build()
@@ -208,6 +209,20 @@ impl<S: SessionStore> SessionManager<S> {
         self.now.clamp(self.clock.now())
     }
 
+    /// Persists the engine's time as the store's clock floor now. The engine
+    /// does this by itself about once a second while it writes; call it at
+    /// shutdown (before the store's final flush), so that after a restart
+    /// with a clock set back no session this engine saw expire looks live.
+    ///
+    /// # Errors
+    /// The store's, if it could not record it.
+    pub async fn persist_clock_floor(&self) -> Result<(), crate::EngineError> {
+        let now = self.now();
+        self.floor_persisted
+            .fetch_max(now.as_millis(), Ordering::AcqRel);
+        Ok(self.store.persist_clock_floor(now).await?)
+    }
+
     /// Persists the engine's time as the store's clock floor when a second
     /// or more has passed since the last time it did (best-effort).
     async fn keep_floor(&self, now: Millis) {
@@ -265,7 +280,7 @@ impl<S: SessionStore> SessionManager<S> {
     }
 
     fn emit(&self, rec: &SessionRecord, at: Millis, kind: EventKind) {
-        self.emit_for(rec.tenant, rec.id, rec.subject.clone(), at, kind);
+        self.emit_for(rec.tenant, Some(rec.id), rec.subject.clone(), at, kind);
     }
 
     /// `revoked{evicted}` for the sessions a create or upgrade of `rec`'s
@@ -274,7 +289,7 @@ impl<S: SessionStore> SessionManager<S> {
         for id in evicted {
             self.emit_for(
                 rec.tenant,
-                id,
+                Some(id),
                 rec.subject.clone(),
                 at,
                 EventKind::Revoked {
@@ -287,13 +302,21 @@ impl<S: SessionStore> SessionManager<S> {
     fn emit_for(
         &self,
         tenant: sessionkit_core::TenantId,
-        session_id: SessionId,
+        session_id: Option<SessionId>,
         subject: Option<sessionkit_core::Subject>,
         at: Millis,
         kind: EventKind,
     ) {
-        if let EventKind::Revoked { reason } = &kind {
-            metrics::counter!(self.metrics.revocations, "reason" => reason.as_str()).increment(1);
+        match &kind {
+            EventKind::Revoked { reason } => {
+                metrics::counter!(self.metrics.revocations, "reason" => reason.as_str())
+                    .increment(1);
+            }
+            EventKind::SubjectRevoked { reason, count } => {
+                metrics::counter!(self.metrics.revocations, "reason" => reason.as_str())
+                    .increment(*count);
+            }
+            _ => {}
         }
         metrics::counter!(self.metrics.events, "kind" => kind.name()).increment(1);
         // No receiver is fine: events are best-effort in process.

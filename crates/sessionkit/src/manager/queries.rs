@@ -2,7 +2,7 @@
 //! purge of expired records.
 
 use sessionkit_core::store::{Counts, ListCursor};
-use sessionkit_core::{SessionId, SessionRecord, SessionStore, Subject, TenantId};
+use sessionkit_core::{SessionId, SessionRecord, SessionStore, StoreAdmin, Subject, TenantId};
 
 use super::SessionManager;
 use crate::error::{EngineError, invalid};
@@ -85,8 +85,46 @@ impl<S: SessionStore> SessionManager<S> {
         Ok(Page { sessions, next })
     }
 
-    /// A page of the subjects of `tenant` that have a live session ("who is
-    /// logged in"), in byte order, each with its number of live sessions.
+    /// Removes every record past its purge time, emitting `expired` once for
+    /// each session that expired. Returns how many records went.
+    ///
+    /// It also persists the engine's time as the store's clock floor, so a
+    /// periodic purge bounds how far a clock set back across a restart can
+    /// reach: no session the engine saw expire before the last purge looks
+    /// live again.
+    pub async fn purge_expired(&self) -> Result<usize, EngineError> {
+        self.store.persist_clock_floor(self.now()).await?;
+        let mut total = 0;
+        loop {
+            let now = self.now();
+            let batch = self.store.purge_expired(now, PURGE_BATCH).await?;
+            let n = batch.len();
+            total += n;
+            for p in batch {
+                if let Some(cause) = p.expired {
+                    self.emit_for(
+                        p.tenant,
+                        Some(p.id),
+                        p.subject,
+                        now,
+                        EventKind::Expired { cause },
+                    );
+                }
+            }
+            if n < PURGE_BATCH {
+                break;
+            }
+        }
+        metrics::counter!(self.metrics.purged).increment(total as u64);
+        Ok(total)
+    }
+}
+
+/// Operator figures, from stores that keep them ([`StoreAdmin`]).
+impl<S: StoreAdmin> SessionManager<S> {
+    /// A page of the subjects of `tenant` that have an active session ("who
+    /// is logged in"), in byte order, each with its number of sessions (see
+    /// [`StoreAdmin::list_subjects`] for what a store may count).
     /// `limit` must be 1..=1000; continue after the last subject of a page.
     pub async fn list_subjects(
         &self,
@@ -111,36 +149,9 @@ impl<S: SessionStore> SessionManager<S> {
         Ok(SubjectPage { subjects, next })
     }
 
-    /// Counts for stats.
+    /// A tenant's figures, for stats (exact or within the bound the store
+    /// states, see [`Counts`]).
     pub async fn counts(&self, tenant: TenantId) -> Result<Counts, EngineError> {
         Ok(self.store.counts(tenant).await?)
-    }
-
-    /// Removes every record past its purge time, emitting `expired` once for
-    /// each session that expired. Returns how many records went.
-    ///
-    /// It also persists the engine's time as the store's clock floor, so a
-    /// periodic purge bounds how far a clock set back across a restart can
-    /// reach: no session the engine saw expire before the last purge looks
-    /// live again.
-    pub async fn purge_expired(&self) -> Result<usize, EngineError> {
-        self.store.persist_clock_floor(self.now()).await?;
-        let mut total = 0;
-        loop {
-            let now = self.now();
-            let batch = self.store.purge_expired(now, PURGE_BATCH).await?;
-            let n = batch.len();
-            total += n;
-            for p in batch {
-                if let Some(cause) = p.expired {
-                    self.emit_for(p.tenant, p.id, p.subject, now, EventKind::Expired { cause });
-                }
-            }
-            if n < PURGE_BATCH {
-                break;
-            }
-        }
-        metrics::counter!(self.metrics.purged).increment(total as u64);
-        Ok(total)
     }
 }

@@ -47,7 +47,7 @@ impl<S: SessionStore> SessionManager<S> {
         if let RevokeOutcome::Revoked { subject } = &out {
             self.emit_for(
                 tenant,
-                id,
+                Some(id),
                 subject.clone(),
                 now,
                 EventKind::Revoked { reason },
@@ -94,16 +94,16 @@ impl<S: SessionStore> SessionManager<S> {
             .store
             .revoke_subject(tenant, subject, except, reason, now)
             .await?;
-        if let RevokeSubjectOutcome::Revoked(ids) = &out {
-            for id in ids {
-                self.emit_for(
-                    tenant,
-                    *id,
-                    Some(subject.clone()),
-                    now,
-                    EventKind::Revoked { reason },
-                );
-            }
+        if let RevokeSubjectOutcome::Revoked { count } = out
+            && count > 0
+        {
+            self.emit_for(
+                tenant,
+                None,
+                Some(subject.clone()),
+                now,
+                EventKind::SubjectRevoked { reason, count },
+            );
         }
         Ok(out)
     }

@@ -6,7 +6,7 @@
 
 use std::net::IpAddr;
 
-use crate::client::{ClientInfo, Fingerprint};
+use sessionkit_core::client::{ClientInfo, Fingerprint};
 
 /// `c` as bytes; `None` when it is empty or a field is too long for a
 /// 16-bit length (the caller keeps it elsewhere).
@@ -48,36 +48,31 @@ pub(super) fn encode(c: &ClientInfo) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// The client info in `b` (what [`encode`] wrote); anything unreadable
-/// reads as absent.
-pub(super) fn decode(b: &[u8]) -> ClientInfo {
+/// The client info in `b` (what [`encode`] wrote), or `None` when the
+/// bytes are not exactly that: an unknown tag, a short field, bad UTF-8 or
+/// bytes left over. Never a partial answer: a fingerprint that does not
+/// decode must not read as "no fingerprint" (that would unbind the session).
+pub(super) fn decode(b: &[u8]) -> Option<ClientInfo> {
     let mut r = Reader(b);
-    let ip = match r.byte() {
-        Some(4) => r
-            .take(4)
-            .and_then(|x| <[u8; 4]>::try_from(x).ok())
-            .map(IpAddr::from),
-        Some(6) => r
-            .take(16)
-            .and_then(|x| <[u8; 16]>::try_from(x).ok())
-            .map(IpAddr::from),
-        _ => None,
+    let ip = match r.byte()? {
+        0 => None,
+        4 => Some(IpAddr::from(<[u8; 4]>::try_from(r.take(4)?).ok()?)),
+        6 => Some(IpAddr::from(<[u8; 16]>::try_from(r.take(16)?).ok()?)),
+        _ => return None,
     };
-    let fingerprint = match r.byte() {
-        Some(1) => r
-            .take(32)
-            .and_then(|x| <[u8; 32]>::try_from(x).ok())
-            .map(Fingerprint),
-        _ => None,
+    let fingerprint = match r.byte()? {
+        0 => None,
+        1 => Some(Fingerprint(<[u8; 32]>::try_from(r.take(32)?).ok()?)),
+        _ => return None,
     };
-    let user_agent = r.text();
-    let device = r.text();
-    ClientInfo {
+    let user_agent = r.text()?;
+    let device = r.text()?;
+    r.0.is_empty().then_some(ClientInfo {
         ip,
         user_agent,
         device,
         fingerprint,
-    }
+    })
 }
 
 struct Reader<'a>(&'a [u8]);
@@ -96,12 +91,14 @@ impl<'a> Reader<'a> {
         self.take(1).map(|b| b[0])
     }
 
-    fn text(&mut self) -> Option<String> {
+    /// An optional text: `Some(None)` when absent, `None` when unreadable.
+    fn text(&mut self) -> Option<Option<String>> {
         let n = self.take(2).map(|b| u16::from_le_bytes([b[0], b[1]]))?;
-        let len = usize::from(n.checked_sub(1)?);
-        self.take(len)
-            .and_then(|t| std::str::from_utf8(t).ok())
-            .map(str::to_owned)
+        let Some(len) = n.checked_sub(1) else {
+            return Some(None);
+        };
+        let t = self.take(usize::from(len))?;
+        std::str::from_utf8(t).ok().map(|t| Some(t.to_owned()))
     }
 }
 
@@ -135,7 +132,7 @@ mod tests {
         ];
         for c in shapes {
             let b = encode(&c).unwrap();
-            assert_eq!(decode(&b), c);
+            assert_eq!(decode(&b), Some(c));
         }
         assert_eq!(encode(&ClientInfo::default()), None);
         let long = ClientInfo {
@@ -143,10 +140,17 @@ mod tests {
             ..ClientInfo::default()
         };
         assert_eq!(encode(&long), None);
-        // Truncated bytes read as absent fields, never a panic.
+        // Truncated, extended or re-tagged bytes do not decode, and never
+        // panic: nothing reads as a client without its fingerprint.
         let b = encode(&full).unwrap();
         for n in 0..b.len() {
-            let _ = decode(&b[..n]);
+            assert_eq!(decode(&b[..n]), None, "{n} bytes");
         }
+        let mut longer = b.clone();
+        longer.push(0);
+        assert_eq!(decode(&longer), None);
+        let mut retagged = b;
+        retagged[17] = 2;
+        assert_eq!(decode(&retagged), None);
     }
 }

@@ -18,8 +18,8 @@
 
 use std::collections::BTreeMap;
 
-use super::slab::Loc;
-use crate::time::Millis;
+use crate::shard::Loc;
+use sessionkit_core::time::Millis;
 
 const BUCKET_MS: i64 = 1000;
 
@@ -107,7 +107,7 @@ mod tests {
     #[test]
     fn moved_entries_are_refiled_once() {
         let mut w = ExpiryWheel::default();
-        let loc = super::super::slab::Loc::NONE;
+        let loc = crate::shard::Loc::NONE;
         w.insert(Millis::from_millis(1_500), loc);
         // At 2 s the record turns out to be due at 10 s: refiled, not purged.
         let n = w.drain_due(Millis::from_millis(2_000), 10, |_| {

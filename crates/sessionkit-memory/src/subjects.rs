@@ -15,10 +15,10 @@ use std::sync::RwLock;
 
 use hashbrown::HashTable;
 
-use super::slab::{Loc, Shard};
 use super::{TenantCounts, WriteTxn, read};
-use crate::ids::{Subject, TenantId};
-use crate::time::Millis;
+use crate::shard::{Loc, Shard};
+use sessionkit_core::ids::{Subject, TenantId};
+use sessionkit_core::time::Millis;
 
 impl WriteTxn<'_> {
     fn subject_hash(&self, tenant: TenantId, subject: &[u8]) -> u64 {
@@ -63,7 +63,8 @@ impl WriteTxn<'_> {
         let hasher = &w.hasher;
         let hash_of = super::rehash(self.shards, |shard, s| {
             s.subject_bytes()
-                .map_or(0, |b| hasher.hash_one((shard.tenant_of(s), b)))
+                .zip(shard.tenant_of(s))
+                .map_or(0, |(b, t)| hasher.hash_one((t, b)))
         });
         if w.subjects.len() == w.subjects.capacity() {
             // Grown here rather than by hashbrown, so that the records are
@@ -82,7 +83,7 @@ impl WriteTxn<'_> {
     /// Drops an active session from its subject's entries (call while the
     /// record still has its subject).
     pub(super) fn unlink_subject(&mut self, loc: Loc) {
-        let Some((tenant, subject)) = self
+        let Some((Some(tenant), subject)) = self
             .with(loc, |shard, s| {
                 s.subject_bytes().map(|b| (shard.tenant_of(s), b.to_vec()))
             })
@@ -112,8 +113,8 @@ impl WriteTxn<'_> {
         for &loc in &self.w.subjects {
             let found = self
                 .with(loc, |shard, s| {
-                    (shard.tenant_of(s) == tenant && s.is_live(now))
-                        .then(|| s.subject())
+                    (shard.tenant_of(s) == Some(tenant) && s.is_live(now))
+                        .then(|| s.subject().ok().flatten())
                         .flatten()
                 })
                 .flatten();

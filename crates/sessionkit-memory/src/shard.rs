@@ -18,15 +18,20 @@
 
 use hashbrown::HashMap;
 
-use super::arena::{self, Arena};
-use super::client_bytes;
-use super::line_table::LineTable;
-use crate::attributes::Attributes;
-use crate::client::ClientInfo;
-use crate::ids::{SessionId, Subject, TenantId};
-use crate::record::{self, Liveness, RevokeReason, SessionRecord, SessionState};
-use crate::time::{DurationMs, Millis};
-use crate::token::TokenHash;
+use crate::arena::{self, Arena};
+use crate::line_table::LineTable;
+use crate::record_codec::*;
+use sessionkit_core::attributes::Attributes;
+use sessionkit_core::client::ClientInfo;
+use sessionkit_core::ids::Subject;
+use sessionkit_core::ids::{SessionId, TenantId};
+use sessionkit_core::record::{RevokeReason, SessionRecord, SessionState};
+use sessionkit_core::store::{Capacity, Corruption, StoreError};
+use sessionkit_core::time::Millis;
+use sessionkit_core::token::TokenHash;
+
+/// The highest version a record can reach: versions are kept in 32 bits.
+pub(crate) const MAX_VERSION: u64 = u32::MAX as u64 - 1;
 
 /// Number of shards (a power of two, at most 64: six bits of a [`Loc`]).
 pub(super) const SHARDS: usize = 64;
@@ -76,350 +81,6 @@ impl Loc {
 /// The shard a token hash lives in.
 pub(super) fn shard_of(h: &TokenHash) -> usize {
     usize::from(h.as_bytes()[31]) % SHARDS
-}
-
-// ---- the record header ----
-
-const H_HASH: usize = 0;
-const H_ID: usize = 32;
-const H_CREATED: usize = 48;
-/// Last seen, ms after creation.
-const H_SEEN: usize = 56;
-/// Absolute deadline, ms after creation.
-const H_EXPIRES: usize = 60;
-/// Idle timeout in ms.
-const H_IDLE: usize = 64;
-const H_VERSION: usize = 68;
-const H_ATTRS_LEN: usize = 72;
-const H_TENANT: usize = 76;
-const H_SUBJ_LEN: usize = 78;
-const H_STATE: usize = 79;
-const H_FLAGS: usize = 80;
-/// Bytes before the subject.
-const HEADER: usize = 81;
-
-/// A 32-bit time field whose value is in the [`Ext`] entry instead.
-const IN_EXT: u32 = u32::MAX;
-
-const ACTIVE: u8 = 1;
-const REVOKED: u8 = 0x10;
-
-/// The record has an [`Ext`] entry.
-const F_EXT: u8 = 1;
-/// `auth_time` is `None`.
-const F_AUTH_NONE: u8 = 2;
-/// `auth_time` is the creation time.
-const F_AUTH_CREATED: u8 = 4;
-/// Client info follows the attributes: a 16-bit length, then
-/// `client_bytes`.
-const F_CLIENT: u8 = 8;
-
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    let mut a = [0u8; 4];
-    a.copy_from_slice(&b[at..at + 4]);
-    u32::from_le_bytes(a)
-}
-
-fn i64_at(b: &[u8], at: usize) -> i64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[at..at + 8]);
-    i64::from_le_bytes(a)
-}
-
-/// Length of the header, subject and attributes.
-fn base_len(header: &[u8]) -> usize {
-    HEADER + usize::from(header[H_SUBJ_LEN]) + u32_at(header, H_ATTRS_LEN) as usize
-}
-
-/// Length of the record that `b` starts with (`b` may run on past it),
-/// client info included.
-fn record_len(b: &[u8]) -> Option<usize> {
-    let base = base_len(b.get(..HEADER)?);
-    if b[H_FLAGS] & F_CLIENT == 0 {
-        return Some(base);
-    }
-    let n = b.get(base..base.checked_add(2)?)?;
-    Some(base + 2 + usize::from(u16::from_le_bytes([n[0], n[1]])))
-}
-
-/// How much of a record [`warm`] fetches up front: a typical session's.
-const WARM: usize = 256;
-
-/// The record at arena address `addr`: one chunk lookup, then its lengths.
-fn record_in(arena: &Arena, addr: u32) -> Option<&[u8]> {
-    let rest = arena.rest(addr)?;
-    rest.get(..record_len(rest)?)
-}
-
-/// Reads one byte in each cache line of a typical record's first
-/// [`WARM`] bytes, so that those lines are fetched together with its first
-/// line, not one after another as the record is decoded.
-fn warm(b: &[u8]) {
-    for i in (64..b.len().min(WARM)).step_by(64) {
-        std::hint::black_box(b[i]);
-    }
-}
-
-/// The token-index hash of the record at `addr`.
-fn token_short_in(arena: &Arena, addr: u32) -> u64 {
-    arena.get(addr, 8).map_or(0, |b| {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        u64::from_le_bytes(a)
-    })
-}
-
-/// `v` as a 32-bit field, or [`IN_EXT`] when it does not fit.
-fn small(v: i64) -> u32 {
-    u32::try_from(v)
-        .ok()
-        .filter(|&v| v != IN_EXT)
-        .unwrap_or(IN_EXT)
-}
-
-/// What most records do without, kept apart. Each field is read only when
-/// the header says so.
-#[derive(Debug, Clone, Default)]
-struct Ext {
-    /// Only when it does not fit in the record (see `client_bytes`).
-    client: ClientInfo,
-    revoked_at: Millis,
-    /// When not `None` and not the creation time.
-    auth_time: Option<Millis>,
-    /// When the header's fields of these are [`IN_EXT`].
-    idle_timeout: DurationMs,
-    last_seen_at: Millis,
-    expires_at: Millis,
-}
-
-/// A record as stored, read in place.
-#[derive(Clone, Copy)]
-pub(super) struct Slot<'a> {
-    /// The whole record: at least [`HEADER`] bytes.
-    b: &'a [u8],
-    ext: Option<&'a Ext>,
-}
-
-impl<'a> Slot<'a> {
-    pub(super) fn is_active(&self) -> bool {
-        self.b[H_STATE] == ACTIVE
-    }
-
-    pub(super) fn id(&self) -> SessionId {
-        let mut a = [0u8; 16];
-        a.copy_from_slice(&self.b[H_ID..H_ID + 16]);
-        SessionId::from_bytes(a)
-    }
-
-    fn token_hash_bytes(&self) -> &'a [u8] {
-        &self.b[H_HASH..H_HASH + 32]
-    }
-
-    pub(super) fn token_hash(&self) -> TokenHash {
-        let mut a = [0u8; 32];
-        a.copy_from_slice(self.token_hash_bytes());
-        TokenHash::from_bytes(a)
-    }
-
-    pub(super) fn version(&self) -> u64 {
-        u64::from(u32_at(self.b, H_VERSION))
-    }
-
-    fn created_at(&self) -> Millis {
-        Millis::from_millis(i64_at(self.b, H_CREATED))
-    }
-
-    /// A time stored as an offset from the creation time.
-    fn time_at(&self, at: usize, ext: impl FnOnce(&Ext) -> Millis) -> Millis {
-        match u32_at(self.b, at) {
-            IN_EXT => self.ext.map_or(Millis::MIN, ext),
-            ms => Millis::from_millis(i64_at(self.b, H_CREATED).saturating_add(i64::from(ms))),
-        }
-    }
-
-    pub(super) fn last_seen_at(&self) -> Millis {
-        self.time_at(H_SEEN, |e| e.last_seen_at)
-    }
-
-    fn expires_at(&self) -> Millis {
-        self.time_at(H_EXPIRES, |e| e.expires_at)
-    }
-
-    fn idle_timeout(&self) -> DurationMs {
-        match u32_at(self.b, H_IDLE) {
-            IN_EXT => self.ext.map_or(DurationMs::ZERO, |e| e.idle_timeout),
-            ms => DurationMs::from_millis(i64::from(ms)),
-        }
-    }
-
-    fn auth_time(&self) -> Option<Millis> {
-        let flags = self.b[H_FLAGS];
-        if flags & F_AUTH_NONE != 0 {
-            None
-        } else if flags & F_AUTH_CREATED != 0 {
-            Some(self.created_at())
-        } else {
-            self.ext.and_then(|e| e.auth_time)
-        }
-    }
-
-    fn tenant_ix(&self) -> u16 {
-        u16::from_le_bytes([self.b[H_TENANT], self.b[H_TENANT + 1]])
-    }
-
-    pub(super) fn subject_bytes(&self) -> Option<&'a [u8]> {
-        let n = usize::from(self.b[H_SUBJ_LEN]);
-        (n > 0).then(|| &self.b[HEADER..HEADER + n])
-    }
-
-    pub(super) fn subject(&self) -> Option<Subject> {
-        self.subject_bytes()
-            .map(|b| Subject::from_checked(std::str::from_utf8(b).unwrap_or_default()))
-    }
-
-    fn attributes_text(&self) -> &'a str {
-        let from = HEADER + usize::from(self.b[H_SUBJ_LEN]);
-        let to = base_len(self.b).min(self.b.len());
-        self.b
-            .get(from..to)
-            .and_then(|t| std::str::from_utf8(t).ok())
-            .unwrap_or("{}")
-    }
-
-    fn client(&self) -> ClientInfo {
-        if self.b[H_FLAGS] & F_CLIENT != 0 {
-            let from = base_len(self.b) + 2;
-            self.b
-                .get(from..)
-                .map(client_bytes::decode)
-                .unwrap_or_default()
-        } else {
-            self.ext.map(|e| e.client.clone()).unwrap_or_default()
-        }
-    }
-
-    pub(super) fn idle_expires_at(&self) -> Millis {
-        record::idle_deadline(self.last_seen_at(), self.idle_timeout(), self.expires_at())
-    }
-
-    pub(super) fn purge_at(&self) -> Millis {
-        record::purge_time(self.state(), self.idle_expires_at(), self.expires_at())
-    }
-
-    /// What the record is at `now` (the rule of [`SessionRecord::liveness`]).
-    pub(super) fn liveness(&self, now: Millis) -> Liveness {
-        record::liveness_at(self.state(), self.idle_expires_at(), self.expires_at(), now)
-    }
-
-    pub(super) fn is_live(&self, now: Millis) -> bool {
-        self.liveness(now) == Liveness::Live
-    }
-
-    pub(super) fn state(&self) -> SessionState {
-        let state = self.b[H_STATE];
-        if state & REVOKED != 0 {
-            SessionState::Revoked {
-                reason: RevokeReason::from_code(state & !REVOKED).unwrap_or(RevokeReason::Admin),
-                at: self.ext.map_or(self.created_at(), |e| e.revoked_at),
-            }
-        } else {
-            SessionState::Active
-        }
-    }
-
-    pub(super) fn same_subject(&self, tenant_ix: u16, subject: &[u8]) -> bool {
-        self.tenant_ix() == tenant_ix && self.subject_bytes() == Some(subject)
-    }
-}
-
-/// Writes a whole record into `out` (exactly [`encoded_len`] bytes), with
-/// `client` (from [`client_bytes::encode`]) after the attributes.
-fn encode(out: &mut [u8], rec: &SessionRecord, tenant: u16, ext: bool, client: Option<&[u8]>) {
-    let subject = rec
-        .subject
-        .as_ref()
-        .map_or(&[][..], |s| s.as_str().as_bytes());
-    let attrs = rec.attributes.as_json().as_bytes();
-    out[H_HASH..H_HASH + 32].copy_from_slice(rec.token_hash.as_bytes());
-    out[H_ID..H_ID + 16].copy_from_slice(rec.id.as_bytes());
-    out[H_CREATED..H_CREATED + 8].copy_from_slice(&rec.created_at.as_millis().to_le_bytes());
-    let [seen, expires, idle] = small_fields(rec);
-    out[H_SEEN..H_SEEN + 4].copy_from_slice(&seen.to_le_bytes());
-    out[H_EXPIRES..H_EXPIRES + 4].copy_from_slice(&expires.to_le_bytes());
-    out[H_IDLE..H_IDLE + 4].copy_from_slice(&idle.to_le_bytes());
-    let version = u32::try_from(rec.version).unwrap_or(u32::MAX);
-    out[H_VERSION..H_VERSION + 4].copy_from_slice(&version.to_le_bytes());
-    out[H_ATTRS_LEN..H_ATTRS_LEN + 4].copy_from_slice(&(attrs.len() as u32).to_le_bytes());
-    out[H_TENANT..H_TENANT + 2].copy_from_slice(&tenant.to_le_bytes());
-    out[H_SUBJ_LEN] = subject.len() as u8;
-    out[H_STATE] = match rec.state {
-        SessionState::Active => ACTIVE,
-        SessionState::Revoked { reason, .. } => REVOKED | reason.code(),
-    };
-    let auth = match rec.auth_time {
-        None => F_AUTH_NONE,
-        Some(t) if t == rec.created_at => F_AUTH_CREATED,
-        Some(_) => 0,
-    };
-    let ext = if ext { F_EXT } else { 0 };
-    let has_client = if client.is_some() { F_CLIENT } else { 0 };
-    out[H_FLAGS] = auth | ext | has_client;
-    let base = HEADER + subject.len() + attrs.len();
-    out[HEADER..HEADER + subject.len()].copy_from_slice(subject);
-    out[HEADER + subject.len()..base].copy_from_slice(attrs);
-    if let Some(c) = client {
-        // `client_bytes::encode` keeps each field under 64 KiB; the whole
-        // fits a u16 (checked by `client_of`).
-        out[base..base + 2].copy_from_slice(&(c.len() as u16).to_le_bytes());
-        out[base + 2..].copy_from_slice(c);
-    }
-}
-
-/// The client info to keep in the record, if any (too long for the record
-/// goes to the side table).
-fn client_of(rec: &SessionRecord) -> Option<Vec<u8>> {
-    client_bytes::encode(&rec.client).filter(|b| u16::try_from(b.len()).is_ok())
-}
-
-/// Last seen, absolute deadline and idle timeout as 32-bit header fields.
-fn small_fields(rec: &SessionRecord) -> [u32; 3] {
-    let created = rec.created_at.as_millis();
-    [
-        small(rec.last_seen_at.as_millis().saturating_sub(created)),
-        small(rec.expires_at.as_millis().saturating_sub(created)),
-        small(rec.idle_timeout.as_millis()),
-    ]
-}
-
-fn encoded_len(rec: &SessionRecord, client: Option<&[u8]>) -> usize {
-    HEADER
-        + rec.subject.as_ref().map_or(0, |s| s.as_str().len())
-        + rec.attributes.len()
-        + client.map_or(0, |c| 2 + c.len())
-}
-
-/// The parts of a record that do not fit its header, if any (client info
-/// only when it is not in the record).
-fn ext_of(rec: &SessionRecord, client_in_record: bool) -> Option<Ext> {
-    let revoked_at = match rec.state {
-        SessionState::Revoked { at, .. } => Some(at),
-        SessionState::Active => None,
-    };
-    let auth_time = rec.auth_time.filter(|t| *t != rec.created_at);
-    let big = small_fields(rec).contains(&IN_EXT);
-    let client_apart = !client_in_record && !rec.client.is_empty();
-    (client_apart || revoked_at.is_some() || auth_time.is_some() || big).then(|| Ext {
-        client: if client_apart {
-            rec.client.clone()
-        } else {
-            ClientInfo::default()
-        },
-        revoked_at: revoked_at.unwrap_or(Millis::MIN),
-        auth_time,
-        idle_timeout: rec.idle_timeout,
-        last_seen_at: rec.last_seen_at,
-        expires_at: rec.expires_at,
-    })
 }
 
 /// Parts of a removed record that callers report.
@@ -493,11 +154,10 @@ impl Shard {
         self.tenant_ix.get(t).copied()
     }
 
-    pub(super) fn tenant_of(&self, slot: &Slot<'_>) -> TenantId {
-        self.tenants
-            .get(usize::from(slot.tenant_ix()))
-            .copied()
-            .unwrap_or_default()
+    /// The tenant a slot names; `None` if its tenant index names no tenant
+    /// (corrupt), so that the record matches no tenant at all.
+    pub(super) fn tenant_of(&self, slot: &Slot<'_>) -> Option<TenantId> {
+        self.tenants.get(usize::from(slot.tenant_ix())).copied()
     }
 
     /// The record with this token hash.
@@ -525,13 +185,16 @@ impl Shard {
         self.by_token.replace(h, from, to);
     }
 
-    /// Stores a record; `None` if this shard is full (or has 65,535
-    /// tenants already).
-    pub(super) fn insert(&mut self, shard: usize, rec: &SessionRecord) -> Option<Loc> {
+    /// Stores a record; fails if this shard is full (or names 65,535
+    /// tenants already) or the version is past [`MAX_VERSION`].
+    pub(super) fn insert(&mut self, shard: usize, rec: &SessionRecord) -> Result<Loc, Capacity> {
+        if rec.version > MAX_VERSION {
+            return Err(Capacity::Version);
+        }
         let tenant = match self.tenant_ix.get(&rec.tenant) {
             Some(ix) => *ix,
             None => {
-                let ix = u16::try_from(self.tenants.len()).ok()?;
+                let ix = u16::try_from(self.tenants.len()).map_err(|_| Capacity::Tenants)?;
                 self.tenants.push(rec.tenant);
                 self.tenant_ix.insert(rec.tenant, ix);
                 ix
@@ -539,7 +202,7 @@ impl Shard {
         };
         let client = client_of(rec);
         let len = encoded_len(rec, client.as_deref());
-        let addr = self.arena.alloc(len)?;
+        let addr = self.arena.alloc(len).ok_or(Capacity::Records)?;
         let index = match self.free.pop() {
             Some(i) => i,
             None if self.offsets.len() < MAX_SLOTS => {
@@ -548,11 +211,11 @@ impl Shard {
             }
             None => {
                 self.arena.free(addr, len);
-                return None;
+                return Err(Capacity::Records);
             }
         };
         let ext = ext_of(rec, client.is_some());
-        let out = self.arena.get_mut(addr, len)?;
+        let out = self.arena.get_mut(addr, len).ok_or(Capacity::Records)?;
         encode(out, rec, tenant, ext.is_some(), client.as_deref());
         if let Some(ext) = ext {
             self.ext.insert(rec.id, ext);
@@ -561,7 +224,7 @@ impl Shard {
         self.index_token(rec.token_hash.short(), addr);
         self.len += 1;
         self.maybe_promote();
-        Some(Loc::new(shard, index as usize))
+        Ok(Loc::new(shard, index as usize))
     }
 
     /// Frees a slot, returning what callers report of its record.
@@ -573,7 +236,10 @@ impl Shard {
             (
                 Removed {
                     id: s.id(),
-                    subject: s.subject(),
+                    // Only reported (the purge's event); a subject that no
+                    // longer decodes is reported as none, and the record
+                    // goes all the same.
+                    subject: s.subject().ok().flatten(),
                 },
                 s.token_hash().short(),
                 s.b.len(),
@@ -599,7 +265,7 @@ impl Shard {
             }
         }
         // More than 49 days after creation: into the side table.
-        if let Some(mut rec) = self.slot(loc).map(|s| self.to_record(&s)) {
+        if let Some(Ok(mut rec)) = self.slot(loc).map(|s| self.to_record(&s)) {
             rec.last_seen_at = at;
             self.rewrite(loc, &rec);
         }
@@ -658,30 +324,37 @@ impl Shard {
         true
     }
 
-    /// Replaces the attributes and bumps the version. `false` if the
-    /// version cannot grow any more (after 4 billion changes).
-    pub(super) fn set_attributes(&mut self, loc: Loc, a: &Attributes) -> bool {
-        let Some(mut rec) = self.slot(loc).map(|s| self.to_record(&s)) else {
-            return false;
+    /// Replaces the attributes and bumps the version. Fails if the version
+    /// is at [`MAX_VERSION`] or the record cannot be read or rewritten;
+    /// nothing changes then.
+    pub(super) fn set_attributes(&mut self, loc: Loc, a: &Attributes) -> Result<(), StoreError> {
+        let Some(slot) = self.slot(loc) else {
+            return Err(Capacity::Records.into());
         };
-        if rec.version >= u64::from(u32::MAX) {
-            return false;
+        let mut rec = self.to_record(&slot)?;
+        if rec.version >= MAX_VERSION {
+            return Err(Capacity::Version.into());
         }
         rec.version += 1;
         rec.attributes = a.clone();
-        self.rewrite(loc, &rec)
+        if self.rewrite(loc, &rec) {
+            Ok(())
+        } else {
+            Err(Capacity::Records.into())
+        }
     }
 
     /// Turns an active record into a tombstone: no attributes, no client.
-    pub(super) fn make_tombstone(&mut self, loc: Loc, reason: RevokeReason, at: Millis) {
-        let Some(mut rec) = self.slot(loc).map(|s| self.to_record(&s)) else {
-            return;
+    /// `false` if the record does not decode (the caller removes it).
+    pub(super) fn make_tombstone(&mut self, loc: Loc, reason: RevokeReason, at: Millis) -> bool {
+        let Some(Ok(mut rec)) = self.slot(loc).map(|s| self.to_record(&s)) else {
+            return false;
         };
         rec.state = SessionState::Revoked { reason, at };
         rec.attributes = Attributes::empty();
         rec.client = ClientInfo::default();
         // Never longer than before: rewritten in place, cannot fail.
-        self.rewrite(loc, &rec);
+        self.rewrite(loc, &rec)
     }
 
     /// Copies the live records into a fresh arena once garbage is over
@@ -765,30 +438,34 @@ impl Shard {
         }
     }
 
-    /// The record in a slot.
-    pub(super) fn to_record(&self, slot: &Slot<'_>) -> SessionRecord {
-        SessionRecord {
-            tenant: self.tenant_of(slot),
+    /// The record in a slot; a field that does not decode is a
+    /// [`Corruption`], never a default.
+    pub(super) fn to_record(&self, slot: &Slot<'_>) -> Result<SessionRecord, Corruption> {
+        Ok(SessionRecord {
+            tenant: self
+                .tenant_of(slot)
+                .ok_or_else(|| Corruption::field("tenant index", slot.id()))?,
             id: slot.id(),
             token_hash: slot.token_hash(),
-            subject: slot.subject(),
+            subject: slot.subject()?,
             created_at: slot.created_at(),
             last_seen_at: slot.last_seen_at(),
             idle_timeout: slot.idle_timeout(),
             expires_at: slot.expires_at(),
             auth_time: slot.auth_time(),
-            attributes: Attributes::from_checked(slot.attributes_text()),
-            client: slot.client(),
+            attributes: Attributes::from_trusted_json(slot.attributes_text()?),
+            client: slot.client()?,
             version: slot.version(),
             state: slot.state(),
-        }
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::attributes::AttributeLimits;
+    use sessionkit_core::attributes::AttributeLimits;
+    use sessionkit_core::time::DurationMs;
 
     fn rec(i: u8, subject: Option<&str>) -> SessionRecord {
         let mut h = [0u8; 32];
@@ -830,7 +507,7 @@ mod tests {
         odd.client.device = Some("phone".into());
         for r in [rec(1, None), rec(2, Some("bob")), odd, early] {
             let loc = s.insert(5, &r).unwrap();
-            let back = s.to_record(&s.slot(loc).unwrap());
+            let back = s.to_record(&s.slot(loc).unwrap()).unwrap();
             assert_eq!(back, r);
             assert_eq!(s.find_token(&r.token_hash).map(|v| v.id()), Some(r.id));
         }
@@ -864,7 +541,7 @@ mod tests {
             s.arena.used()
         );
         for (loc, r) in &recs {
-            assert_eq!(s.to_record(&s.slot(*loc).unwrap()), *r);
+            assert_eq!(s.to_record(&s.slot(*loc).unwrap()).unwrap(), *r);
             assert_eq!(s.find_token(&r.token_hash).map(|v| v.id()), Some(r.id));
         }
         // Records in huge chunks change, move and go like any other.
@@ -874,8 +551,11 @@ mod tests {
             &AttributeLimits::default(),
         )
         .unwrap();
-        assert!(s.set_attributes(*loc, &longer));
-        assert_eq!(s.to_record(&s.slot(*loc).unwrap()).attributes, longer);
+        assert!(s.set_attributes(*loc, &longer).is_ok());
+        assert_eq!(
+            s.to_record(&s.slot(*loc).unwrap()).unwrap().attributes,
+            longer
+        );
         assert_eq!(s.remove(*loc).map(|x| x.id), Some(r.id));
         assert!(s.find_token(&r.token_hash).is_none());
     }
@@ -898,12 +578,15 @@ mod tests {
         r.attributes = sized(40_001);
         let loc = s.insert(5, &r).unwrap();
         // Within its 4-byte step, then back and forth across steps.
-        assert!(s.set_attributes(loc, &sized(40_002)));
+        assert!(s.set_attributes(loc, &sized(40_002)).is_ok());
         for i in 0..5_000 {
             let n = if i % 2 == 0 { 40_010 } else { 40_000 };
-            assert!(s.set_attributes(loc, &sized(n)), "update {i}");
+            assert!(s.set_attributes(loc, &sized(n)).is_ok(), "update {i}");
         }
-        assert_eq!(s.to_record(&s.slot(loc).unwrap()).attributes, sized(40_000));
+        assert_eq!(
+            s.to_record(&s.slot(loc).unwrap()).unwrap().attributes,
+            sized(40_000)
+        );
         // A tombstone is small: the big chunk goes back.
         s.make_tombstone(loc, RevokeReason::Logout, Millis::from_millis(9));
         assert!(s.arena.used() < 1 << 12, "{}", s.arena.used());
@@ -934,7 +617,10 @@ mod tests {
         let mut s = Shard::default();
         let r = over_2_mib_with_client();
         let loc = s.insert(5, &r).unwrap();
-        assert_eq!(s.slot(loc).map(|v| s.to_record(&v)), Some(r.clone()));
+        assert_eq!(
+            s.slot(loc).map(|v| s.to_record(&v).unwrap()),
+            Some(r.clone())
+        );
         assert_eq!(s.find_token(&r.token_hash).map(|v| v.id()), Some(r.id));
         assert_eq!(s.remove(loc).map(|x| x.id), Some(r.id));
     }
@@ -955,7 +641,10 @@ mod tests {
         for loc in locs.iter().skip(1) {
             s.remove(*loc);
         }
-        assert_eq!(s.slot(big).map(|v| s.to_record(&v)), Some(r.clone()));
+        assert_eq!(
+            s.slot(big).map(|v| s.to_record(&v).unwrap()),
+            Some(r.clone())
+        );
         assert_eq!(s.find_token(&r.token_hash).map(|v| v.id()), Some(r.id));
     }
 
@@ -1031,7 +720,7 @@ mod tests {
                 .created_at
                 .saturating_add(DurationMs::from_secs(days * 86_400));
             s.set_last_seen(loc, at);
-            let back = s.to_record(&s.slot(loc).unwrap());
+            let back = s.to_record(&s.slot(loc).unwrap()).unwrap();
             assert_eq!(back.last_seen_at, at);
             assert_eq!(back.expires_at, r.expires_at);
             assert_eq!(back.attributes, r.attributes);
@@ -1056,7 +745,7 @@ mod tests {
         for round in 0..20 {
             for loc in locs.iter().step_by(2) {
                 let before = s.arena.used();
-                assert!(s.set_attributes(*loc, &grown(round)));
+                assert!(s.set_attributes(*loc, &grown(round)).is_ok());
                 compactions += usize::from(s.arena.used() < before);
             }
         }
@@ -1064,7 +753,7 @@ mod tests {
         let big = grown(19);
         for (i, loc) in locs.iter().enumerate().skip(1).step_by(2) {
             s.make_tombstone(*loc, RevokeReason::Logout, Millis::from_millis(7));
-            let r = s.to_record(&s.slot(*loc).unwrap());
+            let r = s.to_record(&s.slot(*loc).unwrap()).unwrap();
             assert_eq!(
                 r.state,
                 SessionState::Revoked {
@@ -1076,7 +765,7 @@ mod tests {
             assert_eq!(r.id, recs[i].id);
         }
         for (i, loc) in locs.iter().enumerate().step_by(2) {
-            let r = s.to_record(&s.slot(*loc).unwrap());
+            let r = s.to_record(&s.slot(*loc).unwrap()).unwrap();
             assert_eq!(r.version, 21);
             assert_eq!(r.attributes, big);
             assert_eq!(r.id, recs[i].id);
@@ -1177,7 +866,7 @@ mod tests {
                             },
                             2 => ClientInfo {
                                 device: Some("phone".into()),
-                                fingerprint: Some(crate::client::Fingerprint([3; 32])),
+                                fingerprint: Some(sessionkit_core::client::Fingerprint([3; 32])),
                                 ..ClientInfo::default()
                             },
                             // Too long for the record: kept in the side table.
@@ -1201,7 +890,7 @@ mod tests {
                     Op::SetAttributes(i, len) if !model.is_empty() => {
                         let k = i % model.len();
                         let (loc, r) = &mut model[k];
-                        proptest::prop_assert!(s.set_attributes(*loc, &sized(len)));
+                        proptest::prop_assert!(s.set_attributes(*loc, &sized(len)).is_ok());
                         r.attributes = sized(len);
                         r.version += 1;
                     }
@@ -1226,7 +915,7 @@ mod tests {
             }
             proptest::prop_assert_eq!(s.len(), model.len());
             for (loc, r) in &model {
-                let back = s.slot(*loc).map(|v| s.to_record(&v));
+                let back = s.slot(*loc).map(|v| s.to_record(&v).unwrap());
                 proptest::prop_assert_eq!(back.as_ref(), Some(r));
                 proptest::prop_assert_eq!(s.find_token(&r.token_hash).map(|v| v.id()), Some(r.id));
             }

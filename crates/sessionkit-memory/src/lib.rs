@@ -4,7 +4,7 @@
 //! Records live in 64 shards chosen by token hash; each shard packs its
 //! records as runs of bytes in an arena and has its own token index, so a
 //! validation takes one uncontended read lock, one index line and one
-//! read of ~200 contiguous bytes (see `slab` and `arena`). Writes are
+//! read of ~200 contiguous bytes (see `shard`, `record_codec` and `arena`). Writes are
 //! serialised by one writer lock that also guards the id index, the
 //! per-subject index (a multimap) and the expiry wheel; each write is
 //! atomic with respect to every reader of the shard it changes, who sees a
@@ -13,7 +13,7 @@
 //! lives.
 //!
 //! ```
-//! use sessionkit_core::store::memory::MemoryStore;
+//! use sessionkit_memory::MemoryStore;
 //! let store = MemoryStore::new();
 //! assert_eq!(store.len(), 0);
 //! ```
@@ -25,7 +25,8 @@ mod line_table;
 #[cfg(test)]
 mod model_tests;
 mod ops;
-mod slab;
+mod record_codec;
+mod shard;
 mod subjects;
 
 use hashbrown::HashMap;
@@ -37,16 +38,18 @@ use hashbrown::HashTable;
 
 use self::expiry::ExpiryWheel;
 use self::line_table::LineTable;
-use self::slab::{Loc, Removed, SHARDS, Shard, Slot, shard_of};
-use crate::ids::{SessionId, Subject, TenantId};
-use crate::policy::OnSessionLimit;
-use crate::record::{RevokeReason, SessionRecord, SessionState};
-use crate::store::{
-    Change, Counts, CreateOutcome, Limits, ListCursor, Purged, RevokeOutcome, RevokeSubjectOutcome,
-    SessionStore, StoreResult, UpdateOutcome, UpgradeOutcome, UpgradeRequest,
+use self::record_codec::Slot;
+use self::shard::{Loc, Removed, SHARDS, Shard, shard_of};
+use sessionkit_core::ids::{SessionId, Subject, TenantId};
+use sessionkit_core::policy::OnSessionLimit;
+use sessionkit_core::record::{RevokeReason, SessionRecord, SessionState};
+use sessionkit_core::store::{
+    Capacity, Change, Counts, CreateOutcome, Limits, ListCursor, Purged, RetireOutcome,
+    RetireRequest, RevokeOutcome, RevokeSubjectOutcome, SessionStore, StoreAdmin, StoreError,
+    StoreResult, UpdateOutcome,
 };
-use crate::time::Millis;
-use crate::token::TokenHash;
+use sessionkit_core::time::Millis;
+use sessionkit_core::token::TokenHash;
 
 #[derive(Default, Clone, Copy)]
 struct TenantCounts {
@@ -67,6 +70,9 @@ struct Writer {
     hasher: hashbrown::DefaultHashBuilder,
     expiry: ExpiryWheel,
     counts: HashMap<TenantId, TenantCounts>,
+    /// The successor each upgraded tombstone was retired for, so that a
+    /// retry of the same retire finds it done. Dropped with the record.
+    successors: HashMap<SessionId, SessionId>,
 }
 
 struct Inner {
@@ -134,6 +140,7 @@ impl MemoryStore {
                     hasher: hashbrown::DefaultHashBuilder::default(),
                     expiry: ExpiryWheel::default(),
                     counts: HashMap::default(),
+                    successors: HashMap::default(),
                 }),
                 floor: AtomicI64::new(i64::MIN),
             }),
@@ -155,10 +162,12 @@ impl MemoryStore {
     /// Loads a record as it was persisted (used by durable stores to
     /// rebuild their index on open). Replaces any record with that id.
     ///
-    /// Returns `false` if the record could not be placed (its shard is full
-    /// or names 65,535 tenants already): the caller must treat the index as
-    /// incomplete.
-    pub fn load(&self, rec: SessionRecord) -> bool {
+    /// # Errors
+    /// [`Capacity`] if the record could not be placed (its shard is full or
+    /// names 65,535 tenants already, or its version is past
+    /// [`MemoryStore::MAX_VERSION`](SessionStore::MAX_VERSION)): the caller
+    /// must treat the index as incomplete.
+    pub fn load(&self, rec: SessionRecord) -> Result<(), Capacity> {
         self.exclusive(|t| {
             t.remove_id(rec.id);
             t.insert(rec)
@@ -168,7 +177,7 @@ impl MemoryStore {
     /// Removes a record and its index entries (used by durable stores to
     /// roll back a batch that failed to persist). Returns whether it existed.
     pub fn remove(&self, id: SessionId) -> bool {
-        self.exclusive(|t| t.remove_id(id).is_some())
+        self.exclusive(|t| t.remove_id(id))
     }
 
     /// Raises the persisted clock floor to at least `t`.
@@ -176,19 +185,56 @@ impl MemoryStore {
         self.inner.floor.fetch_max(t.as_millis(), Ordering::AcqRel);
     }
 
-    /// Runs `f` under the writer lock, so that a durable store can decide,
-    /// persist and apply one operation atomically with respect to every
-    /// other write. Readers are not blocked.
+    /// The clock floor: the highest time any write carried (or
+    /// [`MemoryStore::raise_floor`] set).
+    #[must_use]
+    pub fn floor(&self) -> Millis {
+        Millis::from_millis(self.inner.floor.load(Ordering::Acquire))
+    }
+
+    /// Runs `f` under the writer lock: one synchronous transaction, atomic
+    /// with respect to every other write. Readers are not blocked.
     pub fn exclusive<R>(&self, f: impl FnOnce(&mut WriteTxn<'_>) -> R) -> R {
+        self.run(false, f).0
+    }
+
+    /// Like [`MemoryStore::exclusive`], and also returns the [`Journal`]:
+    /// each record the transaction changed, once, with its image before
+    /// the transaction. A durable store persists the changed records and,
+    /// if that fails, puts the images back.
+    pub fn exclusive_journaled<R>(&self, f: impl FnOnce(&mut WriteTxn<'_>) -> R) -> (R, Journal) {
+        self.run(true, f)
+    }
+
+    fn run<R>(&self, journaled: bool, f: impl FnOnce(&mut WriteTxn<'_>) -> R) -> (R, Journal) {
         let mut w = lock(&self.inner.writer);
         let mut txn = WriteTxn {
             shards: &self.inner.shards,
             floor: &self.inner.floor,
             w: &mut w,
+            journal: journaled.then(Vec::new),
         };
-        f(&mut txn)
+        let out = f(&mut txn);
+        (out, txn.journal.unwrap_or_default())
     }
 }
+
+/// What a record was before a transaction changed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Before {
+    /// It did not exist.
+    Absent,
+    /// It was this.
+    Record(SessionRecord),
+    /// It existed but did not decode (the durable store must reread it from
+    /// its own copy).
+    Unreadable,
+}
+
+/// The records a transaction changed, each once, in the order first
+/// changed, with what each was before (see
+/// [`MemoryStore::exclusive_journaled`]).
+pub type Journal = Vec<(SessionId, Before)>;
 
 /// Access to a [`MemoryStore`] under its writer lock (see
 /// [`MemoryStore::exclusive`]): each method decides and applies one
@@ -198,6 +244,7 @@ pub struct WriteTxn<'a> {
     shards: &'a [RwLock<Shard>],
     floor: &'a AtomicI64,
     w: &'a mut Writer,
+    journal: Option<Journal>,
 }
 
 impl WriteTxn<'_> {
@@ -227,14 +274,53 @@ impl WriteTxn<'_> {
     }
 
     /// The record with this id (any tenant), read under the writer lock.
-    #[must_use]
-    pub fn get(&self, id: SessionId) -> Option<SessionRecord> {
-        let loc = self.loc_of(id)?;
-        self.with(loc, |shard, s| shard.to_record(s))
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] if it does not decode.
+    pub fn get(&self, id: SessionId) -> StoreResult<Option<SessionRecord>> {
+        let Some(loc) = self.loc_of(id) else {
+            return Ok(None);
+        };
+        self.record_at(loc)
     }
 
+    fn record_at(&self, loc: Loc) -> StoreResult<Option<SessionRecord>> {
+        self.with(loc, |shard, s| shard.to_record(s))
+            .transpose()
+            .map_err(StoreError::from)
+    }
+
+    /// The tenant of the record at `loc`; `None` if there is none or its
+    /// tenant does not decode (it then matches no tenant).
     fn tenant_of(&self, loc: Loc) -> Option<TenantId> {
-        self.with(loc, |shard, s| shard.tenant_of(s))
+        self.with(loc, |shard, s| shard.tenant_of(s)).flatten()
+    }
+
+    /// Notes the image of the record at `loc` before its first change in a
+    /// journaled transaction.
+    fn journal_loc(&mut self, loc: Loc) {
+        if self.journal.is_none() {
+            return;
+        }
+        let Some((id, image)) = self.with(loc, |shard, s| {
+            (
+                s.id(),
+                shard
+                    .to_record(s)
+                    .map_or(Before::Unreadable, Before::Record),
+            )
+        }) else {
+            return;
+        };
+        self.journal_entry(id, image);
+    }
+
+    fn journal_entry(&mut self, id: SessionId, image: Before) {
+        if let Some(j) = &mut self.journal
+            && !j.iter().any(|(seen, _)| *seen == id)
+        {
+            j.push((id, image));
+        }
     }
 
     fn note_now(&self, now: Millis) {
@@ -243,18 +329,16 @@ impl WriteTxn<'_> {
 
     // ---- insert / remove / tombstone ----
 
-    /// Inserts a record whose id and token hash are new. `false` if its
-    /// shard is full (the caller reports a duplicate, and the engine draws
-    /// another token).
-    fn insert(&mut self, rec: SessionRecord) -> bool {
+    /// Inserts a record whose id and token hash are new; nothing changes
+    /// if its shard has no room.
+    fn insert(&mut self, rec: SessionRecord) -> Result<(), Capacity> {
         let tenant = rec.tenant;
         let id = rec.id;
         let purge_at = rec.purge_at();
         let active = rec.state == SessionState::Active;
         let shard = shard_of(&rec.token_hash);
-        let Some(loc) = write(&self.shards[shard]).insert(shard, &rec) else {
-            return false;
-        };
+        let loc = write(&self.shards[shard]).insert(shard, &rec)?;
+        self.journal_entry(id, Before::Absent);
         let h = self.id_hash(id);
         let w = &mut *self.w;
         let hasher = &w.hasher;
@@ -269,7 +353,7 @@ impl WriteTxn<'_> {
                 None => self.counts(tenant).anonymous += 1,
             }
         }
-        true
+        Ok(())
     }
 
     fn forget_active(&mut self, loc: Loc, tenant: TenantId, anonymous: bool) {
@@ -282,7 +366,9 @@ impl WriteTxn<'_> {
         }
     }
 
-    fn remove_loc(&mut self, loc: Loc) -> Option<(TenantId, Removed)> {
+    /// Removes the record at `loc` and its index entries. Its tenant is
+    /// `None` when it did not decode.
+    fn remove_loc(&mut self, loc: Loc) -> Option<(Option<TenantId>, Removed)> {
         let (tenant, active, anonymous, id) = self.with(loc, |shard, s| {
             (
                 shard.tenant_of(s),
@@ -291,24 +377,29 @@ impl WriteTxn<'_> {
                 s.id(),
             )
         })?;
-        if active {
+        self.journal_loc(loc);
+        if active && let Some(tenant) = tenant {
             self.forget_active(loc, tenant, anonymous);
         }
         let h = self.id_hash(id);
         self.w.ids.remove(h, loc);
+        self.w.successors.remove(&id);
         let removed = write(&self.shards[loc.shard()]).remove(loc)?;
         Some((tenant, removed))
     }
 
-    fn remove_id(&mut self, id: SessionId) -> Option<SessionRecord> {
-        let loc = self.loc_of(id)?;
-        let rec = self.with(loc, |shard, s| shard.to_record(s))?;
-        self.remove_loc(loc);
-        Some(rec)
+    /// Removes the record with this id, if any; returns whether it existed.
+    fn remove_id(&mut self, id: SessionId) -> bool {
+        match self.loc_of(id) {
+            Some(loc) => self.remove_loc(loc).is_some(),
+            None => false,
+        }
     }
 
     /// Tombstones an active record; returns its subject, or `None` if it is
-    /// not active.
+    /// not active. A record that does not decode cannot be rewritten as a
+    /// tombstone: it is removed instead (fail closed), and reported with no
+    /// subject.
     fn tombstone(
         &mut self,
         loc: Loc,
@@ -321,11 +412,19 @@ impl WriteTxn<'_> {
                     .then(|| (shard.tenant_of(s), s.subject(), s.subject_bytes().is_none()))
             })
             .flatten()?;
+        let (Some(tenant), Ok(subject)) = (tenant, subject) else {
+            self.remove_loc(loc);
+            return Some(None);
+        };
+        self.journal_loc(loc);
         // Unlink while the slot is still active and has its subject.
         self.forget_active(loc, tenant, anonymous);
         // Its purge time moves later (to the absolute deadline): the wheel
         // refiles the entry when the old time comes (see `expiry`).
-        self.with_shard_mut(loc, |shard| shard.make_tombstone(loc, reason, now));
+        if !self.with_shard_mut(loc, |shard| shard.make_tombstone(loc, reason, now)) {
+            self.remove_loc(loc);
+            return Some(None);
+        }
         Some(subject)
     }
 
@@ -346,16 +445,16 @@ impl WriteTxn<'_> {
             || self.loc_of(rec.id).is_some()
     }
 
-    /// Applies the caps for a new session of `rec`'s subject. `ignoring` is
-    /// a session the same write revokes (upgrade). Returns the sessions to
-    /// evict, or the refusal.
+    /// Applies the caps for a new session of `rec`'s subject
+    /// (`limits.replaces` is neither counted nor evicted). Returns the
+    /// sessions to evict, or the refusal.
     fn check_caps(
         &self,
         rec: &SessionRecord,
         limits: Limits,
-        ignoring: Option<Loc>,
         now: Millis,
     ) -> Result<Vec<Loc>, CreateOutcome> {
+        let ignoring = limits.replaces.and_then(|id| self.loc_of(id));
         match &rec.subject {
             None => {
                 if let Some(max) = limits.anonymous {
@@ -403,13 +502,16 @@ impl WriteTxn<'_> {
 }
 
 impl SessionStore for MemoryStore {
+    /// Versions are kept in 32 bits.
+    const MAX_VERSION: u64 = shard::MAX_VERSION;
+
     async fn create(
         &self,
         rec: SessionRecord,
         limits: Limits,
         now: Millis,
     ) -> StoreResult<CreateOutcome> {
-        Ok(self.exclusive(|t| t.create(rec, limits, now)))
+        self.exclusive(|t| t.create(rec, limits, now))
     }
 
     async fn get_by_token(
@@ -419,10 +521,12 @@ impl SessionStore for MemoryStore {
     ) -> StoreResult<Option<SessionRecord>> {
         let shard_ix = shard_of(hash);
         let shard = read(&self.inner.shards[shard_ix]);
-        Ok(shard
+        shard
             .find_token(hash)
-            .filter(|s| shard.tenant_of(s) == tenant)
-            .map(|s| shard.to_record(&s)))
+            .filter(|s| shard.tenant_of(s) == Some(tenant))
+            .map(|s| shard.to_record(&s))
+            .transpose()
+            .map_err(StoreError::from)
     }
 
     async fn get_by_id(
@@ -430,7 +534,9 @@ impl SessionStore for MemoryStore {
         tenant: TenantId,
         id: SessionId,
     ) -> StoreResult<Option<SessionRecord>> {
-        Ok(self.exclusive(|t| t.get(id)).filter(|r| r.tenant == tenant))
+        Ok(self
+            .exclusive(|t| t.get(id))?
+            .filter(|r| r.tenant == tenant))
     }
 
     async fn touch(&self, tenant: TenantId, id: SessionId, at: Millis) -> StoreResult<bool> {
@@ -445,11 +551,11 @@ impl SessionStore for MemoryStore {
         change: Change,
         now: Millis,
     ) -> StoreResult<UpdateOutcome> {
-        Ok(self.exclusive(|t| t.update(tenant, id, expected_version, change, now)))
+        self.exclusive(|t| t.update(tenant, id, expected_version, change, now))
     }
 
-    async fn upgrade(&self, req: UpgradeRequest) -> StoreResult<UpgradeOutcome> {
-        Ok(self.exclusive(|t| t.upgrade(req)))
+    async fn retire(&self, req: RetireRequest) -> StoreResult<RetireOutcome> {
+        Ok(self.exclusive(|t| t.retire(req)))
     }
 
     async fn revoke(
@@ -481,23 +587,27 @@ impl SessionStore for MemoryStore {
         after: Option<ListCursor>,
         limit: usize,
     ) -> StoreResult<Vec<SessionRecord>> {
-        let mut recs: Vec<SessionRecord> = self.exclusive(|t| {
-            t.subject_locs(tenant, subject.as_str().as_bytes())
-                .into_iter()
-                .filter_map(|l| {
-                    t.with(l, |shard, s| s.is_live(now).then(|| shard.to_record(s)))
-                        .flatten()
-                })
-                .collect()
-        });
-        recs.retain(|r| after.is_none_or(|c| c.precedes(r)));
-        recs.sort_by_key(|r| std::cmp::Reverse((r.created_at, r.id)));
-        recs.truncate(limit);
-        Ok(recs)
+        self.exclusive(|t| t.list_subject(tenant, subject, now, after, limit))
     }
 
+    async fn purge_expired(&self, now: Millis, max: usize) -> StoreResult<Vec<Purged>> {
+        Ok(self.exclusive(|t| t.purge_expired(now, max)))
+    }
+
+    async fn clock_floor(&self) -> StoreResult<Millis> {
+        Ok(self.floor())
+    }
+
+    async fn persist_clock_floor(&self, at: Millis) -> StoreResult<()> {
+        self.raise_floor(at);
+        Ok(())
+    }
+}
+
+impl StoreAdmin for MemoryStore {
     /// Visits every subject of every tenant: a page costs the number of
     /// subjects, not the page size (an operator's view, not a hot path).
+    /// Exact: only subjects with a session live at `now`.
     async fn list_subjects(
         &self,
         tenant: TenantId,
@@ -505,34 +615,11 @@ impl SessionStore for MemoryStore {
         after: Option<&Subject>,
         limit: usize,
     ) -> StoreResult<Vec<(Subject, u64)>> {
-        let mut out = self.exclusive(|t| t.subjects_with_live(tenant, now, after));
-        out.sort_unstable_by(|a, b| a.0.as_str().as_bytes().cmp(b.0.as_str().as_bytes()));
-        out.truncate(limit);
-        Ok(out)
+        Ok(self.exclusive(|t| t.list_subjects(tenant, now, after, limit)))
     }
 
-    async fn purge_expired(&self, now: Millis, max: usize) -> StoreResult<Vec<Purged>> {
-        Ok(self.exclusive(|t| t.purge_expired(now, max)))
-    }
-
+    /// Exact.
     async fn counts(&self, tenant: TenantId) -> StoreResult<Counts> {
-        let c = self.exclusive(|t| t.w.counts.get(&tenant).copied().unwrap_or_default());
-        Ok(Counts {
-            active: c.active,
-            anonymous: c.anonymous,
-            subjects: c.subjects,
-            approximate: false,
-        })
-    }
-
-    async fn clock_floor(&self) -> StoreResult<Millis> {
-        Ok(Millis::from_millis(
-            self.inner.floor.load(Ordering::Acquire),
-        ))
-    }
-
-    async fn persist_clock_floor(&self, at: Millis) -> StoreResult<()> {
-        self.raise_floor(at);
-        Ok(())
+        Ok(self.exclusive(|t| t.counts_of(tenant)))
     }
 }

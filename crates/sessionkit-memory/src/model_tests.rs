@@ -7,15 +7,15 @@ use std::collections::HashMap;
 
 use proptest::prelude::*;
 
-use super::slab::shard_of;
 use super::{MemoryStore, read};
-use crate::attributes::Attributes;
-use crate::client::ClientInfo;
-use crate::ids::{SessionId, Subject, TenantId};
-use crate::record::{RevokeReason, SessionRecord, SessionState};
-use crate::store::{CreateOutcome, Limits, RevokeOutcome, UpgradeOutcome, UpgradeRequest};
-use crate::time::{DurationMs, Millis};
-use crate::token::TokenHash;
+use crate::shard::shard_of;
+use sessionkit_core::attributes::Attributes;
+use sessionkit_core::client::ClientInfo;
+use sessionkit_core::ids::{SessionId, Subject, TenantId};
+use sessionkit_core::record::{RevokeReason, SessionRecord, SessionState};
+use sessionkit_core::store::{CreateOutcome, Limits, RetireOutcome, RetireRequest, RevokeOutcome};
+use sessionkit_core::time::{DurationMs, Millis};
+use sessionkit_core::token::TokenHash;
 
 const T0: i64 = 1_767_323_045_000;
 
@@ -105,7 +105,7 @@ fn record(
         idle_timeout: DurationMs::from_secs(7200),
         expires_at: created.saturating_add(DurationMs::from_millis(life_s * 1000)),
         auth_time: subject_ix.map(|_| created),
-        attributes: Attributes::from_checked(r#"{"a":1}"#),
+        attributes: Attributes::from_trusted_json(r#"{"a":1}"#),
         client: ClientInfo::default(),
         version: 1,
         state: SessionState::Active,
@@ -114,7 +114,9 @@ fn record(
 
 fn by_token(store: &MemoryStore, h: &TokenHash) -> Option<SessionRecord> {
     let shard = read(&store.inner.shards[shard_of(h)]);
-    shard.find_token(h).map(|s| shard.to_record(&s))
+    shard
+        .find_token(h)
+        .map(|s| shard.to_record(&s).expect("decodes"))
 }
 
 /// Every model record is found by token and by id, with its state; the
@@ -127,7 +129,7 @@ fn check(store: &MemoryStore, model: &HashMap<SessionId, SessionRecord>) {
         assert_eq!(got.id, *id);
         assert_eq!(got.state, want.state);
         let got = store
-            .exclusive(|t| t.get(*id))
+            .exclusive(|t| t.get(*id).expect("decodes"))
             .unwrap_or_else(|| panic!("{id:?} lost from the id index"));
         assert_eq!(got.token_hash, want.token_hash);
         assert_eq!(got.version, want.version);
@@ -193,9 +195,11 @@ fn run(ops: &[Op], seed: u64) {
             } => {
                 for _ in 0..n {
                     let rec = record(&mut g, subject, collide, now, life_s);
-                    let out = store.exclusive(|t| {
-                        t.create(rec.clone(), Limits::default(), Millis::from_millis(now))
-                    });
+                    let out = store
+                        .exclusive(|t| {
+                            t.create(rec.clone(), Limits::default(), Millis::from_millis(now))
+                        })
+                        .expect("room");
                     assert!(matches!(out, CreateOutcome::Created { .. }), "{out:?}");
                     model.insert(rec.id, rec);
                 }
@@ -214,7 +218,11 @@ fn run(ops: &[Op], seed: u64) {
                 if m.state == SessionState::Active {
                     assert!(matches!(out, RevokeOutcome::Revoked { .. }), "{out:?}");
                     m.make_tombstone(RevokeReason::Admin, Millis::from_millis(now));
-                    m.version = store.exclusive(|t| t.get(rec.id)).expect("kept").version;
+                    m.version = store
+                        .exclusive(|t| t.get(rec.id))
+                        .expect("decodes")
+                        .expect("kept")
+                        .version;
                 } else {
                     assert_eq!(out, RevokeOutcome::AlreadyRevoked);
                 }
@@ -223,23 +231,37 @@ fn run(ops: &[Op], seed: u64) {
                 let Some(old) = pick(&model, i) else { continue };
                 let live = old.state == SessionState::Active && now < old.expires_at.as_millis();
                 let new = record(&mut g, old.subject.as_ref().map(|_| 1), false, now, 1000);
+                let retire = RetireRequest {
+                    tenant: TenantId::DEFAULT,
+                    old_id: old.id,
+                    old_token_hash: old.token_hash,
+                    expected_version: old.version,
+                    successor: new.id,
+                    now: Millis::from_millis(now),
+                };
                 let out = store.exclusive(|t| {
-                    t.upgrade(UpgradeRequest {
-                        old_id: old.id,
-                        old_token_hash: old.token_hash,
-                        expected_version: old.version,
-                        new: new.clone(),
-                        limits: Limits::default(),
-                        now: Millis::from_millis(now),
-                    })
+                    if live {
+                        let limits = Limits {
+                            replaces: Some(old.id),
+                            ..Limits::default()
+                        };
+                        let made = t.create(new.clone(), limits, Millis::from_millis(now));
+                        assert!(matches!(made, Ok(CreateOutcome::Created { .. })));
+                    }
+                    t.retire(retire)
                 });
                 if live {
-                    assert!(matches!(out, UpgradeOutcome::Upgraded { .. }), "{out:?}");
+                    assert_eq!(out, RetireOutcome::Retired);
+                    // A retry of the same retire finds it done.
+                    assert_eq!(
+                        store.exclusive(|t| t.retire(retire)),
+                        RetireOutcome::Retired
+                    );
                     let m = model.get_mut(&old.id).expect("in the model");
                     m.make_tombstone(RevokeReason::Upgraded, Millis::from_millis(now));
                     model.insert(new.id, new);
                 } else {
-                    assert_eq!(out, UpgradeOutcome::NotLive);
+                    assert_eq!(out, RetireOutcome::NotLive);
                 }
             }
             Op::Remove(i) => {
@@ -257,10 +279,10 @@ fn run(ops: &[Op], seed: u64) {
                 let moved = store.exclusive(|t| {
                     let loc = t.loc_of(rec.id).expect("indexed");
                     t.with_shard_mut(loc, |s| {
-                        s.set_attributes(loc, &Attributes::from_checked(&text))
+                        s.set_attributes(loc, &Attributes::from_trusted_json(&text))
                     })
                 });
-                if moved {
+                if moved.is_ok() {
                     m.version += 1;
                 }
             }
