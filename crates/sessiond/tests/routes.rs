@@ -149,3 +149,23 @@ async fn the_router_serves_every_backend() {
         assert_eq!(ready_after_close, kind == "memory", "{kind}");
     }
 }
+
+/// docs/api.md names every metric label and every error code the server
+/// can answer with.
+#[test]
+fn the_api_docs_name_every_label_and_code() {
+    let doc = include_str!("../../../docs/api.md");
+    for op in Operation::ALL {
+        if op.is_metered() {
+            assert!(
+                doc.contains(&format!("`{}`", op.as_str())),
+                "docs/api.md does not name the operation {}",
+                op.as_str()
+            );
+        }
+    }
+    for code in ErrorCode::ALL {
+        let row = format!("| {} | `{}` |", code.status().as_u16(), code.as_str());
+        assert!(doc.contains(&row), "docs/api.md has no row {row}");
+    }
+}
