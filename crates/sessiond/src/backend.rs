@@ -7,7 +7,8 @@
 //! delegating each method to its variant with one `match` (no boxing, no
 //! allocation on the hot path: the future is the variant's own future,
 //! inside the `async fn`'s state). A new store (Redis, PostgreSQL) is a new
-//! variant, a new arm in [`delegate!`], and a config value.
+//! variant, an arm in the `delegate!` macro below, a [`StoreKind`] value and
+//! its arm in [`Backend::open`].
 //!
 //! Besides the trait, `Backend` answers what differs per store at the
 //! edges of the server's life: its [`kind`](Backend::kind) (for stats and
@@ -43,6 +44,9 @@ use sessionkit_core::{
     Subject, TenantId, TokenHash,
 };
 use sessionkit_redb::{OpenError, RedbStore, WriterStats};
+
+use crate::config::StoreKind;
+use crate::server::STORE_DIR;
 
 /// What the router and its handlers need of a store: the one bound they
 /// name. In production it is always [`Backend`] (the router is compiled
@@ -81,6 +85,19 @@ macro_rules! delegate {
 }
 
 impl Backend {
+    /// Opens the store the config names: the embedded store in
+    /// `<data dir>/store`, or a new memory store (with a warning: nothing
+    /// survives a restart). The one place a `store` value becomes a store.
+    pub fn open(kind: StoreKind, data_dir: &Path) -> Result<Backend, OpenError> {
+        match kind {
+            StoreKind::Embedded => Backend::open_embedded(&data_dir.join(STORE_DIR)),
+            StoreKind::Memory => {
+                tracing::warn!("store = \"memory\": every session is lost when sessiond stops");
+                Ok(Backend::Memory(MemoryStore::new()))
+            }
+        }
+    }
+
     /// Opens the embedded store in `dir` and logs what the open found.
     pub fn open_embedded(dir: &Path) -> Result<Backend, OpenError> {
         let store = RedbStore::open(dir)?;

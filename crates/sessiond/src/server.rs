@@ -15,13 +15,12 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use sessionkit::{EngineKeys, SessionManager};
-use sessionkit_core::MemoryStore;
 use tokio::net::TcpListener;
 
 use crate::api_keys::{ADMIN_KEY_FILE, API_KEYS_FILE, ApiKeys};
 use crate::app::{AppOptions, AppState, router};
 use crate::backend::Backend;
-use crate::config::{Config, LogFormat, StoreKind};
+use crate::config::{Config, LogFormat};
 use crate::http::HttpLimits;
 use crate::server_keys::{self, SERVER_KEYS_FILE};
 use crate::{fsutil, shutdown, telemetry};
@@ -114,19 +113,10 @@ pub async fn serve_until(
     })?;
     let first_start = is_first_start(&dir);
     let engine_keys = server_keys::load_or_create(&dir, first_start)?;
-    let backend = match cfg.store {
-        StoreKind::Embedded => {
-            let store_dir = dir.join(STORE_DIR);
-            Backend::open_embedded(&store_dir).map_err(|e| ServeError::DataDir {
-                path: store_dir.display().to_string(),
-                why: e.to_string(),
-            })?
-        }
-        StoreKind::Memory => {
-            tracing::warn!("store = \"memory\": every session is lost when sessiond stops");
-            Backend::Memory(MemoryStore::new())
-        }
-    };
+    let backend = Backend::open(cfg.store, &dir).map_err(|e| ServeError::DataDir {
+        path: dir.join(STORE_DIR).display().to_string(),
+        why: e.to_string(),
+    })?;
     let parts = ServeParts {
         cfg,
         backend: backend.clone(),
