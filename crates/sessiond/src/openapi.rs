@@ -4,6 +4,7 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use crate::error::ErrorCode;
 use crate::routes::{admin, sessions, subjects};
 use crate::{error, ops, wire};
 
@@ -38,14 +39,46 @@ impl Modify for BearerAuth {
 
 /// Adds the answers every authenticated `/v1` operation can give, in one
 /// place instead of on each handler: 401 `unauthenticated`, 403
-/// `insufficient_scope`, 408 `request_timeout` (bodies), 503
-/// `store_unavailable` and 500 `internal_error`.
+/// `insufficient_scope`, 408 `request_timeout` (bodies), 500
+/// `internal_error`, 503 `store_unavailable`, and on writes 507
+/// `insufficient_storage`. Statuses and codes come from [`ErrorCode`].
 struct CommonErrors;
+
+/// The common answers: the code, what it means here, and whether only
+/// writes (not `GET`) can give it.
+const COMMON: [(ErrorCode, &str, bool); 6] = [
+    (
+        ErrorCode::Unauthenticated,
+        "the API key is missing, wrong or revoked",
+        false,
+    ),
+    (
+        ErrorCode::InsufficientScope,
+        "the API key lacks the scope",
+        false,
+    ),
+    (
+        ErrorCode::RequestTimeout,
+        "the body did not arrive in time",
+        false,
+    ),
+    (ErrorCode::Internal, "a fault on the server's side", false),
+    (
+        ErrorCode::StoreUnavailable,
+        "the store is down or cannot write (with Retry-After)",
+        false,
+    ),
+    (
+        ErrorCode::InsufficientStorage,
+        "the store is out of room; retrying will not help",
+        true,
+    ),
+];
 
 impl Modify for CommonErrors {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
-        let error = |text: &str| {
+        let error = |text: String| {
             ResponseBuilder::new()
                 .description(text)
                 .content(
@@ -56,33 +89,27 @@ impl Modify for CommonErrors {
                 )
                 .build()
         };
-        let common = [
-            (
-                "401",
-                "unauthenticated: the API key is missing, wrong or revoked",
-            ),
-            ("403", "insufficient_scope: the API key lacks the scope"),
-            ("408", "request_timeout: the body did not arrive in time"),
-            ("500", "internal_error"),
-            ("503", "store_unavailable (with Retry-After)"),
-        ];
         for (path, item) in openapi.paths.paths.iter_mut() {
             if !path.starts_with("/v1/") {
                 continue;
             }
             let ops = [
-                item.get.as_mut(),
-                item.post.as_mut(),
-                item.put.as_mut(),
-                item.patch.as_mut(),
-                item.delete.as_mut(),
+                (item.get.as_mut(), false),
+                (item.post.as_mut(), true),
+                (item.put.as_mut(), true),
+                (item.patch.as_mut(), true),
+                (item.delete.as_mut(), true),
             ];
-            for op in ops.into_iter().flatten() {
-                for (status, text) in common {
+            for (op, writes) in ops {
+                let Some(op) = op else { continue };
+                for (code, text, writes_only) in COMMON {
+                    if writes_only && !writes {
+                        continue;
+                    }
                     op.responses
                         .responses
-                        .entry(status.to_string())
-                        .or_insert_with(|| error(text).into());
+                        .entry(code.status().as_u16().to_string())
+                        .or_insert_with(|| error(format!("{}: {text}", code.as_str())).into());
                 }
             }
         }

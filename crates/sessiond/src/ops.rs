@@ -10,10 +10,11 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use sessionkit_core::{StoreAdmin, TenantId};
+use sessionkit_core::TenantId;
 use utoipa::OpenApi;
 
 use crate::app::AppState;
+use crate::backend::ServedStore;
 use crate::error::{ApiError, ErrorBody};
 use crate::openapi::ApiDoc;
 use crate::wire::Health;
@@ -32,7 +33,7 @@ pub async fn healthz() -> Json<Health> {
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, description = "Ready", body = Health),
               (status = 503, description = "store_unavailable", body = ErrorBody)))]
-pub async fn readyz<S: StoreAdmin>(
+pub async fn readyz<S: ServedStore>(
     State(st): State<AppState<S>>,
 ) -> Result<Json<Health>, ApiError> {
     let start = Instant::now();
@@ -53,7 +54,7 @@ pub async fn readyz<S: StoreAdmin>(
 /// Prometheus metrics.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
-pub async fn metrics<S: StoreAdmin>(State(st): State<AppState<S>>) -> Response {
+pub async fn metrics<S: ServedStore>(State(st): State<AppState<S>>) -> Response {
     if let Ok(c) = st.engine().counts(TenantId::DEFAULT).await {
         metrics::gauge!("sessiond_live_sessions", "tenant" => TenantId::DEFAULT.as_str())
             .set(c.active as f64);

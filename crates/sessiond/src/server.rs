@@ -1,8 +1,9 @@
 //! `sessiond serve`: prepares the data dir (server keys, API keys), opens
-//! the store, and serves the router on hyper's HTTP/1.1 connection builder
-//! (which caps header blocks: 431) until SIGTERM/SIGINT, then drains open
-//! connections and flushes the store. A background task purges expired
-//! sessions every `purge_interval_secs`.
+//! the store the config names as a [`Backend`], and serves the one router
+//! (`AppState<Backend>`) on hyper's HTTP/1.1 connection builder (which caps
+//! header blocks: 431) until SIGTERM/SIGINT, then drains open connections
+//! and flushes and closes the store ([`Backend::close`]). A background task
+//! purges expired sessions every `purge_interval_secs`.
 
 use std::future::Future;
 use std::io::IsTerminal;
@@ -14,16 +15,14 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use sessionkit::{EngineKeys, SessionManager};
-use sessionkit_core::StoreAdmin;
-use sessionkit_memory::MemoryStore;
-use sessionkit_redb::RedbStore;
-use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::api_keys::{ADMIN_KEY_FILE, API_KEYS_FILE, ApiKeys};
-use crate::app::{AppOptions, AppState, HttpLimits, WritesHealthy, router};
-use crate::config::{Config, LogFormat, StoreKind};
-use crate::keys::{self, SERVER_KEYS_FILE};
+use crate::app::{AppOptions, AppState, router};
+use crate::backend::Backend;
+use crate::config::{Config, LogFormat};
+use crate::http::HttpLimits;
+use crate::server_keys::{self, SERVER_KEYS_FILE};
 use crate::{fsutil, shutdown, telemetry};
 
 /// Sub-directory of the data dir holding the embedded store.
@@ -46,7 +45,7 @@ pub enum ServeError {
     },
     /// The server keys.
     #[error(transparent)]
-    Keys(#[from] keys::KeyFileError),
+    Keys(#[from] server_keys::KeyFileError),
     /// The API keys.
     #[error(transparent)]
     ApiKeys(#[from] crate::api_keys::ApiKeyError),
@@ -113,69 +112,45 @@ pub async fn serve_until(
         why: e.to_string(),
     })?;
     let first_start = is_first_start(&dir);
-    let keys = keys::load_or_create(&dir, first_start)?;
-    match cfg.store {
-        StoreKind::Embedded => {
-            let store_dir = dir.join(STORE_DIR);
-            let store = RedbStore::open(&store_dir).map_err(|e| ServeError::DataDir {
-                path: store_dir.display().to_string(),
-                why: e.to_string(),
-            })?;
-            let report = store.open_report();
-            tracing::info!(
-                loaded = report.loaded,
-                skipped = report.skipped.len(),
-                took_ms = report.took.as_millis() as u64,
-                "opened the embedded store"
-            );
-            let closer = store.clone();
-            let probe = store.clone();
-            let healthy: WritesHealthy = Arc::new(move || probe.writes_healthy());
-            let flush = move || match closer.flush_and_close() {
-                Ok(()) => tracing::info!("store flushed and closed"),
-                Err(e) => tracing::error!(error = %e, "final flush of the store failed"),
-            };
-            run(
-                cfg,
-                store,
-                keys,
-                first_start,
-                "embedded",
-                Some(healthy),
-                stop,
-                flush,
-            )
-            .await
-        }
-        StoreKind::Memory => {
-            tracing::warn!("store = \"memory\": every session is lost when sessiond stops");
-            run(
-                cfg,
-                MemoryStore::new(),
-                keys,
-                first_start,
-                "memory",
-                None,
-                stop,
-                || {},
-            )
-            .await
-        }
-    }
+    let engine_keys = server_keys::load_or_create(&dir, first_start)?;
+    let backend = Backend::open(cfg.store, &dir).map_err(|e| ServeError::DataDir {
+        path: dir.join(STORE_DIR).display().to_string(),
+        why: e.to_string(),
+    })?;
+    let parts = ServeParts {
+        cfg,
+        backend: backend.clone(),
+        engine_keys,
+        first_start,
+    };
+    let served = run(parts, stop).await;
+    // Whatever happened, the store is closed last: every request that
+    // could write has ended (or `run` failed before serving any).
+    backend.close();
+    served
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn run<S: StoreAdmin>(
+/// What [`run`] serves: the validated config, the opened store, the server
+/// keys, and whether this is the data dir's first start.
+struct ServeParts {
     cfg: Config,
-    store: S,
+    backend: Backend,
     engine_keys: EngineKeys,
     first_start: bool,
-    store_kind: &'static str,
-    writes_healthy: Option<WritesHealthy>,
-    stop: impl Future<Output = ()> + Send,
-    flush: impl FnOnce(),
-) -> Result<(), ServeError> {
-    let engine = SessionManager::builder(store, engine_keys)
+}
+
+/// Builds the engine and the app over `parts.backend` and serves until
+/// `stop` resolves, then drains open connections. The caller closes the
+/// store.
+async fn run(parts: ServeParts, stop: impl Future<Output = ()> + Send) -> Result<(), ServeError> {
+    let ServeParts {
+        cfg,
+        backend,
+        engine_keys,
+        first_start,
+    } = parts;
+    let store_kind = backend.kind();
+    let engine = SessionManager::builder(backend.clone(), engine_keys)
         .with_metrics_prefix("sessiond")
         .with_policy(cfg.policy()?)
         .build()
@@ -217,11 +192,10 @@ async fn run<S: StoreAdmin>(
                 max_body_bytes: cfg.max_body_bytes,
                 max_header_bytes: cfg.max_header_bytes,
                 body_read_timeout: (cfg.header_read_timeout_secs > 0)
-                    .then(|| std::time::Duration::from_secs(cfg.header_read_timeout_secs)),
+                    .then(|| Duration::from_secs(cfg.header_read_timeout_secs)),
             },
             metrics: metrics.clone(),
-            store_kind,
-            writes_healthy,
+            ..AppOptions::for_backend(&backend)
         },
     );
     let purge = spawn_purge(state.clone(), Duration::from_secs(cfg.purge_interval_secs));
@@ -250,7 +224,7 @@ async fn run<S: StoreAdmin>(
         http.header_read_timeout(None);
     }
     http.keep_alive(true)
-        // Header blocks past our JSON 431 (guard.rs) but beyond this
+        // Header blocks past our JSON 431 (http/limits.rs) but beyond this
         // buffer get hyper's own bare 431.
         .max_buf_size((cfg.max_header_bytes * 4).max(8192));
     let graceful = GracefulShutdown::new();
@@ -290,14 +264,18 @@ async fn run<S: StoreAdmin>(
     if let Some(u) = upkeep {
         u.abort();
     }
+    // The engine's time, recorded before the store's final flush, so that a
+    // restart with a clock set back revives nothing this run saw expire.
+    if let Err(e) = state.engine().persist_clock_floor().await {
+        tracing::warn!(error = %e, "could not record the clock floor at shutdown");
+    }
     drop(app);
     drop(state);
-    flush();
-    tracing::info!("sessiond stopped");
+    tracing::info!("sessiond stopped serving");
     Ok(())
 }
 
-fn spawn_purge<S: StoreAdmin>(state: AppState<S>, every: Duration) -> tokio::task::JoinHandle<()> {
+fn spawn_purge(state: AppState<Backend>, every: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut t = tokio::time::interval(every);
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -2,7 +2,10 @@
 //!
 //! Per operation: `sessiond_requests_total{operation, outcome}` (outcome is
 //! `ok` or the error code) and `sessiond_request_duration_seconds{operation}`
-//! (a histogram). Also `sessiond_live_sessions` (gauge, per tenant) and
+//! (a histogram). Both label sets come from the types they name: the
+//! operations from the route table ([`Operation::ALL`]), the outcomes from
+//! [`ErrorCode::ALL`]; no label is typed twice. Also
+//! `sessiond_live_sessions` (gauge, per tenant) and
 //! `sessiond_revocations_total{reason}`, fed from the engine's events. No
 //! label ever holds a secret, a subject or a session id.
 
@@ -10,14 +13,15 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, Method, header};
+use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::app::HttpLimits;
-use crate::error::OutcomeCode;
+use crate::error::{ErrorCode, OutcomeCode};
+use crate::http::limits::{self, HttpLimits};
+use crate::routes::table::{Operation, operation};
 
 /// Histogram buckets for request latency, seconds.
 const BUCKETS: &[f64] = &[
@@ -48,86 +52,34 @@ pub fn install_recorder() -> Option<PrometheusHandle> {
         .clone()
 }
 
-/// The operation name of a route (a fixed set: never from the client).
-fn operation(method: &Method, path: &str) -> &'static str {
-    match (method.as_str(), path) {
-        ("POST", "/v1/sessions") => "create",
-        ("POST", "/v1/sessions/validate") => "validate",
-        ("POST", "/v1/sessions/upgrade") => "upgrade",
-        ("POST", "/v1/sessions/revoke") => "logout",
-        ("GET", "/v1/sessions/{id}") => "get",
-        ("DELETE", "/v1/sessions/{id}") => "delete",
-        ("PATCH", "/v1/sessions/{id}/attributes") => "patch_attributes",
-        ("GET", "/v1/subjects/{subject}/sessions") => "list_subject",
-        ("DELETE", "/v1/subjects/{subject}/sessions") => "revoke_subject",
-        ("GET", "/v1/subjects/{subject}/sessions/{id}") => "get_for_subject",
-        ("DELETE", "/v1/subjects/{subject}/sessions/{id}") => "delete_for_subject",
-        ("GET", "/v1/stats") => "stats",
-        ("POST", "/v1/purge") => "purge",
-        (_, p) if p.starts_with("/v1/api-keys") => "api_keys",
-        (_, "/healthz" | "/readyz" | "/metrics" | "/openapi.json") => "ops",
-        _ => "other",
+/// Number of outcome labels: `ok` and each error code.
+const OUTCOMES: usize = ErrorCode::ALL.len() + 1;
+
+/// The outcome label at `i`: `ok` at 0, then [`ErrorCode::ALL`] in order.
+const fn outcome_label(i: usize) -> &'static str {
+    match i.checked_sub(1) {
+        None => "ok",
+        Some(c) => ErrorCode::ALL[c].as_str(),
     }
 }
 
-/// Every operation label, in a fixed order (see [`operation`]).
-const OPERATIONS: [&str; 16] = [
-    "create",
-    "validate",
-    "upgrade",
-    "logout",
-    "get",
-    "delete",
-    "patch_attributes",
-    "list_subject",
-    "revoke_subject",
-    "get_for_subject",
-    "delete_for_subject",
-    "stats",
-    "purge",
-    "api_keys",
-    "ops",
-    "other",
-];
+/// The outcome index of a response: 0 (`ok`), or 1 + its error code's.
+fn outcome_index(outcome: Option<ErrorCode>) -> usize {
+    outcome.map_or(0, |c| c.index() + 1)
+}
 
-/// Every outcome label: `ok` and each error code.
-const OUTCOMES: [&str; 18] = [
-    "ok",
-    "invalid_request",
-    "unauthenticated",
-    "invalid_token",
-    "session_expired",
-    "csrf_failed",
-    "insufficient_scope",
-    "not_found",
-    "method_not_allowed",
-    "conflict",
-    "session_limit_reached",
-    "precondition_failed",
-    "payload_too_large",
-    "unsupported_media_type",
-    "rate_limited",
-    "headers_too_large",
-    "store_unavailable",
-    "internal_error",
-];
-
-type RequestCounters = [[OnceLock<Counter>; OUTCOMES.len()]; OPERATIONS.len()];
+type RequestCounters = [[OnceLock<Counter>; OUTCOMES]; Operation::ALL.len()];
 
 /// Metric handles, registered on first use: building a labelled key and
 /// looking it up in the registry on every request would cost more than
 /// the rest of a validate.
-fn count(op: &'static str, outcome: &'static str, secs: f64) {
+fn count(op: Operation, outcome: Option<ErrorCode>, secs: f64) {
     static REQUESTS: RequestCounters =
-        [const { [const { OnceLock::new() }; OUTCOMES.len()] }; OPERATIONS.len()];
-    static LATENCY: [OnceLock<Histogram>; OPERATIONS.len()] =
-        [const { OnceLock::new() }; OPERATIONS.len()];
-    let oi = OPERATIONS
-        .iter()
-        .position(|o| *o == op)
-        .unwrap_or(OPERATIONS.len() - 1);
-    let ci = OUTCOMES.iter().position(|o| *o == outcome).unwrap_or(0);
-    let (op, outcome) = (OPERATIONS[oi], OUTCOMES[ci]);
+        [const { [const { OnceLock::new() }; OUTCOMES] }; Operation::ALL.len()];
+    static LATENCY: [OnceLock<Histogram>; Operation::ALL.len()] =
+        [const { OnceLock::new() }; Operation::ALL.len()];
+    let (oi, ci) = (op.index(), outcome_index(outcome));
+    let (op, outcome) = (op.as_str(), outcome_label(ci));
     REQUESTS[oi][ci]
         .get_or_init(|| {
             metrics::counter!("sessiond_requests_total", "operation" => op, "outcome" => outcome)
@@ -139,7 +91,7 @@ fn count(op: &'static str, outcome: &'static str, secs: f64) {
 }
 
 /// The one middleware in front of every route: refuses oversized headers
-/// and declared bodies over the limit (`guard.rs`), then records the
+/// and declared bodies over the limit ([`limits::check`]), then records the
 /// counter and the latency of the request, logs it at debug level (method,
 /// route template, status: never the path's values, the query or the
 /// body), and marks `/v1` responses `no-store`.
@@ -148,25 +100,44 @@ pub async fn edge(State(limits): State<HttpLimits>, req: Request, next: Next) ->
     let op = req
         .extensions()
         .get::<MatchedPath>()
-        .map_or("other", |p| operation(req.method(), p.as_str()));
-    let mut res = match crate::guard::check(&limits, &req) {
+        .map_or(Operation::Other, |p| operation(req.method(), p.as_str()));
+    let mut res = match limits::check(&limits, &req) {
         Some(e) => e.into_response(),
         None => next.run(req).await,
     };
-    let outcome = res.extensions().get::<OutcomeCode>().map_or("ok", |c| c.0);
+    let outcome = res.extensions().get::<OutcomeCode>().map(|c| c.0);
     let elapsed = start.elapsed();
-    if op != "ops" {
+    if op.is_metered() {
         res.headers_mut()
             .entry(header::CACHE_CONTROL)
             .or_insert(HeaderValue::from_static("no-store"));
         count(op, outcome, elapsed.as_secs_f64());
     }
     tracing::debug!(
-        operation = op,
+        operation = op.as_str(),
         status = res.status().as_u16(),
-        outcome,
+        outcome = outcome_label(outcome_index(outcome)),
         micros = elapsed.as_micros() as u64,
         "request"
     );
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_code_is_an_outcome_label() {
+        assert_eq!(outcome_label(outcome_index(None)), "ok");
+        for c in ErrorCode::ALL {
+            assert_eq!(outcome_label(outcome_index(Some(*c))), c.as_str());
+        }
+        assert_eq!(
+            outcome_label(outcome_index(Some(ErrorCode::RequestTimeout))),
+            "request_timeout"
+        );
+        let labels: std::collections::HashSet<&str> = (0..OUTCOMES).map(outcome_label).collect();
+        assert_eq!(labels.len(), OUTCOMES);
+    }
 }

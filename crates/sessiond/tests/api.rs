@@ -1225,6 +1225,12 @@ async fn openapi_matches_the_router() {
                         "{method} {path} documents no {status}"
                     );
                 }
+                // Only writes can find the store out of room.
+                assert_eq!(
+                    item[method]["responses"].get("507").is_some(),
+                    method != "get",
+                    "{method} {path}: 507 insufficient_storage"
+                );
             }
             operations += usize::from(documented);
         }

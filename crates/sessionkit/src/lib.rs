@@ -11,7 +11,7 @@ pub mod events;
 pub mod http;
 pub mod manager;
 
-pub use error::EngineError;
+pub use error::{EngineError, ErrorKind};
 pub use events::{Event, EventKind};
 pub use manager::{
     Created, EngineKeys, NewSession, Page, PatchResult, SessionManager, SessionManagerBuilder,

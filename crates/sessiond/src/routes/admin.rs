@@ -7,13 +7,14 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use sessionkit_core::StoreAdmin;
 use sessionkit_core::TenantId;
 
 use crate::api_keys::{ApiKeyInfo, Scope, Scopes};
-use crate::app::{AppState, Authorized, PathParams, scope};
+use crate::app::AppState;
+use crate::backend::ServedStore;
 use crate::error::{ApiError, ErrorBody};
-use crate::json::JsonBody;
+use crate::http::json::JsonBody;
+use crate::http::{Authorized, PathParams, scope};
 use crate::wire::{
     ApiKeyList, ApiKeyOut, CreateApiKeyRequest, CreatedApiKey, Purged, Stats, StoreStats,
 };
@@ -32,7 +33,7 @@ fn key_out(i: &ApiKeyInfo) -> ApiKeyOut {
     responses((status = 200, description = "Counts", body = Stats),
               (status = 403, description = "insufficient_scope", body = ErrorBody)),
     security(("api_key" = ["admin"])))]
-pub async fn stats<S: StoreAdmin>(
+pub async fn stats<S: ServedStore>(
     State(st): State<AppState<S>>,
     caller: Authorized<scope::Admin>,
 ) -> Result<Json<Stats>, ApiError> {
@@ -55,7 +56,7 @@ pub async fn stats<S: StoreAdmin>(
     responses((status = 200, description = "How many records went", body = Purged),
               (status = 403, description = "insufficient_scope", body = ErrorBody)),
     security(("api_key" = ["admin"])))]
-pub async fn purge<S: StoreAdmin>(
+pub async fn purge<S: ServedStore>(
     State(st): State<AppState<S>>,
     caller: Authorized<scope::Admin>,
 ) -> Result<Json<Purged>, ApiError> {
@@ -70,7 +71,7 @@ pub async fn purge<S: StoreAdmin>(
 #[utoipa::path(get, path = "/v1/api-keys", tag = "admin",
     responses((status = 200, description = "Keys", body = ApiKeyList)),
     security(("api_key" = ["admin"])))]
-pub async fn list_keys<S: StoreAdmin>(
+pub async fn list_keys<S: ServedStore>(
     State(st): State<AppState<S>>,
     caller: Authorized<scope::Admin>,
 ) -> Result<Json<ApiKeyList>, ApiError> {
@@ -86,7 +87,7 @@ pub async fn list_keys<S: StoreAdmin>(
     responses((status = 200, description = "The key", body = ApiKeyOut),
               (status = 404, description = "not_found", body = ErrorBody)),
     security(("api_key" = ["admin"])))]
-pub async fn get_key<S: StoreAdmin>(
+pub async fn get_key<S: ServedStore>(
     State(st): State<AppState<S>>,
     caller: Authorized<scope::Admin>,
     PathParams(id): PathParams<String>,
@@ -106,7 +107,7 @@ pub async fn get_key<S: StoreAdmin>(
     responses((status = 201, description = "Created; the secret is shown once", body = CreatedApiKey),
               (status = 400, description = "invalid_request", body = ErrorBody)),
     security(("api_key" = ["admin"])))]
-pub async fn create_key<S: StoreAdmin>(
+pub async fn create_key<S: ServedStore>(
     State(st): State<AppState<S>>,
     caller: Authorized<scope::Admin>,
     JsonBody(body): JsonBody<CreateApiKeyRequest>,
@@ -174,7 +175,7 @@ pub async fn create_key<S: StoreAdmin>(
     responses((status = 204, description = "Revoked"),
               (status = 404, description = "not_found", body = ErrorBody)),
     security(("api_key" = ["admin"])))]
-pub async fn revoke_key<S: StoreAdmin>(
+pub async fn revoke_key<S: ServedStore>(
     State(st): State<AppState<S>>,
     caller: Authorized<scope::Admin>,
     PathParams(id): PathParams<String>,

@@ -1,9 +1,11 @@
-//! The `/v1` handlers, one module per resource.
+//! The `/v1` handlers, one module per resource, and the route table
+//! ([`table`]) that names every route's operation.
 
 pub mod admin;
 pub mod cursor;
 pub mod sessions;
 pub mod subjects;
+pub mod table;
 
 use axum::body::Body;
 use axum::http::{HeaderValue, header};

@@ -9,12 +9,14 @@ use sessionkit::{
     NewSession, PatchResult, TokenRevocation, UpgradeResult, ValidateRequest, Validation,
 };
 use sessionkit_core::store::RevokeOutcome;
-use sessionkit_core::{RevokeReason, SessionRecord, StoreAdmin};
+use sessionkit_core::{RevokeReason, SessionRecord};
 
 use super::{parse_id, parse_subject};
-use crate::app::{AppState, Authorized, PathParams, scope};
+use crate::app::AppState;
+use crate::backend::ServedStore;
 use crate::error::{ApiError, ErrorBody};
-use crate::json::{JsonBody, MergePatchBody};
+use crate::http::json::{JsonBody, MergePatchBody};
+use crate::http::{Authorized, PathParams, scope};
 use crate::wire::{
     CreateRequest, CreatedResponse, RevokeRequestBody, SessionOut, SessionResponse,
     UpgradeRequestBody, ValidateRequestBody, ValidatedResponse,
@@ -65,7 +67,7 @@ fn ttl(field: &str, n: Option<serde_json::Number>) -> Result<Option<i128>, ApiEr
         (status = 503, description = "store_unavailable", body = ErrorBody),
     ),
     security(("api_key" = ["sessions:write"])))]
-pub async fn create<S: StoreAdmin>(
+pub async fn create<S: ServedStore>(
     State(st): State<AppState<S>>,
     caller: Authorized<scope::Write>,
     JsonBody(body): JsonBody<CreateRequest>,
@@ -113,7 +115,7 @@ pub async fn create<S: StoreAdmin>(
         (status = 503, description = "store_unavailable", body = ErrorBody),
     ),
     security(("api_key" = ["sessions:validate"])))]
-pub async fn validate<S: StoreAdmin>(
+pub async fn validate<S: ServedStore>(
     State(st): State<AppState<S>>,
     caller: Authorized<scope::Validate>,
     JsonBody(body): JsonBody<ValidateRequestBody>,
@@ -149,7 +151,7 @@ pub async fn validate<S: StoreAdmin>(
         (status = 503, description = "store_unavailable", body = ErrorBody),
     ),
     security(("api_key" = ["sessions:write"])))]
-pub async fn upgrade<S: StoreAdmin>(
+pub async fn upgrade<S: ServedStore>(
     State(st): State<AppState<S>>,
     caller: Authorized<scope::Write>,
     JsonBody(body): JsonBody<UpgradeRequestBody>,
@@ -182,7 +184,7 @@ pub async fn upgrade<S: StoreAdmin>(
         (status = 503, description = "store_unavailable", body = ErrorBody),
     ),
     security(("api_key" = ["sessions:write"])))]
-pub async fn revoke_token<S: StoreAdmin>(
+pub async fn revoke_token<S: ServedStore>(
     State(st): State<AppState<S>>,
     caller: Authorized<scope::Write>,
     JsonBody(body): JsonBody<RevokeRequestBody>,
@@ -203,7 +205,7 @@ pub async fn revoke_token<S: StoreAdmin>(
         (status = 404, description = "not_found", body = ErrorBody),
     ),
     security(("api_key" = ["sessions:read"])))]
-pub async fn get_session<S: StoreAdmin>(
+pub async fn get_session<S: ServedStore>(
     State(st): State<AppState<S>>,
     caller: Authorized<scope::Read>,
     PathParams(id): PathParams<String>,
@@ -251,7 +253,7 @@ fn parse_if_match(h: &HeaderMap) -> Result<Option<u64>, ApiError> {
         (status = 415, description = "unsupported_media_type", body = ErrorBody),
     ),
     security(("api_key" = ["sessions:write"])))]
-pub async fn patch_attributes<S: StoreAdmin>(
+pub async fn patch_attributes<S: ServedStore>(
     State(st): State<AppState<S>>,
     caller: Authorized<scope::Write>,
     PathParams(id): PathParams<String>,
@@ -282,7 +284,7 @@ pub async fn patch_attributes<S: StoreAdmin>(
         (status = 404, description = "not_found", body = ErrorBody),
     ),
     security(("api_key" = ["sessions:write"])))]
-pub async fn delete_session<S: StoreAdmin>(
+pub async fn delete_session<S: ServedStore>(
     State(st): State<AppState<S>>,
     caller: Authorized<scope::Write>,
     PathParams(id): PathParams<String>,

@@ -8,13 +8,15 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use sessionkit::manager::MAX_PAGE;
+use sessionkit_core::RevokeReason;
 use sessionkit_core::store::{RevokeOutcome, RevokeSubjectOutcome};
-use sessionkit_core::{RevokeReason, StoreAdmin};
 
 use super::sessions::session_with_etag;
 use super::{cursor, parse_id, parse_subject};
-use crate::app::{AppState, Authorized, PathParams, QueryPairs, scope};
+use crate::app::AppState;
+use crate::backend::ServedStore;
 use crate::error::{ApiError, ErrorBody};
+use crate::http::{Authorized, PathParams, QueryPairs, scope};
 use crate::wire::{
     RevokedCount, SessionList, SessionOut, SessionResponse, SubjectList, SubjectOut,
 };
@@ -48,7 +50,7 @@ fn parse_limit(v: Option<&str>) -> Result<usize, ApiError> {
         (status = 400, description = "invalid_request", body = ErrorBody),
     ),
     security(("api_key" = ["sessions:read"])))]
-pub async fn list<S: StoreAdmin>(
+pub async fn list<S: ServedStore>(
     State(st): State<AppState<S>>,
     caller: Authorized<scope::Read>,
     PathParams(subject): PathParams<String>,
@@ -79,7 +81,7 @@ pub async fn list<S: StoreAdmin>(
         (status = 400, description = "invalid_request", body = ErrorBody),
     ),
     security(("api_key" = ["sessions:read"])))]
-pub async fn list_subjects<S: StoreAdmin>(
+pub async fn list_subjects<S: ServedStore>(
     State(st): State<AppState<S>>,
     caller: Authorized<scope::Read>,
     q: QueryPairs,
@@ -119,7 +121,7 @@ pub async fn list_subjects<S: StoreAdmin>(
         (status = 404, description = "not_found unless the id belongs to the subject", body = ErrorBody),
     ),
     security(("api_key" = ["sessions:read"])))]
-pub async fn get_one<S: StoreAdmin>(
+pub async fn get_one<S: ServedStore>(
     State(st): State<AppState<S>>,
     caller: Authorized<scope::Read>,
     PathParams((subject, id)): PathParams<(String, String)>,
@@ -144,7 +146,7 @@ pub async fn get_one<S: StoreAdmin>(
         (status = 404, description = "not_found unless the id belongs to the subject", body = ErrorBody),
     ),
     security(("api_key" = ["sessions:write"])))]
-pub async fn revoke_one<S: StoreAdmin>(
+pub async fn revoke_one<S: ServedStore>(
     State(st): State<AppState<S>>,
     caller: Authorized<scope::Write>,
     PathParams((subject, id)): PathParams<(String, String)>,
@@ -173,7 +175,7 @@ pub async fn revoke_one<S: StoreAdmin>(
         (status = 404, description = "not_found: `except` is not a live session of the subject; nothing revoked", body = ErrorBody),
     ),
     security(("api_key" = ["sessions:write"])))]
-pub async fn revoke_all<S: StoreAdmin>(
+pub async fn revoke_all<S: ServedStore>(
     State(st): State<AppState<S>>,
     caller: Authorized<scope::Write>,
     PathParams(subject): PathParams<String>,

@@ -7,6 +7,7 @@ use axum::http::{HeaderMap, Method, Request, StatusCode};
 use serde_json::Value;
 use sessiond::api_keys::{ApiKeys, Scope, Scopes};
 use sessiond::app::{AppOptions, AppState, router};
+use sessiond::http::HttpLimits;
 use sessionkit::{EngineKeys, SessionManager};
 use sessionkit_core::{ManualClock, Millis, Policy, TenantId};
 use tower::ServiceExt;
@@ -32,6 +33,14 @@ pub async fn harness() -> Harness {
 }
 
 pub async fn harness_with(policy: Policy) -> Harness {
+    harness_full(policy, HttpLimits::default()).await
+}
+
+pub async fn harness_with_limits(limits: HttpLimits) -> Harness {
+    harness_full(Policy::default(), limits).await
+}
+
+pub async fn harness_full(policy: Policy, limits: HttpLimits) -> Harness {
     let clock = ManualClock::new(Millis::from_millis(START));
     let store = OutageStore::default();
     let engine = SessionManager::builder(store.clone(), EngineKeys::generate().unwrap())
@@ -55,6 +64,7 @@ pub async fn harness_with(policy: Policy) -> Harness {
         keys,
         AppOptions {
             metrics: sessiond::telemetry::install_recorder(),
+            limits,
             ..AppOptions::default()
         },
     );

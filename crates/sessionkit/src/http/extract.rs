@@ -7,7 +7,6 @@ use http::request::Parts;
 use http::{HeaderValue, StatusCode, header};
 
 use super::{Session, SessionError};
-use crate::EngineError;
 
 /// The route has no [`SessionLayer`](super::SessionLayer) in front of it:
 /// a wiring mistake, answered with 500.
@@ -34,37 +33,71 @@ impl<St: Send + Sync> FromRequestParts<St> for Session {
     }
 }
 
-/// The status of each failure: a store that is down is 503 (fail closed),
-/// the anonymous-session cap 429 with `Retry-After`, a refused value 400,
-/// a session gone or at its subject's cap 409.
+/// The status of each failure: an engine error answers with the status of
+/// its [`ErrorKind`](crate::ErrorKind), the one mapping sessiond uses too
+/// (a store that is down is 503 with `Retry-After`, fail closed; corrupt
+/// data or no randomness 500; the anonymous-session cap 429 with
+/// `Retry-After`; a refused value 400, or 413 when too large; a subject at
+/// its cap or a lost race 409). A request the layer does not track, or a
+/// value that is not JSON, is 400; a session gone during the request 409.
 impl IntoResponse for SessionError {
     fn into_response(self) -> Response {
         let status = match &self {
             SessionError::Untracked | SessionError::BearerSession => StatusCode::BAD_REQUEST,
             SessionError::NotJson(_) => StatusCode::BAD_REQUEST,
             SessionError::Gone => StatusCode::CONFLICT,
-            SessionError::Engine(e) => match e {
-                EngineError::Store(_) | EngineError::Random(_) => StatusCode::SERVICE_UNAVAILABLE,
-                EngineError::InvalidInput { .. } | EngineError::Attributes(_) => {
-                    StatusCode::BAD_REQUEST
-                }
-                EngineError::SessionLimitReached | EngineError::Conflict => StatusCode::CONFLICT,
-                EngineError::AnonymousLimitReached { .. } => StatusCode::TOO_MANY_REQUESTS,
-            },
+            SessionError::Engine(e) => e.kind().status(),
         };
         if status.is_server_error() {
             tracing::warn!(error = %self, "session write failed");
         }
         let mut res = status.into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            res.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        }
-        if let SessionError::Engine(EngineError::AnonymousLimitReached { retry_after_secs }) = self
-            && let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string())
+        if let SessionError::Engine(e) = &self
+            && let Some(secs) = e.retry_after_secs()
         {
-            res.headers_mut().insert(header::RETRY_AFTER, v);
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{EngineError, ErrorKind};
+    use sessionkit_core::StoreError;
+    use sessionkit_core::random::RandomUnavailable;
+
+    fn answer(e: EngineError) -> Response {
+        SessionError::Engine(e).into_response()
+    }
+
+    /// The layer answers an engine error with its kind's status, the
+    /// mapping sessiond uses too.
+    #[test]
+    fn engine_errors_answer_with_their_kind() {
+        let down = answer(EngineError::Store(StoreError::Unavailable("down".into())));
+        assert_eq!(down.status(), ErrorKind::StoreUnavailable.status());
+        assert_eq!(down.headers()[header::RETRY_AFTER], "1");
+        let corrupt = answer(EngineError::Store(StoreError::Corrupt(
+            sessionkit_core::store::Corruption {
+                what: "subject",
+                id: None,
+            },
+        )));
+        assert_eq!(corrupt.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(corrupt.headers().get(header::RETRY_AFTER).is_none());
+        let random = answer(EngineError::Random(RandomUnavailable));
+        assert_eq!(random.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let anon = answer(EngineError::AnonymousLimitReached {
+            retry_after_secs: 5,
+        });
+        assert_eq!(anon.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(anon.headers()[header::RETRY_AFTER], "5");
+        assert_eq!(
+            answer(EngineError::SessionLimitReached).status(),
+            StatusCode::CONFLICT
+        );
     }
 }

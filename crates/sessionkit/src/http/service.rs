@@ -114,7 +114,7 @@ where
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "session validation failed; refusing the request");
-                        return Ok(refuse(StatusCode::SERVICE_UNAVAILABLE));
+                        return Ok(refuse(e.kind().status()));
                     }
                 }
             }
@@ -204,7 +204,10 @@ fn refuse<B: Default>(status: StatusCode) -> Response<B> {
     let h = res.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if status == StatusCode::SERVICE_UNAVAILABLE {
-        h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        h.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(crate::error::STORE_RETRY_AFTER_SECS),
+        );
     }
     res
 }

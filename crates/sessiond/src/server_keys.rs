@@ -1,4 +1,6 @@
-//! The server keys (CSRF and refresh HMAC keys) in `<data dir>/server.keys`.
+//! The server's own key material: the CSRF and refresh HMAC keys in
+//! `<data dir>/server.keys`. (The callers' API keys are another matter:
+//! [`crate::api_keys`].)
 //!
 //! Created once, on first start, with mode 0600; never silently
 //! regenerated. A missing key file on a later start (the data dir already

@@ -14,8 +14,8 @@ use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, SeqAccess, V
 use serde_json::Value;
 
 use crate::app::AppState;
+use crate::backend::ServedStore;
 use crate::error::ApiError;
-use sessionkit_core::StoreAdmin;
 
 /// A JSON body of type `T` (content type `application/json`). Serde's
 /// derive refuses a repeated field; the one free-form part of a body,
@@ -37,7 +37,7 @@ fn media_type(req: &Request) -> Option<String> {
 
 /// Reads the body, stopping with 413 as soon as it passes `limit` bytes
 /// (a declared `Content-Length` over the limit was refused before
-/// routing, see `guard.rs`).
+/// routing, see [`super::limits::check`]).
 /// A body that has not arrived within `timeout` is 408 (a client that
 /// sends its headers and then trickles or stalls must not hold a worker).
 async fn read_body(
@@ -63,7 +63,7 @@ async fn read_body(
     })
 }
 
-impl<S: StoreAdmin, T: DeserializeOwned> FromRequest<AppState<S>> for JsonBody<T> {
+impl<S: ServedStore, T: DeserializeOwned> FromRequest<AppState<S>> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState<S>) -> Result<Self, ApiError> {
@@ -85,7 +85,7 @@ impl<S: StoreAdmin, T: DeserializeOwned> FromRequest<AppState<S>> for JsonBody<T
     }
 }
 
-impl<S: StoreAdmin> FromRequest<AppState<S>> for MergePatchBody {
+impl<S: ServedStore> FromRequest<AppState<S>> for MergePatchBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState<S>) -> Result<Self, ApiError> {

@@ -1,0 +1,321 @@
+//! The one store seam of sessiond: [`Backend`], an enum over the stores a
+//! config can name, chosen at run time.
+//!
+//! [`SessionStore`] returns `impl Future`, so it cannot be a trait object.
+//! Instead of compiling the router once per store type, sessiond serves a
+//! `SessionManager<Backend>`: `Backend` implements [`SessionStore`] by
+//! delegating each method to its variant with one `match` (no boxing, no
+//! allocation on the hot path: the future is the variant's own future,
+//! inside the `async fn`'s state). A new store (Redis, PostgreSQL) is a new
+//! variant, an arm in the `delegate!` macro below, a [`StoreKind`] value and
+//! its arm in [`Backend::open`].
+//!
+//! Besides the trait, `Backend` answers what differs per store at the
+//! edges of the server's life: its [`kind`](Backend::kind) (for stats and
+//! logs), whether it can make writes durable right now
+//! ([`writes_healthy`](Backend::writes_healthy), for `/readyz`), and a final
+//! [`close`](Backend::close) (drain and flush, on shutdown).
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! use sessiond::backend::Backend;
+//! use sessionkit::{EngineKeys, SessionManager};
+//! use sessionkit_memory::MemoryStore;
+//!
+//! let backend = Backend::Memory(MemoryStore::new());
+//! assert_eq!(backend.kind(), "memory");
+//! let engine = SessionManager::builder(backend.clone(), EngineKeys::generate().unwrap())
+//!     .build()
+//!     .await
+//!     .unwrap();
+//! # let _ = engine;
+//! backend.close();
+//! # });
+//! ```
+
+use std::path::Path;
+
+use sessionkit_core::store::{
+    Change, Counts, CreateOutcome, Limits, ListCursor, Purged, RetireOutcome, RetireRequest,
+    RevokeOutcome, RevokeSubjectOutcome, UpdateOutcome,
+};
+use sessionkit_core::{
+    Millis, RevokeReason, SessionId, SessionRecord, SessionStore, StoreAdmin, StoreResult, Subject,
+    TenantId, TokenHash,
+};
+use sessionkit_memory::MemoryStore;
+use sessionkit_redb::{OpenError, RedbStore, WriterStats};
+
+use crate::config::StoreKind;
+use crate::server::STORE_DIR;
+
+/// What the router and its handlers need of a store: the one bound they
+/// name. In production it is always [`Backend`] (the router is compiled
+/// once, for `SessionManager<Backend>`); tests also serve a store that
+/// can be switched off (`OutageStore`) through the same router.
+pub trait ServedStore: SessionStore + StoreAdmin {}
+
+impl<S: SessionStore + StoreAdmin> ServedStore for S {}
+
+/// The store sessiond serves, chosen by the `store` setting.
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum Backend {
+    /// `store = "memory"`: every session is lost when sessiond stops.
+    Memory(MemoryStore),
+    /// `store = "embedded"`: the durable embedded store in the data dir.
+    Embedded(RedbStore),
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Backend").field(&self.kind()).finish()
+    }
+}
+
+/// Runs `$call` on the store inside `$self`, whichever variant it is, and
+/// awaits it. The one place that lists the variants for the trait: a new
+/// store adds an arm here.
+macro_rules! delegate {
+    ($self:ident, $store:ident => $call:expr) => {
+        match $self {
+            Backend::Memory($store) => $call.await,
+            Backend::Embedded($store) => $call.await,
+        }
+    };
+}
+
+impl Backend {
+    /// Opens the store the config names: the embedded store in
+    /// `<data dir>/store`, or a new memory store (with a warning: nothing
+    /// survives a restart). The one place a `store` value becomes a store.
+    pub fn open(kind: StoreKind, data_dir: &Path) -> Result<Backend, OpenError> {
+        match kind {
+            StoreKind::Embedded => Backend::open_embedded(&data_dir.join(STORE_DIR)),
+            StoreKind::Memory => {
+                tracing::warn!("store = \"memory\": every session is lost when sessiond stops");
+                Ok(Backend::Memory(MemoryStore::new()))
+            }
+        }
+    }
+
+    /// Opens the embedded store in `dir` and logs what the open found.
+    pub fn open_embedded(dir: &Path) -> Result<Backend, OpenError> {
+        let store = RedbStore::open(dir)?;
+        let report = store.open_report();
+        tracing::info!(
+            loaded = report.loaded,
+            skipped = report.skipped.len(),
+            took_ms = report.took.as_millis() as u64,
+            "opened the embedded store"
+        );
+        Ok(Backend::Embedded(store))
+    }
+
+    /// The store's kind, as the config names it (`memory`, `embedded`).
+    #[must_use]
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Backend::Memory(_) => "memory",
+            Backend::Embedded(_) => "embedded",
+        }
+    }
+
+    /// Whether the store can make writes durable right now (`/readyz`):
+    /// always for the memory store; for the embedded store, `false` from a
+    /// failed commit until the file is writable again, and after
+    /// [`close`](Backend::close).
+    #[must_use]
+    pub fn writes_healthy(&self) -> bool {
+        match self {
+            Backend::Memory(_) => true,
+            Backend::Embedded(s) => s.writes_healthy(),
+        }
+    }
+
+    /// The embedded store's writer counters (commits, operations, failed
+    /// commits); `None` for a store without a writer.
+    #[must_use]
+    pub fn writer_stats(&self) -> Option<WriterStats> {
+        match self {
+            Backend::Memory(_) => None,
+            Backend::Embedded(s) => Some(s.stats()),
+        }
+    }
+
+    /// Waits until every write sent before it, queued touches included, is
+    /// durable (nothing to wait for in memory).
+    pub async fn flush(&self) -> StoreResult<()> {
+        match self {
+            Backend::Memory(_) => Ok(()),
+            Backend::Embedded(s) => s.flush().await,
+        }
+    }
+
+    /// The last step of a shutdown: drains every queued write, then closes
+    /// the store (later writes on any clone fail as unavailable). Blocks
+    /// until done; logs the outcome. Calling it again does nothing.
+    pub fn close(&self) {
+        match self {
+            Backend::Memory(_) => {}
+            Backend::Embedded(s) => match s.flush_and_close() {
+                Ok(()) => tracing::info!("store flushed and closed"),
+                Err(e) => tracing::error!(error = %e, "final flush of the store failed"),
+            },
+        }
+    }
+}
+
+impl SessionStore for Backend {
+    async fn create(
+        &self,
+        rec: SessionRecord,
+        limits: Limits,
+        now: Millis,
+    ) -> StoreResult<CreateOutcome> {
+        delegate!(self, s => s.create(rec, limits, now))
+    }
+
+    async fn get_by_token(
+        &self,
+        tenant: TenantId,
+        hash: &TokenHash,
+    ) -> StoreResult<Option<SessionRecord>> {
+        delegate!(self, s => s.get_by_token(tenant, hash))
+    }
+
+    async fn get_by_id(
+        &self,
+        tenant: TenantId,
+        id: SessionId,
+    ) -> StoreResult<Option<SessionRecord>> {
+        delegate!(self, s => s.get_by_id(tenant, id))
+    }
+
+    async fn touch(&self, tenant: TenantId, id: SessionId, at: Millis) -> StoreResult<bool> {
+        delegate!(self, s => s.touch(tenant, id, at))
+    }
+
+    async fn update(
+        &self,
+        tenant: TenantId,
+        id: SessionId,
+        expected_version: u64,
+        change: Change,
+        now: Millis,
+    ) -> StoreResult<UpdateOutcome> {
+        delegate!(self, s => s.update(tenant, id, expected_version, change, now))
+    }
+
+    async fn retire(&self, req: RetireRequest) -> StoreResult<RetireOutcome> {
+        delegate!(self, s => s.retire(req))
+    }
+
+    async fn revoke(
+        &self,
+        tenant: TenantId,
+        id: SessionId,
+        reason: RevokeReason,
+        now: Millis,
+    ) -> StoreResult<RevokeOutcome> {
+        delegate!(self, s => s.revoke(tenant, id, reason, now))
+    }
+
+    async fn revoke_subject(
+        &self,
+        tenant: TenantId,
+        subject: &Subject,
+        except: Option<SessionId>,
+        reason: RevokeReason,
+        now: Millis,
+    ) -> StoreResult<RevokeSubjectOutcome> {
+        delegate!(self, s => s.revoke_subject(tenant, subject, except, reason, now))
+    }
+
+    async fn list_subject(
+        &self,
+        tenant: TenantId,
+        subject: &Subject,
+        now: Millis,
+        after: Option<ListCursor>,
+        limit: usize,
+    ) -> StoreResult<Vec<SessionRecord>> {
+        delegate!(self, s => s.list_subject(tenant, subject, now, after, limit))
+    }
+
+    async fn purge_expired(&self, now: Millis, max: usize) -> StoreResult<Vec<Purged>> {
+        delegate!(self, s => s.purge_expired(now, max))
+    }
+
+    async fn clock_floor(&self) -> StoreResult<Millis> {
+        delegate!(self, s => s.clock_floor())
+    }
+
+    async fn persist_clock_floor(&self, at: Millis) -> StoreResult<()> {
+        delegate!(self, s => s.persist_clock_floor(at))
+    }
+}
+
+impl StoreAdmin for Backend {
+    async fn list_subjects(
+        &self,
+        tenant: TenantId,
+        now: Millis,
+        after: Option<&Subject>,
+        limit: usize,
+    ) -> StoreResult<Vec<(Subject, u64)>> {
+        delegate!(self, s => s.list_subjects(tenant, now, after, limit))
+    }
+
+    async fn counts(&self, tenant: TenantId) -> StoreResult<Counts> {
+        delegate!(self, s => s.counts(tenant))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sessionkit::{EngineKeys, NewSession, SessionManager, ValidateRequest, Validation};
+
+    async fn round_trip(backend: Backend) {
+        let engine = SessionManager::builder(backend.clone(), EngineKeys::generate().unwrap())
+            .build()
+            .await
+            .unwrap();
+        let created = engine
+            .create(TenantId::DEFAULT, NewSession::default())
+            .await
+            .unwrap();
+        let v = engine
+            .validate(
+                TenantId::DEFAULT,
+                &created.token.expose_secret(),
+                &ValidateRequest::default(),
+            )
+            .await
+            .unwrap();
+        assert!(matches!(v, Validation::Valid { .. }), "{v:?}");
+        assert_eq!(engine.counts(TenantId::DEFAULT).await.unwrap().active, 1);
+        backend.flush().await.unwrap();
+        assert!(backend.writes_healthy());
+        backend.close();
+    }
+
+    #[tokio::test]
+    async fn memory_delegates() {
+        let b = Backend::Memory(MemoryStore::new());
+        assert_eq!(b.kind(), "memory");
+        assert!(b.writer_stats().is_none());
+        round_trip(b).await;
+    }
+
+    #[tokio::test]
+    async fn embedded_delegates_and_closes() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = Backend::open_embedded(dir.path()).unwrap();
+        assert_eq!(b.kind(), "embedded");
+        round_trip(b.clone()).await;
+        assert!(b.writer_stats().is_some_and(|s| s.commits > 0));
+        assert!(!b.writes_healthy(), "closed");
+    }
+}
