@@ -1,21 +1,29 @@
-//! The [`SessionStore`] trait: the small set of atomic operations every
-//! backend provides (DESIGN.md §5), and the request and outcome types they
-//! speak.
+//! The store contract: [`SessionStore`], the small set of atomic operations
+//! every backend provides, [`StoreAdmin`], the tenant-wide figures for
+//! operators, and the request, outcome and error types they speak.
 //!
 //! Policy lives in the engine, not here. A store never reads a clock: every
 //! operation that depends on time takes `now` from the engine, and the store
-//! persists the highest `now` it has seen ([`SessionStore::clock_floor`]) so
-//! that the engine's clock never goes backwards across restarts.
+//! keeps the clock floor the engine hands it
+//! ([`SessionStore::persist_clock_floor`]) so that the engine's clock never
+//! goes backwards across restarts.
 //!
-//! Every state change is one atomic conditional write (invariant 2):
-//! creates are conditional on the token hash and id being new and the caps
-//! holding, updates on the record's `version`, upgrades on the old session
-//! being live with the expected version and token hash. Expected outcomes
-//! ("not live", "version mismatch", "at the cap") are values of an outcome
-//! enum; `Err` means the operation could not be carried out.
+//! Every state change is one atomic conditional write, which a remote store
+//! keeps as one Lua script on one Redis Cluster slot or one SQL transaction
+//! (`docs/store-contract.md` shows each): creates are conditional on the
+//! token hash and id being new and the caps holding, updates on the
+//! record's `version`, retires on the old session being live with the
+//! expected version and token hash. An upgrade is two such writes: the
+//! successor is created ([`Limits::replaces`]), then the old session is
+//! retired for it ([`SessionStore::retire`]). Expected outcomes ("not
+//! live", "version mismatch", "at the cap") are values of an outcome enum;
+//! `Err` means the operation could not be carried out, and says why
+//! ([`StoreError`]): unavailable (retry later), out of room (do not retry),
+//! or corrupt data (never read as a default).
 //!
-//! A store answers only after the change is durable at its level
-//! (invariant 4) — except [`SessionStore::touch`], which is best-effort.
+//! A store answers only after the change is durable at its level — except
+//! [`SessionStore::touch`] and [`SessionStore::persist_clock_floor`], which
+//! are best-effort.
 
 use std::error::Error as StdError;
 use std::future::Future;
@@ -291,7 +299,8 @@ pub struct Counts {
     pub approximate: bool,
 }
 
-/// The storage contract. Every method is one atomic operation.
+/// The storage contract. Every method is one atomic operation, but for
+/// [`SessionStore::purge_expired`], which is atomic per record it removes.
 pub trait SessionStore: Send + Sync + 'static {
     /// The highest version a session can reach in this store. An update of
     /// a session at this version fails with [`Capacity::Version`]; it is
