@@ -168,6 +168,10 @@ impl MemoryStore {
     /// [`MemoryStore::MAX_VERSION`](SessionStore::MAX_VERSION)): the caller
     /// must treat the index as incomplete.
     pub fn load(&self, rec: SessionRecord) -> Result<(), Capacity> {
+        // Refused before the record it replaces goes.
+        if rec.version > shard::MAX_VERSION {
+            return Err(Capacity::Version);
+        }
         self.exclusive(|t| {
             t.remove_id(rec.id);
             t.insert(rec)

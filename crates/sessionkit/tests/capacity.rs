@@ -67,7 +67,10 @@ async fn a_record_past_the_maximum_version_is_refused_with_capacity() {
         .await
         .unwrap();
     let made = e.create(T, NewSession::anonymous()).await.unwrap();
-    let mut rec = store.get_by_id(T, made.session.id).await.unwrap().unwrap();
+    let kept = store.get_by_id(T, made.session.id).await.unwrap().unwrap();
+    let mut rec = kept.clone();
     rec.version = MemoryStore::MAX_VERSION + 1;
     assert_eq!(store.load(rec), Err(Capacity::Version));
+    // The record it would have replaced is still there.
+    assert_eq!(store.get_by_id(T, kept.id).await.unwrap(), Some(kept));
 }
