@@ -167,6 +167,13 @@ impl Backend {
 }
 
 impl SessionStore for Backend {
+    /// The lowest of the stores': every one of them can then take it.
+    const MAX_VERSION: u64 = if MemoryStore::MAX_VERSION < RedbStore::MAX_VERSION {
+        MemoryStore::MAX_VERSION
+    } else {
+        RedbStore::MAX_VERSION
+    };
+
     async fn create(
         &self,
         rec: SessionRecord,

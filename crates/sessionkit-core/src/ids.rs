@@ -201,6 +201,25 @@ impl Subject {
         Ok(Subject(s.into()))
     }
 
+    /// Validates a subject read back as bytes (a store's own copy): the
+    /// same rules as [`Subject::new`], with a fast path for printable ASCII.
+    ///
+    /// # Errors
+    /// [`IdError::Invalid`] if the bytes are not a valid subject.
+    pub fn from_bytes(b: &[u8]) -> Result<Self, IdError> {
+        if !b.is_empty() && b.len() <= Self::MAX_LEN && b.iter().all(|c| (0x20..0x7f).contains(c)) {
+            // Printable ASCII: UTF-8 with no control character.
+            if let Ok(s) = std::str::from_utf8(b) {
+                return Ok(Subject(s.into()));
+            }
+        }
+        let s = std::str::from_utf8(b).map_err(|_| IdError::Invalid {
+            what: "subject",
+            why: "not UTF-8",
+        })?;
+        Self::new(s)
+    }
+
     /// The subject.
     #[must_use]
     pub fn as_str(&self) -> &str {

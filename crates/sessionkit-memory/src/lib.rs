@@ -173,8 +173,18 @@ impl MemoryStore {
             return Err(Capacity::Version);
         }
         self.exclusive(|t| {
-            t.remove_id(rec.id);
-            t.insert(rec)
+            // A reload (a rollback, or a reconcile with the file after a
+            // failed commit that reached it) keeps the successor a retire
+            // noted, so that the engine's retry of that retire finds it
+            // done once the file's tombstone is back.
+            let id = rec.id;
+            let successor = t.w.successors.get(&id).copied();
+            t.remove_id(id);
+            t.insert(rec)?;
+            if let Some(s) = successor {
+                t.w.successors.insert(id, s);
+            }
+            Ok(())
         })
     }
 
@@ -217,6 +227,7 @@ impl MemoryStore {
             floor: &self.inner.floor,
             w: &mut w,
             journal: journaled.then(Vec::new),
+            journaled: hashbrown::HashSet::new(),
         };
         let out = f(&mut txn);
         (out, txn.journal.unwrap_or_default())
@@ -249,6 +260,8 @@ pub struct WriteTxn<'a> {
     floor: &'a AtomicI64,
     w: &'a mut Writer,
     journal: Option<Journal>,
+    /// The ids in `journal`, so that noting one is O(1).
+    journaled: hashbrown::HashSet<SessionId>,
 }
 
 impl WriteTxn<'_> {
@@ -321,7 +334,7 @@ impl WriteTxn<'_> {
 
     fn journal_entry(&mut self, id: SessionId, image: Before) {
         if let Some(j) = &mut self.journal
-            && !j.iter().any(|(seen, _)| *seen == id)
+            && self.journaled.insert(id)
         {
             j.push((id, image));
         }
@@ -382,8 +395,12 @@ impl WriteTxn<'_> {
             )
         })?;
         self.journal_loc(loc);
-        if active && let Some(tenant) = tenant {
-            self.forget_active(loc, tenant, anonymous);
+        match tenant {
+            Some(tenant) if active => self.forget_active(loc, tenant, anonymous),
+            // Its tenant does not decode, so its subject's entry cannot be
+            // found by hash: walk the index once (corruption only).
+            None if active && !anonymous => self.w.subjects.retain(|l| *l != loc),
+            _ => {}
         }
         let h = self.id_hash(id);
         self.w.ids.remove(h, loc);
@@ -416,7 +433,10 @@ impl WriteTxn<'_> {
                     .then(|| (shard.tenant_of(s), s.subject(), s.subject_bytes().is_none()))
             })
             .flatten()?;
-        let (Some(tenant), Ok(subject)) = (tenant, subject) else {
+        let decodes = self.with(loc, |shard, s| shard.to_record(s).is_ok()) == Some(true);
+        let (Some(tenant), Ok(subject), true) = (tenant, subject, decodes) else {
+            // Removed while still active, so its counts and index entries
+            // go exactly once.
             self.remove_loc(loc);
             return Some(None);
         };

@@ -127,7 +127,10 @@ impl WriteTxn<'_> {
             Some((true, _)) => {
                 self.note_now(now);
                 self.tombstone(old, RevokeReason::Upgraded, now);
-                self.w.successors.insert(req.old_id, req.successor);
+                // Unless the record did not decode and went instead.
+                if self.loc_of(req.old_id).is_some() {
+                    self.w.successors.insert(req.old_id, req.successor);
+                }
                 RetireOutcome::Retired
             }
         }

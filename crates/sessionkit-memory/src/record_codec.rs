@@ -218,12 +218,7 @@ impl<'a> Slot<'a> {
     /// character) is a [`Corruption`], never a default.
     pub(crate) fn subject(&self) -> Result<Option<Subject>, Corruption> {
         self.subject_bytes()
-            .map(|b| {
-                std::str::from_utf8(b)
-                    .ok()
-                    .and_then(|s| Subject::new(s).ok())
-                    .ok_or_else(|| Corruption::field("subject", self.id()))
-            })
+            .map(|b| Subject::from_bytes(b).map_err(|_| Corruption::field("subject", self.id())))
             .transpose()
     }
 
@@ -243,8 +238,14 @@ impl<'a> Slot<'a> {
                 .get(from..)
                 .and_then(client_bytes::decode)
                 .ok_or_else(|| Corruption::field("client info", self.id()))
+        } else if self.b[H_FLAGS] & F_EXT != 0 {
+            // The header says a side entry holds the rest: without it the
+            // client (and its fingerprint) is unknown, not empty.
+            self.ext
+                .map(|e| e.client.clone())
+                .ok_or_else(|| Corruption::field("side entry", self.id()))
         } else {
-            Ok(self.ext.map(|e| e.client.clone()).unwrap_or_default())
+            Ok(ClientInfo::default())
         }
     }
 
@@ -265,15 +266,18 @@ impl<'a> Slot<'a> {
         self.liveness(now) == Liveness::Live
     }
 
+    /// The state; any byte but [`ACTIVE`] reads as revoked (fail closed: a
+    /// damaged state byte can sign a session out, never back in), agreeing
+    /// with [`Slot::is_active`].
     pub(crate) fn state(&self) -> SessionState {
         let state = self.b[H_STATE];
-        if state & REVOKED != 0 {
+        if state == ACTIVE {
+            SessionState::Active
+        } else {
             SessionState::Revoked {
                 reason: RevokeReason::from_code(state & !REVOKED).unwrap_or(RevokeReason::Admin),
                 at: self.ext.map_or(self.created_at(), |e| e.revoked_at),
             }
-        } else {
-            SessionState::Active
         }
     }
 

@@ -364,6 +364,9 @@ impl RedbStore {
 }
 
 impl SessionStore for RedbStore {
+    /// The in-memory index's: versions are kept in 32 bits.
+    const MAX_VERSION: u64 = MemoryStore::MAX_VERSION;
+
     async fn create(
         &self,
         rec: SessionRecord,

@@ -457,14 +457,16 @@ impl Writer {
                 limits,
                 now,
                 tx,
-            } => match mem.exclusive_journaled(|t| t.create(rec, limits, now)) {
-                (Ok(out), journal) => {
-                    b.changed(journal);
-                    b.answer(tx, out);
+            } => {
+                let (out, journal) = mem.exclusive_journaled(|t| t.create(rec, limits, now));
+                // Whatever the outcome, what changed is written (or rolled
+                // back) with the batch.
+                b.changed(journal);
+                match out {
+                    Ok(out) => b.answer(tx, out),
+                    Err(e) => drop(tx.send(Err(e))),
                 }
-                // Nothing changed (no room): answered at once.
-                (Err(e), _) => drop(tx.send(Err(e))),
-            },
+            }
             Op::Update {
                 tenant,
                 id,
@@ -472,15 +474,15 @@ impl Writer {
                 change,
                 now,
                 tx,
-            } => match mem
-                .exclusive_journaled(|t| t.update(tenant, id, expected_version, change, now))
-            {
-                (Ok(out), journal) => {
-                    b.changed(journal);
-                    b.answer(tx, out);
+            } => {
+                let (out, journal) = mem
+                    .exclusive_journaled(|t| t.update(tenant, id, expected_version, change, now));
+                b.changed(journal);
+                match out {
+                    Ok(out) => b.answer(tx, out),
+                    Err(e) => drop(tx.send(Err(e))),
                 }
-                (Err(e), _) => drop(tx.send(Err(e))),
-            },
+            }
             Op::Retire { req, tx } => {
                 let (out, journal) = mem.exclusive_journaled(|t| t.retire(req));
                 b.changed(journal);

@@ -234,7 +234,12 @@ pub async fn upgrade_applies_cap<S: StoreAdmin>(store: S) {
         "refuse at the cap",
     )
     .await;
-    assert_unusable_successor(&store, &new, "refused upgrade").await;
+    assert_absent(
+        &store,
+        &new,
+        "a successor refused at the cap is never written",
+    )
+    .await;
     assert_stored(&store, &anon, "old session after refusal").await;
     assert_stored(&store, &bob, "bob after refusal").await;
 

@@ -390,6 +390,14 @@ impl<S: SessionStore> SessionManager<S> {
             match self.store.create(new.clone(), limits, now).await? {
                 CreateOutcome::Created { evicted } => self.emit_evicted(&new, now, evicted),
                 CreateOutcome::SubjectLimitReached => {
+                    // A racing upgrade of the same token may hold the slot
+                    // its successor took: if the old session is gone, this
+                    // one lost the race (`invalid_token`), it did not hit
+                    // the cap.
+                    let still = self.store.get_by_token(tenant, &old_hash).await?;
+                    if !still.is_some_and(|r| r.is_live(now)) {
+                        return Ok(UpgradeResult::Invalid);
+                    }
                     return Err(EngineError::SessionLimitReached);
                 }
                 // A subject's session is never anonymous; a duplicate token
