@@ -36,8 +36,8 @@
 use std::path::Path;
 
 use sessionkit_core::store::{
-    Change, Counts, CreateOutcome, Limits, ListCursor, Purged, RetireOutcome, RetireRequest,
-    RevokeOutcome, RevokeSubjectOutcome, UpdateOutcome,
+    Change, Counts, CreateOutcome, Limits, ListCursor, Purged, RefreshOutcome, RefreshRequest,
+    RetireOutcome, RetireRequest, RevokeOutcome, RevokeSubjectOutcome, UpdateOutcome,
 };
 use sessionkit_core::{
     Millis, RevokeReason, SessionId, SessionRecord, SessionStore, StoreAdmin, StoreResult, Subject,
@@ -216,6 +216,10 @@ impl SessionStore for Backend {
 
     async fn retire(&self, req: RetireRequest) -> StoreResult<RetireOutcome> {
         delegate!(self, s => s.retire(req))
+    }
+
+    async fn refresh(&self, req: RefreshRequest) -> StoreResult<RefreshOutcome> {
+        delegate!(self, s => s.refresh(req))
     }
 
     async fn revoke(

@@ -6,6 +6,7 @@ use std::fmt;
 use crate::attributes::Attributes;
 use crate::client::ClientInfo;
 use crate::ids::{SessionId, Subject, TenantId};
+use crate::refresh::RefreshState;
 use crate::time::{DurationMs, Millis};
 use crate::token::TokenHash;
 
@@ -161,6 +162,9 @@ pub struct SessionRecord {
     pub version: u64,
     /// Active or revoked.
     pub state: SessionState,
+    /// Refresh-token state, for sessions issued as an access + refresh
+    /// pair; `None` for cookie and opaque-token sessions.
+    pub refresh: Option<RefreshState>,
 }
 
 impl SessionRecord {
@@ -192,11 +196,13 @@ impl SessionRecord {
         purge_time(self.state, self.idle_expires_at(), self.expires_at)
     }
 
-    /// Turns the record into a tombstone: no attributes, no client info.
+    /// Turns the record into a tombstone: no attributes, no client info,
+    /// no refresh state.
     pub fn make_tombstone(&mut self, reason: RevokeReason, at: Millis) {
         self.state = SessionState::Revoked { reason, at };
         self.attributes = Attributes::empty();
         self.client = ClientInfo::default();
+        self.refresh = None;
     }
 }
 

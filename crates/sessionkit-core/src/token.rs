@@ -1,4 +1,4 @@
-//! Bearer secrets: [`SessionToken`] and [`RefreshToken`], and the
+//! Session tokens ([`SessionToken`]) and the
 //! [`TokenHash`] that is all a store ever keeps of them.
 //!
 //! A token is 32 bytes from the OS CSPRNG, written as a short prefix and
@@ -57,14 +57,6 @@ impl TokenKind for SessionKind {
     const HASH_TAG: &'static [u8] = b"sk/v1/session\0";
 }
 
-/// Marker for refresh tokens (`rft_…`).
-#[derive(Debug, Clone, Copy)]
-pub enum RefreshKind {}
-impl TokenKind for RefreshKind {
-    const PREFIX: &'static str = "rft_";
-    const HASH_TAG: &'static [u8] = b"sk/v1/refresh\0";
-}
-
 /// A bearer secret of kind `K`. Its `Debug` is redacted and its bytes are
 /// zeroed on drop; the only way to see it is [`Token::expose_secret`].
 pub struct Token<K: TokenKind> {
@@ -74,8 +66,6 @@ pub struct Token<K: TokenKind> {
 
 /// A session token (cookie and opaque-token sessions).
 pub type SessionToken = Token<SessionKind>;
-/// A refresh token.
-pub type RefreshToken = Token<RefreshKind>;
 
 impl<K: TokenKind> Token<K> {
     /// A fresh token from the OS CSPRNG.
@@ -149,7 +139,7 @@ impl<K: TokenKind> fmt::Debug for Token<K> {
 pub struct TokenHash([u8; 32]);
 
 impl TokenHash {
-    fn compute(tag: &[u8], secret: &[u8; TOKEN_BYTES]) -> Self {
+    pub(crate) fn compute(tag: &[u8], secret: &[u8; TOKEN_BYTES]) -> Self {
         // One contiguous input of at most 55 bytes: one compression.
         let mut buf = [0u8; 55];
         let n = tag.len().min(55 - TOKEN_BYTES);
@@ -246,7 +236,7 @@ mod tests {
         let b = [7u8; 32];
         assert_ne!(
             SessionToken::from_bytes(b).hash(),
-            RefreshToken::from_bytes(b).hash()
+            TokenHash::compute(b"sk/v1/refresh\0", &b)
         );
     }
 }

@@ -44,9 +44,9 @@ use sessionkit_core::ids::{SessionId, Subject, TenantId};
 use sessionkit_core::policy::OnSessionLimit;
 use sessionkit_core::record::{RevokeReason, SessionRecord, SessionState};
 use sessionkit_core::store::{
-    Capacity, Change, Counts, CreateOutcome, Limits, ListCursor, Purged, RetireOutcome,
-    RetireRequest, RevokeOutcome, RevokeSubjectOutcome, SessionStore, StoreAdmin, StoreError,
-    StoreResult, UpdateOutcome,
+    Capacity, Change, Counts, CreateOutcome, Limits, ListCursor, Purged, RefreshOutcome,
+    RefreshRequest, RetireOutcome, RetireRequest, RevokeOutcome, RevokeSubjectOutcome,
+    SessionStore, StoreAdmin, StoreError, StoreResult, UpdateOutcome,
 };
 use sessionkit_core::time::Millis;
 use sessionkit_core::token::TokenHash;
@@ -580,6 +580,10 @@ impl SessionStore for MemoryStore {
 
     async fn retire(&self, req: RetireRequest) -> StoreResult<RetireOutcome> {
         Ok(self.exclusive(|t| t.retire(req)))
+    }
+
+    async fn refresh(&self, req: RefreshRequest) -> StoreResult<RefreshOutcome> {
+        self.exclusive(|t| t.refresh(req))
     }
 
     async fn revoke(

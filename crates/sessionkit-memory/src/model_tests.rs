@@ -109,6 +109,7 @@ fn record(
         client: ClientInfo::default(),
         version: 1,
         state: SessionState::Active,
+        refresh: None,
     }
 }
 

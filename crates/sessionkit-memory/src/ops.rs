@@ -5,9 +5,10 @@ use super::WriteTxn;
 use super::expiry::Verdict;
 use sessionkit_core::ids::{SessionId, Subject, TenantId};
 use sessionkit_core::record::{Liveness, RevokeReason, SessionRecord};
+use sessionkit_core::refresh::{RefreshVerdict, judge};
 use sessionkit_core::store::{
-    Change, Counts, CreateOutcome, Limits, ListCursor, Purged, RetireOutcome, RetireRequest,
-    RevokeOutcome, RevokeSubjectOutcome, StoreResult, UpdateOutcome,
+    Change, Counts, CreateOutcome, Limits, ListCursor, Purged, RefreshOutcome, RefreshRequest,
+    RetireOutcome, RetireRequest, RevokeOutcome, RevokeSubjectOutcome, StoreResult, UpdateOutcome,
 };
 use sessionkit_core::time::Millis;
 
@@ -132,6 +133,48 @@ impl WriteTxn<'_> {
                     self.w.successors.insert(req.old_id, req.successor);
                 }
                 RetireOutcome::Retired
+            }
+        }
+    }
+
+    /// See [`SessionStore::refresh`](sessionkit_core::store::SessionStore::refresh).
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`](sessionkit_core::StoreError::Corrupt) if the
+    /// record does not decode (it is removed: fail closed).
+    pub fn refresh(&mut self, req: RefreshRequest) -> StoreResult<RefreshOutcome> {
+        let Some(loc) = self.loc_of(req.id) else {
+            return Ok(RefreshOutcome::NotLive);
+        };
+        if self.tenant_of(loc) != Some(req.tenant) {
+            return Ok(RefreshOutcome::NotLive);
+        }
+        let Some(rec) = self.record_at(loc)? else {
+            return Ok(RefreshOutcome::NotLive);
+        };
+        match judge(&rec, &req) {
+            RefreshVerdict::NotLive => Ok(RefreshOutcome::NotLive),
+            RefreshVerdict::Replay => Ok(RefreshOutcome::Replayed(Box::new(rec))),
+            RefreshVerdict::Reuse => {
+                self.note_now(req.now);
+                let subject = self
+                    .tombstone(loc, RevokeReason::ReuseDetected, req.now)
+                    .flatten();
+                Ok(RefreshOutcome::ReuseDetected { subject })
+            }
+            RefreshVerdict::Rotate => {
+                self.journal_loc(loc);
+                self.note_now(req.now);
+                // The purge time may move later (last seen moves): the
+                // wheel refiles the entry when the old time comes.
+                if !self.with_shard_mut(loc, |shard| shard.rotate_refresh(loc, &req)) {
+                    self.remove_loc(loc);
+                    return Ok(RefreshOutcome::NotLive);
+                }
+                Ok(match self.record_at(loc)? {
+                    Some(rec) => RefreshOutcome::Rotated(Box::new(rec)),
+                    None => RefreshOutcome::NotLive,
+                })
             }
         }
     }

@@ -16,6 +16,7 @@ use crate::client_bytes;
 use sessionkit_core::client::ClientInfo;
 use sessionkit_core::ids::{SessionId, Subject};
 use sessionkit_core::record::{self, Liveness, RevokeReason, SessionRecord, SessionState};
+use sessionkit_core::refresh::RefreshState;
 use sessionkit_core::store::Corruption;
 use sessionkit_core::time::{DurationMs, Millis};
 use sessionkit_core::token::TokenHash;
@@ -132,6 +133,8 @@ pub(crate) struct Ext {
     idle_timeout: DurationMs,
     last_seen_at: Millis,
     expires_at: Millis,
+    /// Refresh state (pair sessions only).
+    refresh: Option<RefreshState>,
 }
 
 /// A record as stored, read in place.
@@ -247,6 +250,17 @@ impl<'a> Slot<'a> {
         } else {
             Ok(ClientInfo::default())
         }
+    }
+
+    /// The refresh state; a record that says it has a side entry but has
+    /// none is a [`Corruption`] (its refresh state is unknown, not absent).
+    pub(crate) fn refresh(&self) -> Result<Option<RefreshState>, Corruption> {
+        if self.b[H_FLAGS] & F_EXT == 0 {
+            return Ok(None);
+        }
+        self.ext
+            .map(|e| e.refresh)
+            .ok_or_else(|| Corruption::field("side entry", self.id()))
     }
 
     pub(crate) fn idle_expires_at(&self) -> Millis {
@@ -368,7 +382,8 @@ pub(crate) fn ext_of(rec: &SessionRecord, client_in_record: bool) -> Option<Ext>
     let auth_time = rec.auth_time.filter(|t| *t != rec.created_at);
     let big = small_fields(rec).contains(&IN_EXT);
     let client_apart = !client_in_record && !rec.client.is_empty();
-    (client_apart || revoked_at.is_some() || auth_time.is_some() || big).then(|| Ext {
+    let refresh = rec.refresh.is_some();
+    (client_apart || revoked_at.is_some() || auth_time.is_some() || big || refresh).then(|| Ext {
         client: if client_apart {
             rec.client.clone()
         } else {
@@ -379,5 +394,6 @@ pub(crate) fn ext_of(rec: &SessionRecord, client_in_record: bool) -> Option<Ext>
         idle_timeout: rec.idle_timeout,
         last_seen_at: rec.last_seen_at,
         expires_at: rec.expires_at,
+        refresh: rec.refresh,
     })
 }

@@ -26,7 +26,8 @@ use sessionkit_core::client::ClientInfo;
 use sessionkit_core::ids::Subject;
 use sessionkit_core::ids::{SessionId, TenantId};
 use sessionkit_core::record::{RevokeReason, SessionRecord, SessionState};
-use sessionkit_core::store::{Capacity, Corruption, StoreError};
+use sessionkit_core::refresh::apply_rotation;
+use sessionkit_core::store::{Capacity, Corruption, RefreshRequest, StoreError};
 use sessionkit_core::time::Millis;
 use sessionkit_core::token::TokenHash;
 
@@ -344,6 +345,17 @@ impl Shard {
         }
     }
 
+    /// Applies a refresh rotation (see [`apply_rotation`]). The record's
+    /// length does not change, so it is rewritten in place; `false` if it
+    /// does not decode.
+    pub(super) fn rotate_refresh(&mut self, loc: Loc, req: &RefreshRequest) -> bool {
+        let Some(Ok(mut rec)) = self.slot(loc).map(|s| self.to_record(&s)) else {
+            return false;
+        };
+        apply_rotation(&mut rec, req);
+        self.rewrite(loc, &rec)
+    }
+
     /// Turns an active record into a tombstone: no attributes, no client.
     /// `false` if the record does not decode (the caller removes it).
     pub(super) fn make_tombstone(&mut self, loc: Loc, reason: RevokeReason, at: Millis) -> bool {
@@ -353,6 +365,7 @@ impl Shard {
         rec.state = SessionState::Revoked { reason, at };
         rec.attributes = Attributes::empty();
         rec.client = ClientInfo::default();
+        rec.refresh = None;
         // Never longer than before: rewritten in place, cannot fail.
         self.rewrite(loc, &rec)
     }
@@ -457,6 +470,7 @@ impl Shard {
             client: slot.client()?,
             version: slot.version(),
             state: slot.state(),
+            refresh: slot.refresh()?,
         })
     }
 }
@@ -490,6 +504,7 @@ mod tests {
             client: ClientInfo::default(),
             version: 1,
             state: SessionState::Active,
+            refresh: None,
         }
     }
 

@@ -64,6 +64,7 @@ fn typical(i: u64) -> SessionRecord {
         client: ClientInfo::default(),
         version: 1,
         state: SessionState::Active,
+        refresh: None,
     }
 }
 

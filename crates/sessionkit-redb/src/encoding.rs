@@ -14,12 +14,16 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
 use sessionkit_core::{
-    Attributes, ClientInfo, DurationMs, Fingerprint, Millis, RevokeReason, SessionId,
+    Attributes, ClientInfo, DurationMs, Fingerprint, Millis, RefreshState, RevokeReason, SessionId,
     SessionRecord, SessionState, Subject, TenantId, TokenHash,
 };
 
 /// The version byte of [`DiskRecordV1`].
 pub(crate) const RECORD_V1: u8 = 1;
+/// The version byte of a [`DiskRecordV1`] followed by a [`DiskRefreshV2`]
+/// (a session issued as an access + refresh pair). Records without refresh
+/// state are still written as format 1.
+pub(crate) const RECORD_V2: u8 = 2;
 
 /// Why a stored record could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -85,6 +89,16 @@ enum DiskIpV1 {
     V6([u8; 16]),
 }
 
+/// Refresh state, format 2 (frozen): follows the format-1 record.
+#[derive(Serialize, Deserialize)]
+struct DiskRefreshV2 {
+    current: [u8; 32],
+    previous: Option<[u8; 32]>,
+    generation: u32,
+    issued_at: i64,
+    grace_until: i64,
+}
+
 /// The state, format 1 (frozen variant order). The reason is
 /// [`RevokeReason::code`], stable by contract.
 #[derive(Serialize, Deserialize)]
@@ -129,8 +143,24 @@ pub(crate) fn encode(rec: &SessionRecord) -> Result<Vec<u8>, postcard::Error> {
         },
     };
     let mut out = Vec::with_capacity(128 + rec.attributes.len());
-    out.push(RECORD_V1);
-    postcard::to_extend(&disk, out)
+    match &rec.refresh {
+        None => {
+            out.push(RECORD_V1);
+            postcard::to_extend(&disk, out)
+        }
+        Some(r) => {
+            out.push(RECORD_V2);
+            let out = postcard::to_extend(&disk, out)?;
+            let refresh = DiskRefreshV2 {
+                current: *r.current.as_bytes(),
+                previous: r.previous.map(|h| *h.as_bytes()),
+                generation: r.generation,
+                issued_at: r.issued_at.as_millis(),
+                grace_until: r.grace_until.as_millis(),
+            };
+            postcard::to_extend(&refresh, out)
+        }
+    }
 }
 
 fn invalid(field: &'static str, why: impl ToString) -> DecodeError {
@@ -144,7 +174,20 @@ fn invalid(field: &'static str, why: impl ToString) -> DecodeError {
 pub(crate) fn decode(key: SessionId, bytes: &[u8]) -> Result<SessionRecord, DecodeError> {
     let (&version, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
     let rec = match version {
-        RECORD_V1 => decode_v1(body)?,
+        RECORD_V1 => only(decode_v1(body)?)?,
+        RECORD_V2 => {
+            let (mut rec, rest) = decode_v1(body)?;
+            let (r, rest): (DiskRefreshV2, &[u8]) = postcard::take_from_bytes(rest)
+                .map_err(|e| DecodeError::Malformed(e.to_string()))?;
+            rec.refresh = Some(RefreshState {
+                current: TokenHash::from_bytes(r.current),
+                previous: r.previous.map(TokenHash::from_bytes),
+                generation: r.generation,
+                issued_at: Millis::from_millis(r.issued_at),
+                grace_until: Millis::from_millis(r.grace_until),
+            });
+            only((rec, rest))?
+        }
         other => return Err(DecodeError::UnknownVersion(other)),
     };
     if rec.id != key {
@@ -153,15 +196,22 @@ pub(crate) fn decode(key: SessionId, bytes: &[u8]) -> Result<SessionRecord, Deco
     Ok(rec)
 }
 
-fn decode_v1(body: &[u8]) -> Result<SessionRecord, DecodeError> {
-    let (d, rest): (DiskRecordV1, &[u8]) =
-        postcard::take_from_bytes(body).map_err(|e| DecodeError::Malformed(e.to_string()))?;
-    if !rest.is_empty() {
-        return Err(DecodeError::Malformed(format!(
+/// The record, if no bytes follow it.
+fn only((rec, rest): (SessionRecord, &[u8])) -> Result<SessionRecord, DecodeError> {
+    if rest.is_empty() {
+        Ok(rec)
+    } else {
+        Err(DecodeError::Malformed(format!(
             "{} trailing bytes",
             rest.len()
-        )));
+        )))
     }
+}
+
+/// A format-1 record and the bytes after it.
+fn decode_v1(body: &[u8]) -> Result<(SessionRecord, &[u8]), DecodeError> {
+    let (d, rest): (DiskRecordV1, &[u8]) =
+        postcard::take_from_bytes(body).map_err(|e| DecodeError::Malformed(e.to_string()))?;
     let tenant = TenantId::new(&d.tenant).map_err(|e| invalid("tenant", e))?;
     let subject = d
         .subject
@@ -201,7 +251,7 @@ fn decode_v1(body: &[u8]) -> Result<SessionRecord, DecodeError> {
             info
         }
     };
-    Ok(SessionRecord {
+    let rec = SessionRecord {
         tenant,
         id: SessionId::from_bytes(d.id),
         token_hash: TokenHash::from_bytes(d.token_hash),
@@ -215,7 +265,9 @@ fn decode_v1(body: &[u8]) -> Result<SessionRecord, DecodeError> {
         client,
         version: d.version,
         state,
-    })
+        refresh: None,
+    };
+    Ok((rec, rest))
 }
 
 #[cfg(test)]
@@ -245,6 +297,7 @@ mod tests {
             },
             version: 3,
             state: SessionState::Active,
+            refresh: None,
         }
     }
 
@@ -252,6 +305,19 @@ mod tests {
     fn round_trip() {
         let mut r = sample();
         assert_eq!(decode(r.id, &encode(&r).unwrap()).unwrap(), r);
+        r.refresh = Some(RefreshState {
+            current: TokenHash::from_bytes([1; 32]),
+            previous: Some(TokenHash::from_bytes([2; 32])),
+            generation: 7,
+            issued_at: Millis::from_millis(3_000),
+            grace_until: Millis::from_millis(33_000),
+        });
+        let bytes = encode(&r).unwrap();
+        assert_eq!(bytes[0], RECORD_V2);
+        assert_eq!(decode(r.id, &bytes).unwrap(), r);
+        for cut in 1..bytes.len() {
+            assert!(decode(r.id, &bytes[..cut]).is_err(), "cut at {cut}");
+        }
         r.make_tombstone(RevokeReason::Upgraded, Millis::from_millis(5));
         r.subject = None;
         r.auth_time = None;
@@ -280,6 +346,7 @@ mod tests {
                 reason: RevokeReason::Logout,
                 at: Millis::from_millis(5),
             },
+            refresh: None,
         };
         let mut golden = vec![1u8];
         golden.extend([0x11; 16]);

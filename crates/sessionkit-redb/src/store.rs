@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sessionkit_core::store::{
-    Change, Counts, CreateOutcome, Limits, ListCursor, Purged, RetireOutcome, RetireRequest,
-    RevokeOutcome, RevokeSubjectOutcome, UpdateOutcome,
+    Change, Counts, CreateOutcome, Limits, ListCursor, Purged, RefreshOutcome, RefreshRequest,
+    RetireOutcome, RetireRequest, RevokeOutcome, RevokeSubjectOutcome, UpdateOutcome,
 };
 use sessionkit_core::{
     Millis, RevokeReason, SessionId, SessionRecord, SessionStore, StoreAdmin, StoreError,
@@ -440,6 +440,10 @@ impl SessionStore for RedbStore {
 
     async fn retire(&self, req: RetireRequest) -> StoreResult<RetireOutcome> {
         self.call(|tx| Op::Retire { req, tx }).await
+    }
+
+    async fn refresh(&self, req: RefreshRequest) -> StoreResult<RefreshOutcome> {
+        self.call(|tx| Op::Refresh { req, tx }).await
     }
 
     async fn revoke(

@@ -41,6 +41,7 @@ fn session(subject: &str, now: Millis) -> SessionRecord {
         client: ClientInfo::default(),
         version: 1,
         state: SessionState::Active,
+        refresh: None,
     }
 }
 

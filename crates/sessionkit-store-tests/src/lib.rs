@@ -89,6 +89,7 @@ pub use cases::expiry::*;
 pub use cases::lifecycle::*;
 pub use cases::list::*;
 pub use cases::purge::*;
+pub use cases::refresh::*;
 pub use cases::revoke::*;
 pub use cases::update::*;
 pub use cases::upgrade::*;
@@ -233,6 +234,13 @@ macro_rules! conformance_tests {
             concurrent_creates_respect_cap_refuse
             concurrent_anonymous_creates_respect_cap
             upgrade_racing_revoke
+            refresh_rotates
+            refresh_replay_in_grace
+            refresh_reuse_after_grace_revokes
+            refresh_reuse_of_grandparent_revokes
+            refresh_refused_when_not_live
+            concurrent_refreshes_one_successor
+            refresh_racing_revoke_never_revives
         }
     };
 }

@@ -79,6 +79,10 @@ impl SessionStore for OutageStore {
         self.check()?;
         self.inner.retire(req).await
     }
+    async fn refresh(&self, req: RefreshRequest) -> StoreResult<RefreshOutcome> {
+        self.check()?;
+        self.inner.refresh(req).await
+    }
     async fn revoke(
         &self,
         t: TenantId,

@@ -91,6 +91,7 @@ pub fn session_in(tenant: TenantId, subj: Option<&str>, created: Millis) -> Sess
         client: client(7),
         version: 1,
         state: SessionState::Active,
+        refresh: None,
     }
 }
 

@@ -5,9 +5,10 @@
 
 use std::time::Duration;
 
+use sessionkit_core::refresh::{RefreshVerdict, apply_rotation, judge};
 use sessionkit_core::store::{
-    Change, Counts, CreateOutcome, Limits, ListCursor, Purged, RetireOutcome, RetireRequest,
-    RevokeOutcome, RevokeSubjectOutcome, StoreResult, UpdateOutcome,
+    Change, Counts, CreateOutcome, Limits, ListCursor, Purged, RefreshOutcome, RefreshRequest,
+    RetireOutcome, RetireRequest, RevokeOutcome, RevokeSubjectOutcome, StoreResult, UpdateOutcome,
 };
 use sessionkit_core::{
     Millis, OnSessionLimit, RevokeReason, SessionId, SessionRecord, SessionStore, StoreAdmin,
@@ -145,6 +146,28 @@ impl SessionStore for Racy {
         Ok(RetireOutcome::Retired)
     }
 
+    async fn refresh(&self, req: RefreshRequest) -> StoreResult<RefreshOutcome> {
+        let Some(mut rec) = self.0.get_by_id(req.tenant, req.id).await? else {
+            return Ok(RefreshOutcome::NotLive);
+        };
+        match judge(&rec, &req) {
+            RefreshVerdict::NotLive => Ok(RefreshOutcome::NotLive),
+            RefreshVerdict::Replay => Ok(RefreshOutcome::Replayed(Box::new(rec))),
+            RefreshVerdict::Reuse => {
+                let subject = rec.subject.clone();
+                rec.make_tombstone(RevokeReason::ReuseDetected, req.now);
+                self.0.load(rec).unwrap();
+                Ok(RefreshOutcome::ReuseDetected { subject })
+            }
+            RefreshVerdict::Rotate => {
+                pause().await;
+                apply_rotation(&mut rec, &req);
+                self.0.load(rec.clone()).unwrap();
+                Ok(RefreshOutcome::Rotated(Box::new(rec)))
+            }
+        }
+    }
+
     async fn revoke(
         &self,
         tenant: TenantId,
@@ -277,6 +300,22 @@ fn catches_upgrade_racing_revoke() {
     ));
 }
 
+#[test]
+#[should_panic(expected = "exactly one rotation")]
+fn catches_non_atomic_refresh() {
+    run(sessionkit_store_tests::concurrent_refreshes_one_successor(
+        Racy::default(),
+    ));
+}
+
+#[test]
+#[should_panic(expected = "revived the session")]
+fn catches_refresh_reviving_a_revoked_session() {
+    run(sessionkit_store_tests::refresh_racing_revoke_never_revives(
+        Racy::default(),
+    ));
+}
+
 /// The non-racing cases still pass against it: the pauses change timing,
 /// not sequential behaviour.
 #[test]
@@ -287,4 +326,9 @@ fn sequential_cases_pass() {
     run(sessionkit_store_tests::update_compare_and_set(
         Racy::default(),
     ));
+    run(sessionkit_store_tests::refresh_rotates(Racy::default()));
+    run(sessionkit_store_tests::refresh_replay_in_grace(
+        Racy::default(),
+    ));
+    run(sessionkit_store_tests::refresh_reuse_of_grandparent_revokes(Racy::default()));
 }

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use sessionkit::MemoryStore;
 use sessionkit_core::store::{
-    Change, CreateOutcome, Limits, ListCursor, Purged, RetireOutcome, RetireRequest, RevokeOutcome,
-    RevokeSubjectOutcome, StoreResult, UpdateOutcome,
+    Change, CreateOutcome, Limits, ListCursor, Purged, RefreshOutcome, RefreshRequest,
+    RetireOutcome, RetireRequest, RevokeOutcome, RevokeSubjectOutcome, StoreResult, UpdateOutcome,
 };
 use sessionkit_core::{
     Attributes, Clock, DurationMs, Millis, RevokeReason, SessionId, SessionRecord, SessionState,
@@ -63,6 +63,9 @@ impl SessionStore for Discard {
     }
     async fn retire(&self, req: RetireRequest) -> StoreResult<RetireOutcome> {
         self.0.retire(req).await
+    }
+    async fn refresh(&self, req: RefreshRequest) -> StoreResult<RefreshOutcome> {
+        self.0.refresh(req).await
     }
     async fn revoke(
         &self,
@@ -160,6 +163,7 @@ fn main() {
                 client: Default::default(),
                 version: 1,
                 state: SessionState::Active,
+                refresh: None,
             };
             let store = MemoryStore::new();
             let s = rate(n, record, |rec| {

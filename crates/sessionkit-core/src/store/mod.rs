@@ -186,6 +186,54 @@ pub enum RetireOutcome {
     },
 }
 
+/// A refresh: the holder of a refresh token of session `id` asks for the
+/// next one. One atomic write, conditional on the session's *current
+/// refresh hash* (never on its version, which a refresh does not change).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefreshRequest {
+    /// The session's tenant.
+    pub tenant: TenantId,
+    /// The session named by the token.
+    pub id: SessionId,
+    /// Hash of the presented token.
+    pub presented: TokenHash,
+    /// Its generation (from the token).
+    pub presented_generation: u32,
+    /// Hash of its successor, which becomes current on a rotation.
+    pub successor: TokenHash,
+    /// The engine's time.
+    pub now: Millis,
+    /// Until when (exclusive) the presented token may be replayed after
+    /// this rotation.
+    pub grace_until: Millis,
+}
+
+/// What a refresh did. For a session live at `now` with refresh state:
+/// - the presented hash and generation are the current ones: rotated;
+/// - they are the previous ones, the current token is their successor
+///   (generation + 1) and `now` is before the grace deadline: a replay,
+///   nothing written;
+/// - anything else is a reuse of an old token: the session is revoked
+///   (reason `reuse_detected`) in the same write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    /// The successor is current now (generation + 1, issued at `now`, the
+    /// presented token replayable until the grace deadline); `last_seen_at`
+    /// moved to `now`; version and deadlines unchanged. The record after.
+    Rotated(Box<SessionRecord>),
+    /// A retry of the parent inside the grace window: nothing written; the
+    /// record as it is (its current token is the one the caller derives
+    /// again from the presented one).
+    Replayed(Box<SessionRecord>),
+    /// An old token was reused: the session is a tombstone now.
+    ReuseDetected {
+        /// Its subject, for the event.
+        subject: Option<Subject>,
+    },
+    /// No live session with that id and refresh state in that tenant.
+    NotLive,
+}
+
 /// A change to a live session, made conditional on its version. Each bumps
 /// the version by one. Not `#[non_exhaustive]` on purpose: a store must
 /// handle every change, so a new variant breaks every store's build.
@@ -359,6 +407,14 @@ pub trait SessionStore: Send + Sync + 'static {
     /// hash; idempotent for the same successor.
     fn retire(&self, req: RetireRequest)
     -> impl Future<Output = StoreResult<RetireOutcome>> + Send;
+
+    /// Rotates a session's refresh token, or recognises a replay or a
+    /// reuse (see [`RefreshOutcome`]); one atomic write conditional on the
+    /// current refresh hash.
+    fn refresh(
+        &self,
+        req: RefreshRequest,
+    ) -> impl Future<Output = StoreResult<RefreshOutcome>> + Send;
 
     /// Turns an active session (live or expired) into a tombstone.
     fn revoke(

@@ -6,6 +6,7 @@ pub mod expiry;
 pub mod lifecycle;
 pub mod list;
 pub mod purge;
+pub mod refresh;
 pub mod revoke;
 pub mod update;
 pub mod upgrade;

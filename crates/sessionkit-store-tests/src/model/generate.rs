@@ -79,6 +79,7 @@ fn random_op() -> BoxedStrategy<Op> {
         2 => (1usize..=4).prop_map(|max| Op::Purge { max }),
         1 => tenant().prop_map(|tenant| Op::Counts { tenant }),
         1 => (0i64..=20).prop_map(|back| Op::PersistFloor { back }),
+        2 => (tenant(), any_key(), 0u32..3, 0i64..=40).prop_map(|(tenant, id, generation, grace)| Op::Refresh { tenant, id, generation, grace }),
     ]
     .boxed()
 }
@@ -97,7 +98,7 @@ fn targeted_op(known: Vec<Known>) -> BoxedStrategy<Op> {
     let pick = select(known);
     (
         pick,
-        0u8..10,
+        0u8..12,
         any::<u8>(),
         (subject_strategy(), IDLE, ABSOLUTE, limits_strategy()),
         0..POOL / 2,
@@ -167,6 +168,12 @@ fn targeted_op(known: Vec<Known>) -> BoxedStrategy<Op> {
                     8 => Op::GetById {
                         tenant: if tag % 3 == 0 { other } else { k.tenant },
                         id: k.id,
+                    },
+                    10 | 11 => Op::Refresh {
+                        tenant: if tag % 11 == 0 { other } else { k.tenant },
+                        id: k.id,
+                        generation: u32::from(tag % 3),
+                        grace: i64::from(tag % 41),
                     },
                     _ => Op::List {
                         tenant: k.tenant,

@@ -33,7 +33,7 @@ use crate::support::{attrs, subject, tenant_a, tenant_b};
 
 pub use generate::Reference;
 pub use reference::Model;
-use reference::{Check, new_record, reason_of, upgrade_request};
+use reference::{Check, new_record, reason_of, refresh_request, upgrade_request};
 
 /// Size of the id pool and of the token pool. Even indexes are used by the
 /// first tenant's creates, odd ones by the second's, so that two tenants
@@ -171,6 +171,13 @@ pub enum Op {
     Counts {
         tenant: u8,
     },
+    /// Presents generation `generation` of session `id`'s refresh chain.
+    Refresh {
+        tenant: u8,
+        id: u8,
+        generation: u32,
+        grace: i64,
+    },
     /// `persist_clock_floor(now - back)`.
     PersistFloor {
         back: i64,
@@ -278,6 +285,15 @@ fn apply_model(m: &mut Model, step: &Step, choice: Option<Choice<'_>>) -> Check<
             format!("{:?}", m.purge(now, *max, chosen)?)
         }
         Op::Counts { tenant } => format!("{:?}", m.counts(self::tenant(*tenant))),
+        Op::Refresh {
+            tenant,
+            id,
+            generation,
+            grace,
+        } => format!(
+            "{:?}",
+            m.refresh(refresh_request(*tenant, *id, *generation, *grace, now))
+        ),
         Op::PersistFloor { back } => {
             m.wrote(Millis::from_millis(now.as_millis() - back));
             String::from("()")
@@ -448,6 +464,18 @@ async fn apply_store<S: StoreAdmin>(
             let r = s.purge_expired(now, *max).await.map_err(store_err)?;
             let chosen: Vec<SessionId> = r.iter().map(|p| p.id).collect();
             (format!("{r:?}"), Some(chosen), true)
+        }
+        Op::Refresh {
+            tenant,
+            id,
+            generation,
+            grace,
+        } => {
+            let r = s
+                .refresh(refresh_request(*tenant, *id, *generation, *grace, now))
+                .await
+                .map_err(store_err)?;
+            (format!("{r:?}"), None, false)
         }
         Op::PersistFloor { back } => {
             let at = Millis::from_millis(now.as_millis() - back);

@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 
 use crate::support::{UpgradeOutcome, UpgradeRequest};
 use serde_json::json;
+use sessionkit_core::refresh::{RefreshState, RefreshVerdict, apply_rotation, judge};
 use sessionkit_core::store::{
-    Change, CreateOutcome, Limits, ListCursor, Purged, RevokeOutcome, RevokeSubjectOutcome,
-    UpdateOutcome,
+    Change, CreateOutcome, Limits, ListCursor, Purged, RefreshOutcome, RefreshRequest,
+    RevokeOutcome, RevokeSubjectOutcome, UpdateOutcome,
 };
 use sessionkit_core::{
     ClientInfo, DurationMs, Liveness, Millis, OnSessionLimit, RevokeReason, SessionId,
@@ -264,6 +265,32 @@ impl Model {
         Ok(UpgradeOutcome::Upgraded { evicted: evict })
     }
 
+    pub(super) fn refresh(&mut self, req: RefreshRequest) -> RefreshOutcome {
+        let Some(r) = self
+            .records
+            .get_mut(&req.id)
+            .filter(|r| r.tenant == req.tenant)
+        else {
+            return RefreshOutcome::NotLive;
+        };
+        match judge(r, &req) {
+            RefreshVerdict::NotLive => RefreshOutcome::NotLive,
+            RefreshVerdict::Replay => RefreshOutcome::Replayed(Box::new(r.clone())),
+            RefreshVerdict::Rotate => {
+                apply_rotation(r, &req);
+                let out = RefreshOutcome::Rotated(Box::new(r.clone()));
+                self.wrote(req.now);
+                out
+            }
+            RefreshVerdict::Reuse => {
+                let subject = r.subject.clone();
+                self.tombstone(req.id, RevokeReason::ReuseDetected, req.now);
+                self.wrote(req.now);
+                RefreshOutcome::ReuseDetected { subject }
+            }
+        }
+    }
+
     pub(super) fn revoke(
         &mut self,
         tenant: TenantId,
@@ -441,6 +468,42 @@ pub(super) fn new_record(
         },
         version: 1,
         state: SessionState::Active,
+        // Every other session is a pair session.
+        refresh: tag.is_multiple_of(2).then(|| RefreshState {
+            current: refresh_of(id, 0),
+            previous: None,
+            generation: 0,
+            issued_at: now,
+            grace_until: now,
+        }),
+    }
+}
+
+/// The refresh-token hash of generation `generation` of session `id`.
+pub(super) fn refresh_of(id: u8, generation: u32) -> TokenHash {
+    let mut b = [0x5Au8; 32];
+    b[0] = id;
+    b[1..5].copy_from_slice(&generation.to_be_bytes());
+    TokenHash::from_bytes(b)
+}
+
+/// The refresh request of the model: present generation `generation` of
+/// session `id`'s chain at `now`.
+pub(super) fn refresh_request(
+    tenant: u8,
+    id: u8,
+    generation: u32,
+    grace: i64,
+    now: Millis,
+) -> RefreshRequest {
+    RefreshRequest {
+        tenant: self::tenant(tenant),
+        id: id_of(id),
+        presented: refresh_of(id, generation),
+        presented_generation: generation,
+        successor: refresh_of(id, generation + 1),
+        now,
+        grace_until: now.saturating_add(DurationMs::from_millis(grace)),
     }
 }
 

@@ -181,6 +181,7 @@ fn fresh_record(
         client,
         version: 1,
         state: SessionState::Active,
+        refresh: None,
     }
 }
 
