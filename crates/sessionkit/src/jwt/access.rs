@@ -345,3 +345,7 @@ const fn encoded_len(n: usize) -> usize {
 #[cfg(test)]
 #[path = "access_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "access_proptests.rs"]
+mod proptests;

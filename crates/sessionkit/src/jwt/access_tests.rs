@@ -1,30 +1,27 @@
 //! Tests of minting and verifying access tokens. Each refusal is checked
 //! against a control: the same token without the one defect verifies.
 
-use std::sync::LazyLock;
-
 use aws_lc_rs::hmac;
 use base64::Engine;
-use proptest::prelude::*;
 use serde_json::{Value, json};
 
 use super::*;
 use crate::jwt::{SigningAlgorithm, b64url};
 
-const NOW: i64 = 1_700_000_000;
-const ISS: &str = "https://sessions.example";
-const AUD: &str = "api";
-const ALGS: [SigningAlgorithm; 3] = [
+pub(super) const NOW: i64 = 1_700_000_000;
+pub(super) const ISS: &str = "https://sessions.example";
+pub(super) const AUD: &str = "api";
+pub(super) const ALGS: [SigningAlgorithm; 3] = [
     SigningAlgorithm::EdDSA,
     SigningAlgorithm::ES256,
     SigningAlgorithm::HS256,
 ];
 
-fn expect() -> Expectation {
+pub(super) fn expect() -> Expectation {
     Expectation::new(ISS, AUD, 0).unwrap()
 }
 
-fn claims() -> AccessClaims {
+pub(super) fn claims() -> AccessClaims {
     let mut extra = Map::new();
     extra.insert("role".into(), json!("admin"));
     extra.insert("n".into(), json!([1, 2]));
@@ -40,33 +37,33 @@ fn claims() -> AccessClaims {
     }
 }
 
-fn ring(alg: SigningAlgorithm) -> KeyRing {
+pub(super) fn ring(alg: SigningAlgorithm) -> KeyRing {
     KeyRing::generate(alg, NOW).unwrap()
 }
 
 /// The header `sign_access` writes.
-fn header(ring: &KeyRing) -> Value {
+pub(super) fn header(ring: &KeyRing) -> Value {
     json!({"alg": ring.active_algorithm().as_str(), "typ": "at+jwt", "kid": ring.active_kid()})
 }
 
 /// The payload `sign_access` writes for [`claims`] without extras.
-fn payload() -> Value {
+pub(super) fn payload() -> Value {
     json!({"iss": ISS, "aud": AUD, "sub": "user-1", "sid": "sid-1", "jti": "jti-1",
            "iat": NOW, "exp": NOW + 300})
 }
 
-fn segment(v: &Value) -> String {
+pub(super) fn segment(v: &Value) -> String {
     b64url().encode(v.to_string())
 }
 
 /// Any header and payload, validly signed by the ring's active key.
-fn forge(ring: &KeyRing, header: &Value, payload: &Value) -> String {
+pub(super) fn forge(ring: &KeyRing, header: &Value, payload: &Value) -> String {
     let input = format!("{}.{}", segment(header), segment(payload));
     let sig = ring.active_key().sign(input.as_bytes()).unwrap();
     format!("{input}.{}", b64url().encode(sig))
 }
 
-fn verify(ring: &KeyRing, token: &str) -> Result<AccessClaims, AccessError> {
+pub(super) fn verify(ring: &KeyRing, token: &str) -> Result<AccessClaims, AccessError> {
     ring.verify_access(token, &expect(), NOW)
 }
 
@@ -328,6 +325,8 @@ fn malformed_headers_are_invalid() {
     for h in [
         format!(r#"{{"alg":"EdDSA","alg":"EdDSA","typ":"at+jwt","kid":"{kid}"}}"#),
         format!(r#"["EdDSA","at+jwt","{kid}"]"#),
+        format!(r#"{{"alg":"EdDSA","typ":"at\/jwt","kid":"{kid}"}}"#),
+        format!(r#"{{"alg":"EdDSA","typ":"at+jwt","kid":"{kid}","typ":"at+jwt"}}"#),
         "null".to_owned(),
         "not json".to_owned(),
     ] {
@@ -590,51 +589,4 @@ fn rotation_keeps_old_tokens_until_the_grace_ends() {
         Err(AccessError::Invalid)
     );
     assert!(rotated.verify_access(&old_token, &e, NOW + 20).is_ok());
-}
-
-/// One ring and valid token per algorithm, for the property tests.
-static FIXTURE: LazyLock<Vec<(KeyRing, String)>> = LazyLock::new(|| {
-    ALGS.iter()
-        .map(|&alg| {
-            let r = ring(alg);
-            let t = r.sign_access(&claims()).unwrap();
-            (r, t)
-        })
-        .collect()
-});
-
-proptest! {
-    #[test]
-    fn never_panics_on_arbitrary_text(s in any::<String>(), t in "[A-Za-z0-9_.=-]{0,400}") {
-        for (r, _) in FIXTURE.iter() {
-            let _ = r.verify_access(&s, &expect(), NOW);
-            prop_assert!(r.verify_access(&t, &expect(), NOW).is_err());
-        }
-    }
-
-    /// Any change to a valid token is refused, and nothing panics.
-    #[test]
-    fn mutations_of_a_valid_token_are_invalid(
-        which in 0usize..3,
-        at in any::<prop::sample::Index>(),
-        byte in any::<u8>(),
-        op in 0u8..4,
-    ) {
-        let (r, token) = &FIXTURE[which];
-        let mut bytes = token.as_bytes().to_vec();
-        let i = at.index(bytes.len());
-        match op {
-            0 => bytes[i] = byte,
-            1 => bytes[i] ^= 1 << (byte % 8),
-            2 => bytes.truncate(i),
-            _ => bytes.insert(i, byte),
-        }
-        let mutated = String::from_utf8_lossy(&bytes).into_owned();
-        let got = r.verify_access(&mutated, &expect(), NOW);
-        if mutated == *token {
-            prop_assert!(got.is_ok());
-        } else {
-            prop_assert_eq!(got, Err(AccessError::Invalid));
-        }
-    }
 }

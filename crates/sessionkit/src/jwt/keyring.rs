@@ -13,16 +13,13 @@ use aws_lc_rs::signature::{
 use base64::Engine;
 use jsonwebtoken::DecodingKey;
 use serde::{Deserialize, Serialize};
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use super::b64url;
 
 /// The shortest HS256 secret accepted: 32 bytes (256 bits, the output size
 /// of SHA-256, RFC 7518 §3.2).
 pub const MIN_HS256_SECRET_LEN: usize = 32;
-
-/// The only file format version this code reads and writes.
-const FILE_VERSION: u32 = 1;
 
 /// Random bytes in a generated `kid`.
 const KID_RANDOM_LEN: usize = 16;
@@ -188,7 +185,7 @@ impl fmt::Debug for KeyMaterial {
 impl KeyMaterial {
     /// Parses `secret` (PKCS#8 or HMAC secret) for `alg`. The error says
     /// what is wrong, never with what bytes.
-    fn parse(
+    pub(super) fn parse(
         kid: String,
         alg: SigningAlgorithm,
         created_at: i64,
@@ -282,7 +279,6 @@ impl KeyMaterial {
     }
 
     /// The PKCS#8 document or HMAC secret.
-    #[cfg(test)]
     pub(crate) fn secret(&self) -> &[u8] {
         &self.secret
     }
@@ -297,7 +293,7 @@ fn random_kid() -> Result<String, KeyRingError> {
 
 /// Whether `kid` is 1 to 64 characters of the base64url alphabet: the
 /// only shape this code makes, and one that needs no escaping in JSON.
-fn kid_is_valid(kid: &str) -> bool {
+pub(super) fn kid_is_valid(kid: &str) -> bool {
     !kid.is_empty()
         && kid.len() <= MAX_KID_LEN
         && kid
@@ -327,7 +323,8 @@ impl Entry {
 /// key is the newest key (the last added) without a `retires_at`.
 #[derive(Clone)]
 pub struct KeyRing {
-    entries: Arc<[Entry]>,
+    /// Oldest first.
+    pub(super) entries: Arc<[Entry]>,
     /// The key that signs, also in `entries`.
     active: Arc<KeyMaterial>,
 }
@@ -344,7 +341,7 @@ impl fmt::Debug for KeyRing {
 impl KeyRing {
     /// A ring of `entries` (oldest first); the active key is the last one
     /// without a `retires_at`.
-    fn from_entries(entries: Vec<Entry>) -> Result<KeyRing, KeyRingError> {
+    pub(super) fn from_entries(entries: Vec<Entry>) -> Result<KeyRing, KeyRingError> {
         let active = entries
             .iter()
             .rev()
@@ -496,129 +493,6 @@ impl KeyRing {
             .iter()
             .filter(move |e| e.verifies_at(now_secs))
             .map(|e| &*e.key)
-    }
-
-    /// The ring as the server stores it:
-    /// `{"version":1,"keys":[{"kid","alg","created_at","retires_at","secret"}]}`
-    /// with `secret` the base64url (no padding) of the PKCS#8 document or
-    /// HMAC secret. The text is zeroed when dropped.
-    pub fn to_file_json(&self) -> Zeroizing<String> {
-        // Sized up front so that the buffer never grows (a growth would
-        // leave a copy of the secrets behind in freed memory).
-        let capacity = 32
-            + self
-                .entries
-                .iter()
-                .map(|e| 160 + e.key.kid.len() + e.key.secret.len().div_ceil(3) * 4)
-                .sum::<usize>();
-        let mut out = Zeroizing::new(String::with_capacity(capacity));
-        out.push_str(r#"{"version":1,"keys":["#);
-        for (i, e) in self.entries.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            // `kid` is base64url (checked when made or loaded): no escaping.
-            out.push_str(r#"{"kid":""#);
-            out.push_str(&e.key.kid);
-            out.push_str(r#"","alg":""#);
-            out.push_str(e.key.alg.as_str());
-            out.push_str(r#"","created_at":"#);
-            out.push_str(&e.key.created_at.to_string());
-            out.push_str(r#","retires_at":"#);
-            match e.retires_at {
-                Some(r) => out.push_str(&r.to_string()),
-                None => out.push_str("null"),
-            }
-            out.push_str(r#","secret":""#);
-            b64url().encode_string(&*e.key.secret, &mut out);
-            out.push_str(r#""}"#);
-        }
-        out.push_str("]}");
-        out
-    }
-
-    /// Reads a ring written by [`to_file_json`](Self::to_file_json).
-    ///
-    /// Bad JSON, an unknown field, an unknown `alg`, bad base64, a key that
-    /// does not parse, no keys, two keys with one `kid` or an HS256 secret
-    /// shorter than 32 bytes is [`KeyRingError::Corrupt`]; a ring whose keys
-    /// all have a `retires_at` is [`KeyRingError::NoActiveKey`].
-    pub fn from_file_json(text: &str) -> Result<KeyRing, KeyRingError> {
-        let file: FileRing = serde_json::from_str(text)
-            .map_err(|_| KeyRingError::Corrupt("not a key ring file (JSON or its fields)"))?;
-        if file.version != FILE_VERSION {
-            return Err(KeyRingError::Corrupt("unsupported version"));
-        }
-        if file.keys.is_empty() {
-            return Err(KeyRingError::Corrupt("no keys"));
-        }
-        let mut entries: Vec<Entry> = Vec::with_capacity(file.keys.len());
-        for k in &file.keys {
-            if !kid_is_valid(&k.kid) {
-                return Err(KeyRingError::Corrupt(
-                    "a kid is not 1 to 64 base64url characters",
-                ));
-            }
-            if entries.iter().any(|e| e.key.kid == k.kid) {
-                return Err(KeyRingError::Corrupt("two keys have the same kid"));
-            }
-            let alg: SigningAlgorithm = k
-                .alg
-                .parse()
-                .map_err(|_| KeyRingError::Corrupt("unknown alg"))?;
-            let secret = decode_secret(&k.secret.0)?;
-            let key = KeyMaterial::parse(k.kid.clone(), alg, k.created_at, secret)
-                .map_err(KeyRingError::Corrupt)?;
-            entries.push(Entry {
-                key: Arc::new(key),
-                retires_at: k.retires_at,
-            });
-        }
-        KeyRing::from_entries(entries)
-    }
-}
-
-/// Decodes a base64url secret straight into a buffer zeroed on drop.
-fn decode_secret(text: &str) -> Result<Zeroizing<Vec<u8>>, KeyRingError> {
-    let mut buf = Zeroizing::new(vec![0u8; base64::decoded_len_estimate(text.len())]);
-    let n = b64url()
-        .decode_slice(text, &mut buf)
-        .map_err(|_| KeyRingError::Corrupt("a secret is not base64url without padding"))?;
-    buf.truncate(n);
-    Ok(buf)
-}
-
-/// The file, as read.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileRing {
-    version: u32,
-    keys: Vec<FileKey>,
-}
-
-/// One key of the file, as read.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileKey {
-    kid: String,
-    alg: String,
-    created_at: i64,
-    retires_at: Option<i64>,
-    secret: SecretText,
-}
-
-/// A secret's base64 text, zeroed when dropped.
-struct SecretText(String);
-
-impl Drop for SecretText {
-    fn drop(&mut self) {
-        self.0.zeroize();
-    }
-}
-
-impl<'de> Deserialize<'de> for SecretText {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(SecretText)
     }
 }
 

@@ -21,6 +21,7 @@
 mod access;
 mod cache;
 mod jwks;
+mod keyfile;
 mod keyring;
 
 pub use access::{
