@@ -53,6 +53,7 @@ impl KeyRing {
             out.push_str(r#""}"#);
         }
         out.push_str("]}");
+        debug_assert!(out.len() <= capacity, "the file text outgrew its buffer");
         out
     }
 

@@ -17,6 +17,33 @@
 //!
 //! No secret (key bytes, HMAC secret) appears in any `Debug` output or
 //! error message of this module.
+//!
+//! ```
+//! use sessionkit::jwt::{AccessClaims, AccessError, Expectation, KeyRing, SigningAlgorithm};
+//!
+//! let now = 1_700_000_000;
+//! let ring = KeyRing::generate(SigningAlgorithm::EdDSA, now)?;
+//! let claims = AccessClaims {
+//!     iss: "https://sessions.example".into(),
+//!     aud: "api".into(),
+//!     sub: Some("user-1".into()),
+//!     sid: "s-1".into(),
+//!     jti: "j-1".into(),
+//!     iat: now,
+//!     exp: now + 300,
+//!     extra: Default::default(),
+//! };
+//! let token = ring.sign_access(&claims)?;
+//! let expect = Expectation::new("https://sessions.example", "api", 30)?;
+//! assert_eq!(ring.verify_access(&token, &expect, now)?, claims);
+//! assert_eq!(ring.verify_access(&token, &expect, now + 330), Err(AccessError::Expired));
+//!
+//! // Rotation: the old key verifies for the grace period, then not at all.
+//! let ring = ring.rotate(SigningAlgorithm::EdDSA, now + 60, 600)?;
+//! assert!(ring.verify_access(&token, &expect, now + 100).is_ok());
+//! assert_eq!(ring.verify_access(&token, &expect, now + 660), Err(AccessError::Invalid));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod access;
 mod cache;
