@@ -9,6 +9,8 @@ pub mod error;
 pub mod events;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "jwt")]
+pub mod jwt;
 pub mod manager;
 
 pub use error::{EngineError, ErrorKind};
