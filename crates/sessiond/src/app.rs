@@ -33,7 +33,7 @@ use crate::backend::{Backend, ServedStore};
 use crate::error::ApiError;
 use crate::http::HttpLimits;
 use crate::routes::table::{Operation, ROUTES, Route};
-use crate::routes::{admin, sessions, subjects};
+use crate::routes::{admin, sessions, subjects, tokens};
 use crate::{ops, telemetry};
 
 /// Whether the store can make writes durable right now (readiness).
@@ -50,6 +50,9 @@ pub struct AppOptions {
     pub store_kind: &'static str,
     /// A store-specific write-health probe for `/readyz`.
     pub writes_healthy: Option<WritesHealthy>,
+    /// Where the signing keys live and how they rotate (none: access
+    /// tokens are not configured, or come from the configuration).
+    pub signing_keys: Option<crate::signing_keys::SigningKeys>,
 }
 
 impl AppOptions {
@@ -159,6 +162,11 @@ fn endpoint<S: ServedStore>(route: &Route) -> MethodRouter<AppState<S>> {
         Operation::CreateApiKey => on(m, admin::create_key::<S>),
         Operation::GetApiKey => on(m, admin::get_key::<S>),
         Operation::RevokeApiKey => on(m, admin::revoke_key::<S>),
+        Operation::Refresh => on(m, tokens::refresh::<S>),
+        Operation::Introspect => on(m, tokens::introspect::<S>),
+        Operation::Jwks => on(m, tokens::jwks::<S>),
+        Operation::ListSigningKeys => on(m, tokens::list_keys::<S>),
+        Operation::RotateSigningKeys => on(m, tokens::rotate_keys::<S>),
         Operation::Healthz => on(m, ops::healthz),
         Operation::Readyz => on(m, ops::readyz::<S>),
         Operation::Metrics => on(m, ops::metrics::<S>),

@@ -28,6 +28,18 @@
 //! attributes_max_depth = 16
 //! fingerprint = "off"              # "report", "enforce"
 //! fingerprint_includes_ip = false
+//!
+//! [tokens]                         # access JWTs + refresh tokens
+//! issuer = "sessiond"
+//! audience = "sessiond"
+//! algorithm = "EdDSA"              # "ES256", "HS256" (+ hs256_secret)
+//! access_ttl_secs = 600
+//! refresh_grace_secs = 30
+//! leeway_secs = 30
+//! key_grace_secs = 0               # 0: access_ttl_secs + leeway_secs
+//! claims = []                      # attributes copied into access tokens
+//! # [tokens.audiences]             # per-tenant `aud`
+//! # acme = "api.acme.example"
 //! ```
 
 use std::collections::HashMap;
@@ -85,6 +97,127 @@ pub enum Fingerprint {
     Report,
     /// A mismatch is `invalid_token`.
     Enforce,
+}
+
+/// The `[tokens]` table: access JWTs and refresh tokens.
+#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokensConfig {
+    /// `iss` of access tokens.
+    pub issuer: String,
+    /// `aud` of access tokens (unless the tenant has its own).
+    pub audience: String,
+    /// Per-tenant audiences: `[tokens.audiences] acme = "api.acme.test"`.
+    pub audiences: HashMap<String, String>,
+    /// `EdDSA` (default), `ES256` or `HS256`.
+    pub algorithm: String,
+    /// Lifetime of an access token.
+    pub access_ttl_secs: u64,
+    /// How long the parent of a rotated refresh token still gets the same
+    /// pair (two tabs, a lost response).
+    pub refresh_grace_secs: u64,
+    /// Clock skew forgiven when verifying (at most 60).
+    pub leeway_secs: u64,
+    /// How long a rotated-out signing key keeps verifying; at least
+    /// `access_ttl_secs + leeway_secs` (0: exactly that).
+    pub key_grace_secs: u64,
+    /// Top-level session attributes copied into access tokens as claims.
+    pub claims: Vec<String>,
+    /// HS256 only: the shared secret (at least 32 bytes). Set it with
+    /// `SESSIOND_TOKENS__HS256_SECRET` rather than in a file.
+    pub hs256_secret: String,
+}
+
+impl Default for TokensConfig {
+    fn default() -> Self {
+        TokensConfig {
+            issuer: "sessiond".into(),
+            audience: "sessiond".into(),
+            audiences: HashMap::new(),
+            algorithm: "EdDSA".into(),
+            access_ttl_secs: 600,
+            refresh_grace_secs: 30,
+            leeway_secs: 30,
+            key_grace_secs: 0,
+            claims: Vec::new(),
+            hs256_secret: String::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for TokensConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokensConfig")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("algorithm", &self.algorithm)
+            .field("access_ttl_secs", &self.access_ttl_secs)
+            .field("refresh_grace_secs", &self.refresh_grace_secs)
+            .field("hs256_secret", &"[redacted]")
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokensConfig {
+    /// The signing algorithm.
+    pub fn algorithm(&self) -> Result<sessionkit::jwt::SigningAlgorithm, ConfigError> {
+        self.algorithm
+            .parse()
+            .map_err(|_| invalid("tokens.algorithm", "must be EdDSA, ES256 or HS256"))
+    }
+
+    /// How long a rotated-out key keeps verifying.
+    #[must_use]
+    pub fn key_grace_secs(&self) -> u64 {
+        let min = self.access_ttl_secs.saturating_add(self.leeway_secs);
+        self.key_grace_secs.max(min)
+    }
+
+    /// The engine's access-token configuration.
+    pub fn access_config(&self) -> Result<sessionkit::AccessConfig, ConfigError> {
+        const MAX_SECS: u64 = 366 * 24 * 3600;
+        if self.access_ttl_secs == 0 || self.access_ttl_secs > MAX_SECS {
+            return Err(invalid(
+                "tokens.access_ttl_secs",
+                "must be from 1 to 31622400",
+            ));
+        }
+        if self.refresh_grace_secs > 3600 {
+            return Err(invalid("tokens.refresh_grace_secs", "must be at most 3600"));
+        }
+        if self.leeway_secs > 60 {
+            return Err(invalid("tokens.leeway_secs", "must be at most 60"));
+        }
+        if self.issuer.is_empty() || self.audience.is_empty() {
+            return Err(invalid(
+                "tokens.issuer",
+                "issuer and audience must not be empty",
+            ));
+        }
+        self.algorithm()?;
+        let mut tenant_audiences = HashMap::new();
+        for (t, aud) in &self.audiences {
+            let tenant = sessionkit_core::TenantId::new(t)
+                .map_err(|e| invalid(&format!("tokens.audiences.{t}"), e.to_string()))?;
+            if aud.is_empty() {
+                return Err(invalid(
+                    &format!("tokens.audiences.{t}"),
+                    "must not be empty",
+                ));
+            }
+            tenant_audiences.insert(tenant, aud.clone());
+        }
+        Ok(sessionkit::AccessConfig {
+            issuer: self.issuer.clone(),
+            audience: self.audience.clone(),
+            tenant_audiences,
+            access_ttl: sessionkit_core::DurationMs::from_secs(self.access_ttl_secs),
+            refresh_grace: sessionkit_core::DurationMs::from_secs(self.refresh_grace_secs),
+            leeway_secs: self.leeway_secs,
+            claims: self.claims.clone(),
+            ..sessionkit::AccessConfig::default()
+        })
+    }
 }
 
 /// The `[policy]` table.
@@ -164,6 +297,8 @@ pub struct Config {
     pub log_level: String,
     /// Session policy.
     pub policy: PolicyConfig,
+    /// Access JWTs and refresh tokens.
+    pub tokens: TokensConfig,
 }
 
 /// A log filter whose every directive is a level or names one
@@ -193,6 +328,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             log_level: "info".into(),
             policy: PolicyConfig::default(),
+            tokens: TokensConfig::default(),
         }
     }
 }

@@ -58,6 +58,10 @@ error_codes! {
     InvalidToken => (UNAUTHORIZED, "invalid_token"),
     /// 401: the session passed a deadline.
     SessionExpired => (UNAUTHORIZED, "session_expired"),
+    /// 401: the access JWT in the body is past its `exp`: refresh.
+    TokenExpired => (UNAUTHORIZED, "token_expired"),
+    /// 401: an old refresh token was reused; the session is revoked.
+    RefreshTokenReused => (UNAUTHORIZED, "refresh_token_reused"),
     /// 403: the CSRF token is not this session's.
     CsrfFailed => (FORBIDDEN, "csrf_failed"),
     /// 403: the API key lacks the scope.
@@ -118,6 +122,13 @@ pub enum ApiError {
     /// 401 `session_expired`: the session passed a deadline.
     #[error("the session has expired")]
     SessionExpired,
+    /// 401 `token_expired`: the access token expired; refresh it.
+    #[error("the access token has expired; refresh it")]
+    TokenExpired,
+    /// 401 `refresh_token_reused`: an old refresh token was presented again;
+    /// the session is revoked (sign in again).
+    #[error("the refresh token was already used; the session is revoked")]
+    RefreshTokenReused,
     /// 403 `csrf_failed`: the CSRF token is not this session's.
     #[error("the CSRF token does not match the session")]
     CsrfFailed,
@@ -184,6 +195,8 @@ impl ApiError {
             ApiError::Unauthenticated => ErrorCode::Unauthenticated,
             ApiError::InvalidToken => ErrorCode::InvalidToken,
             ApiError::SessionExpired => ErrorCode::SessionExpired,
+            ApiError::TokenExpired => ErrorCode::TokenExpired,
+            ApiError::RefreshTokenReused => ErrorCode::RefreshTokenReused,
             ApiError::CsrfFailed => ErrorCode::CsrfFailed,
             ApiError::InsufficientScope(_) => ErrorCode::InsufficientScope,
             ApiError::NotFound(_) => ErrorCode::NotFound,
@@ -326,6 +339,8 @@ mod tests {
             ApiError::Unauthenticated,
             ApiError::InvalidToken,
             ApiError::SessionExpired,
+            ApiError::TokenExpired,
+            ApiError::RefreshTokenReused,
             ApiError::CsrfFailed,
             ApiError::InsufficientScope("admin"),
             ApiError::NotFound(String::new()),
@@ -350,6 +365,8 @@ mod tests {
                 | ApiError::Unauthenticated
                 | ApiError::InvalidToken
                 | ApiError::SessionExpired
+                | ApiError::TokenExpired
+                | ApiError::RefreshTokenReused
                 | ApiError::CsrfFailed
                 | ApiError::InsufficientScope(_)
                 | ApiError::NotFound(_)

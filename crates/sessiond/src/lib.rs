@@ -33,5 +33,6 @@ pub mod routes;
 pub mod server;
 pub mod server_keys;
 pub mod shutdown;
+pub mod signing_keys;
 pub mod telemetry;
 pub mod wire;

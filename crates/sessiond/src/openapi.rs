@@ -5,7 +5,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::ErrorCode;
-use crate::routes::{admin, sessions, subjects};
+use crate::routes::{admin, sessions, subjects, tokens};
 use crate::{error, ops, wire};
 
 /// The document.
@@ -18,6 +18,7 @@ use crate::{error, ops, wire};
         subjects::list_subjects, subjects::list, subjects::get_one, subjects::revoke_one, subjects::revoke_all,
         admin::stats, admin::purge, admin::list_keys, admin::get_key, admin::create_key,
         admin::revoke_key,
+        tokens::refresh, tokens::introspect, tokens::jwks, tokens::list_keys, tokens::rotate_keys,
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
     ),
     components(schemas(error::ErrorBody, wire::SessionOut, wire::ClientOut)),

@@ -46,6 +46,9 @@ pub enum ServeError {
     /// The server keys.
     #[error(transparent)]
     Keys(#[from] server_keys::KeyFileError),
+    /// The signing keys of access tokens (file, or HS256 secret).
+    #[error(transparent)]
+    SigningKeys(#[from] crate::signing_keys::StartError),
     /// The API keys.
     #[error(transparent)]
     ApiKeys(#[from] crate::api_keys::ApiKeyError),
@@ -150,9 +153,16 @@ async fn run(parts: ServeParts, stop: impl Future<Output = ()> + Send) -> Result
         first_start,
     } = parts;
     let store_kind = backend.kind();
+    let access = cfg.tokens.access_config()?;
+    let wall_secs = sessionkit_core::Clock::now(&sessionkit_core::SystemClock)
+        .as_millis()
+        .div_euclid(1000);
+    let (ring, signing_keys) =
+        crate::signing_keys::load_or_create(&cfg.data_dir, first_start, &cfg.tokens, wall_secs)?;
     let engine = SessionManager::builder(backend.clone(), engine_keys)
         .with_metrics_prefix("sessiond")
         .with_policy(cfg.policy()?)
+        .with_access_tokens(ring, access)
         .build()
         .await?;
     let now = engine.now();
@@ -195,6 +205,7 @@ async fn run(parts: ServeParts, stop: impl Future<Output = ()> + Send) -> Result
                     .then(|| Duration::from_secs(cfg.header_read_timeout_secs)),
             },
             metrics: metrics.clone(),
+            signing_keys: Some(signing_keys),
             ..AppOptions::for_backend(&backend)
         },
     );

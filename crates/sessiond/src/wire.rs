@@ -90,6 +90,20 @@ pub struct CreateRequest {
     /// A shorter absolute timeout than the policy's (1..=policy), seconds.
     #[schema(value_type = Option<i64>)]
     pub absolute_timeout_secs: Option<serde_json::Number>,
+    /// `session` (default): a session token; `pair`: an access JWT and a
+    /// refresh token instead.
+    pub issue: Option<IssueKind>,
+}
+
+/// What a create or upgrade hands out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IssueKind {
+    /// A session token.
+    #[default]
+    Session,
+    /// An access JWT and a refresh token.
+    Pair,
 }
 
 /// `POST /v1/sessions/validate`.
@@ -114,6 +128,8 @@ pub struct UpgradeRequestBody {
     pub subject: String,
     /// Top-level attributes to carry over (at most 64).
     pub keep_attributes: Option<Vec<String>>,
+    /// `session` (default) or `pair`.
+    pub issue: Option<IssueKind>,
 }
 
 /// `POST /v1/sessions/revoke`.
@@ -219,6 +235,87 @@ pub struct CreatedResponse<'a> {
     pub token: String,
     /// The session's CSRF token.
     pub csrf_token: String,
+}
+
+/// `{session, access_token, access_expires_at, refresh_token, csrf_token}`:
+/// create and upgrade with `"issue": "pair"`, and refresh.
+#[derive(Serialize, ToSchema)]
+pub struct PairResponse<'a> {
+    /// The session.
+    pub session: SessionOut<'a>,
+    /// The access JWT (short-lived).
+    pub access_token: &'a str,
+    /// When it expires.
+    #[schema(value_type = String)]
+    pub access_expires_at: Rfc3339,
+    /// The refresh token: single use, shown this once.
+    pub refresh_token: &'a str,
+    /// The session's CSRF token.
+    pub csrf_token: String,
+}
+
+/// `POST /v1/tokens/refresh`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequestBody {
+    /// The refresh token.
+    pub refresh_token: String,
+}
+
+/// `POST /v1/tokens/introspect` (shaped like RFC 7662).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IntrospectRequestBody {
+    /// Any token: a session token or an access JWT.
+    pub token: String,
+}
+
+/// The answer to an introspection: `{"active": false}` for any token that
+/// is not live, nothing more.
+#[derive(Serialize, ToSchema)]
+pub struct Introspection<'a> {
+    /// Whether the token is live now.
+    pub active: bool,
+    /// The subject.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<&'a str>,
+    /// The session id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub sid: Option<IdText>,
+    /// When the session expires (unix seconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    /// When the session was created (unix seconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    /// `access_token` or `session_token`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<&'static str>,
+}
+
+/// One signing key, as `GET /v1/keys` lists it (never its secret).
+#[derive(Serialize, ToSchema)]
+pub struct SigningKeyOut {
+    /// Key id (`kid`).
+    pub kid: String,
+    /// `EdDSA`, `ES256` or `HS256`.
+    pub alg: &'static str,
+    /// When it was made.
+    #[schema(value_type = String)]
+    pub created_at: Rfc3339,
+    /// When it stops verifying; null while in service.
+    #[schema(value_type = Option<String>)]
+    pub retires_at: Option<Rfc3339>,
+    /// Whether it signs new tokens.
+    pub active: bool,
+}
+
+/// `{keys: [...]}`.
+#[derive(Serialize, ToSchema)]
+pub struct SigningKeyList {
+    /// The keys, oldest first.
+    pub keys: Vec<SigningKeyOut>,
 }
 
 /// `{session, csrf_token}`: validate.

@@ -37,6 +37,15 @@ pub enum EventKind {
         /// How many active sessions it revoked.
         count: u64,
     },
+    /// The session's refresh token rotated; the new one has this
+    /// generation.
+    Refreshed {
+        /// The generation of the new refresh token.
+        generation: u32,
+    },
+    /// An old refresh token was reused; the session was revoked with reason
+    /// `reuse_detected` (a `revoked` event comes with it).
+    ReuseDetected,
     /// The session passed a deadline and was purged (emitted once, by purge).
     Expired {
         /// Which deadline.
@@ -55,6 +64,8 @@ impl EventKind {
             EventKind::AttributesChanged { .. } => "attributes_changed",
             EventKind::Revoked { .. } | EventKind::SubjectRevoked { .. } => "revoked",
             EventKind::Expired { .. } => "expired",
+            EventKind::Refreshed { .. } => "refreshed",
+            EventKind::ReuseDetected => "reuse_detected",
         }
     }
 }

@@ -15,9 +15,12 @@ pub mod manager;
 
 pub use error::{EngineError, ErrorKind};
 pub use events::{Event, EventKind};
+#[cfg(feature = "jwt")]
+pub use manager::{AccessConfig, IssuedPair, RefreshResult};
 pub use manager::{
-    Created, EngineKeys, NewSession, Page, PatchResult, SessionManager, SessionManagerBuilder,
-    SubjectPage, TokenRevocation, UpgradeResult, ValidateRequest, Validation,
+    Created, EngineKeys, Issue, NewSession, Page, PatchResult, SessionManager,
+    SessionManagerBuilder, SubjectPage, TokenRevocation, UpgradeResult, ValidateRequest,
+    Validation,
 };
 pub use sessionkit_core;
 /// The compact in-memory store (the reference store, and the default for

@@ -6,6 +6,7 @@ pub mod cursor;
 pub mod sessions;
 pub mod subjects;
 pub mod table;
+pub mod tokens;
 
 use axum::body::Body;
 use axum::http::{HeaderValue, header};

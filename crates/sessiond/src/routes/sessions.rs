@@ -18,7 +18,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::http::json::{JsonBody, MergePatchBody};
 use crate::http::{Authorized, PathParams, scope};
 use crate::wire::{
-    CreateRequest, CreatedResponse, RevokeRequestBody, SessionOut, SessionResponse,
+    CreateRequest, CreatedResponse, IssueKind, RevokeRequestBody, SessionOut, SessionResponse,
     UpgradeRequestBody, ValidateRequestBody, ValidatedResponse,
 };
 
@@ -90,14 +90,25 @@ pub async fn create<S: ServedStore>(
         idle_timeout_secs: ttl("idle_timeout_secs", body.idle_timeout_secs)?,
         absolute_timeout_secs: ttl("absolute_timeout_secs", body.absolute_timeout_secs)?,
     };
-    let created = st.engine().create(tenant, req).await?;
-    let location = format!("/v1/sessions/{}", created.session.id);
-    let body = CreatedResponse {
-        session: SessionOut::from_record(&created.session),
-        token: created.token.expose_secret(),
-        csrf_token: st.engine().csrf_token(&created.session.id),
+    let (mut res, id) = match body.issue.unwrap_or_default() {
+        IssueKind::Session => {
+            let created = st.engine().create(tenant, req).await?;
+            let body = CreatedResponse {
+                session: SessionOut::from_record(&created.session),
+                token: created.token.expose_secret(),
+                csrf_token: st.engine().csrf_token(&created.session.id),
+            };
+            let res = (StatusCode::CREATED, Json(body)).into_response();
+            (res, created.session.id)
+        }
+        IssueKind::Pair => {
+            let pair = st.engine().create_pair(tenant, req).await?;
+            let body = super::tokens::pair_body(&st, &pair);
+            let res = (StatusCode::CREATED, Json(body)).into_response();
+            (res, pair.session.id)
+        }
     };
-    let mut res = (StatusCode::CREATED, Json(body)).into_response();
+    let location = format!("/v1/sessions/{id}");
     if let Ok(v) = HeaderValue::from_str(&location) {
         res.headers_mut().insert(header::LOCATION, v);
     }
@@ -135,6 +146,7 @@ pub async fn validate<S: ServedStore>(
             }))
         }
         Validation::Expired(_) => Err(ApiError::SessionExpired),
+        Validation::TokenExpired => Err(ApiError::TokenExpired),
         Validation::Invalid => Err(ApiError::InvalidToken),
         Validation::CsrfFailed => Err(ApiError::CsrfFailed),
     }
@@ -159,11 +171,22 @@ pub async fn upgrade<S: ServedStore>(
     let tenant = caller.tenant;
     let subject = parse_subject("subject", &body.subject)?;
     let keep = body.keep_attributes.unwrap_or_default();
-    match st
-        .engine()
-        .upgrade(tenant, &body.token, subject, &keep)
-        .await?
-    {
+    let result = match body.issue.unwrap_or_default() {
+        IssueKind::Session => {
+            st.engine()
+                .upgrade(tenant, &body.token, subject, &keep)
+                .await?
+        }
+        IssueKind::Pair => match st
+            .engine()
+            .upgrade_pair(tenant, &body.token, subject, &keep)
+            .await?
+        {
+            Ok(pair) => return Ok(Json(super::tokens::pair_body(&st, &pair)).into_response()),
+            Err(other) => other,
+        },
+    };
+    match result {
         UpgradeResult::Upgraded(c) => Ok(Json(CreatedResponse {
             session: SessionOut::from_record(&c.session),
             token: c.token.expose_secret(),
@@ -172,6 +195,7 @@ pub async fn upgrade<S: ServedStore>(
         .into_response()),
         UpgradeResult::Invalid => Err(ApiError::InvalidToken),
         UpgradeResult::Expired(_) => Err(ApiError::SessionExpired),
+        UpgradeResult::TokenExpired => Err(ApiError::TokenExpired),
     }
 }
 

@@ -118,6 +118,16 @@ operations! {
     GetApiKey => "get_api_key",
     /// `DELETE /v1/api-keys/{id}`.
     RevokeApiKey => "revoke_api_key",
+    /// `POST /v1/tokens/refresh`.
+    Refresh => "refresh",
+    /// `POST /v1/tokens/introspect`.
+    Introspect => "introspect",
+    /// `GET /.well-known/jwks.json`.
+    Jwks => "jwks",
+    /// `GET /v1/keys`.
+    ListSigningKeys => "list_signing_keys",
+    /// `POST /v1/keys/rotate`.
+    RotateSigningKeys => "rotate_signing_keys",
     /// `GET /healthz`.
     Healthz => "healthz",
     /// `GET /readyz`.
@@ -209,6 +219,11 @@ pub const ROUTES: &[Route] = &[
     route(Verb::Post, "/v1/api-keys", Operation::CreateApiKey),
     route(Verb::Get, "/v1/api-keys/{id}", Operation::GetApiKey),
     route(Verb::Delete, "/v1/api-keys/{id}", Operation::RevokeApiKey),
+    route(Verb::Post, "/v1/tokens/refresh", Operation::Refresh),
+    route(Verb::Post, "/v1/tokens/introspect", Operation::Introspect),
+    route(Verb::Get, "/.well-known/jwks.json", Operation::Jwks),
+    route(Verb::Get, "/v1/keys", Operation::ListSigningKeys),
+    route(Verb::Post, "/v1/keys/rotate", Operation::RotateSigningKeys),
     route(Verb::Get, "/healthz", Operation::Healthz),
     route(Verb::Get, "/readyz", Operation::Readyz),
     route(Verb::Get, "/metrics", Operation::Metrics),

@@ -24,6 +24,8 @@ pub struct Harness {
     pub validate: String,
     pub other_tenant: String,
     pub state: AppState<OutageStore>,
+    /// Holds the signing key file.
+    pub keys_dir: std::sync::Arc<tempfile::TempDir>,
 }
 
 pub const START: i64 = 1_800_000_000_000;
@@ -43,10 +45,20 @@ pub async fn harness_with_limits(limits: HttpLimits) -> Harness {
 pub async fn harness_full(policy: Policy, limits: HttpLimits) -> Harness {
     let clock = ManualClock::new(Millis::from_millis(START));
     let store = OutageStore::default();
+    let keys_dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let tokens = sessiond::config::TokensConfig::default();
+    let (ring, signing_keys) = sessiond::signing_keys::load_or_create(
+        keys_dir.path(),
+        true,
+        &tokens,
+        START / 1000,
+    )
+    .unwrap();
     let engine = SessionManager::builder(store.clone(), EngineKeys::generate().unwrap())
         .with_metrics_prefix("sessiond")
         .with_policy(policy)
         .with_clock(clock.clone())
+        .with_access_tokens(ring, tokens.access_config().unwrap())
         .build()
         .await
         .unwrap();
@@ -65,6 +77,7 @@ pub async fn harness_full(policy: Policy, limits: HttpLimits) -> Harness {
         AppOptions {
             metrics: sessiond::telemetry::install_recorder(),
             limits,
+            signing_keys: Some(signing_keys),
             ..AppOptions::default()
         },
     );
@@ -78,6 +91,7 @@ pub async fn harness_full(policy: Policy, limits: HttpLimits) -> Harness {
         validate,
         other_tenant,
         state,
+        keys_dir,
     }
 }
 

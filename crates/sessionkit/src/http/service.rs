@@ -109,7 +109,7 @@ where
                 match shared.manager.validate(cfg.tenant, &text, &vreq).await {
                     Ok(Validation::Valid { session }) => found = Some((session, text)),
                     Ok(Validation::CsrfFailed) => return Ok(refuse(StatusCode::FORBIDDEN)),
-                    Ok(Validation::Expired(_) | Validation::Invalid) => {
+                    Ok(Validation::Expired(_) | Validation::TokenExpired | Validation::Invalid) => {
                         clear_cookie = source == Source::Cookie;
                     }
                     Err(e) => {

@@ -395,7 +395,9 @@ impl Session {
                     return Ok(());
                 }
                 // Revoked or expired meanwhile: log in afresh.
-                UpgradeResult::Invalid | UpgradeResult::Expired(_) => self.forget(),
+                UpgradeResult::Invalid
+                | UpgradeResult::Expired(_)
+                | UpgradeResult::TokenExpired => self.forget(),
             }
         }
         self.start(NewSession {

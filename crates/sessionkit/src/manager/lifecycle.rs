@@ -7,8 +7,9 @@ use sessionkit_core::store::{
     Change, CreateOutcome, Limits, RetireOutcome, RetireRequest, UpdateOutcome,
 };
 use sessionkit_core::{
-    Attributes, ClientInfo, DurationMs, ExpiryCause, FingerprintMode, Liveness, Millis, SessionId,
-    SessionRecord, SessionState, SessionStore, SessionToken, Subject, TenantId,
+    Attributes, ClientInfo, DurationMs, ExpiryCause, FingerprintMode, Liveness, Millis,
+    RefreshState, RefreshToken, SessionId, SessionRecord, SessionState, SessionStore, SessionToken,
+    Subject, TenantId, TokenHash,
 };
 
 use super::{MAX_RETRIES, SessionManager};
@@ -65,7 +66,57 @@ pub struct Created {
     pub session: SessionRecord,
     /// The bearer token, to hand to the client once.
     pub token: SessionToken,
+    /// The first refresh token, for a session issued as an access +
+    /// refresh pair (`None` otherwise).
+    pub refresh: Option<RefreshToken>,
 }
+
+/// What a create or upgrade hands out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Issue {
+    /// A session token (cookie and opaque-token sessions).
+    #[default]
+    Session,
+    /// Also a refresh token: the session keeps refresh state, and an access
+    /// JWT can be minted for it (feature `jwt`).
+    Pair,
+}
+
+/// Gives a new record refresh state for [`Issue::Pair`]; returns the root
+/// refresh token.
+fn with_refresh(
+    rec: &mut SessionRecord,
+    issue: Issue,
+    now: Millis,
+) -> Result<Option<RefreshToken>, EngineError> {
+    match issue {
+        Issue::Session => Ok(None),
+        Issue::Pair => {
+            let root = RefreshToken::root(rec.id)?;
+            rec.refresh = Some(RefreshState::new(&root, now));
+            Ok(Some(root))
+        }
+    }
+}
+
+/// A token a caller presented, checked as far as it can be without the
+/// store: a session token's hash, or (feature `jwt`) the session named by a
+/// genuine refresh token or a verified access token.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Credential {
+    /// A session token.
+    Session(TokenHash),
+    /// A refresh token with a valid tag: its session and hash (which must
+    /// still be the session's current or previous one).
+    Refresh(SessionId, TokenHash),
+    /// A verified access token: its session.
+    #[cfg_attr(not(feature = "jwt"), allow(dead_code))]
+    Access(SessionId),
+}
+
+/// A genuine access token past its `exp`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct AccessExpired;
 
 /// What the caller presents with a token. Its `Debug` hides the CSRF token.
 #[derive(Clone, Default)]
@@ -81,6 +132,7 @@ impl std::fmt::Debug for Created {
         f.debug_struct("Created")
             .field("session", &self.session)
             .field("token", &self.token)
+            .field("refresh", &self.refresh)
             .finish()
     }
 }
@@ -110,6 +162,9 @@ pub enum Validation {
     },
     /// Past a deadline, not yet purged.
     Expired(ExpiryCause),
+    /// A genuine access JWT past its `exp`: the client refreshes
+    /// (`token_expired`). Only for access tokens.
+    TokenExpired,
     /// No live session for this token.
     Invalid,
     /// The token is valid but the presented CSRF token is not this
@@ -126,6 +181,8 @@ pub enum UpgradeResult {
     Invalid,
     /// Past a deadline.
     Expired(ExpiryCause),
+    /// The presented access JWT is past its `exp` (`token_expired`).
+    TokenExpired,
 }
 
 /// The answer to an attribute patch.
@@ -208,6 +265,17 @@ impl<S: SessionStore> SessionManager<S> {
     /// Creates a session. Per-session timeouts may only shorten the policy's;
     /// anything else is [`EngineError::InvalidInput`] naming the field.
     pub async fn create(&self, tenant: TenantId, req: NewSession) -> Result<Created, EngineError> {
+        self.create_as(tenant, req, Issue::Session).await
+    }
+
+    /// [`SessionManager::create`], issuing a session token or, with
+    /// [`Issue::Pair`], also the first refresh token (stored as a hash).
+    pub async fn create_as(
+        &self,
+        tenant: TenantId,
+        req: NewSession,
+        issue: Issue,
+    ) -> Result<Created, EngineError> {
         let anonymous = req.subject.is_none();
         let (idle_max, abs_max) = self.policy.timeouts(anonymous);
         let idle = override_timeout("idle_timeout_secs", req.idle_timeout_secs, idle_max)?;
@@ -233,7 +301,7 @@ impl<S: SessionStore> SessionManager<S> {
         for _ in 0..MAX_RETRIES {
             let now = self.now();
             let token = Self::new_token()?;
-            let rec = fresh_record(
+            let mut rec = fresh_record(
                 tenant,
                 &token,
                 req.subject.clone(),
@@ -242,6 +310,7 @@ impl<S: SessionStore> SessionManager<S> {
                 attributes.clone(),
                 client.clone(),
             );
+            let refresh = with_refresh(&mut rec, issue, now)?;
             match self.store.create(rec.clone(), self.limits(), now).await? {
                 CreateOutcome::Created { evicted } => {
                     self.emit(&rec, now, EventKind::Created);
@@ -249,6 +318,7 @@ impl<S: SessionStore> SessionManager<S> {
                     return Ok(Created {
                         session: rec,
                         token,
+                        refresh,
                     });
                 }
                 CreateOutcome::SubjectLimitReached => return Err(EngineError::SessionLimitReached),
@@ -274,13 +344,28 @@ impl<S: SessionStore> SessionManager<S> {
         token: &str,
         req: &ValidateRequest,
     ) -> Result<Validation, EngineError> {
-        let Ok(token) = SessionToken::parse(token) else {
+        let Ok(parsed) = SessionToken::parse(token) else {
+            #[cfg(feature = "jwt")]
+            if super::tokens::looks_like_jwt(token) {
+                return self.validate_access(tenant, token, req).await;
+            }
             return Ok(Validation::Invalid);
         };
-        let hash = token.hash();
-        let Some(mut rec) = self.store.get_by_token(tenant, &hash).await? else {
+        let hash = parsed.hash();
+        let Some(rec) = self.store.get_by_token(tenant, &hash).await? else {
             return Ok(Validation::Invalid);
         };
+        self.admit(tenant, rec, req).await
+    }
+
+    /// The rest of a validation once the record is found: liveness,
+    /// fingerprint, CSRF, and the throttled touch.
+    pub(super) async fn admit(
+        &self,
+        tenant: TenantId,
+        mut rec: SessionRecord,
+        req: &ValidateRequest,
+    ) -> Result<Validation, EngineError> {
         let now = self.now();
         match rec.liveness(now) {
             Liveness::Live => {}
@@ -315,6 +400,45 @@ impl<S: SessionStore> SessionManager<S> {
         Ok(Validation::Valid { session: rec })
     }
 
+    /// Checks a presented token as far as possible without the store:
+    /// `Ok(None)` for a malformed, forged or unknown-kind token; `Err` for
+    /// a genuine access token past its `exp`.
+    pub(super) fn credential(&self, token: &str) -> Result<Option<Credential>, AccessExpired> {
+        if let Ok(t) = SessionToken::parse(token) {
+            return Ok(Some(Credential::Session(t.hash())));
+        }
+        if let Ok(t) = RefreshToken::parse(token, &self.keys.refresh) {
+            return Ok(Some(Credential::Refresh(t.session_id(), t.hash())));
+        }
+        #[cfg(feature = "jwt")]
+        if super::tokens::looks_like_jwt(token) {
+            return match self.verify_access_token(token) {
+                super::tokens::Verified::Valid(claims) => {
+                    Ok(claims.sid.parse::<SessionId>().ok().map(Credential::Access))
+                }
+                super::tokens::Verified::Expired => Err(AccessExpired),
+                super::tokens::Verified::Invalid => Ok(None),
+            };
+        }
+        Ok(None)
+    }
+
+    /// The record a credential names, if the credential still holds for it.
+    pub(super) async fn lookup(
+        &self,
+        tenant: TenantId,
+        c: &Credential,
+    ) -> Result<Option<SessionRecord>, EngineError> {
+        Ok(match c {
+            Credential::Session(h) => self.store.get_by_token(tenant, h).await?,
+            Credential::Refresh(id, h) => self.store.get_by_id(tenant, *id).await?.filter(|r| {
+                r.refresh
+                    .is_some_and(|st| st.current == *h || st.previous == Some(*h))
+            }),
+            Credential::Access(id) => self.store.get_by_id(tenant, *id).await?,
+        })
+    }
+
     fn fingerprint_ok(&self, rec: &SessionRecord, client: Option<&ClientInfo>) -> bool {
         let mode = self.policy.fingerprint;
         let Some(stored) = rec.client.fingerprint else {
@@ -345,20 +469,38 @@ impl<S: SessionStore> SessionManager<S> {
         subject: Subject,
         keep_attributes: &[String],
     ) -> Result<UpgradeResult, EngineError> {
+        self.upgrade_as(tenant, token, subject, keep_attributes, Issue::Session)
+            .await
+    }
+
+    /// [`SessionManager::upgrade`], presenting any token of the session (a
+    /// session token; with access tokens configured also its current
+    /// refresh token or an access JWT), and issuing a session token or,
+    /// with [`Issue::Pair`], also a first refresh token.
+    pub async fn upgrade_as(
+        &self,
+        tenant: TenantId,
+        token: &str,
+        subject: Subject,
+        keep_attributes: &[String],
+        issue: Issue,
+    ) -> Result<UpgradeResult, EngineError> {
         if keep_attributes.len() > MAX_KEEP_ATTRIBUTES {
             return Err(invalid(
                 "keep_attributes",
                 format!("at most {MAX_KEEP_ATTRIBUTES} names"),
             ));
         }
-        let Ok(token) = SessionToken::parse(token) else {
-            return Ok(UpgradeResult::Invalid);
+        let credential = match self.credential(token) {
+            Ok(Some(c)) => c,
+            Ok(None) => return Ok(UpgradeResult::Invalid),
+            Err(AccessExpired) => return Ok(UpgradeResult::TokenExpired),
         };
-        let old_hash = token.hash();
         for _ in 0..MAX_RETRIES {
-            let Some(old) = self.store.get_by_token(tenant, &old_hash).await? else {
+            let Some(old) = self.lookup(tenant, &credential).await? else {
                 return Ok(UpgradeResult::Invalid);
             };
+            let old_hash = old.token_hash;
             let now = self.now();
             match old.liveness(now) {
                 Liveness::Live => {}
@@ -373,7 +515,7 @@ impl<S: SessionStore> SessionManager<S> {
             };
             let (idle, absolute) = self.policy.timeouts(false);
             let new_token = Self::new_token()?;
-            let new = fresh_record(
+            let mut new = fresh_record(
                 tenant,
                 &new_token,
                 Some(subject.clone()),
@@ -382,6 +524,7 @@ impl<S: SessionStore> SessionManager<S> {
                 attributes,
                 old.client.clone(),
             );
+            let refresh = with_refresh(&mut new, issue, now)?;
             // Step 1: the successor, in its subject's place (the old
             // session is neither counted against the cap nor evicted).
             let limits = Limits {
@@ -395,7 +538,7 @@ impl<S: SessionStore> SessionManager<S> {
                     // its successor took: if the old session is gone, this
                     // one lost the race (`invalid_token`), it did not hit
                     // the cap.
-                    let still = self.store.get_by_token(tenant, &old_hash).await?;
+                    let still = self.store.get_by_id(tenant, old.id).await?;
                     if !still.is_some_and(|r| r.is_live(now)) {
                         return Ok(UpgradeResult::Invalid);
                     }
@@ -427,6 +570,7 @@ impl<S: SessionStore> SessionManager<S> {
                     return Ok(UpgradeResult::Upgraded(Created {
                         session: new,
                         token: new_token,
+                        refresh,
                     }));
                 }
                 lost => {

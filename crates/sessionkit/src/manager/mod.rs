@@ -25,6 +25,8 @@
 mod lifecycle;
 mod queries;
 mod revoke;
+#[cfg(feature = "jwt")]
+mod tokens;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -42,11 +44,13 @@ use crate::error::EngineError;
 use crate::events::{Event, EventKind};
 
 pub use lifecycle::{
-    Created, MAX_KEEP_ATTRIBUTES, NewSession, PatchResult, UpgradeResult, ValidateRequest,
+    Created, Issue, MAX_KEEP_ATTRIBUTES, NewSession, PatchResult, UpgradeResult, ValidateRequest,
     Validation,
 };
 pub use queries::{MAX_PAGE, Page, SubjectPage};
 pub use revoke::TokenRevocation;
+#[cfg(feature = "jwt")]
+pub use tokens::{AccessConfig, IssuedPair, RefreshResult};
 
 /// How often an operation that loses a version race is retried before it
 /// gives up with [`EngineError::Conflict`].
@@ -119,9 +123,19 @@ pub struct SessionManagerBuilder<S> {
     clock: Arc<dyn Clock>,
     event_capacity: usize,
     metrics: MetricNames,
+    #[cfg(feature = "jwt")]
+    tokens: Option<(crate::jwt::KeyRing, tokens::AccessConfig)>,
 }
 
 impl<S: SessionStore> SessionManagerBuilder<S> {
+    /// Issues access JWTs signed with `ring` (and refresh tokens) as
+    /// `config` says (feature `jwt`).
+    #[cfg(feature = "jwt")]
+    pub fn with_access_tokens(mut self, ring: crate::jwt::KeyRing, config: AccessConfig) -> Self {
+        self.tokens = Some((ring, config));
+        self
+    }
+
     /// The policy (default: [`Policy::default`]).
     pub fn with_policy(mut self, policy: Policy) -> Self {
         self.policy = policy;
@@ -155,9 +169,16 @@ impl<S: SessionStore> SessionManagerBuilder<S> {
                 field: e.field,
                 message: e.why.to_string(),
             })?;
+        #[cfg(feature = "jwt")]
+        let tokens = match self.tokens {
+            Some((ring, config)) => Some(tokens::AccessTokens::new(ring, config)?),
+            None => None,
+        };
         let floor = self.store.clock_floor().await?;
         let (events, _) = broadcast::channel(self.event_capacity);
         Ok(SessionManager {
+            #[cfg(feature = "jwt")]
+            tokens,
             store: self.store,
             keys: self.keys,
             policy: self.policy,
@@ -181,6 +202,8 @@ pub struct SessionManager<S> {
     floor_persisted: AtomicI64,
     events: broadcast::Sender<Event>,
     metrics: MetricNames,
+    #[cfg(feature = "jwt")]
+    tokens: Option<tokens::AccessTokens>,
 }
 
 impl<S> std::fmt::Debug for SessionManager<S> {
@@ -201,6 +224,8 @@ impl<S: SessionStore> SessionManager<S> {
             clock: Arc::new(SystemClock),
             event_capacity: 4096,
             metrics: MetricNames::DEFAULT,
+            #[cfg(feature = "jwt")]
+            tokens: None,
         }
     }
 

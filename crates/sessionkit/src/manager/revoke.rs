@@ -2,7 +2,7 @@
 //! subject, or all but one ("log out other devices").
 
 use sessionkit_core::store::{RevokeOutcome, RevokeSubjectOutcome};
-use sessionkit_core::{RevokeReason, SessionId, SessionStore, SessionToken, Subject, TenantId};
+use sessionkit_core::{RevokeReason, SessionId, SessionStore, Subject, TenantId};
 
 use super::SessionManager;
 use crate::error::EngineError;
@@ -20,15 +20,20 @@ pub enum TokenRevocation {
 
 impl<S: SessionStore> SessionManager<S> {
     /// Logout: revokes the session of `token` (reason `logout`), if any.
+    /// `token` may be any token of the session: its session token, its
+    /// current or previous refresh token, or (feature `jwt`) an access JWT.
     pub async fn revoke_token(
         &self,
         tenant: TenantId,
         token: &str,
     ) -> Result<TokenRevocation, EngineError> {
-        let Ok(token) = SessionToken::parse(token) else {
-            return Ok(TokenRevocation::Malformed);
+        let credential = match self.credential(token) {
+            Ok(Some(c)) => c,
+            Ok(None) => return Ok(TokenRevocation::Malformed),
+            // A genuine but expired access token names no session now.
+            Err(_) => return Ok(TokenRevocation::Done),
         };
-        if let Some(rec) = self.store.get_by_token(tenant, &token.hash()).await? {
+        if let Some(rec) = self.lookup(tenant, &credential).await? {
             self.revoke(tenant, rec.id, RevokeReason::Logout).await?;
         }
         Ok(TokenRevocation::Done)

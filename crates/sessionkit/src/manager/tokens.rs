@@ -1,0 +1,459 @@
+//! Access + refresh token pairs (feature `jwt`): minting a pair for a
+//! session, refresh with rotation and reuse detection, and validation of
+//! access JWTs.
+//!
+//! - A pair session keeps refresh state in its record (current and previous
+//!   refresh hash, generation, grace deadline). [`SessionManager::refresh`]
+//!   is one conditional store write: the current token rotates; its parent,
+//!   presented again inside the grace window while its successor is unused,
+//!   gets the **same** pair again (the successor is derived, not stored, and
+//!   the access token is minted from what the record holds); any other
+//!   reuse revokes the session (`reuse_detected`).
+//! - An access JWT is checked against the key ring (the algorithm from our
+//!   key, never from the header) **and** its session must still be live, so
+//!   a revoke works at once. A verified token's claims are cached by the
+//!   hash of its text until its `exp`, so the signature is checked once; the
+//!   session is read on every validation.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use serde_json::{Map, Value};
+use sessionkit_core::crypto::tagged_sha256;
+use sessionkit_core::store::{RefreshOutcome, RefreshRequest};
+use sessionkit_core::{
+    DurationMs, ExpiryCause, Liveness, Millis, RefreshToken, RevokeReason, SessionId,
+    SessionRecord, SessionStore, TenantId,
+};
+
+use super::SessionManager;
+use super::lifecycle::{Created, Issue, NewSession, UpgradeResult, ValidateRequest, Validation};
+use crate::error::{EngineError, invalid};
+use crate::events::EventKind;
+use crate::jwt::{
+    AccessClaims, AccessError, Expectation, KeyRing, MAX_LEEWAY_SECS, MAX_TOKEN_LEN, VerifiedCache,
+};
+
+/// How access tokens are minted and checked.
+#[derive(Debug, Clone)]
+pub struct AccessConfig {
+    /// `iss` of every access token.
+    pub issuer: String,
+    /// `aud` of access tokens, unless the tenant has its own.
+    pub audience: String,
+    /// Per-tenant audiences.
+    pub tenant_audiences: HashMap<TenantId, String>,
+    /// Lifetime of an access token (default 10 minutes); never past the
+    /// session's absolute deadline.
+    pub access_ttl: DurationMs,
+    /// How long a refresh token's parent may be replayed for the same pair
+    /// (default 30 s).
+    pub refresh_grace: DurationMs,
+    /// Clock skew forgiven on `exp`/`iat` (default 30 s, at most 60).
+    pub leeway_secs: u64,
+    /// Top-level session attributes copied into the token as claims (a
+    /// registered claim name is never overridden).
+    pub claims: Vec<String>,
+    /// How many verified tokens are remembered (default 100,000).
+    pub cache_capacity: usize,
+}
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        AccessConfig {
+            issuer: "sessiond".into(),
+            audience: "sessiond".into(),
+            tenant_audiences: HashMap::new(),
+            access_ttl: DurationMs::from_secs(600),
+            refresh_grace: DurationMs::from_secs(30),
+            leeway_secs: 30,
+            claims: Vec::new(),
+            cache_capacity: 100_000,
+        }
+    }
+}
+
+impl AccessConfig {
+    fn check(&self) -> Result<(), EngineError> {
+        if self.leeway_secs > MAX_LEEWAY_SECS {
+            return Err(invalid("leeway_secs", "at most 60"));
+        }
+        if self.access_ttl.as_millis() < 1000 {
+            return Err(invalid("access_ttl_secs", "at least 1"));
+        }
+        if self.refresh_grace.as_millis() < 0 {
+            return Err(invalid("refresh_grace_secs", "must not be negative"));
+        }
+        if self.issuer.is_empty() || self.audience.is_empty() {
+            return Err(invalid("issuer", "issuer and audience must not be empty"));
+        }
+        Ok(())
+    }
+
+    fn audience_of(&self, tenant: TenantId) -> &str {
+        self.tenant_audiences
+            .get(&tenant)
+            .map_or(self.audience.as_str(), String::as_str)
+    }
+}
+
+/// The engine's access-token state: the key ring (replaced whole on
+/// rotation), the configuration and the verified-token cache.
+pub(crate) struct AccessTokens {
+    ring: RwLock<KeyRing>,
+    config: AccessConfig,
+    cache: VerifiedCache,
+}
+
+impl AccessTokens {
+    pub(crate) fn new(ring: KeyRing, config: AccessConfig) -> Result<Self, EngineError> {
+        config.check()?;
+        Ok(AccessTokens {
+            cache: VerifiedCache::with_capacity(config.cache_capacity.max(1)),
+            ring: RwLock::new(ring),
+            config,
+        })
+    }
+
+    fn ring(&self) -> KeyRing {
+        self.ring
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// An access + refresh pair, handed to its holder once. `Debug` hides the
+/// tokens.
+pub struct IssuedPair {
+    /// The session as stored.
+    pub session: SessionRecord,
+    /// The access JWT.
+    pub access_token: String,
+    /// When it expires.
+    pub access_expires_at: Millis,
+    /// The refresh token (single use).
+    pub refresh_token: String,
+}
+
+impl std::fmt::Debug for IssuedPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedPair")
+            .field("session", &self.session)
+            .field("access_token", &"[redacted]")
+            .field("access_expires_at", &self.access_expires_at)
+            .field("refresh_token", &"[redacted]")
+            .finish()
+    }
+}
+
+/// The answer to a refresh.
+#[derive(Debug)]
+pub enum RefreshResult {
+    /// A new pair — or, for a retry of the same token inside the grace
+    /// window, the same pair again.
+    Refreshed(IssuedPair),
+    /// An old refresh token was reused: the session is revoked
+    /// (`refresh_token_reused`).
+    Reused,
+    /// Past a deadline (`session_expired`).
+    Expired(ExpiryCause),
+    /// Malformed, forged, unknown, revoked or another tenant's
+    /// (`invalid_token`).
+    Invalid,
+}
+
+/// What checking an access token without the store gave.
+pub(super) enum Verified {
+    Valid(Arc<AccessClaims>),
+    Expired,
+    Invalid,
+}
+
+/// Whether `token` has the shape of a compact JWS (three dot-separated
+/// parts), cheaply, before any decoding.
+pub(super) fn looks_like_jwt(token: &str) -> bool {
+    token.len() <= MAX_TOKEN_LEN && token.bytes().filter(|b| *b == b'.').count() == 2
+}
+
+fn secs(t: Millis) -> i64 {
+    t.as_millis().div_euclid(1000)
+}
+
+impl<S: SessionStore> SessionManager<S> {
+    fn access(&self) -> Result<&AccessTokens, EngineError> {
+        self.tokens
+            .as_ref()
+            .ok_or_else(|| invalid("issue", "access tokens are not configured"))
+    }
+
+    /// Whether access tokens are configured.
+    pub fn issues_access_tokens(&self) -> bool {
+        self.tokens.is_some()
+    }
+
+    /// The key ring in force (to persist it, list it or publish it).
+    pub fn key_ring(&self) -> Option<KeyRing> {
+        self.tokens.as_ref().map(AccessTokens::ring)
+    }
+
+    /// Puts a new key ring in force (after a rotation): new tokens carry
+    /// its active `kid`; tokens of keys it no longer holds stop verifying.
+    pub fn set_key_ring(&self, ring: KeyRing) -> Result<(), EngineError> {
+        let t = self.access()?;
+        *t.ring
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = ring;
+        // A token verified under a key that is gone must not stay valid.
+        t.cache.clear();
+        Ok(())
+    }
+
+    /// The public keys as a JWK Set (`{"keys": [...]}`), for
+    /// `/.well-known/jwks.json`.
+    pub fn jwks(&self) -> Option<Value> {
+        let now = secs(self.now());
+        self.tokens.as_ref().map(|t| t.ring().jwks(now))
+    }
+
+    /// Creates a session issued as an access + refresh pair.
+    pub async fn create_pair(
+        &self,
+        tenant: TenantId,
+        req: NewSession,
+    ) -> Result<IssuedPair, EngineError> {
+        self.access()?;
+        let created = self.create_as(tenant, req, Issue::Pair).await?;
+        self.pair_of(created)
+    }
+
+    /// Upgrades the session of `token` (any of its tokens) to `subject`,
+    /// issuing an access + refresh pair for the new session.
+    pub async fn upgrade_pair(
+        &self,
+        tenant: TenantId,
+        token: &str,
+        subject: sessionkit_core::Subject,
+        keep_attributes: &[String],
+    ) -> Result<Result<IssuedPair, UpgradeResult>, EngineError> {
+        self.access()?;
+        match self
+            .upgrade_as(tenant, token, subject, keep_attributes, Issue::Pair)
+            .await?
+        {
+            UpgradeResult::Upgraded(created) => Ok(Ok(self.pair_of(created)?)),
+            other => Ok(Err(other)),
+        }
+    }
+
+    fn pair_of(&self, created: Created) -> Result<IssuedPair, EngineError> {
+        let refresh = created
+            .refresh
+            .ok_or_else(|| invalid("issue", "the session has no refresh token"))?;
+        self.issue(created.session, &refresh)
+    }
+
+    /// The pair for `session` whose current refresh token is `refresh`:
+    /// the access token is minted from the record alone (issue time from
+    /// the refresh state, `jti` from the refresh hash), so minting it twice
+    /// gives the same claims.
+    fn issue(
+        &self,
+        session: SessionRecord,
+        refresh: &RefreshToken,
+    ) -> Result<IssuedPair, EngineError> {
+        let t = self.access()?;
+        let st = session
+            .refresh
+            .ok_or_else(|| invalid("issue", "the session has no refresh state"))?;
+        let iat = secs(st.issued_at);
+        let exp =
+            secs(st.issued_at.saturating_add(t.config.access_ttl)).min(secs(session.expires_at));
+        let jti = {
+            let h = tagged_sha256(b"sk/v1/jti\0", &[st.current.as_bytes()]);
+            base64_url(&h[..16])
+        };
+        let mut extra = Map::new();
+        if !t.config.claims.is_empty()
+            && let Ok(Value::Object(attrs)) =
+                serde_json::from_str::<Value>(session.attributes.as_json())
+        {
+            for name in &t.config.claims {
+                if let Some(v) = attrs.get(name) {
+                    extra.insert(name.clone(), v.clone());
+                }
+            }
+        }
+        let claims = AccessClaims {
+            iss: t.config.issuer.clone(),
+            aud: t.config.audience_of(session.tenant).to_owned(),
+            sub: session.subject.as_ref().map(|s| s.as_str().to_owned()),
+            sid: session.id.to_string(),
+            jti,
+            iat,
+            exp,
+            extra,
+        };
+        let access_token = t
+            .ring()
+            .sign_access(&claims)
+            .map_err(|e| invalid("access_token", e.to_string()))?;
+        Ok(IssuedPair {
+            access_expires_at: Millis::from_millis(exp.saturating_mul(1000)),
+            refresh_token: refresh.expose_secret_with(&self.keys.refresh),
+            access_token,
+            session,
+        })
+    }
+
+    /// Refreshes a pair: rotates the refresh token (see the module docs).
+    /// A malformed or forged token is refused before any store I/O.
+    pub async fn refresh(
+        &self,
+        tenant: TenantId,
+        refresh_token: &str,
+    ) -> Result<RefreshResult, EngineError> {
+        let t = self.access()?;
+        let Ok(token) = RefreshToken::parse(refresh_token, &self.keys.refresh) else {
+            return Ok(RefreshResult::Invalid);
+        };
+        let successor = token.successor(&self.keys.refresh);
+        let now = self.now();
+        let req = RefreshRequest {
+            tenant,
+            id: token.session_id(),
+            presented: token.hash(),
+            presented_generation: token.generation(),
+            successor: successor.hash(),
+            now,
+            grace_until: now.saturating_add(t.config.refresh_grace),
+        };
+        match self.store.refresh(req).await? {
+            RefreshOutcome::Rotated(rec) => {
+                self.keep_floor(now).await;
+                self.emit(
+                    &rec,
+                    now,
+                    EventKind::Refreshed {
+                        generation: successor.generation(),
+                    },
+                );
+                Ok(RefreshResult::Refreshed(self.issue(*rec, &successor)?))
+            }
+            RefreshOutcome::Replayed(rec) => {
+                // The successor is derived from the presented token: it is
+                // the current one unless the key changed.
+                if rec.refresh.map(|st| st.current) != Some(successor.hash()) {
+                    return Ok(RefreshResult::Invalid);
+                }
+                Ok(RefreshResult::Refreshed(self.issue(*rec, &successor)?))
+            }
+            RefreshOutcome::ReuseDetected { subject } => {
+                let id = Some(token.session_id());
+                self.emit_for(
+                    tenant,
+                    id,
+                    subject.clone(),
+                    now,
+                    EventKind::Revoked {
+                        reason: RevokeReason::ReuseDetected,
+                    },
+                );
+                self.emit_for(tenant, id, subject, now, EventKind::ReuseDetected);
+                tracing::warn!(session_id = %token.session_id(), "refresh token reuse detected; session revoked");
+                Ok(RefreshResult::Reused)
+            }
+            RefreshOutcome::NotLive => {
+                // Only to tell an expired session from a dead one.
+                let expired = self
+                    .store
+                    .get_by_id(tenant, token.session_id())
+                    .await?
+                    .filter(|r| r.refresh.is_some_and(|st| st.current == req.presented))
+                    .and_then(|r| match r.liveness(now) {
+                        Liveness::Expired(c) => Some(c),
+                        _ => None,
+                    });
+                Ok(expired.map_or(RefreshResult::Invalid, RefreshResult::Expired))
+            }
+        }
+    }
+
+    /// Checks an access token against the key ring, without the store.
+    pub(super) fn verify_access_token(&self, token: &str) -> Verified {
+        let Some(t) = self.tokens.as_ref() else {
+            return Verified::Invalid;
+        };
+        let now = secs(self.now());
+        if let Some(claims) = t.cache.get(token, now) {
+            return Verified::Valid(claims);
+        }
+        // The audience is checked per tenant by the caller's lookup: the
+        // token's session must be in the caller's tenant. Here any audience
+        // this engine mints is accepted only if it is the default one or a
+        // tenant's; checked below after the signature.
+        let ring = t.ring();
+        let mut expect = Expectation {
+            issuer: t.config.issuer.clone(),
+            audience: t.config.audience.clone(),
+            leeway_secs: t.config.leeway_secs,
+        };
+        let mut out = ring.verify_access(token, &expect, now);
+        if matches!(out, Err(AccessError::Invalid)) && !t.config.tenant_audiences.is_empty() {
+            for aud in t.config.tenant_audiences.values() {
+                expect.audience.clone_from(aud);
+                out = ring.verify_access(token, &expect, now);
+                if !matches!(out, Err(AccessError::Invalid)) {
+                    break;
+                }
+            }
+        }
+        match out {
+            Ok(claims) => {
+                let claims = Arc::new(claims);
+                t.cache.insert(token, Arc::clone(&claims));
+                Verified::Valid(claims)
+            }
+            Err(AccessError::Expired) => Verified::Expired,
+            Err(AccessError::Invalid) => Verified::Invalid,
+        }
+    }
+
+    /// Validates an access JWT: its signature and claims (no store I/O if
+    /// they fail), its audience for `tenant`, then its session, which must
+    /// be live — as for a session token (fingerprint, CSRF, touch).
+    pub(super) async fn validate_access(
+        &self,
+        tenant: TenantId,
+        token: &str,
+        req: &ValidateRequest,
+    ) -> Result<Validation, EngineError> {
+        let Some(t) = self.tokens.as_ref() else {
+            return Ok(Validation::Invalid);
+        };
+        let claims = match self.verify_access_token(token) {
+            Verified::Valid(c) => c,
+            Verified::Expired => return Ok(Validation::TokenExpired),
+            Verified::Invalid => return Ok(Validation::Invalid),
+        };
+        if claims.aud != t.config.audience_of(tenant) {
+            return Ok(Validation::Invalid);
+        }
+        let Ok(id) = claims.sid.parse::<SessionId>() else {
+            return Ok(Validation::Invalid);
+        };
+        let Some(rec) = self.store.get_by_id(tenant, id).await? else {
+            return Ok(Validation::Invalid);
+        };
+        // Only pair sessions mint access tokens.
+        if rec.refresh.is_none() && rec.is_live(self.now()) {
+            return Ok(Validation::Invalid);
+        }
+        self.admit(tenant, rec, req).await
+    }
+}
+
+fn base64_url(b: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
