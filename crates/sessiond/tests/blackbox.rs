@@ -489,6 +489,84 @@ async fn operator_cli() {
     assert_eq!(err.trim().lines().count(), 1);
 }
 
+/// `(active, kid, retires_at)` of each line of `sessiond keys list`.
+fn key_lines(o: &Output) -> Vec<(bool, String, String)> {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| !l.starts_with("rotated"))
+        .map(|l| {
+            let active = l.starts_with('*');
+            let f: Vec<&str> = l[1..].split_whitespace().collect();
+            assert_eq!(f.len(), 4, "{l}");
+            (active, f[0].to_owned(), f[3].to_owned())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn operator_cli_lists_and_rotates_signing_keys() {
+    let d = tempfile::tempdir().unwrap();
+    let s = Server::start(d.path(), &[]);
+    let key = s.admin_key();
+    let k = Some(key.as_str());
+    let before = key_lines(&cli(&s, k, &["keys", "list"]));
+    assert_eq!(before.len(), 1, "{before:?}");
+    assert!(before[0].0, "{before:?}");
+    assert_eq!(before[0].2, "-");
+    let old = before[0].1.clone();
+
+    let o = cli(&s, k, &["keys", "rotate"]);
+    let after = key_lines(&o);
+    let new = after.iter().find(|x| x.0).unwrap().1.clone();
+    assert_ne!(new, old);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains(&format!("active key is now {new}")), "{out}");
+
+    let listed = key_lines(&cli(&s, k, &["keys", "list"]));
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert_eq!(listed.iter().filter(|x| x.0).count(), 1);
+    let o_row = listed.iter().find(|x| x.1 == old).unwrap();
+    assert!(!o_row.0 && o_row.2 != "-", "{o_row:?}");
+    let n_row = listed.iter().find(|x| x.1 == new).unwrap();
+    assert!(n_row.0 && n_row.2 == "-", "{n_row:?}");
+    let v = stdout_json(&cli(&s, k, &["keys", "list", "--json"]));
+    assert_eq!(v["keys"].as_array().unwrap().len(), 2);
+
+    let r = client()
+        .get(s.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let jwks: Value = r.json().await.unwrap();
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|j| j["kid"].as_str())
+        .collect();
+    assert!(
+        kids.contains(&old.as_str()) && kids.contains(&new.as_str()),
+        "{jwks}"
+    );
+
+    // Not an admin key: the server's error, non-zero.
+    let (_, v) = post(
+        &client(),
+        &s,
+        &key,
+        "/v1/api-keys",
+        json!({"scopes": ["sessions:read"]}),
+    )
+    .await;
+    let ro = v["key"].as_str().unwrap().to_owned();
+    let o = cli(&s, Some(&ro), &["keys", "rotate"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("insufficient_scope"));
+    assert_eq!(key_lines(&cli(&s, k, &["keys", "list"])).len(), 2);
+}
+
 #[test]
 fn config_check_names_the_bad_field() {
     let d = tempfile::tempdir().unwrap();

@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::{ApiKeyCmd, Cmd, SessionCmd, SubjectCmd};
+use super::{ApiKeyCmd, Cmd, KeysCmd, SessionCmd, SubjectCmd};
 
 /// Percent-encodes a path segment (everything but RFC 3986 unreserved).
 #[must_use]
@@ -93,6 +93,53 @@ fn print(v: Option<Value>) {
     }
 }
 
+/// One signing key as `/v1/keys` answers it.
+#[derive(Debug, serde::Deserialize)]
+struct KeyRow {
+    kid: String,
+    alg: String,
+    created_at: String,
+    retires_at: Option<String>,
+    active: bool,
+}
+
+/// The keys of a `{keys: [...]}` answer.
+fn key_rows(v: Option<&Value>) -> Result<Vec<KeyRow>, String> {
+    let keys = v
+        .and_then(|v| v.get("keys"))
+        .cloned()
+        .ok_or("unexpected answer from the server (no `keys`)")?;
+    serde_json::from_value(keys).map_err(|e| format!("unexpected answer from the server: {e}"))
+}
+
+/// One key per line, `*` before the active one:
+/// `* <kid>  <alg>  <created_at>  <retires_at or ->`.
+fn key_lines(rows: &[KeyRow]) -> Vec<String> {
+    let kid_w = rows.iter().map(|r| r.kid.len()).max().unwrap_or(0);
+    let alg_w = rows.iter().map(|r| r.alg.len()).max().unwrap_or(0);
+    rows.iter()
+        .map(|r| {
+            format!(
+                "{} {:kid_w$}  {:alg_w$}  {}  {}",
+                if r.active { '*' } else { ' ' },
+                r.kid,
+                r.alg,
+                r.created_at,
+                r.retires_at.as_deref().unwrap_or("-"),
+            )
+        })
+        .collect()
+}
+
+fn print_keys(rows: &[KeyRow]) {
+    if rows.is_empty() {
+        println!("no signing keys (access tokens are not configured)");
+    }
+    for line in key_lines(rows) {
+        println!("{line}");
+    }
+}
+
 /// Runs one operator command.
 pub(super) async fn run(server: &str, api_key: Option<String>, cmd: Cmd) -> Result<(), String> {
     let key = api_key
@@ -170,6 +217,32 @@ pub(super) async fn run(server: &str, api_key: Option<String>, cmd: Cmd) -> Resu
                 println!("revoked API key {id}");
             }
         },
+        Cmd::Keys {
+            cmd: KeysCmd::List { json },
+        } => {
+            let v = c.call(Method::GET, "/v1/keys", None).await?;
+            let rows = key_rows(v.as_ref())?;
+            if json {
+                print(v);
+            } else {
+                print_keys(&rows);
+            }
+        }
+        Cmd::Keys {
+            cmd: KeysCmd::Rotate { json },
+        } => {
+            let v = c.call(Method::POST, "/v1/keys/rotate", None).await?;
+            let rows = key_rows(v.as_ref())?;
+            if json {
+                print(v);
+            } else {
+                print_keys(&rows);
+                match rows.iter().find(|r| r.active) {
+                    Some(r) => println!("rotated: the active key is now {}", r.kid),
+                    None => println!("rotated (no active key reported)"),
+                }
+            }
+        }
         Cmd::Serve { .. } | Cmd::Config { .. } => {}
     }
     Ok(())
@@ -177,12 +250,32 @@ pub(super) async fn run(server: &str, api_key: Option<String>, cmd: Cmd) -> Resu
 
 #[cfg(test)]
 mod tests {
-    use super::encode_segment;
+    use super::{KeyRow, encode_segment, key_lines, key_rows};
 
     #[test]
     fn segments_are_encoded() {
         assert_eq!(encode_segment("a/b c"), "a%2Fb%20c");
         assert_eq!(encode_segment("tg:123"), "tg%3A123");
         assert_eq!(encode_segment("ü"), "%C3%BC");
+    }
+
+    #[test]
+    fn keys_are_one_per_line_with_the_active_marked() {
+        let v = serde_json::json!({"keys": [
+            {"kid": "k1", "alg": "EdDSA", "created_at": "2024-01-01T00:00:00Z",
+             "retires_at": "2024-01-01T00:11:00Z", "active": false},
+            {"kid": "key2", "alg": "EdDSA", "created_at": "2024-01-01T00:01:00Z",
+             "retires_at": null, "active": true},
+        ]});
+        let rows: Vec<KeyRow> = key_rows(Some(&v)).unwrap();
+        assert_eq!(
+            key_lines(&rows),
+            [
+                "  k1    EdDSA  2024-01-01T00:00:00Z  2024-01-01T00:11:00Z",
+                "* key2  EdDSA  2024-01-01T00:01:00Z  -",
+            ]
+        );
+        assert!(key_rows(Some(&serde_json::json!({"nope": 1}))).is_err());
+        assert!(key_rows(None).is_err());
     }
 }

@@ -69,6 +69,12 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: ApiKeyCmd,
     },
+    /// The signing keys of access tokens (admin of the `default` tenant).
+    Keys {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: KeysCmd,
+    },
 }
 
 /// `sessiond config …`.
@@ -153,6 +159,25 @@ pub enum ApiKeyCmd {
     Revoke {
         /// Key id.
         id: String,
+    },
+}
+
+/// `sessiond keys …`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCmd {
+    /// List the signing keys, oldest first (never their secrets); `*`
+    /// marks the active one.
+    List {
+        /// Print the server's JSON instead of one key per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rotate: a new key signs from now on; the old one keeps verifying
+    /// until its `retires_at`.
+    Rotate {
+        /// Print the server's JSON instead of one key per line.
+        #[arg(long)]
+        json: bool,
     },
 }
 
