@@ -430,6 +430,15 @@ impl Config {
             ));
         }
         self.policy()?;
+        self.tokens.access_config()?;
+        if self.tokens.algorithm()? == sessionkit::jwt::SigningAlgorithm::HS256
+            && self.tokens.hs256_secret.len() < sessionkit::jwt::MIN_HS256_SECRET_LEN
+        {
+            return Err(invalid(
+                "tokens.hs256_secret",
+                "HS256 needs a secret of at least 32 bytes",
+            ));
+        }
         Ok(())
     }
 

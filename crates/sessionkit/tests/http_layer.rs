@@ -848,3 +848,70 @@ mod any_input {
         }
     }
 }
+
+/// `Authorization: Bearer <access JWT>`: the layer validates it like a
+/// session token (signature, then the session's liveness), so a revoke
+/// works at once; an expired access token is no session.
+#[cfg(feature = "jwt")]
+#[tokio::test]
+async fn a_bearer_access_jwt_is_the_session_until_it_is_revoked() {
+    use sessionkit::jwt::{KeyRing, SigningAlgorithm};
+    let clock = ManualClock::new(Millis::from_millis(START));
+    let ring = KeyRing::generate(SigningAlgorithm::EdDSA, START / 1000).unwrap();
+    let engine = Arc::new(
+        SessionManager::builder(MemoryStore::new(), EngineKeys::generate().unwrap())
+            .with_clock(clock.clone())
+            .with_access_tokens(ring, sessionkit::AccessConfig::default())
+            .build()
+            .await
+            .unwrap(),
+    );
+    let router = Router::new()
+        .route("/peek", get(peek))
+        .layer(SessionLayer::new(Arc::clone(&engine)));
+    let app = App {
+        router,
+        engine: Arc::clone(&engine),
+        clock: clock.clone(),
+    };
+    let pair = engine
+        .create_pair(
+            TenantId::DEFAULT,
+            sessionkit::NewSession::for_subject(Subject::new("ann").unwrap()),
+        )
+        .await
+        .unwrap();
+    let r = send(&app, bearer(Method::GET, "/peek", &pair.access_token)).await;
+    assert_eq!(
+        r.body,
+        format!("tracked=true id={} subject=ann visits=0", pair.session.id)
+    );
+    // A token signed by another key is no session.
+    let other = KeyRing::generate(SigningAlgorithm::EdDSA, START / 1000).unwrap();
+    let stranger = SessionManager::builder(MemoryStore::new(), EngineKeys::generate().unwrap())
+        .with_clock(clock.clone())
+        .with_access_tokens(other, sessionkit::AccessConfig::default())
+        .build()
+        .await
+        .unwrap()
+        .create_pair(TenantId::DEFAULT, sessionkit::NewSession::anonymous())
+        .await
+        .unwrap();
+    let r = send(&app, bearer(Method::GET, "/peek", &stranger.access_token)).await;
+    assert!(
+        r.body.starts_with("tracked=true id= subject="),
+        "{}",
+        r.body
+    );
+    // Revoked by its refresh token: the access token dies at once.
+    engine
+        .revoke_token(TenantId::DEFAULT, &pair.refresh_token)
+        .await
+        .unwrap();
+    let r = send(&app, bearer(Method::GET, "/peek", &pair.access_token)).await;
+    assert!(
+        r.body.starts_with("tracked=true id= subject="),
+        "{}",
+        r.body
+    );
+}

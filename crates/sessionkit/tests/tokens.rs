@@ -451,3 +451,60 @@ async fn any_token_of_a_pair_session_logs_it_out_and_upgrades_it() {
     );
     assert_eq!(validate(&e, &up.access_token).await, Validation::Invalid);
 }
+
+/// Custom claims come from the attributes the config names (never over a
+/// registered claim); `aud` is per tenant, and a token of one tenant's
+/// audience does not validate for another.
+#[tokio::test]
+async fn claims_from_attributes_and_audience_per_tenant() {
+    let clock = ManualClock::new(Millis::from_millis(START));
+    let acme = TenantId::new("acme").unwrap();
+    let mut config = AccessConfig {
+        claims: vec!["role".into(), "sub".into(), "missing".into()],
+        ..AccessConfig::default()
+    };
+    config.tenant_audiences.insert(acme, "api.acme.test".into());
+    let e = SessionManager::builder(OutageStore::default(), EngineKeys::generate().unwrap())
+        .with_clock(clock.clone())
+        .with_access_tokens(
+            KeyRing::generate(SigningAlgorithm::EdDSA, START / 1000).unwrap(),
+            config,
+        )
+        .build()
+        .await
+        .unwrap();
+    let req = NewSession {
+        attributes: Some(
+            serde_json::value::to_raw_value(
+                &serde_json::json!({"role": "admin", "sub": "mallory", "cart": 3}),
+            )
+            .unwrap(),
+        ),
+        ..NewSession::for_subject(Subject::new("erin").unwrap())
+    };
+    let p = e.create_pair(acme, req).await.unwrap();
+    let c = claims_of(&p.access_token);
+    assert_eq!(c["role"], "admin");
+    assert_eq!(c["sub"], "erin", "a registered claim is never overridden");
+    assert!(c.get("cart").is_none() && c.get("missing").is_none());
+    assert_eq!(c["aud"], "api.acme.test");
+    assert_eq!(c["iss"], "sessiond");
+    assert_eq!(c["sid"], p.session.id.to_string());
+    assert_eq!(header_of(&p.access_token)["typ"], "at+jwt");
+    let none = ValidateRequest::default();
+    assert!(matches!(
+        e.validate(acme, &p.access_token, &none).await.unwrap(),
+        Validation::Valid { .. }
+    ));
+    assert_eq!(
+        e.validate(T, &p.access_token, &none).await.unwrap(),
+        Validation::Invalid
+    );
+    let d = e.create_pair(T, NewSession::anonymous()).await.unwrap();
+    assert_eq!(claims_of(&d.access_token)["aud"], "sessiond");
+    assert!(claims_of(&d.access_token).get("sub").is_none());
+    assert_eq!(
+        e.validate(acme, &d.access_token, &none).await.unwrap(),
+        Validation::Invalid
+    );
+}

@@ -47,13 +47,9 @@ pub async fn harness_full(policy: Policy, limits: HttpLimits) -> Harness {
     let store = OutageStore::default();
     let keys_dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
     let tokens = sessiond::config::TokensConfig::default();
-    let (ring, signing_keys) = sessiond::signing_keys::load_or_create(
-        keys_dir.path(),
-        true,
-        &tokens,
-        START / 1000,
-    )
-    .unwrap();
+    let (ring, signing_keys) =
+        sessiond::signing_keys::load_or_create(keys_dir.path(), true, &tokens, START / 1000)
+            .unwrap();
     let engine = SessionManager::builder(store.clone(), EngineKeys::generate().unwrap())
         .with_metrics_prefix("sessiond")
         .with_policy(policy)
