@@ -1,29 +1,44 @@
 //! A cache of recently verified tokens, to skip a signature check.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use aws_lc_rs::digest;
 use quick_cache::sync::Cache;
+use sessionkit_core::TokenHash;
 
 use super::access::{AccessClaims, MAX_TOKEN_LEN};
 
-/// The claims of recently verified access tokens, keyed by the SHA-256 of
-/// the whole token text.
+/// What the cache keeps of a verified token: its claims, and — once a
+/// caller has read the token's session — that session's store key, so the
+/// next validation of the same token can look the session up by it.
+#[derive(Debug)]
+pub struct CachedAccess {
+    /// The claims [`KeyRing::verify_access`](super::KeyRing::verify_access)
+    /// returned.
+    pub claims: AccessClaims,
+    /// The token hash of the session named by `sid`, once known.
+    pub session_key: OnceLock<TokenHash>,
+}
+
+/// The claims of recently verified access tokens, keyed by the whole token
+/// text.
 ///
-/// An Ed25519 verification costs tens of microseconds, a SHA-256 of a
-/// token well under one: a hit skips the signature check and the claim
-/// parsing. Because the key is the hash of the *entire* token, a token
-/// differing in any byte from one verified misses; the cache can never make
-/// an invalid token valid. It can only remember a *valid* one, until its
-/// `exp` (a hit is never returned at or after `exp`).
+/// An Ed25519 verification costs tens of microseconds, a lookup by the
+/// token's text well under one: a hit skips the signature check and the
+/// claim parsing. Because a hit needs the *entire* token text to be equal
+/// (the key is the text itself, hashed with a per-process random seed only
+/// to find its slot), a token differing in any byte misses; the cache can
+/// never make an invalid token valid. It can only remember a *valid* one,
+/// until its `exp` (a hit is never returned at or after `exp`). Each entry
+/// holds its token's text (a few hundred bytes): size the capacity with
+/// that in mind.
 ///
 /// Insert only what [`KeyRing::verify_access`](super::KeyRing::verify_access)
 /// returned, and keep one cache per key ring and [`Expectation`](super::Expectation):
 /// the cache knows neither. When a key is withdrawn before its time (a
 /// compromised key), [`clear`](Self::clear) the cache along with rotating.
 pub struct VerifiedCache {
-    inner: Cache<[u8; 32], Arc<AccessClaims>>,
+    inner: Cache<Box<str>, Arc<CachedAccess>>,
 }
 
 impl fmt::Debug for VerifiedCache {
@@ -33,15 +48,6 @@ impl fmt::Debug for VerifiedCache {
             .field("capacity", &self.inner.capacity())
             .finish()
     }
-}
-
-/// The cache key of a token: the SHA-256 of its whole text.
-fn token_key(token: &str) -> [u8; 32] {
-    let d = digest::digest(&digest::SHA256, token.as_bytes());
-    let mut key = [0u8; 32];
-    // A SHA-256 digest is 32 bytes.
-    key.copy_from_slice(d.as_ref());
-    key
 }
 
 impl VerifiedCache {
@@ -54,31 +60,34 @@ impl VerifiedCache {
 
     /// The claims of `token` if it was inserted and its `exp` is still
     /// after `now_secs`.
-    pub fn get(&self, token: &str, now_secs: i64) -> Option<Arc<AccessClaims>> {
+    pub fn get(&self, token: &str, now_secs: i64) -> Option<Arc<CachedAccess>> {
         if token.len() > MAX_TOKEN_LEN {
             return None;
         }
-        let key = token_key(token);
-        let claims = self.inner.get(&key)?;
-        if claims.exp <= now_secs {
-            self.inner.remove(&key);
+        let hit = self.inner.get(token)?;
+        if hit.claims.exp <= now_secs {
+            self.inner.remove(token);
             return None;
         }
-        Some(claims)
+        Some(hit)
     }
 
     /// Remembers the claims `verify_access` returned for `token`. A token
     /// longer than [`MAX_TOKEN_LEN`] is not remembered (it never verifies).
-    pub fn insert(&self, token: &str, claims: Arc<AccessClaims>) {
-        if token.len() > MAX_TOKEN_LEN {
-            return;
+    pub fn insert(&self, token: &str, claims: AccessClaims) -> Arc<CachedAccess> {
+        let entry = Arc::new(CachedAccess {
+            claims,
+            session_key: OnceLock::new(),
+        });
+        if token.len() <= MAX_TOKEN_LEN {
+            self.inner.insert(token.into(), Arc::clone(&entry));
         }
-        self.inner.insert(token_key(token), claims);
+        entry
     }
 
     /// Forgets `token`.
     pub fn remove(&self, token: &str) {
-        self.inner.remove(&token_key(token));
+        self.inner.remove(token);
     }
 
     /// Forgets every token.
@@ -101,8 +110,8 @@ impl VerifiedCache {
 mod tests {
     use super::*;
 
-    fn claims(exp: i64) -> Arc<AccessClaims> {
-        Arc::new(AccessClaims {
+    fn claims(exp: i64) -> AccessClaims {
+        AccessClaims {
             iss: "iss".into(),
             aud: "aud".into(),
             sub: None,
@@ -111,7 +120,7 @@ mod tests {
             iat: exp - 300,
             exp,
             extra: Default::default(),
-        })
+        }
     }
 
     #[test]
@@ -120,7 +129,7 @@ mod tests {
         assert!(cache.get("a.b.c", 100).is_none());
         cache.insert("a.b.c", claims(200));
         assert_eq!(cache.len(), 1);
-        assert_eq!(cache.get("a.b.c", 100).unwrap().sid, "sid");
+        assert_eq!(cache.get("a.b.c", 100).unwrap().claims.sid, "sid");
         assert!(cache.get("a.b.c", 199).is_some());
         assert!(cache.get("a.b.c", 200).is_none(), "a hit at exp");
         assert!(

@@ -13,7 +13,7 @@
 //! - [`KeyRing::jwks`]: the public keys as a JWK Set (HS256 keys are never
 //!   published).
 //! - [`VerifiedCache`]: claims of recently verified tokens, keyed by the
-//!   SHA-256 of the whole token text, to skip a signature check.
+//!   whole token text, to skip a signature check.
 //!
 //! No secret (key bytes, HMAC secret) appears in any `Debug` output or
 //! error message of this module.
@@ -54,7 +54,7 @@ mod keyring;
 pub use access::{
     AccessClaims, AccessError, Expectation, JwtError, MAX_LEEWAY_SECS, MAX_TOKEN_LEN,
 };
-pub use cache::VerifiedCache;
+pub use cache::{CachedAccess, VerifiedCache};
 pub use keyring::{KeyInfo, KeyRing, KeyRingError, MIN_HS256_SECRET_LEN, SigningAlgorithm};
 
 /// base64url without padding, the encoding of every JWT segment, `kid` and

@@ -413,9 +413,12 @@ impl<S: SessionStore> SessionManager<S> {
         #[cfg(feature = "jwt")]
         if super::tokens::looks_like_jwt(token) {
             return match self.verify_access_token(token) {
-                super::tokens::Verified::Valid(claims) => {
-                    Ok(claims.sid.parse::<SessionId>().ok().map(Credential::Access))
-                }
+                super::tokens::Verified::Valid(hit) => Ok(hit
+                    .claims
+                    .sid
+                    .parse::<SessionId>()
+                    .ok()
+                    .map(Credential::Access)),
                 super::tokens::Verified::Expired => Err(AccessExpired),
                 super::tokens::Verified::Invalid => Ok(None),
             };

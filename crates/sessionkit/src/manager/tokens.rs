@@ -31,7 +31,8 @@ use super::lifecycle::{Created, Issue, NewSession, UpgradeResult, ValidateReques
 use crate::error::{EngineError, invalid};
 use crate::events::EventKind;
 use crate::jwt::{
-    AccessClaims, AccessError, Expectation, KeyRing, MAX_LEEWAY_SECS, MAX_TOKEN_LEN, VerifiedCache,
+    AccessClaims, AccessError, CachedAccess, Expectation, KeyRing, MAX_LEEWAY_SECS, MAX_TOKEN_LEN,
+    VerifiedCache,
 };
 
 /// How access tokens are minted and checked.
@@ -165,7 +166,7 @@ pub enum RefreshResult {
 
 /// What checking an access token without the store gave.
 pub(super) enum Verified {
-    Valid(Arc<AccessClaims>),
+    Valid(Arc<CachedAccess>),
     Expired,
     Invalid,
 }
@@ -385,8 +386,8 @@ impl<S: SessionStore> SessionManager<S> {
             return Verified::Invalid;
         };
         let now = secs(self.now());
-        if let Some(claims) = t.cache.get(token, now) {
-            return Verified::Valid(claims);
+        if let Some(hit) = t.cache.get(token, now) {
+            return Verified::Valid(hit);
         }
         // The audience is checked per tenant by the caller's lookup: the
         // token's session must be in the caller's tenant. Here any audience
@@ -409,11 +410,7 @@ impl<S: SessionStore> SessionManager<S> {
             }
         }
         match out {
-            Ok(claims) => {
-                let claims = Arc::new(claims);
-                t.cache.insert(token, Arc::clone(&claims));
-                Verified::Valid(claims)
-            }
+            Ok(claims) => Verified::Valid(t.cache.insert(token, claims)),
             Err(AccessError::Expired) => Verified::Expired,
             Err(AccessError::Invalid) => Verified::Invalid,
         }
@@ -431,20 +428,27 @@ impl<S: SessionStore> SessionManager<S> {
         let Some(t) = self.tokens.as_ref() else {
             return Ok(Validation::Invalid);
         };
-        let claims = match self.verify_access_token(token) {
+        let hit = match self.verify_access_token(token) {
             Verified::Valid(c) => c,
             Verified::Expired => return Ok(Validation::TokenExpired),
             Verified::Invalid => return Ok(Validation::Invalid),
         };
-        if claims.aud != t.config.audience_of(tenant) {
+        if hit.claims.aud != t.config.audience_of(tenant) {
             return Ok(Validation::Invalid);
         }
-        let Ok(id) = claims.sid.parse::<SessionId>() else {
+        let Ok(id) = hit.claims.sid.parse::<SessionId>() else {
             return Ok(Validation::Invalid);
         };
-        let Some(rec) = self.store.get_by_id(tenant, id).await? else {
+        // Once the session was read for this token, it is found again by its
+        // store key (the fast index) and must still be the same session.
+        let found = match hit.session_key.get() {
+            Some(key) => self.store.get_by_token(tenant, key).await?,
+            None => self.store.get_by_id(tenant, id).await?,
+        };
+        let Some(rec) = found.filter(|r| r.id == id) else {
             return Ok(Validation::Invalid);
         };
+        let _ = hit.session_key.set(rec.token_hash);
         // Only pair sessions mint access tokens.
         if rec.refresh.is_none() && rec.is_live(self.now()) {
             return Ok(Validation::Invalid);
