@@ -8,7 +8,12 @@
 # load run, divided by the requests wrk completed. The CPU ratio is the
 # figure of DESIGN.md §8 (goal: validate <= 1.25x bare).
 #
-# Usage: crates/sessiond/benches/bench-validate.sh [seconds-per-run] [rounds]
+# MODE=jwt validates an access JWT (cache warm after the first request)
+# instead of an opaque token; MODE=refresh runs POST /v1/tokens/refresh on
+# one chain of refresh tokens (one connection: every request rotates; the
+# baseline gets the same body shape on its validate route).
+#
+# Usage: [MODE=validate|jwt|refresh] crates/sessiond/benches/bench-validate.sh [seconds-per-run] [rounds]
 # Needs: wrk (apt-get install -y wrk), curl. Bounded: 2 x rounds x seconds.
 set -euo pipefail
 BENCH_SESSIOND_ENV="${BENCH_SESSIOND_ENV:-}"
@@ -49,18 +54,54 @@ KEY="$(cat "$WORK/data/admin.key")"
 VKEY="$(curl -sf -X POST "http://127.0.0.1:$P_SD/v1/api-keys" -H "Authorization: Bearer $KEY" \
   -H 'content-type: application/json' -d '{"scopes":["sessions:validate"],"name":"bench"}' |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')"
+MODE="${MODE:-validate}"
+case "$MODE" in
+  validate) FIELD=token; ISSUE='' ;;
+  jwt) FIELD=access_token; ISSUE=',"issue":"pair"' ;;
+  refresh) FIELD=refresh_token; ISSUE=',"issue":"pair"'; CONNS=1
+    VKEY="$(curl -sf -X POST "http://127.0.0.1:$P_SD/v1/api-keys" -H "Authorization: Bearer $KEY" \
+      -H 'content-type: application/json' -d '{"scopes":["sessions:write"],"name":"bench"}' |
+      python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')" ;;
+  *) echo "MODE must be validate, jwt or refresh" >&2; exit 1 ;;
+esac
 TOKEN="$(curl -sf -X POST "http://127.0.0.1:$P_SD/v1/sessions" -H "Authorization: Bearer $KEY" \
-  -H 'content-type: application/json' -d '{"subject":"user-1","attributes":{"cart":3}}' |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')"
+  -H 'content-type: application/json' -d "{\"subject\":\"user-1\",\"attributes\":{\"cart\":3}$ISSUE}" |
+  python3 -c "import json,sys; print(json.load(sys.stdin)['$FIELD'])")"
 
-cat >"$WORK/validate.lua" <<LUA
+if [ "$MODE" = refresh ]; then
+  # The chain goes on across wrk runs: each response's refresh token is
+  # kept in a file (client-side work, not counted in the server's CPU).
+  echo "$TOKEN" >"$WORK/rt"
+  cat >"$WORK/validate.lua" <<LUA
+local token
+init = function(args)
+  local f = io.open("$WORK/rt"); token = f:read("*l"); f:close()
+end
+request = function()
+  local body
+  if string.find(wrk.path, "refresh") then body = '{"refresh_token":"' .. token .. '"}'
+  else body = '{"token":"' .. token .. '"}' end
+  return wrk.format("POST", wrk.path,
+    {["Content-Type"] = "application/json", ["Authorization"] = "Bearer $VKEY"}, body)
+end
+response = function(status, headers, body)
+  local t = string.match(body, '"refresh_token":"(rft_[^"]+)"')
+  if t then
+    token = t
+    local f = io.open("$WORK/rt", "w"); f:write(t); f:close()
+  end
+end
+LUA
+else
+  cat >"$WORK/validate.lua" <<LUA
 wrk.method = "POST"
 wrk.body = '{"token":"$TOKEN"}'
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer $VKEY"
 LUA
+fi
 # Sanity: both answer 200 to the exact request wrk sends.
-curl -sf -o /dev/null -X POST "http://127.0.0.1:$P_SD/v1/sessions/validate" -H "Authorization: Bearer $VKEY" \
+[ "$MODE" = refresh ] || curl -sf -o /dev/null -X POST "http://127.0.0.1:$P_SD/v1/sessions/validate" -H "Authorization: Bearer $VKEY" \
   -H 'content-type: application/json' -d "{\"token\":\"$TOKEN\"}"
 curl -sf -o /dev/null -X POST "http://127.0.0.1:$P_BARE/v1/sessions/validate" -H "Authorization: Bearer $VKEY" \
   -H 'content-type: application/json' -d "{\"token\":\"$TOKEN\"}"
@@ -68,5 +109,8 @@ curl -sf -o /dev/null -X POST "http://127.0.0.1:$P_BARE/v1/sessions/validate" -H
 LUA="$WORK/validate.lua"
 # shellcheck source=../../../scripts/cpu-ratio.sh
 . "$ROOT/scripts/cpu-ratio.sh"
+TARGET_PATH=/v1/sessions/validate
+[ "$MODE" = refresh ] && TARGET_PATH=/v1/tokens/refresh
+echo "# mode: $MODE"
 compare bare "$BARE_PID" "http://127.0.0.1:$P_BARE/v1/sessions/validate" \
-  sessiond "$SD_PID" "http://127.0.0.1:$P_SD/v1/sessions/validate"
+  sessiond "$SD_PID" "http://127.0.0.1:$P_SD$TARGET_PATH"

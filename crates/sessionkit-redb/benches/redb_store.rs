@@ -333,6 +333,76 @@ fn encoded_size() -> usize {
     total / count
 }
 
+/// Refreshes through the store from `writers` concurrent tasks, each
+/// rotating its own pair session's chain, for `dur`: (refreshes, elapsed).
+fn refresh_load(
+    rt: &tokio::runtime::Runtime,
+    store: &RedbStore,
+    writers: u64,
+    dur: Duration,
+) -> (u64, Duration) {
+    use sessionkit_core::refresh::{RefreshState, RefreshToken};
+    use sessionkit_core::store::{RefreshOutcome, RefreshRequest};
+    let key = sessionkit_core::SecretKey::from_bytes([3; 32]);
+    let done = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    rt.block_on(async {
+        let mut tasks = Vec::new();
+        for w in 0..writers {
+            let (store, done, stop, key) = (store.clone(), done.clone(), stop.clone(), key.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut rec = typical(w);
+                let mut token = RefreshToken::root(rec.id).unwrap();
+                rec.refresh = Some(RefreshState::new(&token, T0));
+                store
+                    .create(rec.clone(), Limits::default(), T0)
+                    .await
+                    .unwrap();
+                while !stop.load(Ordering::Relaxed) {
+                    let next = token.successor(&key);
+                    let req = RefreshRequest {
+                        tenant: rec.tenant,
+                        id: rec.id,
+                        presented: token.hash(),
+                        presented_generation: token.generation(),
+                        successor: next.hash(),
+                        now: T0,
+                        grace_until: T0.saturating_add(DurationMs::from_secs(30)),
+                    };
+                    match store.refresh(req).await.unwrap() {
+                        RefreshOutcome::Rotated(_) => {}
+                        other => panic!("{other:?}"),
+                    }
+                    token = next;
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            }));
+        }
+        tokio::time::sleep(dur).await;
+        stop.store(true, Ordering::Relaxed);
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    (done.load(Ordering::Relaxed), started.elapsed())
+}
+
+fn bench_refreshes(rt: &tokio::runtime::Runtime) {
+    let secs = env("SESSIONKIT_BENCH_SECS", 5);
+    let dir = tempfile::tempdir().unwrap();
+    let store = RedbStore::open(&dir.path().join("refresh")).unwrap();
+    let (c, ctook) = create_load(rt, &store, 64, Duration::from_secs(secs), u64::MAX);
+    let creates = c as f64 / ctook.as_secs_f64();
+    let (n, took) = refresh_load(rt, &store, 64, Duration::from_secs(secs));
+    let rate = n as f64 / took.as_secs_f64();
+    store.flush_and_close().unwrap();
+    println!(
+        "refreshes, durable (fsync), 64 concurrent chains: {rate:.0}/s ({n} in {took:.1?}); durable creates in the same run {creates:.0}/s; ratio {:.2}",
+        rate / creates
+    );
+}
+
 fn main() {
     let rt = runtime();
     let which = std::env::args()
@@ -341,6 +411,9 @@ fn main() {
         .unwrap_or_default();
     if which.is_empty() || "creates".contains(&which) {
         bench_creates(&rt);
+    }
+    if which.is_empty() || "refreshes".contains(&which) {
+        bench_refreshes(&rt);
     }
     if which.is_empty() || "lookups reopen".contains(&which) {
         bench_lookups_and_reopen(&rt);
