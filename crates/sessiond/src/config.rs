@@ -381,6 +381,9 @@ impl Config {
                 .prefix_separator("_")
                 .separator("__")
                 .try_parsing(true)
+                // `SESSIOND_TOKENS__CLAIMS=role,plan`
+                .list_separator(",")
+                .with_list_parse_key("tokens.claims")
                 .source(Some(vars)),
         );
         let cfg: Config = b
@@ -549,6 +552,34 @@ mod tests {
         let c = Config::load(None, &env(&[])).unwrap();
         assert_eq!(c, Config::default());
         assert_eq!(c.listen_addr().unwrap().port(), 7700);
+    }
+
+    #[test]
+    fn tokens_from_the_environment() {
+        let c = Config::load(
+            None,
+            &env(&[
+                ("SESSIOND_TOKENS__CLAIMS", "role,plan"),
+                ("SESSIOND_TOKENS__ALGORITHM", "ES256"),
+                ("SESSIOND_TOKENS__ACCESS_TTL_SECS", "300"),
+                ("SESSIOND_TOKENS__AUDIENCES__ACME", "api.acme.test"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.tokens.algorithm, "ES256");
+        assert_eq!(c.tokens.claims, ["role", "plan"]);
+        assert_eq!(c.tokens.access_ttl_secs, 300);
+        assert_eq!(c.tokens.audiences["acme"], "api.acme.test");
+        c.validate().unwrap();
+        let refused = |k: &str, v: &str| {
+            Config::load(None, &env(&[(k, v)]))
+                .and_then(|c| c.validate())
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(refused("SESSIOND_TOKENS__ALGORITHM", "RS256").contains("tokens.algorithm"));
+        assert!(refused("SESSIOND_TOKENS__ALGORITHM", "HS256").contains("hs256_secret"));
+        assert!(refused("SESSIOND_TOKENS__LEEWAY_SECS", "61").contains("leeway"));
     }
 
     #[test]

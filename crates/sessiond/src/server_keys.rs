@@ -59,6 +59,55 @@ struct KeyFile {
     version: u8,
     csrf: String,
     refresh: String,
+    /// Whether `signing.keys` was ever created in this data dir (absent in
+    /// files written before access tokens existed): a missing signing key
+    /// file is then an error, never a silent new key ring.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    signing_keys: bool,
+}
+
+fn read_key_file(path: &Path) -> Result<KeyFile, KeyFileError> {
+    let p = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|source| KeyFileError::Io {
+        path: p.clone(),
+        source,
+    })?;
+    serde_json::from_slice(&bytes).map_err(|_| KeyFileError::Corrupt {
+        path: p,
+        why: "not a sessiond key file",
+    })
+}
+
+/// Whether the data dir has ever had a signing key ring (see
+/// [`crate::signing_keys`]).
+pub fn signing_keys_recorded(data_dir: &Path) -> Result<bool, KeyFileError> {
+    let path = data_dir.join(SERVER_KEYS_FILE);
+    if !path.exists() {
+        return Ok(false);
+    }
+    Ok(read_key_file(&path)?.signing_keys)
+}
+
+/// Records that the data dir has a signing key ring from now on.
+pub fn record_signing_keys(data_dir: &Path) -> Result<(), KeyFileError> {
+    let path = data_dir.join(SERVER_KEYS_FILE);
+    if !path.exists() {
+        // Only an embedding without server keys (tests): nothing to record in.
+        return Ok(());
+    }
+    let mut f = read_key_file(&path)?;
+    if f.signing_keys {
+        return Ok(());
+    }
+    f.signing_keys = true;
+    let text = serde_json::to_vec(&f).map_err(|e| KeyFileError::Io {
+        path: path.display().to_string(),
+        source: std::io::Error::other(e),
+    })?;
+    write_atomic(&path, &text).map_err(|source| KeyFileError::Io {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 fn decode_key(s: &str, path: &str) -> Result<SecretKey, KeyFileError> {
@@ -101,6 +150,7 @@ pub fn load_or_create(data_dir: &Path, first_start: bool) -> Result<EngineKeys, 
                 version: 1,
                 csrf: URL_SAFE_NO_PAD.encode(keys.csrf.expose_bytes()),
                 refresh: URL_SAFE_NO_PAD.encode(keys.refresh.expose_bytes()),
+                signing_keys: false,
             };
             let text = serde_json::to_vec(&f).map_err(|e| KeyFileError::Io {
                 path: p.clone(),

@@ -1,10 +1,12 @@
 //! The access-token signing keys: a key ring in `<data dir>/signing.keys`
 //! (mode 0600), or, for HS256, the secret from the configuration.
 //!
-//! Created on first start with the configured algorithm; never silently
-//! regenerated: a missing file on a later start, or a corrupt one, is an
-//! error naming the file (new keys would invalidate every access token in
-//! flight and hide a lost backup). A configured algorithm that differs from
+//! Created on first start with the configured algorithm (or on the first
+//! start of a data dir that never had one: one made before access tokens
+//! existed, or run with HS256 until now), and recorded in `server.keys`;
+//! never silently regenerated: a missing file once recorded, or a corrupt
+//! one, is an error naming the file (new keys would invalidate every access
+//! token in flight and hide a lost backup). A configured algorithm that differs from
 //! the active key's rotates once (the old key keeps verifying for its
 //! grace). Rotation (`sessiond keys rotate`, `POST /v1/keys/rotate`) writes
 //! the new ring before it is used.
@@ -81,6 +83,7 @@ pub fn load_or_create(
     let ring = match std::fs::read_to_string(&path) {
         Ok(text) => {
             let ring = KeyRing::from_file_json(&text).map_err(|e| corrupt(&path, &e))?;
+            crate::server_keys::record_signing_keys(data_dir)?;
             let ring = ring.prune(now_secs);
             if ring.active_algorithm() == algorithm {
                 ring
@@ -96,9 +99,13 @@ pub fn load_or_create(
                 rotated
             }
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && first_start => {
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                && (first_start || !crate::server_keys::signing_keys_recorded(data_dir)?) =>
+        {
             let ring = KeyRing::generate(algorithm, now_secs).map_err(|_| KeyFileError::Random)?;
             save(&path, &ring)?;
+            crate::server_keys::record_signing_keys(data_dir)?;
             tracing::info!(path = %path.display(), "created the signing key ring");
             ring
         }
@@ -169,6 +176,7 @@ mod tests {
     #[test]
     fn created_once_then_loaded_never_regenerated() {
         let d = tempfile::tempdir().unwrap();
+        crate::server_keys::load_or_create(d.path(), true).unwrap();
         let cfg = TokensConfig::default();
         let (a, keys) = load_or_create(d.path(), true, &cfg, 1_000).unwrap();
         let (b, _) = load_or_create(d.path(), false, &cfg, 1_001).unwrap();
@@ -186,6 +194,20 @@ mod tests {
             matches!(e, StartError::File(KeyFileError::Missing { .. })),
             "{e}"
         );
+    }
+
+    /// A data dir from before access tokens (server.keys without the
+    /// record) gets a key ring on its next start, once.
+    #[test]
+    fn an_older_data_dir_gets_its_key_ring_once() {
+        let d = tempfile::tempdir().unwrap();
+        crate::server_keys::load_or_create(d.path(), true).unwrap();
+        let cfg = TokensConfig::default();
+        let (a, _) = load_or_create(d.path(), false, &cfg, 1).unwrap();
+        let (b, _) = load_or_create(d.path(), false, &cfg, 2).unwrap();
+        assert_eq!(a.active_kid(), b.active_kid());
+        std::fs::remove_file(d.path().join(SIGNING_KEYS_FILE)).unwrap();
+        assert!(load_or_create(d.path(), false, &cfg, 3).is_err());
     }
 
     #[test]
