@@ -809,3 +809,81 @@ async fn sigterm_drains_in_flight_requests_and_keeps_every_2xx() {
         acknowledged.len()
     );
 }
+
+/// Access tokens across a restart: the signing key ring is created once
+/// (mode 0600) and kept, so a token minted before the restart still
+/// verifies after it, and its refresh token still rotates; a missing key
+/// ring on a later start refuses to start, naming the file.
+#[tokio::test]
+async fn access_tokens_survive_a_restart_and_the_key_ring_is_never_regenerated() {
+    let d = tempfile::tempdir().unwrap();
+    let s = Server::start(d.path(), &[]);
+    let mode = std::fs::metadata(d.path().join("signing.keys"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let key = s.admin_key();
+    let c = client();
+    let (st, pair) = post(
+        &c,
+        &s,
+        &key,
+        "/v1/sessions",
+        json!({"subject": "ann", "issue": "pair"}),
+    )
+    .await;
+    assert_eq!(st, 201, "{pair}");
+    let ring_before = std::fs::read(d.path().join("signing.keys")).unwrap();
+    let (status, _) = s.terminate();
+    assert!(status.success());
+
+    let s = Server::start(d.path(), &[]);
+    assert_eq!(
+        std::fs::read(d.path().join("signing.keys")).unwrap(),
+        ring_before
+    );
+    let (st, v) = post(
+        &c,
+        &s,
+        &key,
+        "/v1/sessions/validate",
+        json!({"token": pair["access_token"]}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let (st, next) = post(
+        &c,
+        &s,
+        &key,
+        "/v1/tokens/refresh",
+        json!({"refresh_token": pair["refresh_token"]}),
+    )
+    .await;
+    assert_eq!(st, 200, "{next}");
+    let log = s.log_text();
+    let (status, _) = s.terminate();
+    assert!(status.success());
+    for secret in [
+        &pair["access_token"],
+        &pair["refresh_token"],
+        &next["refresh_token"],
+    ] {
+        assert!(
+            !log.contains(secret.as_str().unwrap()),
+            "a token in the log"
+        );
+    }
+
+    std::fs::remove_file(d.path().join("signing.keys")).unwrap();
+    let out = Command::new(BIN)
+        .arg("serve")
+        .env_clear()
+        .env("SESSIOND_DATA_DIR", d.path())
+        .env("SESSIOND_LISTEN", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("signing.keys"), "{err}");
+}

@@ -164,7 +164,9 @@ pub struct SessionRecord {
     pub state: SessionState,
     /// Refresh-token state, for sessions issued as an access + refresh
     /// pair; `None` for cookie and opaque-token sessions.
-    pub refresh: Option<RefreshState>,
+    /// Boxed: most sessions have none, and a record is moved several times
+    /// on the validation hot path.
+    pub refresh: Option<Box<RefreshState>>,
 }
 
 impl SessionRecord {

@@ -231,7 +231,7 @@ pub enum RefreshVerdict {
 /// The verdict for `req` on `rec` (whose tenant and id the store matched).
 #[must_use]
 pub fn judge(rec: &SessionRecord, req: &RefreshRequest) -> RefreshVerdict {
-    let Some(st) = rec.refresh.filter(|_| rec.is_live(req.now)) else {
+    let Some(st) = rec.refresh.as_deref().filter(|_| rec.is_live(req.now)) else {
         return RefreshVerdict::NotLive;
     };
     if st.current == req.presented && st.generation == req.presented_generation {
@@ -264,8 +264,8 @@ impl RefreshState {
 /// moved to `now` (a refresh is activity; it never moves the absolute
 /// deadline or the version).
 pub fn apply_rotation(rec: &mut SessionRecord, req: &RefreshRequest) {
-    if let Some(st) = rec.refresh {
-        rec.refresh = Some(st.rotated(req));
+    if let Some(st) = rec.refresh.as_deref_mut() {
+        *st = st.rotated(req);
         rec.last_seen_at = rec.last_seen_at.max(req.now);
     }
 }

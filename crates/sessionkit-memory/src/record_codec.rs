@@ -394,6 +394,6 @@ pub(crate) fn ext_of(rec: &SessionRecord, client_in_record: bool) -> Option<Ext>
         idle_timeout: rec.idle_timeout,
         last_seen_at: rec.last_seen_at,
         expires_at: rec.expires_at,
-        refresh: rec.refresh,
+        refresh: rec.refresh.as_deref().copied(),
     })
 }

@@ -470,7 +470,7 @@ impl Shard {
             client: slot.client()?,
             version: slot.version(),
             state: slot.state(),
-            refresh: slot.refresh()?,
+            refresh: slot.refresh()?.map(Box::new),
         })
     }
 }

@@ -354,7 +354,7 @@ fn refresh_load(
             tasks.push(tokio::spawn(async move {
                 let mut rec = typical(w);
                 let mut token = RefreshToken::root(rec.id).unwrap();
-                rec.refresh = Some(RefreshState::new(&token, T0));
+                rec.refresh = Some(Box::new(RefreshState::new(&token, T0)));
                 store
                     .create(rec.clone(), Limits::default(), T0)
                     .await

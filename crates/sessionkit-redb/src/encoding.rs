@@ -179,13 +179,13 @@ pub(crate) fn decode(key: SessionId, bytes: &[u8]) -> Result<SessionRecord, Deco
             let (mut rec, rest) = decode_v1(body)?;
             let (r, rest): (DiskRefreshV2, &[u8]) = postcard::take_from_bytes(rest)
                 .map_err(|e| DecodeError::Malformed(e.to_string()))?;
-            rec.refresh = Some(RefreshState {
+            rec.refresh = Some(Box::new(RefreshState {
                 current: TokenHash::from_bytes(r.current),
                 previous: r.previous.map(TokenHash::from_bytes),
                 generation: r.generation,
                 issued_at: Millis::from_millis(r.issued_at),
                 grace_until: Millis::from_millis(r.grace_until),
-            });
+            }));
             only((rec, rest))?
         }
         other => return Err(DecodeError::UnknownVersion(other)),
@@ -305,13 +305,13 @@ mod tests {
     fn round_trip() {
         let mut r = sample();
         assert_eq!(decode(r.id, &encode(&r).unwrap()).unwrap(), r);
-        r.refresh = Some(RefreshState {
+        r.refresh = Some(Box::new(RefreshState {
             current: TokenHash::from_bytes([1; 32]),
             previous: Some(TokenHash::from_bytes([2; 32])),
             generation: 7,
             issued_at: Millis::from_millis(3_000),
             grace_until: Millis::from_millis(33_000),
-        });
+        }));
         let bytes = encode(&r).unwrap();
         assert_eq!(bytes[0], RECORD_V2);
         assert_eq!(decode(r.id, &bytes).unwrap(), r);

@@ -27,7 +27,7 @@ pub fn refresh_key() -> SecretKey {
 pub fn pair_session(subj: Option<&str>, created: Millis) -> (SessionRecord, RefreshToken) {
     let mut rec = session(subj, created);
     let root = RefreshToken::root(rec.id).expect("random");
-    rec.refresh = Some(RefreshState::new(&root, created));
+    rec.refresh = Some(Box::new(RefreshState::new(&root, created)));
     (rec, root)
 }
 
@@ -68,13 +68,13 @@ pub async fn refresh_rotates<S: StoreAdmin>(store: S) {
         "refresh with the current token",
     );
     let mut expected = rec.clone();
-    expected.refresh = Some(RefreshState {
+    expected.refresh = Some(Box::new(RefreshState {
         current: req.successor,
         previous: Some(root.hash()),
         generation: 1,
         issued_at: t1,
         grace_until: req.grace_until,
-    });
+    }));
     expected.last_seen_at = t1;
     assert_eq!(after, expected, "the record after a rotation");
     assert_stored(&store, &expected, "the rotated record").await;
@@ -251,7 +251,7 @@ pub async fn concurrent_refreshes_one_successor<S: StoreAdmin>(store: S) {
         for o in &outs {
             match o {
                 RefreshOutcome::Rotated(r) | RefreshOutcome::Replayed(r) => {
-                    let st = r.refresh.expect("refresh state");
+                    let st = r.refresh.as_deref().expect("refresh state");
                     assert_eq!(st.current, req.successor, "round {round}: one successor");
                     assert_eq!(st.generation, 1, "round {round}: one generation");
                 }

@@ -469,12 +469,14 @@ pub(super) fn new_record(
         version: 1,
         state: SessionState::Active,
         // Every other session is a pair session.
-        refresh: tag.is_multiple_of(2).then(|| RefreshState {
-            current: refresh_of(id, 0),
-            previous: None,
-            generation: 0,
-            issued_at: now,
-            grace_until: now,
+        refresh: tag.is_multiple_of(2).then(|| {
+            Box::new(RefreshState {
+                current: refresh_of(id, 0),
+                previous: None,
+                generation: 0,
+                issued_at: now,
+                grace_until: now,
+            })
         }),
     }
 }

@@ -93,7 +93,7 @@ fn with_refresh(
         Issue::Session => Ok(None),
         Issue::Pair => {
             let root = RefreshToken::root(rec.id)?;
-            rec.refresh = Some(RefreshState::new(&root, now));
+            rec.refresh = Some(Box::new(RefreshState::new(&root, now)));
             Ok(Some(root))
         }
     }
@@ -347,40 +347,46 @@ impl<S: SessionStore> SessionManager<S> {
         let Ok(parsed) = SessionToken::parse(token) else {
             #[cfg(feature = "jwt")]
             if super::tokens::looks_like_jwt(token) {
-                return self.validate_access(tenant, token, req).await;
+                // Boxed: keeps the opaque-token path's future small.
+                return Box::pin(self.validate_access(tenant, token, req)).await;
             }
             return Ok(Validation::Invalid);
         };
         let hash = parsed.hash();
-        let Some(rec) = self.store.get_by_token(tenant, &hash).await? else {
+        let Some(mut rec) = self.store.get_by_token(tenant, &hash).await? else {
             return Ok(Validation::Invalid);
         };
-        self.admit(tenant, rec, req).await
+        Ok(match self.admit(tenant, &mut rec, req).await {
+            None => Validation::Valid { session: rec },
+            Some(refused) => refused,
+        })
     }
 
     /// The rest of a validation once the record is found: liveness,
-    /// fingerprint, CSRF, and the throttled touch.
+    /// fingerprint, CSRF, and the throttled touch (which updates `rec`).
+    /// `None` when the session is valid; else the refusal. (The record is
+    /// borrowed, not moved: it is large and this is the hot path.)
     pub(super) async fn admit(
         &self,
         tenant: TenantId,
-        mut rec: SessionRecord,
+        rec: &mut SessionRecord,
         req: &ValidateRequest,
-    ) -> Result<Validation, EngineError> {
+    ) -> Option<Validation> {
         let now = self.now();
         match rec.liveness(now) {
             Liveness::Live => {}
-            Liveness::Expired(cause) => return Ok(Validation::Expired(cause)),
-            Liveness::Revoked(_) => return Ok(Validation::Invalid),
+            Liveness::Expired(cause) => return Some(Validation::Expired(cause)),
+            Liveness::Revoked(_) => return Some(Validation::Invalid),
         }
         // Only a valid credential may cause a write (invariant 3).
         self.keep_floor(now).await;
-        if !self.fingerprint_ok(&rec, req.client.as_ref()) {
-            return Ok(Validation::Invalid);
+        if !self.fingerprint_ok(rec, req.client.as_ref()) {
+            return Some(Validation::Invalid);
         }
         if let Some(presented) = &req.csrf_token
             && !csrf_matches(&self.keys.csrf, &rec.id, presented)
         {
-            return Ok(Validation::CsrfFailed);
+            return Some(Validation::CsrfFailed);
         }
         // A session whose own idle timeout is short is touched often enough
         // to keep its sliding window: at most every half idle timeout.
@@ -389,7 +395,7 @@ impl<S: SessionStore> SessionManager<S> {
             match self.store.touch(tenant, rec.id, now).await {
                 Ok(true) => {
                     rec.last_seen_at = now;
-                    self.emit(&rec, now, EventKind::Touched);
+                    self.emit(rec, now, EventKind::Touched);
                 }
                 Ok(false) => {}
                 Err(e) => {
@@ -397,7 +403,7 @@ impl<S: SessionStore> SessionManager<S> {
                 }
             }
         }
-        Ok(Validation::Valid { session: rec })
+        None
     }
 
     /// Checks a presented token as far as possible without the store:
@@ -436,6 +442,7 @@ impl<S: SessionStore> SessionManager<S> {
             Credential::Session(h) => self.store.get_by_token(tenant, h).await?,
             Credential::Refresh(id, h) => self.store.get_by_id(tenant, *id).await?.filter(|r| {
                 r.refresh
+                    .as_ref()
                     .is_some_and(|st| st.current == *h || st.previous == Some(*h))
             }),
             Credential::Access(id) => self.store.get_by_id(tenant, *id).await?,

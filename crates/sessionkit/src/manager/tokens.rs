@@ -266,6 +266,8 @@ impl<S: SessionStore> SessionManager<S> {
         let t = self.access()?;
         let st = session
             .refresh
+            .as_deref()
+            .copied()
             .ok_or_else(|| invalid("issue", "the session has no refresh state"))?;
         let iat = secs(st.issued_at);
         let exp =
@@ -344,7 +346,7 @@ impl<S: SessionStore> SessionManager<S> {
             RefreshOutcome::Replayed(rec) => {
                 // The successor is derived from the presented token: it is
                 // the current one unless the key changed.
-                if rec.refresh.map(|st| st.current) != Some(successor.hash()) {
+                if rec.refresh.as_ref().map(|st| st.current) != Some(successor.hash()) {
                     return Ok(RefreshResult::Invalid);
                 }
                 Ok(RefreshResult::Refreshed(self.issue(*rec, &successor)?))
@@ -370,7 +372,11 @@ impl<S: SessionStore> SessionManager<S> {
                     .store
                     .get_by_id(tenant, token.session_id())
                     .await?
-                    .filter(|r| r.refresh.is_some_and(|st| st.current == req.presented))
+                    .filter(|r| {
+                        r.refresh
+                            .as_ref()
+                            .is_some_and(|st| st.current == req.presented)
+                    })
                     .and_then(|r| match r.liveness(now) {
                         Liveness::Expired(c) => Some(c),
                         _ => None,
@@ -445,7 +451,7 @@ impl<S: SessionStore> SessionManager<S> {
             Some(key) => self.store.get_by_token(tenant, key).await?,
             None => self.store.get_by_id(tenant, id).await?,
         };
-        let Some(rec) = found.filter(|r| r.id == id) else {
+        let Some(mut rec) = found.filter(|r| r.id == id) else {
             return Ok(Validation::Invalid);
         };
         let _ = hit.session_key.set(rec.token_hash);
@@ -453,7 +459,10 @@ impl<S: SessionStore> SessionManager<S> {
         if rec.refresh.is_none() && rec.is_live(self.now()) {
             return Ok(Validation::Invalid);
         }
-        self.admit(tenant, rec, req).await
+        Ok(match self.admit(tenant, &mut rec, req).await {
+            None => Validation::Valid { session: rec },
+            Some(refused) => refused,
+        })
     }
 }
 
