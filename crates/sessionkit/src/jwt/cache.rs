@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use quick_cache::sync::Cache;
-use sessionkit_core::TokenHash;
+use sessionkit_core::{SessionId, TokenHash};
 
 use super::access::{AccessClaims, MAX_TOKEN_LEN};
 
@@ -16,8 +16,9 @@ pub struct CachedAccess {
     /// The claims [`KeyRing::verify_access`](super::KeyRing::verify_access)
     /// returned.
     pub claims: AccessClaims,
-    /// The token hash of the session named by `sid`, once known.
-    pub session_key: OnceLock<TokenHash>,
+    /// The session named by `sid` and its token hash (its store key), once
+    /// a caller has read it.
+    pub session_key: OnceLock<(SessionId, TokenHash)>,
 }
 
 /// The claims of recently verified access tokens, keyed by the whole token

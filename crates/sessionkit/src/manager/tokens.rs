@@ -171,10 +171,11 @@ pub(super) enum Verified {
     Invalid,
 }
 
-/// Whether `token` has the shape of a compact JWS (three dot-separated
-/// parts), cheaply, before any decoding.
+/// Whether `token` may be a compact JWS, in O(1): every JWT header is a
+/// JSON object, so its base64url starts with `eyJ` (`{"`). The verifier
+/// checks the rest.
 pub(super) fn looks_like_jwt(token: &str) -> bool {
-    token.len() <= MAX_TOKEN_LEN && token.bytes().filter(|b| *b == b'.').count() == 2
+    token.len() <= MAX_TOKEN_LEN && token.starts_with("eyJ")
 }
 
 fn secs(t: Millis) -> i64 {
@@ -442,19 +443,21 @@ impl<S: SessionStore> SessionManager<S> {
         if hit.claims.aud != t.config.audience_of(tenant) {
             return Ok(Validation::Invalid);
         }
-        let Ok(id) = hit.claims.sid.parse::<SessionId>() else {
-            return Ok(Validation::Invalid);
-        };
         // Once the session was read for this token, it is found again by its
         // store key (the fast index) and must still be the same session.
-        let found = match hit.session_key.get() {
-            Some(key) => self.store.get_by_token(tenant, key).await?,
-            None => self.store.get_by_id(tenant, id).await?,
+        let (id, found) = match hit.session_key.get() {
+            Some((id, key)) => (*id, self.store.get_by_token(tenant, key).await?),
+            None => {
+                let Ok(id) = hit.claims.sid.parse::<SessionId>() else {
+                    return Ok(Validation::Invalid);
+                };
+                (id, self.store.get_by_id(tenant, id).await?)
+            }
         };
         let Some(mut rec) = found.filter(|r| r.id == id) else {
             return Ok(Validation::Invalid);
         };
-        let _ = hit.session_key.set(rec.token_hash);
+        let _ = hit.session_key.set((id, rec.token_hash));
         // Only pair sessions mint access tokens.
         if rec.refresh.is_none() && rec.is_live(self.now()) {
             return Ok(Validation::Invalid);
