@@ -31,6 +31,9 @@ pub struct SigningKeys {
     pub algorithm: SigningAlgorithm,
     /// How long a rotated-out key keeps verifying.
     pub grace_secs: u64,
+    /// Held across read, rotate, write and put-in-force: two rotations at
+    /// once would otherwise leave different rings on disk and in memory.
+    pub rotation: std::sync::Arc<std::sync::Mutex<()>>,
 }
 
 fn corrupt(path: &Path, e: &KeyRingError) -> KeyFileError {
@@ -70,6 +73,7 @@ pub fn load_or_create(
             path: None,
             algorithm,
             grace_secs,
+            rotation: std::sync::Arc::default(),
         };
         return Ok((ring, keys));
     }
@@ -78,6 +82,7 @@ pub fn load_or_create(
         path: Some(path.clone()),
         algorithm,
         grace_secs,
+        rotation: std::sync::Arc::default(),
     };
     let p = path.display().to_string();
     let ring = match std::fs::read_to_string(&path) {

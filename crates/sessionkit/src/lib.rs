@@ -16,7 +16,7 @@ pub mod manager;
 pub use error::{EngineError, ErrorKind};
 pub use events::{Event, EventKind};
 #[cfg(feature = "jwt")]
-pub use manager::{AccessConfig, IssuedPair, RefreshResult};
+pub use manager::{AccessConfig, Introspected, IssuedPair, RefreshResult};
 pub use manager::{
     Created, EngineKeys, Issue, NewSession, Page, PatchResult, SessionManager,
     SessionManagerBuilder, SubjectPage, TokenRevocation, UpgradeResult, ValidateRequest,

@@ -508,3 +508,148 @@ async fn claims_from_attributes_and_audience_per_tenant() {
         Validation::Invalid
     );
 }
+
+/// A refresh token logs in (upgrade) only while it could refresh: the
+/// current one, or its parent inside the grace window; an older genuine
+/// one is a reuse and revokes the session, as on refresh.
+#[tokio::test]
+async fn upgrade_with_an_old_refresh_token_is_a_reuse() {
+    let (e, clock, _) = engine().await;
+    let anon = e.create_pair(T, NewSession::anonymous()).await.unwrap();
+    let next = refreshed(e.refresh(T, &anon.refresh_token).await.unwrap());
+    // The parent, inside the grace: accepted.
+    let bob = Subject::new("bob").unwrap();
+    let up = e
+        .upgrade_pair(T, &anon.refresh_token, bob.clone(), &[])
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        validate(&e, &up.access_token).await,
+        Validation::Valid { .. }
+    ));
+    // A new pair session; its parent after the grace: a reuse.
+    let p = pair(&e).await;
+    let q = refreshed(e.refresh(T, &p.refresh_token).await.unwrap());
+    clock.advance_millis(31_000);
+    let r = e.upgrade_pair(T, &p.refresh_token, bob, &[]).await.unwrap();
+    assert!(
+        matches!(r, Err(sessionkit::UpgradeResult::Invalid)),
+        "{r:?}"
+    );
+    assert_eq!(validate(&e, &q.access_token).await, Validation::Invalid);
+    assert!(matches!(
+        e.refresh(T, &q.refresh_token).await.unwrap(),
+        RefreshResult::Invalid
+    ));
+    drop(next);
+}
+
+/// Custom claims too large for an access token never fail a write that is
+/// already done: the token is minted without them.
+#[tokio::test]
+async fn oversized_custom_claims_are_left_out_not_fatal() {
+    let clock = ManualClock::new(Millis::from_millis(START));
+    let config = AccessConfig {
+        claims: vec!["blob".into()],
+        ..AccessConfig::default()
+    };
+    let e = SessionManager::builder(OutageStore::default(), EngineKeys::generate().unwrap())
+        .with_clock(clock.clone())
+        .with_access_tokens(
+            KeyRing::generate(SigningAlgorithm::EdDSA, START / 1000).unwrap(),
+            config,
+        )
+        .build()
+        .await
+        .unwrap();
+    let req = NewSession {
+        attributes: Some(
+            serde_json::value::to_raw_value(&serde_json::json!({"blob": "x".repeat(9000)}))
+                .unwrap(),
+        ),
+        ..NewSession::for_subject(Subject::new("fay").unwrap())
+    };
+    let p = e.create_pair(T, req).await.unwrap();
+    assert!(claims_of(&p.access_token).get("blob").is_none());
+    let q = refreshed(e.refresh(T, &p.refresh_token).await.unwrap());
+    let again = refreshed(e.refresh(T, &p.refresh_token).await.unwrap());
+    assert_eq!(
+        q.access_token, again.access_token,
+        "the same pair in the grace"
+    );
+}
+
+/// A cached verification is not used past the retirement of a key of the
+/// ring, nor under another ring.
+#[tokio::test]
+async fn the_cache_follows_key_retirement_and_ring_changes() {
+    let (e, clock, _) = engine().await;
+    let p = pair(&e).await;
+    assert!(matches!(
+        validate(&e, &p.access_token).await,
+        Validation::Valid { .. }
+    ));
+    let now = sessionkit_core::Clock::now(&clock).as_millis() / 1000;
+    // A short grace (a library caller may choose one): the old key retires
+    // in 5 s, before the token's own exp.
+    let rotated = e
+        .key_ring()
+        .unwrap()
+        .rotate(SigningAlgorithm::EdDSA, now, 5)
+        .unwrap();
+    e.set_key_ring(rotated).unwrap();
+    assert!(matches!(
+        validate(&e, &p.access_token).await,
+        Validation::Valid { .. }
+    ));
+    clock.advance_millis(5_000);
+    assert_eq!(validate(&e, &p.access_token).await, Validation::Invalid);
+}
+
+/// Introspection reads only: a session bound to its client (fingerprint
+/// `enforce`) is active to a gateway that knows nothing of the client, and
+/// an access token reports its own `iat` and `exp`.
+#[tokio::test]
+async fn introspection_is_a_read_with_the_tokens_own_times() {
+    let clock = ManualClock::new(Millis::from_millis(START));
+    let policy = Policy::builder()
+        .fingerprint(sessionkit_core::FingerprintMode::Enforce, false)
+        .build()
+        .unwrap();
+    let e = SessionManager::builder(OutageStore::default(), EngineKeys::generate().unwrap())
+        .with_policy(policy)
+        .with_clock(clock.clone())
+        .with_access_tokens(
+            KeyRing::generate(SigningAlgorithm::EdDSA, START / 1000).unwrap(),
+            AccessConfig::default(),
+        )
+        .build()
+        .await
+        .unwrap();
+    let req = NewSession {
+        client: sessionkit_core::ClientInfo {
+            user_agent: Some("app/1".into()),
+            ..Default::default()
+        },
+        ..NewSession::for_subject(Subject::new("gus").unwrap())
+    };
+    let p = e.create_pair(T, req).await.unwrap();
+    let i = e.introspect(T, &p.access_token).await.unwrap().unwrap();
+    assert_eq!(i.token_type, "access_token");
+    let c = claims_of(&p.access_token);
+    assert_eq!(
+        (i.iat, i.exp),
+        (c["iat"].as_i64().unwrap(), c["exp"].as_i64().unwrap())
+    );
+    let r = e.introspect(T, &p.refresh_token).await.unwrap().unwrap();
+    assert_eq!(r.token_type, "refresh_token");
+    assert!(e.introspect(T, "garbage").await.unwrap().is_none());
+    let other = TenantId::new("acme").unwrap();
+    assert!(
+        e.introspect(other, &p.access_token)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}

@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use sessionkit::{IssuedPair, RefreshResult, ValidateRequest, Validation};
+use sessionkit::{IssuedPair, RefreshResult};
 use sessionkit_core::Millis;
 
 use crate::app::AppState;
@@ -80,26 +80,17 @@ pub async fn introspect<S: ServedStore>(
     caller: Authorized<scope::Validate>,
     JsonBody(body): JsonBody<IntrospectRequestBody>,
 ) -> Result<Response, ApiError> {
-    let token_type = if body.token.starts_with("ses_") {
-        "session_token"
-    } else {
-        "access_token"
-    };
-    let out = st
-        .engine()
-        .validate(caller.tenant, &body.token, &ValidateRequest::default())
-        .await?;
-    let secs = |m: Millis| m.as_millis().div_euclid(1000);
-    let json = match &out {
-        Validation::Valid { session } => super::json_response(&Introspection {
+    let found = st.engine().introspect(caller.tenant, &body.token).await?;
+    let json = match &found {
+        Some(i) => super::json_response(&Introspection {
             active: true,
-            sub: session.subject.as_ref().map(|s| s.as_str()),
-            sid: Some(IdText::new(&session.id)),
-            exp: Some(secs(session.expires_at)),
-            iat: Some(secs(session.created_at)),
-            token_type: Some(token_type),
+            sub: i.session.subject.as_ref().map(|s| s.as_str()),
+            sid: Some(IdText::new(&i.session.id)),
+            exp: Some(i.exp),
+            iat: Some(i.iat),
+            token_type: Some(i.token_type),
         }),
-        _ => super::json_response(&Introspection {
+        None => super::json_response(&Introspection {
             active: false,
             sub: None,
             sid: None,
@@ -182,8 +173,18 @@ pub async fn rotate_keys<S: ServedStore>(
     caller: Authorized<scope::Admin>,
 ) -> Result<Response, ApiError> {
     default_tenant_only(&caller)?;
-    let (Some(ring), Some(keys)) = (st.engine().key_ring(), st.options().signing_keys.as_ref())
-    else {
+    let Some(keys) = st.options().signing_keys.as_ref() else {
+        return Err(ApiError::InvalidRequest(
+            "access tokens are not configured".into(),
+        ));
+    };
+    // One rotation at a time, from reading the ring to putting the new one
+    // in force (no await in between).
+    let _one_at_a_time = keys
+        .rotation
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let Some(ring) = st.engine().key_ring() else {
         return Err(ApiError::InvalidRequest(
             "access tokens are not configured".into(),
         ));

@@ -82,6 +82,9 @@ pub struct Expectation {
     pub issuer: String,
     /// The `aud` the token must carry, exactly.
     pub audience: String,
+    /// Further audiences accepted (a server with per-tenant audiences
+    /// verifies the signature once, then checks the tenant's).
+    pub other_audiences: Vec<String>,
     /// Seconds of clock skew forgiven on `exp`, `iat` and `nbf`; at most
     /// [`MAX_LEEWAY_SECS`] ([`Expectation::new`] refuses more, and
     /// [`KeyRing::verify_access`] never uses more).
@@ -102,6 +105,7 @@ impl Expectation {
         Ok(Expectation {
             issuer: issuer.into(),
             audience: audience.into(),
+            other_audiences: Vec::new(),
             leeway_secs,
         })
     }
@@ -296,7 +300,7 @@ fn check_claims(
     let exp = take_time(&mut claims, "exp")?.ok_or(Invalid)?;
     let nbf = take_time(&mut claims, "nbf")?;
 
-    if iss != expect.issuer || aud != expect.audience {
+    if iss != expect.issuer || (aud != expect.audience && !expect.other_audiences.contains(&aud)) {
         return Err(Invalid);
     }
     let leeway = expect.leeway();

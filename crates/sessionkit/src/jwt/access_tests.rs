@@ -541,6 +541,7 @@ fn leeway_is_at_most_sixty_seconds() {
     let e = Expectation {
         issuer: ISS.into(),
         audience: AUD.into(),
+        other_audiences: Vec::new(),
         leeway_secs: 3600,
     };
     assert!(r.verify_access(&token, &e, NOW + 359).is_ok());

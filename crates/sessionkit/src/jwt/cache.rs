@@ -19,6 +19,12 @@ pub struct CachedAccess {
     /// The session named by `sid` and its token hash (its store key), once
     /// a caller has read it.
     pub session_key: OnceLock<(SessionId, TokenHash)>,
+    /// The caller's key-ring generation when the token was verified: a hit
+    /// under another ring must be verified again.
+    pub ring_epoch: u64,
+    /// The hit is not returned at or after this time (unix seconds): the
+    /// token's `exp`, or earlier if a key of the ring retires before it.
+    pub not_after: i64,
 }
 
 /// The claims of recently verified access tokens, keyed by the whole token
@@ -66,7 +72,7 @@ impl VerifiedCache {
             return None;
         }
         let hit = self.inner.get(token)?;
-        if hit.claims.exp <= now_secs {
+        if hit.not_after <= now_secs {
             self.inner.remove(token);
             return None;
         }
@@ -76,9 +82,24 @@ impl VerifiedCache {
     /// Remembers the claims `verify_access` returned for `token`. A token
     /// longer than [`MAX_TOKEN_LEN`] is not remembered (it never verifies).
     pub fn insert(&self, token: &str, claims: AccessClaims) -> Arc<CachedAccess> {
+        self.insert_with(token, claims, 0, i64::MAX)
+    }
+
+    /// [`VerifiedCache::insert`], noting the caller's key-ring generation
+    /// and a time before `exp` after which the hit must not be used (a key
+    /// of the ring retires then).
+    pub fn insert_with(
+        &self,
+        token: &str,
+        claims: AccessClaims,
+        ring_epoch: u64,
+        not_after: i64,
+    ) -> Arc<CachedAccess> {
         let entry = Arc::new(CachedAccess {
+            not_after: not_after.min(claims.exp),
             claims,
             session_key: OnceLock::new(),
+            ring_epoch,
         });
         if token.len() <= MAX_TOKEN_LEN {
             self.inner.insert(token.into(), Arc::clone(&entry));

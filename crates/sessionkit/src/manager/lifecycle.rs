@@ -114,6 +114,14 @@ pub(super) enum Credential {
     Access(SessionId),
 }
 
+/// Whether `presented` may still act for `rec` as a refresh token: it is
+/// the current one, or the previous one before the grace deadline.
+fn refresh_usable(rec: &SessionRecord, presented: TokenHash, now: Millis) -> bool {
+    rec.refresh.as_ref().is_some_and(|st| {
+        st.current == presented || (st.previous == Some(presented) && now < st.grace_until)
+    })
+}
+
 /// A genuine access token past its `exp`.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct AccessExpired;
@@ -409,7 +417,11 @@ impl<S: SessionStore> SessionManager<S> {
     /// Checks a presented token as far as possible without the store:
     /// `Ok(None)` for a malformed, forged or unknown-kind token; `Err` for
     /// a genuine access token past its `exp`.
-    pub(super) fn credential(&self, token: &str) -> Result<Option<Credential>, AccessExpired> {
+    pub(super) fn credential(
+        &self,
+        tenant: TenantId,
+        token: &str,
+    ) -> Result<Option<Credential>, AccessExpired> {
         if let Ok(t) = SessionToken::parse(token) {
             return Ok(Some(Credential::Session(t.hash())));
         }
@@ -418,17 +430,9 @@ impl<S: SessionStore> SessionManager<S> {
         }
         #[cfg(feature = "jwt")]
         if super::tokens::looks_like_jwt(token) {
-            return match self.verify_access_token(token) {
-                super::tokens::Verified::Valid(hit) => Ok(hit
-                    .claims
-                    .sid
-                    .parse::<SessionId>()
-                    .ok()
-                    .map(Credential::Access)),
-                super::tokens::Verified::Expired => Err(AccessExpired),
-                super::tokens::Verified::Invalid => Ok(None),
-            };
+            return Ok(self.access_session(tenant, token)?.map(Credential::Access));
         }
+        let _ = tenant;
         Ok(None)
     }
 
@@ -440,11 +444,13 @@ impl<S: SessionStore> SessionManager<S> {
     ) -> Result<Option<SessionRecord>, EngineError> {
         Ok(match c {
             Credential::Session(h) => self.store.get_by_token(tenant, h).await?,
-            Credential::Refresh(id, h) => self.store.get_by_id(tenant, *id).await?.filter(|r| {
-                r.refresh
-                    .as_ref()
-                    .is_some_and(|st| st.current == *h || st.previous == Some(*h))
-            }),
+            // Any genuine refresh token of a pair session names it; which
+            // ones a caller accepts is its own rule (see `upgrade_as`).
+            Credential::Refresh(id, _) => self
+                .store
+                .get_by_id(tenant, *id)
+                .await?
+                .filter(|r| r.refresh.is_some()),
             Credential::Access(id) => self.store.get_by_id(tenant, *id).await?,
         })
     }
@@ -501,7 +507,7 @@ impl<S: SessionStore> SessionManager<S> {
                 format!("at most {MAX_KEEP_ATTRIBUTES} names"),
             ));
         }
-        let credential = match self.credential(token) {
+        let credential = match self.credential(tenant, token) {
             Ok(Some(c)) => c,
             Ok(None) => return Ok(UpgradeResult::Invalid),
             Err(AccessExpired) => return Ok(UpgradeResult::TokenExpired),
@@ -510,6 +516,18 @@ impl<S: SessionStore> SessionManager<S> {
             let Some(old) = self.lookup(tenant, &credential).await? else {
                 return Ok(UpgradeResult::Invalid);
             };
+            // A refresh token logs in only while it could refresh: the
+            // current one, or its parent inside the grace window. Any other
+            // genuine refresh token is a reuse, as on refresh: the session
+            // is revoked.
+            if let Credential::Refresh(_, presented) = credential
+                && !refresh_usable(&old, presented, self.now())
+            {
+                if old.is_live(self.now()) {
+                    self.revoke_for_reuse(&old).await?;
+                }
+                return Ok(UpgradeResult::Invalid);
+            }
             let old_hash = old.token_hash;
             let now = self.now();
             match old.liveness(now) {

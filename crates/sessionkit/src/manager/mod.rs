@@ -50,7 +50,7 @@ pub use lifecycle::{
 pub use queries::{MAX_PAGE, Page, SubjectPage};
 pub use revoke::TokenRevocation;
 #[cfg(feature = "jwt")]
-pub use tokens::{AccessConfig, IssuedPair, RefreshResult};
+pub use tokens::{AccessConfig, Introspected, IssuedPair, RefreshResult};
 
 /// How often an operation that loses a version race is retried before it
 /// gives up with [`EngineError::Conflict`].

@@ -2,7 +2,7 @@
 //! subject, or all but one ("log out other devices").
 
 use sessionkit_core::store::{RevokeOutcome, RevokeSubjectOutcome};
-use sessionkit_core::{RevokeReason, SessionId, SessionStore, Subject, TenantId};
+use sessionkit_core::{RevokeReason, SessionId, SessionRecord, SessionStore, Subject, TenantId};
 
 use super::SessionManager;
 use crate::error::EngineError;
@@ -27,7 +27,7 @@ impl<S: SessionStore> SessionManager<S> {
         tenant: TenantId,
         token: &str,
     ) -> Result<TokenRevocation, EngineError> {
-        let credential = match self.credential(token) {
+        let credential = match self.credential(tenant, token) {
             Ok(Some(c)) => c,
             Ok(None) => return Ok(TokenRevocation::Malformed),
             // A genuine but expired access token names no session now.
@@ -37,6 +37,31 @@ impl<S: SessionStore> SessionManager<S> {
             self.revoke(tenant, rec.id, RevokeReason::Logout).await?;
         }
         Ok(TokenRevocation::Done)
+    }
+
+    /// Revokes a session for the reuse of an old refresh token (reason
+    /// `reuse_detected`), with both events, when it is still active.
+    pub(super) async fn revoke_for_reuse(&self, rec: &SessionRecord) -> Result<(), EngineError> {
+        let now = self.now();
+        let out = self
+            .store
+            .revoke(rec.tenant, rec.id, RevokeReason::ReuseDetected, now)
+            .await?;
+        if let RevokeOutcome::Revoked { subject } = out {
+            let id = Some(rec.id);
+            self.emit_for(
+                rec.tenant,
+                id,
+                subject.clone(),
+                now,
+                EventKind::Revoked {
+                    reason: RevokeReason::ReuseDetected,
+                },
+            );
+            self.emit_for(rec.tenant, id, subject, now, EventKind::ReuseDetected);
+            tracing::warn!(session_id = %rec.id, "refresh token reuse detected; session revoked");
+        }
+        Ok(())
     }
 
     /// Revokes one session by id. A tombstone is kept until its absolute

@@ -101,26 +101,76 @@ impl AccessConfig {
 /// The engine's access-token state: the key ring (replaced whole on
 /// rotation), the configuration and the verified-token cache.
 pub(crate) struct AccessTokens {
-    ring: RwLock<KeyRing>,
+    ring: RwLock<RingState>,
     config: AccessConfig,
+    /// What a token must say: the issuer, and one of the audiences this
+    /// engine mints (the default or a tenant's; the caller then checks its
+    /// tenant's), so the signature is checked once.
+    expect: Expectation,
     cache: VerifiedCache,
+}
+
+/// The ring in force and what the cache needs to know of it.
+#[derive(Clone)]
+struct RingState {
+    ring: KeyRing,
+    /// Bumped by every [`SessionManager::set_key_ring`]: a cache entry of
+    /// another generation is verified again.
+    epoch: u64,
+    /// When the first key of the ring retires (unix seconds): no cache hit
+    /// is used past it, so a token of a retired key stops verifying then.
+    first_retirement: i64,
+}
+
+impl RingState {
+    fn new(ring: KeyRing, epoch: u64) -> Self {
+        let first_retirement = ring
+            .keys()
+            .iter()
+            .filter_map(|k| k.retires_at)
+            .min()
+            .unwrap_or(i64::MAX);
+        RingState {
+            ring,
+            epoch,
+            first_retirement,
+        }
+    }
 }
 
 impl AccessTokens {
     pub(crate) fn new(ring: KeyRing, config: AccessConfig) -> Result<Self, EngineError> {
         config.check()?;
+        let expect = Expectation {
+            issuer: config.issuer.clone(),
+            audience: config.audience.clone(),
+            other_audiences: config.tenant_audiences.values().cloned().collect(),
+            leeway_secs: config.leeway_secs,
+        };
         Ok(AccessTokens {
             cache: VerifiedCache::with_capacity(config.cache_capacity.max(1)),
-            ring: RwLock::new(ring),
+            ring: RwLock::new(RingState::new(ring, 0)),
+            expect,
             config,
         })
     }
 
-    fn ring(&self) -> KeyRing {
+    fn state(&self) -> RingState {
         self.ring
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
+    }
+
+    fn epoch(&self) -> u64 {
+        self.ring
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .epoch
+    }
+
+    fn ring(&self) -> KeyRing {
+        self.state().ring
     }
 }
 
@@ -164,6 +214,21 @@ pub enum RefreshResult {
     Invalid,
 }
 
+/// What [`SessionManager::introspect`] found of a live token.
+#[derive(Debug, Clone)]
+pub struct Introspected {
+    /// The token's session (live).
+    pub session: SessionRecord,
+    /// `session_token`, `access_token` or `refresh_token`.
+    pub token_type: &'static str,
+    /// When the token was issued (unix seconds): an access token's `iat`,
+    /// a refresh token's issue time, a session token's session creation.
+    pub iat: i64,
+    /// When it stops being valid at the latest (unix seconds): an access
+    /// token's `exp`; the session's absolute deadline otherwise.
+    pub exp: i64,
+}
+
 /// What checking an access token without the store gave.
 pub(super) enum Verified {
     Valid(Arc<CachedAccess>),
@@ -203,10 +268,17 @@ impl<S: SessionStore> SessionManager<S> {
     /// its active `kid`; tokens of keys it no longer holds stop verifying.
     pub fn set_key_ring(&self, ring: KeyRing) -> Result<(), EngineError> {
         let t = self.access()?;
-        *t.ring
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = ring;
-        // A token verified under a key that is gone must not stay valid.
+        {
+            let mut st = t
+                .ring
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let epoch = st.epoch.wrapping_add(1);
+            *st = RingState::new(ring, epoch);
+        }
+        // A token verified under a key that is gone must not stay valid: the
+        // entries of the old generation are dropped, and one inserted by a
+        // verification still running under the old ring is never used.
         t.cache.clear();
         Ok(())
     }
@@ -298,10 +370,21 @@ impl<S: SessionStore> SessionManager<S> {
             exp,
             extra,
         };
-        let access_token = t
-            .ring()
-            .sign_access(&claims)
-            .map_err(|e| invalid("access_token", e.to_string()))?;
+        let ring = t.ring();
+        let access_token = match ring.sign_access(&claims) {
+            Ok(token) => token,
+            // The store write is done: never fail it for the custom claims.
+            // Without them the token is small (and the same every time, so a
+            // retry in the grace window gets the same token).
+            Err(_) if !claims.extra.is_empty() => {
+                tracing::warn!(session_id = %session.id, "access token too large with its custom claims; minted without them");
+                let mut bare = claims.clone();
+                bare.extra.clear();
+                ring.sign_access(&bare)
+                    .map_err(|e| invalid("access_token", e.to_string()))?
+            }
+            Err(e) => return Err(invalid("access_token", e.to_string())),
+        };
         Ok(IssuedPair {
             access_expires_at: Millis::from_millis(exp.saturating_mul(1000)),
             refresh_token: refresh.expose_secret_with(&self.keys.refresh),
@@ -321,6 +404,10 @@ impl<S: SessionStore> SessionManager<S> {
         let Ok(token) = RefreshToken::parse(refresh_token, &self.keys.refresh) else {
             return Ok(RefreshResult::Invalid);
         };
+        if token.generation() == u32::MAX {
+            // 2^32 refreshes: no successor can be told apart from it.
+            return Ok(RefreshResult::Invalid);
+        }
         let successor = token.successor(&self.keys.refresh);
         let now = self.now();
         let req = RefreshRequest {
@@ -393,33 +480,90 @@ impl<S: SessionStore> SessionManager<S> {
             return Verified::Invalid;
         };
         let now = secs(self.now());
-        if let Some(hit) = t.cache.get(token, now) {
+        if let Some(hit) = t.cache.get(token, now)
+            && hit.ring_epoch == t.epoch()
+        {
             return Verified::Valid(hit);
         }
-        // The audience is checked per tenant by the caller's lookup: the
-        // token's session must be in the caller's tenant. Here any audience
-        // this engine mints is accepted only if it is the default one or a
-        // tenant's; checked below after the signature.
-        let ring = t.ring();
-        let mut expect = Expectation {
-            issuer: t.config.issuer.clone(),
-            audience: t.config.audience.clone(),
-            leeway_secs: t.config.leeway_secs,
-        };
-        let mut out = ring.verify_access(token, &expect, now);
-        if matches!(out, Err(AccessError::Invalid)) && !t.config.tenant_audiences.is_empty() {
-            for aud in t.config.tenant_audiences.values() {
-                expect.audience.clone_from(aud);
-                out = ring.verify_access(token, &expect, now);
-                if !matches!(out, Err(AccessError::Invalid)) {
-                    break;
-                }
+        // Any audience this engine mints is accepted here; the caller
+        // checks its tenant's (`audience_of`).
+        let st = t.state();
+        match st.ring.verify_access(token, &t.expect, now) {
+            Ok(claims) => {
+                Verified::Valid(
+                    t.cache
+                        .insert_with(token, claims, st.epoch, st.first_retirement),
+                )
             }
-        }
-        match out {
-            Ok(claims) => Verified::Valid(t.cache.insert(token, claims)),
             Err(AccessError::Expired) => Verified::Expired,
             Err(AccessError::Invalid) => Verified::Invalid,
+        }
+    }
+
+    /// Whether `token` (a session token, an access JWT, or a refresh token
+    /// that could refresh now) is live, for gateways (RFC 7662): a read
+    /// only — no fingerprint or CSRF check, no touch, nothing written.
+    pub async fn introspect(
+        &self,
+        tenant: TenantId,
+        token: &str,
+    ) -> Result<Option<Introspected>, EngineError> {
+        let Ok(Some(credential)) = self.credential(tenant, token) else {
+            return Ok(None);
+        };
+        let Some(rec) = self.lookup(tenant, &credential).await? else {
+            return Ok(None);
+        };
+        let now = self.now();
+        if !rec.is_live(now) {
+            return Ok(None);
+        }
+        let (token_type, iat, exp) = match credential {
+            super::lifecycle::Credential::Session(_) => {
+                ("session_token", secs(rec.created_at), secs(rec.expires_at))
+            }
+            super::lifecycle::Credential::Refresh(_, presented) => {
+                let usable = rec.refresh.as_ref().is_some_and(|st| {
+                    st.current == presented
+                        || (st.previous == Some(presented) && now < st.grace_until)
+                });
+                let Some(st) = rec.refresh.as_deref().filter(|_| usable) else {
+                    return Ok(None);
+                };
+                ("refresh_token", secs(st.issued_at), secs(rec.expires_at))
+            }
+            super::lifecycle::Credential::Access(_) => {
+                let Verified::Valid(hit) = self.verify_access_token(token) else {
+                    return Ok(None);
+                };
+                ("access_token", hit.claims.iat, hit.claims.exp)
+            }
+        };
+        Ok(Some(Introspected {
+            session: rec,
+            token_type,
+            iat,
+            exp,
+        }))
+    }
+
+    /// The session an access token names, if it verifies and is for
+    /// `tenant`'s audience (no store I/O); `Err` if it is genuine but
+    /// expired.
+    pub(super) fn access_session(
+        &self,
+        tenant: TenantId,
+        token: &str,
+    ) -> Result<Option<SessionId>, super::lifecycle::AccessExpired> {
+        let Some(t) = self.tokens.as_ref() else {
+            return Ok(None);
+        };
+        match self.verify_access_token(token) {
+            Verified::Valid(hit) if hit.claims.aud == t.config.audience_of(tenant) => {
+                Ok(hit.claims.sid.parse::<SessionId>().ok())
+            }
+            Verified::Valid(_) | Verified::Invalid => Ok(None),
+            Verified::Expired => Err(super::lifecycle::AccessExpired),
         }
     }
 
