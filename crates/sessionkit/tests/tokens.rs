@@ -40,6 +40,20 @@ async fn engine_with(alg: SigningAlgorithm) -> (Arc<Engine>, ManualClock, Outage
     (Arc::new(e), clock, store)
 }
 
+/// An EdDSA engine with `policy` and `config` on `clock`.
+async fn built(clock: &ManualClock, policy: Policy, config: AccessConfig) -> Engine {
+    SessionManager::builder(OutageStore::default(), EngineKeys::generate().unwrap())
+        .with_policy(policy)
+        .with_clock(clock.clone())
+        .with_access_tokens(
+            KeyRing::generate(SigningAlgorithm::EdDSA, START / 1000).unwrap(),
+            config,
+        )
+        .build()
+        .await
+        .unwrap()
+}
+
 async fn engine() -> (Arc<Engine>, ManualClock, OutageStore) {
     engine_with(SigningAlgorithm::EdDSA).await
 }
@@ -464,15 +478,7 @@ async fn claims_from_attributes_and_audience_per_tenant() {
         ..AccessConfig::default()
     };
     config.tenant_audiences.insert(acme, "api.acme.test".into());
-    let e = SessionManager::builder(OutageStore::default(), EngineKeys::generate().unwrap())
-        .with_clock(clock.clone())
-        .with_access_tokens(
-            KeyRing::generate(SigningAlgorithm::EdDSA, START / 1000).unwrap(),
-            config,
-        )
-        .build()
-        .await
-        .unwrap();
+    let e = built(&clock, Policy::default(), config).await;
     let req = NewSession {
         attributes: Some(
             serde_json::value::to_raw_value(
@@ -554,15 +560,7 @@ async fn oversized_custom_claims_are_left_out_not_fatal() {
         claims: vec!["blob".into()],
         ..AccessConfig::default()
     };
-    let e = SessionManager::builder(OutageStore::default(), EngineKeys::generate().unwrap())
-        .with_clock(clock.clone())
-        .with_access_tokens(
-            KeyRing::generate(SigningAlgorithm::EdDSA, START / 1000).unwrap(),
-            config,
-        )
-        .build()
-        .await
-        .unwrap();
+    let e = built(&clock, Policy::default(), config).await;
     let req = NewSession {
         attributes: Some(
             serde_json::value::to_raw_value(&serde_json::json!({"blob": "x".repeat(9000)}))
@@ -617,16 +615,7 @@ async fn introspection_is_a_read_with_the_tokens_own_times() {
         .fingerprint(sessionkit_core::FingerprintMode::Enforce, false)
         .build()
         .unwrap();
-    let e = SessionManager::builder(OutageStore::default(), EngineKeys::generate().unwrap())
-        .with_policy(policy)
-        .with_clock(clock.clone())
-        .with_access_tokens(
-            KeyRing::generate(SigningAlgorithm::EdDSA, START / 1000).unwrap(),
-            AccessConfig::default(),
-        )
-        .build()
-        .await
-        .unwrap();
+    let e = built(&clock, policy, AccessConfig::default()).await;
     let req = NewSession {
         client: sessionkit_core::ClientInfo {
             user_agent: Some("app/1".into()),
