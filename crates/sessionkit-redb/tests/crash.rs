@@ -3,8 +3,9 @@
 //!
 //! The parent re-runs this test binary as a child (`crash_child`, with
 //! `SESSIONKIT_CRASH_CHILD_DIR` set). The child runs creates, attribute
-//! patches, upgrades and revokes from 16 tasks as fast as it can against a
-//! [`RedbStore`], printing `B …` before it starts each operation and `A …`
+//! patches, refreshes, upgrades and revokes from 16 tasks as fast as it can
+//! against a [`RedbStore`] (every session a pair session, so refresh rotations too),
+//! printing `B …` before it starts each operation and `A …`
 //! once the store acknowledged it. The parent `kill -9`s it at a random
 //! moment (sometimes while it is still opening the file), reopens the
 //! store, and checks every session it ever heard of: each is in the state
@@ -31,8 +32,10 @@ use std::time::{Duration, Instant};
 use common::*;
 use rand::Rng;
 use serde_json::json;
+use sessionkit_core::refresh::{RefreshState, RefreshToken};
 use sessionkit_core::store::{
-    Change, CreateOutcome, Limits, RetireOutcome, RetireRequest, RevokeOutcome, UpdateOutcome,
+    Change, CreateOutcome, Limits, RefreshOutcome, RefreshRequest, RetireOutcome, RetireRequest,
+    RevokeOutcome, UpdateOutcome,
 };
 use sessionkit_core::{
     DurationMs, Millis, RevokeReason, SessionId, SessionRecord, SessionState, SessionStore,
@@ -92,41 +95,80 @@ struct Mine {
     id: SessionId,
     hash: TokenHash,
     version: u64,
+    /// The session's current refresh token.
+    refresh: RefreshToken,
 }
 
-fn new_record(task: usize, now: Millis) -> SessionRecord {
+impl Mine {
+    fn of(r: &SessionRecord, refresh: RefreshToken) -> Mine {
+        Mine {
+            id: r.id,
+            hash: r.token_hash,
+            version: r.version,
+            refresh,
+        }
+    }
+}
+
+/// A pair session (so refreshes apply) and its first refresh token.
+fn new_record(task: usize, now: Millis) -> (SessionRecord, RefreshToken) {
     let mut r = session(Some(&format!("task-{task}")), now);
     r.idle_timeout = DurationMs::from_secs(1 << 30);
     r.expires_at = now.saturating_add(DurationMs::from_secs(1 << 31));
     r.attributes = attrs(json!({"n": 1}));
-    r
+    let root = RefreshToken::root(r.id).unwrap();
+    r.refresh = Some(Box::new(RefreshState::new(&root, now)));
+    (r, root)
 }
 
 async fn worker(store: RedbStore, clock: Arc<AtomicI64>, task: usize) {
+    let key = sessionkit_core::SecretKey::from_bytes([5; 32]);
     let mut live: Vec<Mine> = Vec::new();
     loop {
         let now = Millis::from_millis(clock.fetch_add(1, Ordering::Relaxed));
         let pick: u32 = rand::rng().random_range(0..100);
-        if live.len() < 3 || pick < 35 {
-            let r = new_record(task, now);
+        if live.len() < 3 || pick < 30 {
+            let (r, root) = new_record(task, now);
             say(format!("B C {}", r.id));
             let out = store.create(r.clone(), no_limits(), now).await;
             match out {
                 Ok(CreateOutcome::Created { .. }) => say(format!("A C {}", r.id)),
                 other => fail(format!("create {other:?}")),
             }
-            live.push(Mine {
-                id: r.id,
-                hash: r.token_hash,
-                version: 1,
-            });
+            live.push(Mine::of(&r, root));
             continue;
         }
         let i = rand::rng().random_range(0..live.len());
-        if pick < 70 {
+        if pick < 45 {
+            let m = &mut live[i];
+            let next = m.refresh.successor(&key);
+            let (v, g) = (m.version, next.generation());
+            say(format!("B F {} {v} {g}", m.id));
+            let out = store
+                .refresh(RefreshRequest {
+                    tenant: T,
+                    id: m.id,
+                    presented: m.refresh.hash(),
+                    presented_generation: m.refresh.generation(),
+                    successor: next.hash(),
+                    now,
+                    grace_until: now.saturating_add(DurationMs::from_secs(30)),
+                })
+                .await;
+            match out {
+                Ok(RefreshOutcome::Rotated(r))
+                    if r.refresh.as_ref().is_some_and(|st| st.generation == g) =>
+                {
+                    say(format!("A F {} {v} {g}", m.id));
+                }
+                other => fail(format!("refresh {other:?}")),
+            }
+            m.refresh = next;
+        } else if pick < 70 {
             let m = &mut live[i];
             let v = m.version + 1;
-            say(format!("B P {} {v}", m.id));
+            let g = m.refresh.generation();
+            say(format!("B P {} {v} {g}", m.id));
             let out = store
                 .update(
                     T,
@@ -138,14 +180,14 @@ async fn worker(store: RedbStore, clock: Arc<AtomicI64>, task: usize) {
                 .await;
             match out {
                 Ok(UpdateOutcome::Updated(r)) if r.version == v => {
-                    say(format!("A P {} {v}", m.id));
+                    say(format!("A P {} {v} {g}", m.id));
                 }
                 other => fail(format!("update {other:?}")),
             }
             m.version = v;
         } else if pick < 85 {
             let old = live.swap_remove(i);
-            let new = new_record(task, now);
+            let (new, root) = new_record(task, now);
             say(format!("B U {} {}", old.id, new.id));
             // The two steps of an upgrade: the successor, then the retire.
             let limits = Limits {
@@ -172,11 +214,7 @@ async fn worker(store: RedbStore, clock: Arc<AtomicI64>, task: usize) {
                 }
                 other => fail(format!("upgrade's retire {other:?}")),
             }
-            live.push(Mine {
-                id: new.id,
-                hash: new.token_hash,
-                version: 1,
-            });
+            live.push(Mine::of(&new, root));
         } else {
             let old = live.swap_remove(i);
             say(format!("B R {}", old.id));
@@ -197,7 +235,8 @@ fn fail(msg: String) -> ! {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Val {
     Absent,
-    Active(u64),
+    /// Version and refresh generation.
+    Active(u64, u32),
     Revoked(RevokeReason),
 }
 
@@ -217,6 +256,10 @@ struct Model {
 
 fn id(s: &str) -> SessionId {
     SessionId::parse(s).unwrap()
+}
+
+fn active(v: &str, g: &str) -> Val {
+    Val::Active(v.parse().unwrap(), g.parse().unwrap())
 }
 
 impl Model {
@@ -245,20 +288,20 @@ impl Model {
             let w: Vec<&str> = line.split(' ').collect();
             match w.as_slice() {
                 ["READY"] => {}
-                ["B", "C", s] => self.begin(id(s), Val::Active(1)),
-                ["A", "C", s] => self.ack(id(s), Val::Active(1)),
-                ["B", "P", s, v] => self.begin(id(s), Val::Active(v.parse().unwrap())),
-                ["A", "P", s, v] => self.ack(id(s), Val::Active(v.parse().unwrap())),
+                ["B", "C", s] => self.begin(id(s), Val::Active(1, 0)),
+                ["A", "C", s] => self.ack(id(s), Val::Active(1, 0)),
+                ["B", "P" | "F", s, v, g] => self.begin(id(s), active(v, g)),
+                ["A", "P" | "F", s, v, g] => self.ack(id(s), active(v, g)),
                 ["B", "R", s] => self.begin(id(s), Val::Revoked(RevokeReason::Logout)),
                 ["A", "R", s] => self.ack(id(s), Val::Revoked(RevokeReason::Logout)),
                 ["B", "U", o, n] => {
                     self.begin(id(o), Val::Revoked(RevokeReason::Upgraded));
-                    self.begin(id(n), Val::Active(1));
+                    self.begin(id(n), Val::Active(1, 0));
                     self.upgrades.push((id(o), id(n)));
                 }
                 ["A", "U", o, n] => {
                     self.ack(id(o), Val::Revoked(RevokeReason::Upgraded));
-                    self.ack(id(n), Val::Active(1));
+                    self.ack(id(n), Val::Active(1, 0));
                     self.upgrades.retain(|p| *p != (id(o), id(n)));
                 }
                 ["X", ..] => return Err(format!("child failed: {line}")),
@@ -291,7 +334,11 @@ impl Model {
                         if n != Some(r.version) {
                             return Err(format!("{sid}: version {} with n={n:?}", r.version));
                         }
-                        Val::Active(r.version)
+                        let g = r.refresh.as_ref().map(|st| st.generation);
+                        let Some(g) = g else {
+                            return Err(format!("{sid}: its refresh state is gone"));
+                        };
+                        Val::Active(r.version, g)
                     }
                     SessionState::Revoked { reason, .. } => Val::Revoked(reason),
                 },
@@ -306,7 +353,7 @@ impl Model {
         }
         for (o, n) in &self.upgrades {
             let old_done = found[o] == Val::Revoked(RevokeReason::Upgraded);
-            let new_done = found[n] == Val::Active(1);
+            let new_done = found[n] == Val::Active(1, 0);
             // The successor is created first: a crash may leave it beside
             // the old session (its token never handed out), never the old
             // session retired without its successor.
@@ -326,7 +373,7 @@ impl Model {
         }
         let active = found
             .values()
-            .filter(|v| matches!(v, Val::Active(_)))
+            .filter(|v| matches!(v, Val::Active(..)))
             .count() as u64;
         let counts = store.counts(T).await.map_err(|e| e.to_string())?;
         if counts.active != active {
