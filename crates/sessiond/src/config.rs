@@ -35,8 +35,8 @@
 //! algorithm = "EdDSA"              # "ES256", "HS256" (+ hs256_secret)
 //! access_ttl_secs = 600
 //! refresh_grace_secs = 30
-//! leeway_secs = 30
-//! key_grace_secs = 0               # 0: access_ttl_secs + leeway_secs
+//! leeway_secs = 0                  # the issuer verifies its own tokens: no skew
+//! key_grace_secs = 0               # 0: access_ttl_secs + 60
 //! claims = []                      # attributes copied into access tokens
 //! # [tokens.audiences]             # per-tenant `aud`
 //! # acme = "api.acme.example"
@@ -119,7 +119,7 @@ pub struct TokensConfig {
     /// Clock skew forgiven when verifying (at most 60).
     pub leeway_secs: u64,
     /// How long a rotated-out signing key keeps verifying; at least
-    /// `access_ttl_secs + leeway_secs` (0: exactly that).
+    /// `access_ttl_secs + 60` (0: exactly that).
     pub key_grace_secs: u64,
     /// Top-level session attributes copied into access tokens as claims.
     pub claims: Vec<String>,
@@ -137,7 +137,7 @@ impl Default for TokensConfig {
             algorithm: "EdDSA".into(),
             access_ttl_secs: 600,
             refresh_grace_secs: 30,
-            leeway_secs: 30,
+            leeway_secs: 0,
             key_grace_secs: 0,
             claims: Vec::new(),
             hs256_secret: String::new(),
@@ -169,7 +169,9 @@ impl TokensConfig {
     /// How long a rotated-out key keeps verifying.
     #[must_use]
     pub fn key_grace_secs(&self) -> u64 {
-        let min = self.access_ttl_secs.saturating_add(self.leeway_secs);
+        // Past the last token the old key signed, plus the most leeway any
+        // verifier may forgive (60 s).
+        let min = self.access_ttl_secs.saturating_add(60);
         self.key_grace_secs.max(min)
     }
 

@@ -100,7 +100,14 @@ async fn pair_refresh_reuse_and_validate_over_http() {
 async fn expired_access_token_is_token_expired() {
     let h = harness().await;
     let p = pair(&h, Some("bob")).await;
-    h.clock.advance_secs(600 + 31);
+    // No leeway by default: the token ends at its exp exactly.
+    h.clock.advance_secs(599);
+    let v = json!({"token": p["access_token"]});
+    let r = h
+        .call("POST", "/v1/sessions/validate", Some(&h.validate), Some(v))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    h.clock.advance_secs(1);
     let v = json!({"token": p["access_token"]});
     let r = h
         .call("POST", "/v1/sessions/validate", Some(&h.validate), Some(v))

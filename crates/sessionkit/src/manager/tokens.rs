@@ -50,7 +50,7 @@ pub struct AccessConfig {
     /// How long a refresh token's parent may be replayed for the same pair
     /// (default 30 s).
     pub refresh_grace: DurationMs,
-    /// Clock skew forgiven on `exp`/`iat` (default 30 s, at most 60).
+    /// Clock skew forgiven on `exp`/`iat` (default 0: the engine checks the tokens it issued against its own clock; at most 60 for nodes whose clocks drift).
     pub leeway_secs: u64,
     /// Top-level session attributes copied into the token as claims (a
     /// registered claim name is never overridden).
@@ -67,7 +67,7 @@ impl Default for AccessConfig {
             tenant_audiences: HashMap::new(),
             access_ttl: DurationMs::from_secs(600),
             refresh_grace: DurationMs::from_secs(30),
-            leeway_secs: 30,
+            leeway_secs: 0,
             claims: Vec::new(),
             cache_capacity: 100_000,
         }
