@@ -540,6 +540,15 @@ async fn patch_attributes_is_compare_and_set() {
         PatchResult::PreconditionFailed
     );
     assert_eq!(e.get(T, id).await.unwrap().unwrap().version, 2);
+    // A patch that changes nothing writes nothing: same version (and ETag).
+    for noop in [json!({}), json!({"a": 1}), json!({"gone": null})] {
+        let r = e.patch_attributes(T, id, &noop, Some(2)).await.unwrap();
+        let PatchResult::Updated(rec) = r else {
+            panic!("{r:?}")
+        };
+        assert_eq!(rec.version, 2, "{noop}");
+    }
+    assert_eq!(e.get(T, id).await.unwrap().unwrap().version, 2);
     // Too large: refused, old attributes unchanged.
     let big = json!({"x": "y".repeat(20_000)});
     assert!(matches!(

@@ -666,6 +666,11 @@ impl<S: SessionStore> SessionManager<S> {
                 return Ok(PatchResult::PreconditionFailed);
             }
             let attributes = rec.attributes.merge_patch(patch, &self.policy.attributes)?;
+            if attributes == rec.attributes {
+                // A patch that changes nothing writes nothing: the version
+                // (and the ETag) change only when the attributes do.
+                return Ok(PatchResult::Updated(Box::new(rec)));
+            }
             match self
                 .store
                 .update(tenant, id, rec.version, Change::Attributes(attributes), now)
