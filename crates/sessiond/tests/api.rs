@@ -391,6 +391,23 @@ async fn api_key_errors_never_mix_with_token_errors() {
         .body(Body::empty())
         .unwrap();
     assert_eq!(h.raw(req).await.code(), "unauthenticated");
+    // Two Authorization headers, one of them valid: neither counts.
+    for (first, second) in [
+        (h.admin.as_str(), "sdk_wrong"),
+        ("sdk_wrong", h.admin.as_str()),
+    ] {
+        let req = Request::get("/v1/stats")
+            .header("authorization", format!("Bearer {first}"))
+            .header("authorization", format!("Bearer {second}"))
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(h.raw(req).await.code(), "unauthenticated");
+    }
+    let req = Request::get("/v1/stats")
+        .header("authorization", format!("Bearer {}", h.admin))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(h.raw(req).await.status, StatusCode::OK);
     // Scopes.
     let r = h
         .call("POST", "/v1/sessions", Some(&h.validate), Some(json!({})))

@@ -915,3 +915,32 @@ async fn a_bearer_access_jwt_is_the_session_until_it_is_revoked() {
         r.body
     );
 }
+
+/// Two `Authorization` headers, or two session cookies: neither counts
+/// (fail closed, never "the first wins").
+#[tokio::test]
+async fn duplicated_credentials_count_for_nothing() {
+    let app = app().await;
+    let token = get_(&app, "/", None).await.cookie().unwrap();
+    let mut req = bearer(Method::GET, "/peek", &token);
+    req.headers_mut().append(
+        header::AUTHORIZATION,
+        "Bearer ses_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+            .parse()
+            .unwrap(),
+    );
+    let r = send(&app, req).await;
+    assert!(r.body.starts_with("tracked=true id= "), "{}", r.body);
+    let req = request(Method::GET, "/peek", None)
+        .header(
+            header::COOKIE,
+            format!("__Host-session={token}; __Host-session={token}"),
+        )
+        .body(Body::empty())
+        .unwrap();
+    let r = send(&app, req).await;
+    assert!(r.body.starts_with("tracked=true id= "), "{}", r.body);
+    // One of each still works.
+    let r = send(&app, bearer(Method::GET, "/peek", &token)).await;
+    assert!(!r.body.starts_with("tracked=true id= "), "{}", r.body);
+}

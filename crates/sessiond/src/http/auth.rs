@@ -79,8 +79,16 @@ pub struct Authorized<R> {
 }
 
 /// The key of `Authorization: Bearer <key>` (scheme case-insensitive).
+/// A request with more than one `Authorization` header has none that
+/// counts: which one "wins" would differ between proxies and servers, so
+/// none does (fail closed).
 fn bearer(parts: &Parts) -> Option<&str> {
-    let v = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let mut all = parts.headers.get_all(AUTHORIZATION).iter();
+    let v = all.next()?;
+    if all.next().is_some() {
+        return None;
+    }
+    let v = v.to_str().ok()?;
     let (scheme, rest) = v.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")

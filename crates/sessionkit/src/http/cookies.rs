@@ -35,7 +35,7 @@ impl SameSite {
 /// text.
 pub(crate) fn find(headers: &HeaderMap, name: &str) -> Option<String> {
     let name = name.as_bytes();
-    headers
+    let mut found = headers
         .get_all(header::COOKIE)
         .iter()
         .flat_map(|v| v.as_bytes().split(|&b| b == b';'))
@@ -43,8 +43,15 @@ pub(crate) fn find(headers: &HeaderMap, name: &str) -> Option<String> {
             let eq = pair.iter().position(|&b| b == b'=')?;
             Some((pair[..eq].trim_ascii(), &pair[eq + 1..]))
         })
-        .find(|(n, _)| *n == name)
-        .and_then(|(_, v)| std::str::from_utf8(v.trim_ascii()).ok())
+        .filter(|(n, _)| *n == name);
+    let (_, v) = found.next()?;
+    if found.next().is_some() {
+        // Two cookies of that name (one may have been planted): neither
+        // counts — never "the first wins".
+        return None;
+    }
+    std::str::from_utf8(v.trim_ascii())
+        .ok()
         .map(|v| v.trim_matches('"').to_owned())
 }
 
@@ -109,8 +116,16 @@ mod tests {
             header::COOKIE,
             HeaderValue::from_static("__Host-session=ses_y"),
         );
-        assert_eq!(find(&h, "__Host-session").as_deref(), Some("ses_x"));
+        // Two session cookies (across headers or in one): neither counts.
+        assert_eq!(find(&h, "__Host-session"), None);
+        assert_eq!(find(&h, "a").as_deref(), Some("1"));
         assert_eq!(find(&h, "b"), None);
+        let mut h = HeaderMap::new();
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("__Host-session=ses_x; __Host-session=ses_x"),
+        );
+        assert_eq!(find(&h, "__Host-session"), None);
         let mut h = HeaderMap::new();
         h.append(
             header::COOKIE,

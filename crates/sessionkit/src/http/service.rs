@@ -137,7 +137,13 @@ where
 
 /// The token of `Authorization: Bearer <token>`, if that is what is sent.
 fn bearer_token(headers: &HeaderMap) -> Option<String> {
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    // More than one Authorization header: none counts (fail closed).
+    let mut all = headers.get_all(header::AUTHORIZATION).iter();
+    let v = all.next()?;
+    if all.next().is_some() {
+        return None;
+    }
+    let v = v.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")
