@@ -270,6 +270,9 @@ async fn wrong_content_type_is_415() {
         "text/plain",
         "application/x-www-form-urlencoded",
         "application/merge-patch+json",
+        "application/json; charset=utf-16",
+        "application/json; charset=\"latin1\"",
+        "application/json; charset",
     ] {
         let r = h
             .send_text("POST", "/v1/sessions", &h.write, ct, "{}")
@@ -282,6 +285,28 @@ async fn wrong_content_type_is_415() {
         .body(Body::from("{}"))
         .unwrap();
     assert_eq!(h.raw(req).await.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    // A content-encoded body is refused, never parsed as text.
+    for enc in ["gzip", "br", "deflate"] {
+        let req = Request::post("/v1/sessions")
+            .header("authorization", format!("Bearer {}", h.write))
+            .header("content-type", "application/json")
+            .header("content-encoding", enc)
+            .body(Body::from("{}"))
+            .unwrap();
+        let r = h.raw(req).await;
+        assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{enc}");
+        assert!(!r.text.contains(enc), "the message echoes no client value");
+    }
+    let r = h
+        .send_text(
+            "POST",
+            "/v1/sessions",
+            &h.write,
+            "application/json; charset=\"UTF-8\"",
+            "{}",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
     let r = h
         .send_text(
             "POST",

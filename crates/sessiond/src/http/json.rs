@@ -29,9 +29,29 @@ pub struct JsonBody<T>(pub T);
 #[derive(Debug)]
 pub struct MergePatchBody(pub Value);
 
+/// The media type of the body (lowercase essence), if the body is one we
+/// read as it is: UTF-8 (a `charset` other than `utf-8` is refused) and not
+/// content-encoded (gzip and the like are refused, never parsed as text).
 fn media_type(req: &Request) -> Option<String> {
+    let encoded = req
+        .headers()
+        .get_all(header::CONTENT_ENCODING)
+        .iter()
+        .any(|e| !e.as_bytes().eq_ignore_ascii_case(b"identity"));
+    if encoded {
+        return None;
+    }
     let v = req.headers().get(header::CONTENT_TYPE)?.to_str().ok()?;
-    let essence = v.split(';').next().unwrap_or("").trim();
+    let mut parts = v.split(';');
+    let essence = parts.next().unwrap_or("").trim();
+    for param in parts {
+        let (name, value) = param.split_once('=')?;
+        if name.trim().eq_ignore_ascii_case("charset")
+            && !value.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+        {
+            return None;
+        }
+    }
     Some(essence.to_ascii_lowercase())
 }
 
@@ -69,7 +89,7 @@ impl<S: ServedStore, T: DeserializeOwned> FromRequest<AppState<S>> for JsonBody<
     async fn from_request(req: Request, state: &AppState<S>) -> Result<Self, ApiError> {
         if media_type(&req).as_deref() != Some("application/json") {
             return Err(ApiError::UnsupportedMediaType(
-                "the body must be application/json".into(),
+                "the body must be application/json in UTF-8, not content-encoded".into(),
             ));
         }
         let limits = state.options().limits;
@@ -93,7 +113,8 @@ impl<S: ServedStore> FromRequest<AppState<S>> for MergePatchBody {
             Some("application/json" | "application/merge-patch+json") => {}
             _ => {
                 return Err(ApiError::UnsupportedMediaType(
-                    "the body must be application/merge-patch+json or application/json".into(),
+                    "the body must be application/merge-patch+json or application/json, in UTF-8, not content-encoded"
+                        .into(),
                 ));
             }
         }
