@@ -35,13 +35,20 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Creates `dir` (and parents) with mode 0700 if it does not exist.
+/// Creates `dir` (and parents) with mode 0700 if it does not exist; an
+/// existing one that other users may read or enter is made 0700, with a
+/// warning (it holds keys and sessions).
 pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
     if !dir.exists() {
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)?;
+    }
+    let mode = fs::metadata(dir)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        tracing::warn!(path = %dir.display(), mode = format!("{mode:o}"), "the data directory was open to other users; made it 0700");
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
     }
     Ok(())
 }
@@ -51,6 +58,25 @@ use std::os::unix::fs::DirBuilderExt;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_open_data_dir_is_made_private() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("data");
+        fs::create_dir(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        ensure_private_dir(&dir).unwrap();
+        assert_eq!(
+            fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        let fresh = d.path().join("a/b");
+        ensure_private_dir(&fresh).unwrap();
+        assert_eq!(
+            fs::metadata(&fresh).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+    }
 
     #[test]
     fn atomic_write_is_private() {

@@ -12,6 +12,7 @@
 //! rebuilt in memory on open, which costs less than keeping them
 //! transactionally consistent on disk on every write.
 
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
@@ -129,6 +130,9 @@ fn create_new(path: &Path, cfg: &DbConfig) -> Result<(), OpenError> {
     let db = b.create(&tmp).map_err(|e| classify(&tmp, e.into()))?;
     init(&db).map_err(|e| classify(&tmp, e))?;
     db.close().map_err(|e| classify(&tmp, e.into()))?;
+    // Sessions (subjects, attributes, client addresses) are for this user
+    // alone, whatever the umask.
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).map_err(io(&tmp))?;
     std::fs::File::open(&tmp)
         .and_then(|f| f.sync_all())
         .map_err(io(&tmp))?;
@@ -145,9 +149,33 @@ fn create_new(path: &Path, cfg: &DbConfig) -> Result<(), OpenError> {
 /// checksum of every page of the committed trees and reports damage as an
 /// error rather than trusting it. A panic inside redb on a damaged file is
 /// caught and reported the same way (never propagated to the caller).
+/// Creates `dir` (and its parents) with mode 0700 if missing; an existing
+/// one that others may read or enter is made private, with a warning.
+pub(crate) fn private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    make_private(dir, 0o700)
+}
+
+/// Takes group and other permissions away from `path` (to `mode`), with a
+/// warning, when it has any.
+pub(crate) fn make_private(path: &Path, mode: u32) -> std::io::Result<()> {
+    let now = std::fs::metadata(path)?.permissions().mode() & 0o777;
+    if now & 0o077 != 0 {
+        tracing::warn!(path = %path.display(), mode = format!("{now:o}"), "was readable by other users; made private");
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    }
+    Ok(())
+}
+
 pub(crate) fn open_db(path: &Path, cfg: &DbConfig) -> Result<Database, OpenError> {
     match path.try_exists() {
-        Ok(true) => {}
+        Ok(true) => make_private(path, 0o600).map_err(|source| OpenError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?,
         Ok(false) => create_new(path, cfg)?,
         Err(source) => {
             return Err(OpenError::Io {

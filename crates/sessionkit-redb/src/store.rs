@@ -210,7 +210,7 @@ impl RedbStore {
     /// in-memory index.
     pub fn open_with(dir: &Path, opts: RedbOptions) -> Result<RedbStore, OpenError> {
         let started = Instant::now();
-        std::fs::create_dir_all(dir).map_err(|source| OpenError::Io {
+        db::private_dir(dir).map_err(|source| OpenError::Io {
             path: dir.to_path_buf(),
             source,
         })?;

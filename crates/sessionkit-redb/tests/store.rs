@@ -409,3 +409,25 @@ fn works_without_an_ambient_runtime() {
     assert_eq!(store.len(), 1);
     let _ = Millis::MIN;
 }
+
+/// The store's directory and file are the user's alone: created 0700 and
+/// 0600 whatever the umask, and made so when an existing one is open to
+/// other users.
+#[tokio::test]
+async fn the_directory_and_the_file_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("store");
+    let s = RedbStore::open(&dir).unwrap();
+    s.flush_and_close().unwrap();
+    drop(s);
+    assert_eq!(mode(&dir), 0o700);
+    let file = dir.join("sessions.redb");
+    assert_eq!(mode(&file), 0o600);
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let s = RedbStore::open(&dir).unwrap();
+    s.flush_and_close().unwrap();
+    assert_eq!((mode(&dir), mode(&file)), (0o700, 0o600));
+}
