@@ -20,7 +20,7 @@
 //! absolute_timeout_secs = 2592000
 //! anonymous_idle_timeout_secs = 86400
 //! anonymous_absolute_timeout_secs = 604800
-//! touch_interval_secs = 60
+//! touch_interval_secs = 60        # unset: 60, or half the shorter idle timeout
 //! max_sessions_per_subject = 100   # 0: no cap
 //! on_session_limit = "evict_oldest" # or "refuse"
 //! max_anonymous_sessions = 10000000 # 0: no cap
@@ -234,8 +234,9 @@ pub struct PolicyConfig {
     pub anonymous_idle_timeout_secs: u64,
     /// Absolute timeout of anonymous sessions.
     pub anonymous_absolute_timeout_secs: u64,
-    /// Least time between two touches.
-    pub touch_interval_secs: u64,
+    /// Least time between two touches; unset: 60 s, or half the shorter
+    /// idle timeout when that is less.
+    pub touch_interval_secs: Option<u64>,
     /// Most live sessions per subject; 0 for no cap.
     pub max_sessions_per_subject: u32,
     /// What to do at that cap.
@@ -260,7 +261,7 @@ impl Default for PolicyConfig {
             absolute_timeout_secs: p.absolute_timeout.as_secs(),
             anonymous_idle_timeout_secs: p.anonymous_idle_timeout.as_secs(),
             anonymous_absolute_timeout_secs: p.anonymous_absolute_timeout.as_secs(),
-            touch_interval_secs: p.touch_interval.as_secs(),
+            touch_interval_secs: None,
             max_sessions_per_subject: p.max_sessions_per_subject.unwrap_or(0),
             on_session_limit: OnLimit::EvictOldest,
             max_anonymous_sessions: p.max_anonymous_sessions.unwrap_or(0),
@@ -466,7 +467,7 @@ impl Config {
                 "anonymous_absolute_timeout_secs",
                 p.anonymous_absolute_timeout_secs,
             ),
-            ("touch_interval_secs", p.touch_interval_secs),
+            ("touch_interval_secs", p.touch_interval_secs.unwrap_or(0)),
         ] {
             if v > MAX_SECS {
                 return Err(invalid(
@@ -475,36 +476,36 @@ impl Config {
                 ));
             }
         }
-        Policy::builder()
+        let mut b = Policy::builder()
             .idle_timeout_secs(p.idle_timeout_secs)
             .absolute_timeout_secs(p.absolute_timeout_secs)
             .anonymous_idle_timeout_secs(p.anonymous_idle_timeout_secs)
-            .anonymous_absolute_timeout_secs(p.anonymous_absolute_timeout_secs)
-            .touch_interval_secs(p.touch_interval_secs)
-            .max_sessions_per_subject(
-                (p.max_sessions_per_subject > 0).then_some(p.max_sessions_per_subject),
-                match p.on_session_limit {
-                    OnLimit::EvictOldest => OnSessionLimit::EvictOldest,
-                    OnLimit::Refuse => OnSessionLimit::Refuse,
-                },
-            )
-            .max_anonymous_sessions(
-                (p.max_anonymous_sessions > 0).then_some(p.max_anonymous_sessions),
-            )
-            .attribute_limits(AttributeLimits {
-                max_bytes: p.attributes_max_bytes,
-                max_depth: p.attributes_max_depth,
-            })
-            .fingerprint(
-                match p.fingerprint {
-                    Fingerprint::Off => FingerprintMode::Off,
-                    Fingerprint::Report => FingerprintMode::Report,
-                    Fingerprint::Enforce => FingerprintMode::Enforce,
-                },
-                p.fingerprint_includes_ip,
-            )
-            .build()
-            .map_err(|e| invalid(&policy_field(e.field), e.why))
+            .anonymous_absolute_timeout_secs(p.anonymous_absolute_timeout_secs);
+        if let Some(t) = p.touch_interval_secs {
+            b = b.touch_interval_secs(t);
+        }
+        b.max_sessions_per_subject(
+            (p.max_sessions_per_subject > 0).then_some(p.max_sessions_per_subject),
+            match p.on_session_limit {
+                OnLimit::EvictOldest => OnSessionLimit::EvictOldest,
+                OnLimit::Refuse => OnSessionLimit::Refuse,
+            },
+        )
+        .max_anonymous_sessions((p.max_anonymous_sessions > 0).then_some(p.max_anonymous_sessions))
+        .attribute_limits(AttributeLimits {
+            max_bytes: p.attributes_max_bytes,
+            max_depth: p.attributes_max_depth,
+        })
+        .fingerprint(
+            match p.fingerprint {
+                Fingerprint::Off => FingerprintMode::Off,
+                Fingerprint::Report => FingerprintMode::Report,
+                Fingerprint::Enforce => FingerprintMode::Enforce,
+            },
+            p.fingerprint_includes_ip,
+        )
+        .build()
+        .map_err(|e| invalid(&policy_field(e.field), e.why))
     }
 }
 
@@ -554,6 +555,13 @@ mod tests {
         let c = Config::load(None, &env(&[])).unwrap();
         assert_eq!(c, Config::default());
         assert_eq!(c.listen_addr().unwrap().port(), 7700);
+    }
+
+    #[test]
+    fn a_short_idle_timeout_alone_is_enough() {
+        let c = Config::load(None, &env(&[("SESSIOND_POLICY__IDLE_TIMEOUT_SECS", "2")])).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.policy().unwrap().touch_interval.as_secs(), 1);
     }
 
     #[test]

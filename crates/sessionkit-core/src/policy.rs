@@ -94,7 +94,7 @@ impl Default for Policy {
 impl Policy {
     /// A builder starting from the defaults.
     pub fn builder() -> PolicyBuilder {
-        PolicyBuilder(Policy::default())
+        PolicyBuilder(Policy::default(), false)
     }
 
     /// Checks every field; the first bad one is named.
@@ -159,10 +159,12 @@ impl Policy {
     }
 }
 
-/// Builds a [`Policy`]; [`PolicyBuilder::build`] validates it.
+/// Builds a [`Policy`]; [`PolicyBuilder::build`] validates it. Unless set,
+/// the touch interval is derived from the idle timeouts: the default (60 s),
+/// or half the shorter idle timeout when that is less.
 #[derive(Debug, Clone)]
 #[must_use]
-pub struct PolicyBuilder(Policy);
+pub struct PolicyBuilder(Policy, bool);
 
 impl PolicyBuilder {
     /// Sliding idle timeout, seconds.
@@ -188,6 +190,7 @@ impl PolicyBuilder {
     /// Touch interval, seconds.
     pub fn touch_interval_secs(mut self, s: u64) -> Self {
         self.0.touch_interval = DurationMs::from_secs(s);
+        self.1 = true;
         self
     }
     /// Per-subject cap and what to do at it.
@@ -213,7 +216,14 @@ impl PolicyBuilder {
         self
     }
     /// Validates and returns the policy.
-    pub fn build(self) -> Result<Policy, PolicyError> {
+    pub fn build(mut self) -> Result<Policy, PolicyError> {
+        if !self.1 {
+            let p = &mut self.0;
+            p.touch_interval = p
+                .touch_interval
+                .min(p.idle_timeout.half())
+                .min(p.anonymous_idle_timeout.half());
+        }
         self.0.validate()?;
         Ok(self.0)
     }
@@ -222,6 +232,22 @@ impl PolicyBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unset_touch_interval_follows_a_short_idle_timeout() {
+        let p = Policy::builder().idle_timeout_secs(2).build().unwrap();
+        assert_eq!(p.touch_interval, DurationMs::from_secs(1));
+        let p = Policy::builder().idle_timeout_secs(3600).build().unwrap();
+        assert_eq!(p.touch_interval, DurationMs::from_secs(60));
+        // Set explicitly, it is checked, not adjusted.
+        assert!(
+            Policy::builder()
+                .idle_timeout_secs(2)
+                .touch_interval_secs(60)
+                .build()
+                .is_err()
+        );
+    }
 
     #[test]
     fn defaults_are_valid() {
