@@ -85,9 +85,33 @@ pub enum AttributeError {
         /// The key, as JSON text (quoted and escaped).
         key: String,
     },
+    /// A key or string holds U+0000, which some stores cannot keep
+    /// (PostgreSQL `jsonb`): refused everywhere, so every store accepts the
+    /// same attributes.
+    #[error("attributes may not contain U+0000 (\\u0000)")]
+    NulCharacter,
     /// Stored text that is not a JSON object (a corrupt record).
     #[error("stored attributes are not a JSON object")]
     Corrupt,
+}
+
+/// Whether compact JSON text holds an escaped U+0000 (`\u0000`) in a key
+/// or string: a backslash that is not itself escaped, then `u0000`. (Raw
+/// control characters are not valid JSON, so this is the only spelling.)
+fn has_nul(text: &str) -> bool {
+    let b = text.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' {
+            if b.get(i + 1) == Some(&b'u') && b.get(i + 2..i + 6) == Some(&b"0000"[..]) {
+                return true;
+            }
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    false
 }
 
 /// A session's attributes: always a JSON object, stored compactly.
@@ -125,8 +149,15 @@ impl Attributes {
     /// anything else, and every refusal, goes through serde_json.
     pub fn from_json(text: &str, lim: &AttributeLimits) -> Result<Self, AttributeError> {
         match plain::encode(text, lim) {
+            // Plain text has no escapes, so no U+0000.
             Some(t) => Ok(Attributes(t.into())),
-            None => stream::encode(text, lim).map(|t| Attributes(t.into())),
+            None => {
+                let t = stream::encode(text, lim)?;
+                if has_nul(&t) {
+                    return Err(AttributeError::NulCharacter);
+                }
+                Ok(Attributes(t.into()))
+            }
         }
     }
 
@@ -154,6 +185,9 @@ impl Attributes {
                 size: text.len(),
                 max: lim.max_bytes,
             });
+        }
+        if has_nul(&text) {
+            return Err(AttributeError::NulCharacter);
         }
         Ok(Attributes(text.into()))
     }
@@ -339,6 +373,35 @@ fn depth_of_map(m: &Map<String, Value>) -> usize {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn u0000_is_refused_wherever_it_comes_from() {
+        let lim = AttributeLimits::default();
+        for text in [
+            r#"{"a":"x\u0000y"}"#,
+            r#"{"k\u0000":1}"#,
+            r#"{"a":{"b":["\u0000"]}}"#,
+        ] {
+            assert_eq!(
+                Attributes::from_json(text, &lim),
+                Err(AttributeError::NulCharacter),
+                "{text}"
+            );
+        }
+        let v: Value = serde_json::from_str(r#"{"a":"\u0000"}"#).unwrap();
+        assert_eq!(
+            Attributes::from_value(&v, &lim),
+            Err(AttributeError::NulCharacter)
+        );
+        let base = Attributes::from_json(r#"{"a":1}"#, &lim).unwrap();
+        assert_eq!(
+            base.merge_patch(&v, &lim),
+            Err(AttributeError::NulCharacter)
+        );
+        // An escaped backslash then "u0000" is text, not U+0000.
+        assert!(Attributes::from_json(r#"{"a":"\\u0000"}"#, &lim).is_ok());
+        assert!(Attributes::from_json(r#"{"a":"\u0001"}"#, &lim).is_ok());
+    }
+
     use super::*;
     use serde_json::json;
 

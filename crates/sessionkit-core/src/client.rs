@@ -66,6 +66,12 @@ fn check_text(field: &'static str, v: Option<&str>, max: usize) -> Result<(), Cl
                 why: "contains a control character",
             });
         }
+        if field == "device" && v.chars().any(crate::text::is_hidden) {
+            return Err(ClientInfoError::Invalid {
+                field,
+                why: "contains an invisible character (bidi control, zero-width, line separator)",
+            });
+        }
     }
     Ok(())
 }

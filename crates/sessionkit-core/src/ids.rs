@@ -195,8 +195,10 @@ impl Subject {
         if s.len() > Self::MAX_LEN {
             return Err(err("longer than 255 bytes"));
         }
-        if s.chars().any(char::is_control) {
-            return Err(err("contains a control character"));
+        if s.chars().any(crate::text::is_hidden) {
+            return Err(err(
+                "contains a control character or an invisible one (bidi control, zero-width, line separator)",
+            ));
         }
         Ok(Subject(s.into()))
     }

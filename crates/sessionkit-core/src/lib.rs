@@ -17,6 +17,7 @@ pub mod random;
 pub mod record;
 pub mod refresh;
 pub mod store;
+pub mod text;
 pub mod time;
 pub mod token;
 

@@ -945,3 +945,53 @@ async fn touched_sessions_survive_purges_until_they_expire() {
     assert_eq!(e.purge_expired().await.unwrap(), 0);
     assert_eq!(validate(&e, &token).await, Validation::Invalid);
 }
+
+/// Text that looks other than it is: bidi controls, zero-width characters
+/// and line separators are refused in subjects and device names, removed
+/// from user agents; U+0000 in attributes is refused.
+#[tokio::test]
+async fn hidden_characters_and_nul_are_kept_out() {
+    let (e, _) = engine().await;
+    for s in ["adm\u{202E}nimda", "a\u{200B}b", "a\u{2028}b", "\u{FEFF}x"] {
+        assert!(Subject::new(s).is_err(), "{s:?}");
+    }
+    let with_device = |d: &str| NewSession {
+        client: ClientInfo {
+            device: Some(d.into()),
+            ..Default::default()
+        },
+        ..NewSession::anonymous()
+    };
+    assert!(matches!(
+        e.create(T, with_device("phone\u{202E}")).await,
+        Err(EngineError::InvalidInput {
+            field: "client",
+            ..
+        })
+    ));
+    assert!(e.create(T, with_device("Ann's phone")).await.is_ok());
+    let c = e
+        .create(
+            T,
+            NewSession {
+                client: ClientInfo {
+                    user_agent: Some("Moz\u{202E}illa/5.0\u{200B}".into()),
+                    ..Default::default()
+                },
+                ..NewSession::anonymous()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(c.session.client.user_agent.as_deref(), Some("Mozilla/5.0"));
+    let nul = NewSession {
+        attributes: raw(json!({"a": "x\u{0}y"})),
+        ..NewSession::anonymous()
+    };
+    assert!(matches!(
+        e.create(T, nul).await,
+        Err(EngineError::Attributes(
+            sessionkit_core::AttributeError::NulCharacter
+        ))
+    ));
+}

@@ -263,6 +263,13 @@ impl<S: SessionStore> SessionManager<S> {
     }
 
     fn stored_client(&self, mut client: ClientInfo) -> ClientInfo {
+        // Invisible characters (bidi controls, zero-width…) are removed
+        // from the user agent before it is kept or shown anywhere.
+        if let Some(ua) = &client.user_agent
+            && let std::borrow::Cow::Owned(clean) = sessionkit_core::text::without_hidden(ua)
+        {
+            client.user_agent = Some(clean);
+        }
         client.fingerprint = match self.policy.fingerprint {
             FingerprintMode::Off => None,
             _ => Some(self.fingerprint_of(&client)),

@@ -301,7 +301,11 @@ impl<S: SessionStore> SessionManager<S> {
             .fingerprint_includes_ip
             .then_some(client.ip)
             .flatten();
-        Fingerprint::compute(client.user_agent.as_deref(), ip)
+        let ua = client
+            .user_agent
+            .as_deref()
+            .map(sessionkit_core::text::without_hidden);
+        Fingerprint::compute(ua.as_deref(), ip)
     }
 
     fn emit(&self, rec: &SessionRecord, at: Millis, kind: EventKind) {
