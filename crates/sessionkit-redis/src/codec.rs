@@ -53,7 +53,7 @@ pub(crate) fn hex(b: &[u8]) -> String {
 }
 
 fn unhex(s: &[u8]) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     let d = |c: u8| match c {
@@ -61,7 +61,9 @@ fn unhex(s: &[u8]) -> Option<Vec<u8>> {
         b'a'..=b'f' => Some(c - b'a' + 10),
         _ => None,
     };
-    s.chunks(2).map(|p| Some(d(p[0])? << 4 | d(p[1])?)).collect()
+    s.chunks(2)
+        .map(|p| Some(d(p[0])? << 4 | d(p[1])?))
+        .collect()
 }
 
 /// The key text of an id.

@@ -21,7 +21,6 @@
 mod codec;
 mod lua;
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -242,26 +241,24 @@ impl RedisStore {
     }
 
     /// Runs `script` with the store's keys and `args`; the raw reply.
-    fn run<'a>(
-        &'a self,
-        script: &'a redis::Script,
+    async fn run(
+        &self,
+        script: &redis::Script,
         args: Vec<Vec<u8>>,
         id: Option<SessionId>,
-    ) -> impl Future<Output = StoreResult<Value>> + Send + 'a {
-        async move {
-            let mut inv = script.prepare_invoke();
-            for k in self.keys.iter() {
-                inv.key(k);
-            }
-            for a in &args {
-                inv.arg(a.as_slice());
-            }
-            let mut con = self.con.clone();
-            match tokio::time::timeout(self.timeout, inv.invoke_async::<Value>(&mut con)).await {
-                Err(_) => Err(unavailable(Timeout)),
-                Ok(Err(e)) => Err(map_err(e, id)),
-                Ok(Ok(v)) => Ok(v),
-            }
+    ) -> StoreResult<Value> {
+        let mut inv = script.prepare_invoke();
+        for k in self.keys.iter() {
+            inv.key(k);
+        }
+        for a in &args {
+            inv.arg(a.as_slice());
+        }
+        let mut con = self.con.clone();
+        match tokio::time::timeout(self.timeout, inv.invoke_async::<Value>(&mut con)).await {
+            Err(_) => Err(unavailable(Timeout)),
+            Ok(Err(e)) => Err(map_err(e, id)),
+            Ok(Ok(v)) => Ok(v),
         }
     }
 }
@@ -561,11 +558,7 @@ impl SessionStore for RedisStore {
 
     async fn purge_expired(&self, now: Millis, max: usize) -> StoreResult<Vec<Purged>> {
         let v = self
-            .run(
-                &self.scripts.purge,
-                args![ms(now), max.to_string()],
-                None,
-            )
+            .run(&self.scripts.purge, args![ms(now), max.to_string()], None)
             .await?;
         let bad = |id| corrupt("purge reply", id);
         let items = array(&v).ok_or_else(|| bad(None))?;
