@@ -1,0 +1,281 @@
+//! How a record is kept: one field of the records hash per record field
+//! (`<id>:<name>`), numbers in decimal, hashes and subjects in lowercase
+//! hex, the attributes as their JSON text and the client info as a blob
+//! (a format byte, then postcard). Anything that does not decode is
+//! [`Corruption`]: never a default.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use serde::{Deserialize, Serialize};
+use sessionkit_core::store::Corruption;
+use sessionkit_core::{
+    Attributes, ClientInfo, DurationMs, Fingerprint, Millis, RefreshState, RevokeReason, SessionId,
+    SessionRecord, SessionState, Subject, TenantId, TokenHash,
+};
+
+/// The record format this build writes (field `v`).
+pub(crate) const FORMAT: &str = "1";
+/// The client blob's format byte.
+const CLIENT_V1: u8 = 1;
+
+/// The record fields, in the order the scripts' `fetch` returns them.
+pub(crate) const FIELDS: [&str; 19] = [
+    "v", "ten", "tok", "sub", "st", "rat", "ver", "cat", "ls", "idle", "exp", "auth", "a", "c",
+    "rc", "rp", "rg", "ri", "rgu",
+];
+
+/// Client info, format 1 (frozen).
+#[derive(Serialize, Deserialize)]
+struct ClientV1 {
+    ip: Option<IpV1>,
+    user_agent: Option<String>,
+    device: Option<String>,
+    fingerprint: Option<[u8; 32]>,
+}
+
+/// An IP address, format 1 (frozen variant order).
+#[derive(Serialize, Deserialize)]
+enum IpV1 {
+    V4([u8; 4]),
+    V6([u8; 16]),
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Lowercase hex (sorts as the bytes do).
+pub(crate) fn hex(b: &[u8]) -> String {
+    let mut s = String::with_capacity(b.len() * 2);
+    for x in b {
+        s.push(char::from(HEX[usize::from(x >> 4)]));
+        s.push(char::from(HEX[usize::from(x & 15)]));
+    }
+    s
+}
+
+fn unhex(s: &[u8]) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    let d = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    s.chunks(2)
+        .map(|p| Some(d(p[0])? << 4 | d(p[1])?))
+        .collect()
+}
+
+/// The key text of an id.
+pub(crate) fn id_key(id: SessionId) -> String {
+    hex(id.as_bytes())
+}
+
+/// The key text of a token hash.
+pub(crate) fn hash_key(h: &TokenHash) -> String {
+    hex(h.as_bytes())
+}
+
+/// The key text of a subject.
+pub(crate) fn subject_key(s: &Subject) -> String {
+    hex(s.as_str().as_bytes())
+}
+
+/// An id from its key text.
+pub(crate) fn parse_id(b: &[u8]) -> Option<SessionId> {
+    let v: [u8; 16] = unhex(b)?.try_into().ok()?;
+    Some(SessionId::from_bytes(v))
+}
+
+fn parse_hash(b: &[u8]) -> Option<TokenHash> {
+    let v: [u8; 32] = unhex(b)?.try_into().ok()?;
+    Some(TokenHash::from_bytes(v))
+}
+
+/// A subject from its key text.
+pub(crate) fn parse_subject(b: &[u8]) -> Option<Subject> {
+    Subject::from_bytes(&unhex(b)?).ok()
+}
+
+fn parse_i64(b: &[u8]) -> Option<i64> {
+    let s = std::str::from_utf8(b).ok()?;
+    // One spelling per number: no sign but '-', no leading '+'.
+    if s.starts_with('+') {
+        return None;
+    }
+    s.parse().ok()
+}
+
+fn encode_client(c: &ClientInfo) -> Vec<u8> {
+    let v = ClientV1 {
+        ip: c.ip.map(|ip| match ip {
+            IpAddr::V4(a) => IpV1::V4(a.octets()),
+            IpAddr::V6(a) => IpV1::V6(a.octets()),
+        }),
+        user_agent: c.user_agent.clone(),
+        device: c.device.clone(),
+        fingerprint: c.fingerprint.map(|f| f.0),
+    };
+    let mut out = vec![CLIENT_V1];
+    // Serialising this plain struct into a Vec does not fail.
+    out.extend(postcard::to_stdvec(&v).unwrap_or_default());
+    out
+}
+
+fn decode_client(b: &[u8]) -> Option<ClientInfo> {
+    let (&ver, rest) = b.split_first()?;
+    if ver != CLIENT_V1 {
+        return None;
+    }
+    let (v, tail): (ClientV1, &[u8]) = postcard::take_from_bytes(rest).ok()?;
+    if !tail.is_empty() {
+        return None;
+    }
+    let c = ClientInfo {
+        ip: v.ip.map(|ip| match ip {
+            IpV1::V4(a) => IpAddr::V4(Ipv4Addr::from(a)),
+            IpV1::V6(a) => IpAddr::V6(Ipv6Addr::from(a)),
+        }),
+        user_agent: v.user_agent,
+        device: v.device,
+        fingerprint: v.fingerprint.map(Fingerprint),
+    };
+    c.validate().ok()?;
+    Some(c)
+}
+
+/// The field/value pairs of a new record (`<id>:<name>`, value).
+pub(crate) fn encode(rec: &SessionRecord) -> Vec<(String, Vec<u8>)> {
+    let id = id_key(rec.id);
+    let mut out: Vec<(String, Vec<u8>)> = Vec::with_capacity(FIELDS.len());
+    let mut put = |name: &str, v: Vec<u8>| out.push((format!("{id}:{name}"), v));
+    let num = |x: i64| x.to_string().into_bytes();
+    put("v", FORMAT.as_bytes().to_vec());
+    put("ten", rec.tenant.as_str().as_bytes().to_vec());
+    put("tok", hash_key(&rec.token_hash).into_bytes());
+    if let Some(s) = &rec.subject {
+        put("sub", subject_key(s).into_bytes());
+    }
+    match rec.state {
+        SessionState::Active => put("st", b"0".to_vec()),
+        SessionState::Revoked { reason, at } => {
+            put("st", reason.code().to_string().into_bytes());
+            put("rat", num(at.as_millis()));
+        }
+    }
+    put("ver", rec.version.to_string().into_bytes());
+    put("cat", num(rec.created_at.as_millis()));
+    put("ls", num(rec.last_seen_at.as_millis()));
+    put("idle", num(rec.idle_timeout.as_millis()));
+    put("exp", num(rec.expires_at.as_millis()));
+    if let Some(a) = rec.auth_time {
+        put("auth", num(a.as_millis()));
+    }
+    if rec.state == SessionState::Active {
+        put("a", rec.attributes.as_json().as_bytes().to_vec());
+        put("c", encode_client(&rec.client));
+        if let Some(r) = rec.refresh.as_deref() {
+            put("rc", hash_key(&r.current).into_bytes());
+            if let Some(p) = &r.previous {
+                put("rp", hash_key(p).into_bytes());
+            }
+            put("rg", r.generation.to_string().into_bytes());
+            put("ri", num(r.issued_at.as_millis()));
+            put("rgu", num(r.grace_until.as_millis()));
+        }
+    }
+    out
+}
+
+/// Decodes a record from the values of [`FIELDS`] (in order; `None` for a
+/// missing field), stored under `id`.
+pub(crate) fn decode(id: SessionId, v: &[Option<Vec<u8>>]) -> Result<SessionRecord, Corruption> {
+    let bad = |what: &'static str| Corruption::field(what, id);
+    if v.len() != FIELDS.len() {
+        return Err(bad("record"));
+    }
+    let f = |i: usize| v[i].as_deref();
+    if f(0) != Some(FORMAT.as_bytes()) {
+        return Err(bad("record format"));
+    }
+    let req = |i: usize, what: &'static str| f(i).ok_or_else(|| bad(what));
+    let int = |i: usize, what: &'static str| parse_i64(req(i, what)?).ok_or_else(|| bad(what));
+    let tenant = std::str::from_utf8(req(1, "tenant")?)
+        .ok()
+        .and_then(|t| TenantId::new(t).ok())
+        .ok_or_else(|| bad("tenant"))?;
+    let token_hash = parse_hash(req(2, "token hash")?).ok_or_else(|| bad("token hash"))?;
+    let subject = match f(3) {
+        None => None,
+        Some(b) => Some(parse_subject(b).ok_or_else(|| bad("subject"))?),
+    };
+    let st = int(4, "state")?;
+    let state = if st == 0 {
+        SessionState::Active
+    } else {
+        let reason = u8::try_from(st)
+            .ok()
+            .and_then(RevokeReason::from_code)
+            .ok_or_else(|| bad("state"))?;
+        SessionState::Revoked {
+            reason,
+            at: Millis::from_millis(int(5, "revoked at")?),
+        }
+    };
+    let version = u64::try_from(int(6, "version")?)
+        .ok()
+        .filter(|v| *v >= 1)
+        .ok_or_else(|| bad("version"))?;
+    let created_at = Millis::from_millis(int(7, "created at")?);
+    let last_seen_at = Millis::from_millis(int(8, "last seen at")?);
+    let idle_timeout = DurationMs::from_millis(int(9, "idle timeout")?);
+    let expires_at = Millis::from_millis(int(10, "expires at")?);
+    let auth_time = match f(11) {
+        None => None,
+        Some(b) => Some(Millis::from_millis(
+            parse_i64(b).ok_or_else(|| bad("auth time"))?,
+        )),
+    };
+    let active = state == SessionState::Active;
+    let (attributes, client, refresh) = if active {
+        let text = std::str::from_utf8(req(12, "attributes")?).map_err(|_| bad("attributes"))?;
+        let attributes = Attributes::from_stored(text).map_err(|_| bad("attributes"))?;
+        let client = decode_client(req(13, "client")?).ok_or_else(|| bad("client"))?;
+        let refresh = match f(14) {
+            None => None,
+            Some(cur) => Some(Box::new(RefreshState {
+                current: parse_hash(cur).ok_or_else(|| bad("refresh"))?,
+                previous: match f(15) {
+                    None => None,
+                    Some(p) => Some(parse_hash(p).ok_or_else(|| bad("refresh"))?),
+                },
+                generation: u32::try_from(int(16, "refresh")?).map_err(|_| bad("refresh"))?,
+                issued_at: Millis::from_millis(int(17, "refresh")?),
+                grace_until: Millis::from_millis(int(18, "refresh")?),
+            })),
+        };
+        (attributes, client, refresh)
+    } else {
+        // A tombstone keeps no attributes, client info or refresh state.
+        if (12..FIELDS.len()).any(|i| f(i).is_some()) {
+            return Err(bad("tombstone"));
+        }
+        (Attributes::empty(), ClientInfo::default(), None)
+    };
+    Ok(SessionRecord {
+        tenant,
+        id,
+        token_hash,
+        subject,
+        created_at,
+        last_seen_at,
+        idle_timeout,
+        expires_at,
+        auth_time,
+        attributes,
+        client,
+        version,
+        state,
+        refresh,
+    })
+}
