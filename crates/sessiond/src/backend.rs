@@ -45,9 +45,38 @@ use sessionkit_core::{
 };
 use sessionkit_memory::MemoryStore;
 use sessionkit_redb::{OpenError, RedbStore, WriterStats};
+use sessionkit_redis::RedisStore;
 
 use crate::config::StoreKind;
 use crate::server::STORE_DIR;
+
+/// What [`Backend::open`] needs of the config.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreConfig<'a> {
+    /// Which store.
+    pub kind: StoreKind,
+    /// Its URL (remote stores).
+    pub url: Option<&'a str>,
+    /// The prefix of every key (remote stores), so that several
+    /// deployments can share one server.
+    pub prefix: &'a str,
+}
+
+/// Why the store could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackendError {
+    /// The embedded store.
+    #[error(transparent)]
+    Embedded(#[from] OpenError),
+    /// A remote store needs `store_url`.
+    #[error("store_url is required for this store (e.g. redis://127.0.0.1:6379/0)")]
+    NoUrl,
+    /// The remote store cannot be reached (the URL is not repeated: it may
+    /// hold a password).
+    #[error("cannot reach the store: {0}")]
+    Unreachable(String),
+}
 
 /// What the router and its handlers need of a store: the one bound they
 /// name. In production it is always [`Backend`] (the router is compiled
@@ -65,6 +94,8 @@ pub enum Backend {
     Memory(MemoryStore),
     /// `store = "embedded"`: the durable embedded store in the data dir.
     Embedded(RedbStore),
+    /// `store = "redis"`: a Redis shared by every node (`store_url`).
+    Redis(RedisStore),
 }
 
 impl std::fmt::Debug for Backend {
@@ -81,20 +112,30 @@ macro_rules! delegate {
         match $self {
             Backend::Memory($store) => $call.await,
             Backend::Embedded($store) => $call.await,
+            Backend::Redis($store) => $call.await,
         }
     };
 }
 
 impl Backend {
     /// Opens the store the config names: the embedded store in
-    /// `<data dir>/store`, or a new memory store (with a warning: nothing
-    /// survives a restart). The one place a `store` value becomes a store.
-    pub fn open(kind: StoreKind, data_dir: &Path) -> Result<Backend, OpenError> {
-        match kind {
-            StoreKind::Embedded => Backend::open_embedded(&data_dir.join(STORE_DIR)),
+    /// `<data dir>/store`, a new memory store (with a warning: nothing
+    /// survives a restart), or Redis at `store_url`. The one place a
+    /// `store` value becomes a store.
+    pub async fn open(cfg: &StoreConfig<'_>, data_dir: &Path) -> Result<Backend, BackendError> {
+        match cfg.kind {
+            StoreKind::Embedded => Ok(Backend::open_embedded(&data_dir.join(STORE_DIR))?),
             StoreKind::Memory => {
                 tracing::warn!("store = \"memory\": every session is lost when sessiond stops");
                 Ok(Backend::Memory(MemoryStore::new()))
+            }
+            StoreKind::Redis => {
+                let url = cfg.url.ok_or(BackendError::NoUrl)?;
+                let store = RedisStore::connect(url, cfg.prefix)
+                    .await
+                    .map_err(|e| BackendError::Unreachable(e.to_string()))?;
+                tracing::info!(prefix = cfg.prefix, "connected to the Redis store");
+                Ok(Backend::Redis(store))
             }
         }
     }
@@ -118,6 +159,7 @@ impl Backend {
         match self {
             Backend::Memory(_) => "memory",
             Backend::Embedded(_) => "embedded",
+            Backend::Redis(_) => "redis",
         }
     }
 
@@ -128,7 +170,8 @@ impl Backend {
     #[must_use]
     pub fn writes_healthy(&self) -> bool {
         match self {
-            Backend::Memory(_) => true,
+            // Redis: every write is its own answer; `/readyz` pings it.
+            Backend::Memory(_) | Backend::Redis(_) => true,
             Backend::Embedded(s) => s.writes_healthy(),
         }
     }
@@ -138,7 +181,7 @@ impl Backend {
     #[must_use]
     pub fn writer_stats(&self) -> Option<WriterStats> {
         match self {
-            Backend::Memory(_) => None,
+            Backend::Memory(_) | Backend::Redis(_) => None,
             Backend::Embedded(s) => Some(s.stats()),
         }
     }
@@ -147,7 +190,7 @@ impl Backend {
     /// durable (nothing to wait for in memory).
     pub async fn flush(&self) -> StoreResult<()> {
         match self {
-            Backend::Memory(_) => Ok(()),
+            Backend::Memory(_) | Backend::Redis(_) => Ok(()),
             Backend::Embedded(s) => s.flush().await,
         }
     }
@@ -157,7 +200,7 @@ impl Backend {
     /// until done; logs the outcome. Calling it again does nothing.
     pub fn close(&self) {
         match self {
-            Backend::Memory(_) => {}
+            Backend::Memory(_) | Backend::Redis(_) => {}
             Backend::Embedded(s) => match s.flush_and_close() {
                 Ok(()) => tracing::info!("store flushed and closed"),
                 Err(e) => tracing::error!(error = %e, "final flush of the store failed"),

@@ -6,7 +6,9 @@
 //! ```toml
 //! listen = "127.0.0.1:7700"
 //! data_dir = "./sessiond-data"
-//! store = "embedded"            # or "memory" (nothing survives a restart)
+//! store = "embedded"            # or "memory" (nothing survives a restart), "redis"
+//! # store_url = "redis://127.0.0.1:6379/0"   # store = "redis"
+//! store_prefix = "sessiond"     # remote stores: the prefix of every key
 //! max_body_bytes = 65536
 //! max_header_bytes = 16384
 //! purge_interval_secs = 60
@@ -65,6 +67,8 @@ pub enum StoreKind {
     Embedded,
     /// In memory: nothing survives a restart (development, tests).
     Memory,
+    /// Redis (or Valkey) at `store_url`, shared by every node.
+    Redis,
 }
 
 /// Log output format.
@@ -283,6 +287,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The store.
     pub store: StoreKind,
+    /// The store's URL (`store = "redis"`: `redis://host:6379/0`).
+    pub store_url: Option<String>,
+    /// The prefix of every key a remote store writes.
+    pub store_prefix: String,
     /// Largest request body, bytes.
     pub max_body_bytes: usize,
     /// Largest request header block, bytes.
@@ -323,6 +331,8 @@ impl Default for Config {
             listen: "127.0.0.1:7700".into(),
             data_dir: PathBuf::from("./sessiond-data"),
             store: StoreKind::Embedded,
+            store_url: None,
+            store_prefix: "sessiond".into(),
             max_body_bytes: 64 * 1024,
             max_header_bytes: 16 * 1024,
             purge_interval_secs: 60,
@@ -436,6 +446,18 @@ impl Config {
             ));
         }
         self.policy()?;
+        if self.store == StoreKind::Redis && self.store_url.as_deref().is_none_or(str::is_empty) {
+            return Err(invalid(
+                "store_url",
+                "required for store = \"redis\" (e.g. redis://127.0.0.1:6379/0)",
+            ));
+        }
+        if self.store_prefix.is_empty() || self.store_prefix.contains(['{', '}', ' ']) {
+            return Err(invalid(
+                "store_prefix",
+                "must be non-empty, without braces or spaces",
+            ));
+        }
         self.tokens.access_config()?;
         if self.tokens.algorithm()? == sessionkit::jwt::SigningAlgorithm::HS256
             && self.tokens.hs256_secret.len() < sessionkit::jwt::MIN_HS256_SECRET_LEN

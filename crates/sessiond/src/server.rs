@@ -116,10 +116,20 @@ pub async fn serve_until(
     })?;
     let first_start = is_first_start(&dir);
     let engine_keys = server_keys::load_or_create(&dir, first_start)?;
-    let backend = Backend::open(cfg.store, &dir).map_err(|e| ServeError::DataDir {
-        path: dir.join(STORE_DIR).display().to_string(),
-        why: e.to_string(),
-    })?;
+    let store = crate::backend::StoreConfig {
+        kind: cfg.store,
+        url: cfg.store_url.as_deref(),
+        prefix: &cfg.store_prefix,
+    };
+    let backend = Backend::open(&store, &dir)
+        .await
+        .map_err(|e| ServeError::DataDir {
+            path: match cfg.store {
+                crate::config::StoreKind::Redis => "store_url".into(),
+                _ => dir.join(STORE_DIR).display().to_string(),
+            },
+            why: e.to_string(),
+        })?;
     let parts = ServeParts {
         cfg,
         backend: backend.clone(),

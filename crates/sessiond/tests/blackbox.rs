@@ -887,3 +887,126 @@ async fn access_tokens_survive_a_restart_and_the_key_ring_is_never_regenerated()
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("signing.keys"), "{err}");
 }
+
+/// The Redis URL of the multi-node test: `REDIS_URL`, else the local
+/// default; `None` (with a notice) when nothing answers there, which fails
+/// under `CI=true`.
+fn redis_url() -> Option<String> {
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let up = redis::Client::open(url.as_str())
+        .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
+        .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
+        .is_ok();
+    if up {
+        return Some(url);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true but no Redis answers at {url}"
+    );
+    eprintln!("NOTICE: no Redis at {url} (set REDIS_URL); multi-node test skipped");
+    None
+}
+
+/// Deletes every key under `prefix:` (never the whole database).
+fn delete_prefix(url: &str, prefix: &str) {
+    let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:*"))
+        .query(&mut c)
+        .unwrap();
+    if !keys.is_empty() {
+        let _: () = redis::cmd("DEL").arg(keys).query(&mut c).unwrap();
+    }
+}
+
+/// Two sessiond nodes on one Redis (same keys: B's data dir is a copy of
+/// A's): a session created on A is valid on B, its access token too; a
+/// revoke on B is refused on A at its next request.
+#[tokio::test]
+async fn two_nodes_on_one_redis_share_sessions_and_revocations() {
+    let Some(url) = redis_url() else { return };
+    let prefix = format!("sessiond-test-{}", sessionkit_core::SessionId::generate());
+    let env = [
+        ("SESSIOND_STORE", "redis"),
+        ("SESSIOND_STORE_URL", url.as_str()),
+        ("SESSIOND_STORE_PREFIX", prefix.as_str()),
+    ];
+    let da = tempfile::tempdir().unwrap();
+    let a = Server::start(da.path(), &env);
+    let key = a.admin_key();
+    let db = tempfile::tempdir().unwrap();
+    for f in [
+        "server.keys",
+        "signing.keys",
+        "api-keys.json",
+        "admin.key",
+        ".initialized",
+    ] {
+        let from = da.path().join(f);
+        if from.exists() {
+            std::fs::copy(&from, db.path().join(f)).unwrap();
+        }
+    }
+    let b = Server::start(db.path(), &env);
+    let c = client();
+    let (st, s) = post(&c, &a, &key, "/v1/sessions", json!({"subject": "ann"})).await;
+    assert_eq!(st, 201, "{s}");
+    let (st, p) = post(
+        &c,
+        &a,
+        &key,
+        "/v1/sessions",
+        json!({"subject": "ann", "issue": "pair"}),
+    )
+    .await;
+    assert_eq!(st, 201, "{p}");
+    for token in [&s["token"], &p["access_token"]] {
+        let (st, v) = post(
+            &c,
+            &b,
+            &key,
+            "/v1/sessions/validate",
+            json!({"token": token}),
+        )
+        .await;
+        assert_eq!(st, 200, "valid on B: {v}");
+    }
+    let (st, r) = post(
+        &c,
+        &b,
+        &key,
+        "/v1/tokens/refresh",
+        json!({"refresh_token": p["refresh_token"]}),
+    )
+    .await;
+    assert_eq!(st, 200, "refresh on B: {r}");
+    let (st, _) = post(
+        &c,
+        &b,
+        &key,
+        "/v1/sessions/revoke",
+        json!({"token": s["token"]}),
+    )
+    .await;
+    assert_eq!(st, 204);
+    let (st, v) = post(
+        &c,
+        &a,
+        &key,
+        "/v1/sessions/validate",
+        json!({"token": s["token"]}),
+    )
+    .await;
+    assert_eq!(
+        (st, v["error"].as_str()),
+        (401, Some("invalid_token")),
+        "revoked on B, refused on A"
+    );
+    let (_, stats) = get(&c, &a, &key, "/v1/stats").await;
+    assert_eq!(stats["store"]["kind"], "redis");
+    let (st, ready) = get(&c, &b, &key, "/readyz").await;
+    assert_eq!(st, 200, "{ready}");
+    drop((a, b));
+    delete_prefix(&url, &prefix);
+}
