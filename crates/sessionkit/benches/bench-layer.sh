@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Bounded load test of an axum handler behind SessionLayer (reading a live
 # session from its cookie, MemoryStore) against the same app without the
-# layer, in one run, on loopback only (DESIGN.md §8: server CPU per request
+# layer, in one run, on loopback only (docs/benchmarks.md: server CPU per request
 # at most 1.08x the bare handler's).
 #
 # Per target: req/s and p50 (wrk), and server CPU per request: the sum over

@@ -40,8 +40,8 @@ pub fn engine_on<S: SessionStore>(store: S) -> SessionManager<S> {
     .expect("engine")
 }
 
-/// The session shape of DESIGN.md §8: a 16-byte subject and about 100
-/// bytes of attributes.
+/// The benchmark session of docs/benchmarks.md: a 16-byte subject and
+/// about 100 bytes of attributes.
 pub fn typical(i: u64) -> NewSession {
     NewSession {
         subject: Some(Subject::new(&format!("user-{i:011}")).expect("subject")),

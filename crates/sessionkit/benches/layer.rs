@@ -1,7 +1,7 @@
 //! What `SessionLayer` adds to a request, in process: one axum router
 //! driven with `oneshot`, bare and behind the layer (reading a live session
 //! from its cookie on `MemoryStore`), in the same run. The server-level
-//! figure of DESIGN.md §8 (CPU per request over HTTP) is
+//! figure (CPU per request over HTTP, docs/benchmarks.md) is
 //! `benches/bench-layer.sh`; this one has no network or HTTP parsing in
 //! it, so it shows the layer's own cost.
 //!

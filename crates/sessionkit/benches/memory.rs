@@ -3,7 +3,7 @@
 //! own overhead) while `n` typical sessions are created, divided by `n`.
 //! The sessions' tokens are not kept, so only the store is measured.
 //!
-//! Client info is reported separately (DESIGN.md §8): with
+//! Client info is reported separately (docs/benchmarks.md): with
 //! SESSIONKIT_BENCH_CLIENT=1 each session also carries an IP address and a
 //! 110-byte user agent.
 //!

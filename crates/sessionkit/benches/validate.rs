@@ -1,5 +1,5 @@
 //! Validation cost on `MemoryStore`, against the raw cost of its parts
-//! measured in the same run (DESIGN.md §8), and the engine-side parts of a
+//! measured in the same run (the budget in docs/benchmarks.md), and the engine-side parts of a
 //! create (creates per second: `benches/create.rs`).
 //!
 //! `cargo bench -p sessionkit --bench validate`. Set `SESSIONKIT_BENCH_10M=1`

@@ -4,7 +4,7 @@
 //! 1. **Where it comes from.** `Sec-Fetch-Site: same-origin`, or an
 //!    `Origin` on the allow-list. A request that sends neither header is
 //!    refused. tower-http's `CsrfLayer` lets both of those through, which
-//!    is looser than DESIGN.md §6 allows: `Sec-Fetch-Site: none` is the
+//!    is looser than this layer allows (docs/http-layer.md): `Sec-Fetch-Site: none` is the
 //!    user typing a URL, which no form post is.
 //! 2. **A token bound to the session.** `X-CSRF-Token` must equal
 //!    [`Session::csrf_token`](super::Session::csrf_token), an HMAC of the
