@@ -10,6 +10,31 @@ use serde_json::{Value, json};
 
 use common::harness;
 
+async fn post_refresh(h: &common::Harness, body: Value) -> common::Res {
+    h.call("POST", "/v1/tokens/refresh", Some(&h.write), Some(body))
+        .await
+}
+
+async fn post_introspect(h: &common::Harness, body: Value) -> common::Res {
+    h.call(
+        "POST",
+        "/v1/tokens/introspect",
+        Some(&h.validate),
+        Some(body),
+    )
+    .await
+}
+
+async fn post_validate(h: &common::Harness, body: Value) -> common::Res {
+    h.call(
+        "POST",
+        "/v1/sessions/validate",
+        Some(&h.validate),
+        Some(body),
+    )
+    .await
+}
+
 async fn pair(h: &common::Harness, subject: Option<&str>) -> Value {
     let r = h
         .call(
@@ -39,60 +64,31 @@ async fn pair_refresh_reuse_and_validate_over_http() {
     }
     let access = p["access_token"].as_str().unwrap();
     let refresh = p["refresh_token"].as_str().unwrap();
-    let r = h
-        .call(
-            "POST",
-            "/v1/sessions/validate",
-            Some(&h.validate),
-            Some(json!({"token": access})),
-        )
-        .await;
+    let r = post_validate(&h, json!({"token": access})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["session"]["subject"], "alice");
     // Refresh, then the same again inside the grace: the same pair.
     let body = json!({"refresh_token": refresh});
-    let a = h
-        .call(
-            "POST",
-            "/v1/tokens/refresh",
-            Some(&h.write),
-            Some(body.clone()),
-        )
-        .await;
+    let a = post_refresh(&h, body.clone()).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
-    let b = h
-        .call(
-            "POST",
-            "/v1/tokens/refresh",
-            Some(&h.write),
-            Some(body.clone()),
-        )
-        .await;
+    let b = post_refresh(&h, body.clone()).await;
     assert_eq!(b.status, StatusCode::OK, "{}", b.text);
     assert_eq!(a.body["refresh_token"], b.body["refresh_token"]);
     assert_eq!(a.body["access_token"], b.body["access_token"]);
     // After the grace: reuse revokes the session.
     h.clock.advance_secs(31);
-    let c = h
-        .call("POST", "/v1/tokens/refresh", Some(&h.write), Some(body))
-        .await;
+    let c = post_refresh(&h, body).await;
     assert_eq!(c.status, StatusCode::UNAUTHORIZED);
     assert_eq!(c.code(), "refresh_token_reused");
     let newer = json!({"refresh_token": a.body["refresh_token"]});
-    let d = h
-        .call("POST", "/v1/tokens/refresh", Some(&h.write), Some(newer))
-        .await;
+    let d = post_refresh(&h, newer).await;
     assert_eq!(d.code(), "invalid_token");
     let v = json!({"token": a.body["access_token"]});
-    let e = h
-        .call("POST", "/v1/sessions/validate", Some(&h.validate), Some(v))
-        .await;
+    let e = post_validate(&h, v).await;
     assert_eq!(e.code(), "invalid_token");
     // A forged refresh token: invalid_token.
     let f = json!({"refresh_token": "rft_AAAA"});
-    let g = h
-        .call("POST", "/v1/tokens/refresh", Some(&h.write), Some(f))
-        .await;
+    let g = post_refresh(&h, f).await;
     assert_eq!(g.code(), "invalid_token");
 }
 
@@ -103,21 +99,15 @@ async fn expired_access_token_is_token_expired() {
     // No leeway by default: the token ends at its exp exactly.
     h.clock.advance_secs(599);
     let v = json!({"token": p["access_token"]});
-    let r = h
-        .call("POST", "/v1/sessions/validate", Some(&h.validate), Some(v))
-        .await;
+    let r = post_validate(&h, v).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     h.clock.advance_secs(1);
     let v = json!({"token": p["access_token"]});
-    let r = h
-        .call("POST", "/v1/sessions/validate", Some(&h.validate), Some(v))
-        .await;
+    let r = post_validate(&h, v).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(r.code(), "token_expired");
     let body = json!({"refresh_token": p["refresh_token"]});
-    let r = h
-        .call("POST", "/v1/tokens/refresh", Some(&h.write), Some(body))
-        .await;
+    let r = post_refresh(&h, body).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 }
 
@@ -132,14 +122,7 @@ async fn upgrade_and_revoke_with_any_token_and_introspect() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["session"]["subject"], "carol");
     let access = r.body["access_token"].clone();
-    let i = h
-        .call(
-            "POST",
-            "/v1/tokens/introspect",
-            Some(&h.validate),
-            Some(json!({"token": access})),
-        )
-        .await;
+    let i = post_introspect(&h, json!({"token": access})).await;
     assert_eq!(i.body["active"], true, "{}", i.text);
     assert_eq!(i.body["sub"], "carol");
     assert_eq!(i.body["token_type"], "access_token");
@@ -152,14 +135,7 @@ async fn upgrade_and_revoke_with_any_token_and_introspect() {
         )
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    let i = h
-        .call(
-            "POST",
-            "/v1/tokens/introspect",
-            Some(&h.validate),
-            Some(json!({"token": access})),
-        )
-        .await;
+    let i = post_introspect(&h, json!({"token": access})).await;
     assert_eq!(i.body, json!({"active": false}));
 }
 
@@ -194,14 +170,10 @@ async fn jwks_and_key_rotation() {
     assert_eq!(r.body["keys"].as_array().unwrap().len(), 2);
     // The old token still verifies; the next one has the new kid.
     let v = json!({"token": p["access_token"]});
-    let r = h
-        .call("POST", "/v1/sessions/validate", Some(&h.validate), Some(v))
-        .await;
+    let r = post_validate(&h, v).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let body = json!({"refresh_token": p["refresh_token"]});
-    let r = h
-        .call("POST", "/v1/tokens/refresh", Some(&h.write), Some(body))
-        .await;
+    let r = post_refresh(&h, body).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let kid_of = |t: &Value| {
         use base64::Engine as _;

@@ -247,6 +247,15 @@ pub fn judge(rec: &SessionRecord, req: &RefreshRequest) -> RefreshVerdict {
 }
 
 impl RefreshState {
+    /// Whether `presented` could still refresh at `now`: the current token,
+    /// or its parent before the grace deadline (what upgrade and
+    /// introspection accept of a refresh token; [`judge`] also checks the
+    /// generations).
+    #[must_use]
+    pub fn accepts(&self, presented: TokenHash, now: Millis) -> bool {
+        self.current == presented || (self.previous == Some(presented) && now < self.grace_until)
+    }
+
     /// The state after a rotation for `req` (verdict [`RefreshVerdict::Rotate`]).
     #[must_use]
     pub fn rotated(&self, req: &RefreshRequest) -> Self {

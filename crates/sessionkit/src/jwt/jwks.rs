@@ -97,27 +97,23 @@ mod tests {
 
     #[test]
     fn members_are_exactly_those_of_rfc_8037_and_7518() {
-        let ring = KeyRing::generate(SigningAlgorithm::EdDSA, NOW).unwrap();
-        let set = ring.jwks(NOW);
-        let mut names: Vec<&str> = set["keys"][0]
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .collect();
-        names.sort_unstable();
+        // The published key of a new `alg` ring and its member names, sorted.
+        let published = |alg| {
+            let set = KeyRing::generate(alg, NOW).unwrap().jwks(NOW);
+            let mut names: Vec<String> = set["keys"][0]
+                .as_object()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect();
+            names.sort_unstable();
+            (set, names)
+        };
+        let (set, names) = published(SigningAlgorithm::EdDSA);
         assert_eq!(names, ["alg", "crv", "kid", "kty", "use", "x"]);
         assert_eq!(set["keys"][0]["x"].as_str().unwrap().len(), 43);
 
-        let ring = KeyRing::generate(SigningAlgorithm::ES256, NOW).unwrap();
-        let set = ring.jwks(NOW);
-        let mut names: Vec<&str> = set["keys"][0]
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .collect();
-        names.sort_unstable();
+        let (set, names) = published(SigningAlgorithm::ES256);
         assert_eq!(names, ["alg", "crv", "kid", "kty", "use", "x", "y"]);
         assert_eq!(set["keys"][0]["kty"], "EC");
         assert_eq!(set["keys"][0]["crv"], "P-256");

@@ -117,9 +117,9 @@ pub(super) enum Credential {
 /// Whether `presented` may still act for `rec` as a refresh token: it is
 /// the current one, or the previous one before the grace deadline.
 fn refresh_usable(rec: &SessionRecord, presented: TokenHash, now: Millis) -> bool {
-    rec.refresh.as_ref().is_some_and(|st| {
-        st.current == presented || (st.previous == Some(presented) && now < st.grace_until)
-    })
+    rec.refresh
+        .as_ref()
+        .is_some_and(|st| st.accepts(presented, now))
 }
 
 /// A genuine access token past its `exp`.

@@ -48,20 +48,30 @@ impl<S: SessionStore> SessionManager<S> {
             .revoke(rec.tenant, rec.id, RevokeReason::ReuseDetected, now)
             .await?;
         if let RevokeOutcome::Revoked { subject } = out {
-            let id = Some(rec.id);
-            self.emit_for(
-                rec.tenant,
-                id,
-                subject.clone(),
-                now,
-                EventKind::Revoked {
-                    reason: RevokeReason::ReuseDetected,
-                },
-            );
-            self.emit_for(rec.tenant, id, subject, now, EventKind::ReuseDetected);
-            tracing::warn!(session_id = %rec.id, "refresh token reuse detected; session revoked");
+            self.emit_reuse(rec.tenant, rec.id, subject, now);
         }
         Ok(())
+    }
+
+    /// The events of a session revoked for refresh-token reuse: `revoked
+    /// {reuse_detected}` and `reuse_detected`.
+    pub(super) fn emit_reuse(
+        &self,
+        tenant: TenantId,
+        id: SessionId,
+        subject: Option<Subject>,
+        now: sessionkit_core::Millis,
+    ) {
+        let reason = RevokeReason::ReuseDetected;
+        self.emit_for(
+            tenant,
+            Some(id),
+            subject.clone(),
+            now,
+            EventKind::Revoked { reason },
+        );
+        self.emit_for(tenant, Some(id), subject, now, EventKind::ReuseDetected);
+        tracing::warn!(session_id = %id, "refresh token reuse detected; session revoked");
     }
 
     /// Revokes one session by id. A tombstone is kept until its absolute

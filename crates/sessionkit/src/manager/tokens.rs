@@ -16,14 +16,15 @@
 //!   session is read on every validation.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use serde_json::{Map, Value};
 use sessionkit_core::crypto::tagged_sha256;
 use sessionkit_core::store::{RefreshOutcome, RefreshRequest};
 use sessionkit_core::{
-    DurationMs, ExpiryCause, Liveness, Millis, RefreshToken, RevokeReason, SessionId,
-    SessionRecord, SessionStore, TenantId,
+    DurationMs, ExpiryCause, Liveness, Millis, RefreshToken, SessionId, SessionRecord,
+    SessionStore, TenantId,
 };
 
 use super::SessionManager;
@@ -102,6 +103,9 @@ impl AccessConfig {
 /// rotation), the configuration and the verified-token cache.
 pub(crate) struct AccessTokens {
     ring: RwLock<RingState>,
+    /// `ring`'s epoch, readable without the lock: a cache hit checks it on
+    /// every validation.
+    epoch: AtomicU64,
     config: AccessConfig,
     /// What a token must say: the issuer, and one of the audiences this
     /// engine mints (the default or a tenant's; the caller then checks its
@@ -150,6 +154,7 @@ impl AccessTokens {
         Ok(AccessTokens {
             cache: VerifiedCache::with_capacity(config.cache_capacity.max(1)),
             ring: RwLock::new(RingState::new(ring, 0)),
+            epoch: AtomicU64::new(0),
             expect,
             config,
         })
@@ -163,10 +168,7 @@ impl AccessTokens {
     }
 
     fn epoch(&self) -> u64 {
-        self.ring
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .epoch
+        self.epoch.load(Ordering::Acquire)
     }
 
     fn ring(&self) -> KeyRing {
@@ -275,6 +277,7 @@ impl<S: SessionStore> SessionManager<S> {
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             let epoch = st.epoch.wrapping_add(1);
             *st = RingState::new(ring, epoch);
+            t.epoch.store(epoch, Ordering::Release);
         }
         // A token verified under a key that is gone must not stay valid: the
         // entries of the old generation are dropped, and one inserted by a
@@ -440,18 +443,7 @@ impl<S: SessionStore> SessionManager<S> {
                 Ok(RefreshResult::Refreshed(self.issue(*rec, &successor)?))
             }
             RefreshOutcome::ReuseDetected { subject } => {
-                let id = Some(token.session_id());
-                self.emit_for(
-                    tenant,
-                    id,
-                    subject.clone(),
-                    now,
-                    EventKind::Revoked {
-                        reason: RevokeReason::ReuseDetected,
-                    },
-                );
-                self.emit_for(tenant, id, subject, now, EventKind::ReuseDetected);
-                tracing::warn!(session_id = %token.session_id(), "refresh token reuse detected; session revoked");
+                self.emit_reuse(tenant, token.session_id(), subject, now);
                 Ok(RefreshResult::Reused)
             }
             RefreshOutcome::NotLive => {
@@ -523,11 +515,11 @@ impl<S: SessionStore> SessionManager<S> {
                 ("session_token", secs(rec.created_at), secs(rec.expires_at))
             }
             super::lifecycle::Credential::Refresh(_, presented) => {
-                let usable = rec.refresh.as_ref().is_some_and(|st| {
-                    st.current == presented
-                        || (st.previous == Some(presented) && now < st.grace_until)
-                });
-                let Some(st) = rec.refresh.as_deref().filter(|_| usable) else {
+                let Some(st) = rec
+                    .refresh
+                    .as_deref()
+                    .filter(|st| st.accepts(presented, now))
+                else {
                     return Ok(None);
                 };
                 ("refresh_token", secs(st.issued_at), secs(rec.expires_at))
