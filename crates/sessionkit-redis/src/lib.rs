@@ -19,7 +19,11 @@
 //! ```
 
 mod codec;
+mod invalidation;
 mod lua;
+
+pub use invalidation::ChannelStats;
+pub use sessionkit_core::near_cache::{NearCacheConfig, NearCacheStats};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +31,7 @@ use std::time::Duration;
 use redis::Value;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use sessionkit_core::ids::{SessionId, Subject, TenantId};
+use sessionkit_core::near_cache::{Invalidation, NearCache};
 use sessionkit_core::policy::OnSessionLimit;
 use sessionkit_core::record::{ExpiryCause, RevokeReason, SessionRecord};
 use sessionkit_core::store::{
@@ -84,6 +89,32 @@ impl Scripts {
     }
 }
 
+/// How a [`RedisStore`] connects and whether it keeps a near-cache.
+#[derive(Clone, Debug)]
+pub struct RedisOptions {
+    /// Every call, connection included, within this; else
+    /// [`StoreError::Unavailable`].
+    pub timeout: Duration,
+    /// A local cache of validated records, invalidated across every node
+    /// on the same Redis and prefix before a change returns (see
+    /// [`RedisStore::near_cache_stats`]). `None` (the default): every read
+    /// goes to Redis.
+    pub near_cache: Option<NearCacheConfig>,
+    /// How long a change waits for every node to acknowledge its
+    /// invalidation.
+    pub ack_timeout: Duration,
+}
+
+impl Default for RedisOptions {
+    fn default() -> Self {
+        RedisOptions {
+            timeout: DEFAULT_TIMEOUT,
+            near_cache: None,
+            ack_timeout: Duration::from_millis(250),
+        }
+    }
+}
+
 /// The Redis session store. Cheap to clone (one multiplexed connection,
 /// reconnected on failure).
 #[derive(Clone)]
@@ -92,6 +123,8 @@ pub struct RedisStore {
     keys: Arc<[String; 6]>,
     scripts: Arc<Scripts>,
     timeout: Duration,
+    near: Option<Arc<invalidation::Bus>>,
+    _subscriber: Option<Arc<invalidation::Subscriber>>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -205,24 +238,22 @@ fn ms(m: Millis) -> String {
 }
 
 impl RedisStore {
-    /// Connects to `url` (`redis://…`, `rediss://…`); every key of this
-    /// store starts with `prefix` and `:`.
+    /// Connects to `url` (`redis://…`, `rediss://…`) with the default
+    /// [`RedisOptions`] (no near-cache); every key of this store starts
+    /// with `prefix` and `:`.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] if Redis cannot be reached in time.
     pub async fn connect(url: &str, prefix: &str) -> StoreResult<Self> {
-        Self::connect_with_timeout(url, prefix, DEFAULT_TIMEOUT).await
+        Self::connect_with(url, prefix, RedisOptions::default()).await
     }
 
-    /// [`RedisStore::connect`], with every call bounded by `timeout`.
+    /// [`RedisStore::connect`] with `opts`.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] if Redis cannot be reached in time.
-    pub async fn connect_with_timeout(
-        url: &str,
-        prefix: &str,
-        timeout: Duration,
-    ) -> StoreResult<Self> {
+    pub async fn connect_with(url: &str, prefix: &str, opts: RedisOptions) -> StoreResult<Self> {
+        let timeout = opts.timeout;
         let client = redis::Client::open(url).map_err(unavailable)?;
         let cfg = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
@@ -231,13 +262,54 @@ impl RedisStore {
             .await
             .map_err(|_| unavailable(Timeout))?
             .map_err(unavailable)?;
+        let (near, subscriber) = match opts.near_cache {
+            Some(nc) => {
+                let cache = Arc::new(NearCache::new(nc));
+                let (bus, sub) =
+                    invalidation::Bus::start(client, con.clone(), prefix, cache, opts.ack_timeout);
+                // Serve from the cache from the start if the channel comes
+                // up in time; else it starts serving when it does.
+                let _ = tokio::time::timeout(timeout, async {
+                    while !bus.cache.is_usable() {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                })
+                .await;
+                (Some(bus), Some(Arc::new(sub)))
+            }
+            None => (None, None),
+        };
         let k = |s: &str| format!("{prefix}:{s}");
         Ok(RedisStore {
             con,
             keys: Arc::new([k("r"), k("t"), k("p"), k("f"), k("sa"), k("c")]),
             scripts: Arc::new(Scripts::new()),
             timeout,
+            near,
+            _subscriber: subscriber,
         })
+    }
+
+    /// The near-cache's counters; `None` without one.
+    #[must_use]
+    pub fn near_cache_stats(&self) -> Option<(NearCacheStats, ChannelStats)> {
+        self.near.as_ref().map(|b| (b.cache.stats(), b.stats()))
+    }
+
+    /// After a change: every node's near-cache forgets `inv` before this
+    /// returns (bounded by the ack timeout). Nothing without a near-cache.
+    async fn announce(&self, inv: Invalidation) {
+        if let Some(bus) = &self.near {
+            bus.announce(inv).await;
+        }
+    }
+
+    /// A change only this node's cache must forget (a touch: other nodes'
+    /// older `last_seen_at` is harmless, see [`SessionStore::get_by_token_uncached`]).
+    fn forget_here(&self, id: SessionId) {
+        if let Some(bus) = &self.near {
+            bus.cache.invalidate(&Invalidation::Session(id));
+        }
     }
 
     /// Runs `script` with the store's keys and `args`; the raw reply.
@@ -300,7 +372,7 @@ impl SessionStore for RedisStore {
         let v = self.run(&self.scripts.create, args, Some(rec.id)).await?;
         let bad = || corrupt("create reply", Some(rec.id));
         let (tag, rest) = tagged(&v).ok_or_else(bad)?;
-        Ok(match tag.as_str() {
+        let out = match tag.as_str() {
             "duplicate" => CreateOutcome::Duplicate,
             "anonymous_limit" => CreateOutcome::AnonymousLimitReached,
             "subject_limit" => CreateOutcome::SubjectLimitReached,
@@ -314,7 +386,13 @@ impl SessionStore for RedisStore {
                 CreateOutcome::Created { evicted }
             }
             _ => return Err(bad()),
-        })
+        };
+        if let CreateOutcome::Created { evicted } = &out {
+            for id in evicted {
+                self.announce(Invalidation::Session(*id)).await;
+            }
+        }
+        Ok(out)
     }
 
     async fn get_by_token(
@@ -322,10 +400,28 @@ impl SessionStore for RedisStore {
         tenant: TenantId,
         hash: &TokenHash,
     ) -> StoreResult<Option<SessionRecord>> {
+        if let Some(bus) = &self.near
+            && let Some(rec) = bus.cache.get(tenant, hash)
+        {
+            return Ok(Some(rec));
+        }
+        self.get_by_token_uncached(tenant, hash).await
+    }
+
+    async fn get_by_token_uncached(
+        &self,
+        tenant: TenantId,
+        hash: &TokenHash,
+    ) -> StoreResult<Option<SessionRecord>> {
+        let ticket = self.near.as_ref().and_then(|b| b.cache.ticket());
         let v = self
             .run(&self.scripts.read, args!["tok", hash_key(hash)], None)
             .await?;
-        read_reply(tenant, &v)
+        let found = read_reply(tenant, &v)?;
+        if let (Some(bus), Some(t), Some(r)) = (&self.near, ticket, &found) {
+            bus.cache.fill(t, r);
+        }
+        Ok(found)
     }
 
     async fn get_by_id(
@@ -347,6 +443,7 @@ impl SessionStore for RedisStore {
                 Some(id),
             )
             .await?;
+        self.forget_here(id);
         Ok(int(&v).ok_or_else(|| corrupt("touch reply", Some(id)))? == 1)
     }
 
@@ -386,6 +483,7 @@ impl SessionStore for RedisStore {
             }
             "updated" => {
                 let r = record(id, rest.first().ok_or_else(bad)?)?;
+                self.announce(Invalidation::Session(id)).await;
                 Ok(UpdateOutcome::Updated(Box::new(r)))
             }
             _ => Err(bad()),
@@ -412,7 +510,10 @@ impl SessionStore for RedisStore {
         let (tag, rest) = tagged(&v).ok_or_else(bad)?;
         match tag.as_str() {
             "not_live" => Ok(RetireOutcome::NotLive),
-            "retired" => Ok(RetireOutcome::Retired),
+            "retired" => {
+                self.announce(Invalidation::Session(id)).await;
+                Ok(RetireOutcome::Retired)
+            }
             "mismatch" => {
                 let current = rest.first().and_then(int).ok_or_else(bad)?;
                 Ok(RetireOutcome::VersionMismatch {
@@ -442,6 +543,9 @@ impl SessionStore for RedisStore {
             .await?;
         let bad = || corrupt("refresh reply", Some(id));
         let (tag, rest) = tagged(&v).ok_or_else(bad)?;
+        if matches!(tag.as_str(), "rotated" | "reuse") {
+            self.announce(Invalidation::Session(id)).await;
+        }
         match tag.as_str() {
             "not_live" => Ok(RefreshOutcome::NotLive),
             "rotated" => Ok(RefreshOutcome::Rotated(Box::new(record(
@@ -480,6 +584,10 @@ impl SessionStore for RedisStore {
             .await?;
         let bad = || corrupt("revoke reply", Some(id));
         let (tag, rest) = tagged(&v).ok_or_else(bad)?;
+        // Also when already revoked: a retry repairs a lost announcement.
+        if matches!(tag.as_str(), "revoked" | "already") {
+            self.announce(Invalidation::Session(id)).await;
+        }
         match tag.as_str() {
             "not_found" => Ok(RevokeOutcome::NotFound),
             "already" => Ok(RevokeOutcome::AlreadyRevoked),
@@ -517,6 +625,10 @@ impl SessionStore for RedisStore {
             "except_not_live" => Ok(RevokeSubjectOutcome::ExceptNotLive),
             "revoked" => {
                 let count = rest.first().and_then(int).ok_or_else(bad)?;
+                if count > 0 {
+                    self.announce(Invalidation::Subject(tenant, subject.clone()))
+                        .await;
+                }
                 Ok(RevokeSubjectOutcome::Revoked {
                     count: u64::try_from(count).map_err(|_| bad())?,
                 })
@@ -580,6 +692,8 @@ impl SessionStore for RedisStore {
                 "absolute" => Some(ExpiryCause::Absolute),
                 _ => return Err(bad(Some(id))),
             };
+            // Other nodes' copies read as expired, or are reread (idle).
+            self.forget_here(id);
             out.push(Purged {
                 tenant,
                 id,

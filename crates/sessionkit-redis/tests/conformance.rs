@@ -85,3 +85,30 @@ async fn fresh() -> Fixture<RedisStore> {
 }
 
 sessionkit_store_tests::conformance_tests!(fresh, run_if = reachable());
+
+/// The same suite with the near-cache on: a cache in front of the store
+/// must not change a single answer.
+mod near_cached {
+    use sessionkit_redis::{NearCacheConfig, RedisOptions, RedisStore};
+    use sessionkit_store_tests::Fixture;
+
+    use super::{Cleanup, prefix, reachable, url};
+
+    async fn fresh() -> Fixture<RedisStore> {
+        let prefix = prefix();
+        let opts = RedisOptions {
+            near_cache: Some(NearCacheConfig::default()),
+            ..RedisOptions::default()
+        };
+        let store = RedisStore::connect_with(&url(), &prefix, opts)
+            .await
+            .expect("connect to Redis");
+        assert!(
+            store.near_cache_stats().is_some_and(|(c, _)| c.usable),
+            "the near-cache channel came up"
+        );
+        Fixture::with_guard(store, Cleanup { prefix })
+    }
+
+    sessionkit_store_tests::conformance_tests!(fresh, run_if = reachable());
+}

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use sessionkit_core::{SessionStore, StoreError};
-use sessionkit_redis::RedisStore;
+use sessionkit_redis::{RedisOptions, RedisStore};
 use sessionkit_store_tests::support::{at, put, session};
 
 fn url() -> String {
@@ -81,10 +81,13 @@ async fn damaged_record_is_corrupt() {
 
 #[tokio::test]
 async fn unreachable_is_unavailable() {
-    let got = RedisStore::connect_with_timeout(
+    let got = RedisStore::connect_with(
         "redis://127.0.0.1:1",
         "sk-test:none",
-        Duration::from_millis(500),
+        RedisOptions {
+            timeout: Duration::from_millis(500),
+            ..RedisOptions::default()
+        },
     )
     .await;
     assert!(matches!(got, Err(StoreError::Unavailable(_))), "{got:?}");

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sessionkit_core::{SessionStore, StoreError};
-use sessionkit_redis::RedisStore;
+use sessionkit_redis::{RedisOptions, RedisStore};
 use sessionkit_store_tests::support::{at, put, session};
 
 fn free_port() -> u16 {
@@ -65,9 +65,16 @@ async fn down_is_unavailable_and_back_is_back() {
         return;
     };
     let url = format!("redis://127.0.0.1:{port}");
-    let store = RedisStore::connect_with_timeout(&url, "outage", Duration::from_millis(500))
-        .await
-        .unwrap();
+    let store = RedisStore::connect_with(
+        &url,
+        "outage",
+        RedisOptions {
+            timeout: Duration::from_millis(500),
+            ..RedisOptions::default()
+        },
+    )
+    .await
+    .unwrap();
     let rec = session(Some("ann"), at(0));
     put(&store, &rec).await;
 

@@ -372,6 +372,19 @@ pub trait SessionStore: Send + Sync + 'static {
         hash: &TokenHash,
     ) -> impl Future<Output = StoreResult<Option<SessionRecord>>> + Send;
 
+    /// [`SessionStore::get_by_token`] from the store itself, past any
+    /// near-cache in front of it. The engine calls it before it reports an
+    /// idle expiry, since a cached `last_seen_at` may be older than the
+    /// store's (another node touched the session). Stores without a cache
+    /// keep the default.
+    fn get_by_token_uncached(
+        &self,
+        tenant: TenantId,
+        hash: &TokenHash,
+    ) -> impl Future<Output = StoreResult<Option<SessionRecord>>> + Send {
+        self.get_by_token(tenant, hash)
+    }
+
     /// The record (active or tombstone) with this id in `tenant`.
     fn get_by_id(
         &self,

@@ -368,13 +368,30 @@ impl<S: SessionStore> SessionManager<S> {
             return Ok(Validation::Invalid);
         };
         let hash = parsed.hash();
-        let Some(mut rec) = self.store.get_by_token(tenant, &hash).await? else {
+        let Some(mut rec) = self.read_by_token(tenant, &hash).await? else {
             return Ok(Validation::Invalid);
         };
         Ok(match self.admit(tenant, &mut rec, req).await {
             None => Validation::Valid { session: rec },
             Some(refused) => refused,
         })
+    }
+
+    /// The record of a token for a validation. A record that looks idle-
+    /// expired is read again past the store's near-cache, if it has one: a
+    /// cached `last_seen_at` may predate another node's touch.
+    pub(super) async fn read_by_token(
+        &self,
+        tenant: TenantId,
+        hash: &TokenHash,
+    ) -> Result<Option<SessionRecord>, EngineError> {
+        let found = self.store.get_by_token(tenant, hash).await?;
+        if let Some(r) = &found
+            && r.liveness(self.now()) == Liveness::Expired(ExpiryCause::Idle)
+        {
+            return Ok(self.store.get_by_token_uncached(tenant, hash).await?);
+        }
+        Ok(found)
     }
 
     /// The rest of a validation once the record is found: liveness,

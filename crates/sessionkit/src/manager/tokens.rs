@@ -582,7 +582,7 @@ impl<S: SessionStore> SessionManager<S> {
         // Once the session was read for this token, it is found again by its
         // store key (the fast index) and must still be the same session.
         let (id, found) = match hit.session_key.get() {
-            Some((id, key)) => (*id, self.store.get_by_token(tenant, key).await?),
+            Some((id, key)) => (*id, self.read_by_token(tenant, key).await?),
             None => {
                 let Ok(id) = hit.claims.sid.parse::<SessionId>() else {
                     return Ok(Validation::Invalid);
