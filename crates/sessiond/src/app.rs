@@ -50,6 +50,8 @@ pub struct AppOptions {
     pub store_kind: &'static str,
     /// A store-specific write-health probe for `/readyz`.
     pub writes_healthy: Option<WritesHealthy>,
+    /// Sets the store's own gauges before `/metrics` renders.
+    pub store_metrics: Option<Arc<dyn Fn() + Send + Sync>>,
     /// Where the signing keys live and how they rotate (none: access
     /// tokens are not configured, or come from the configuration).
     pub signing_keys: Option<crate::signing_keys::SigningKeys>,
@@ -61,9 +63,11 @@ impl AppOptions {
     #[must_use]
     pub fn for_backend(backend: &Backend) -> Self {
         let probe = backend.clone();
+        let gauges = backend.clone();
         AppOptions {
             store_kind: backend.kind(),
             writes_healthy: Some(Arc::new(move || probe.writes_healthy())),
+            store_metrics: Some(Arc::new(move || gauges.export_metrics())),
             ..AppOptions::default()
         }
     }

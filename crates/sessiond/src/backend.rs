@@ -60,6 +60,8 @@ pub struct StoreConfig<'a> {
     /// The prefix of every key (remote stores), so that several
     /// deployments can share one server.
     pub prefix: &'a str,
+    /// The remote store's near-cache (`None`: off).
+    pub near_cache: Option<sessionkit_redis::NearCacheConfig>,
 }
 
 /// Why the store could not be opened.
@@ -131,10 +133,18 @@ impl Backend {
             }
             StoreKind::Redis => {
                 let url = cfg.url.ok_or(BackendError::NoUrl)?;
-                let store = RedisStore::connect(url, cfg.prefix)
+                let opts = sessionkit_redis::RedisOptions {
+                    near_cache: cfg.near_cache,
+                    ..sessionkit_redis::RedisOptions::default()
+                };
+                let store = RedisStore::connect_with(url, cfg.prefix, opts)
                     .await
                     .map_err(|e| BackendError::Unreachable(e.to_string()))?;
-                tracing::info!(prefix = cfg.prefix, "connected to the Redis store");
+                tracing::info!(
+                    prefix = cfg.prefix,
+                    near_cache = cfg.near_cache.is_some(),
+                    "connected to the Redis store"
+                );
                 Ok(Backend::Redis(store))
             }
         }
@@ -174,6 +184,26 @@ impl Backend {
             Backend::Memory(_) | Backend::Redis(_) => true,
             Backend::Embedded(s) => s.writes_healthy(),
         }
+    }
+
+    /// Sets the store's own gauges (the Redis near-cache's hits, misses,
+    /// invalidations, whether it serves, its channel's failures) before
+    /// `/metrics` renders.
+    pub fn export_metrics(&self) {
+        let Backend::Redis(s) = self else { return };
+        let Some((c, ch)) = s.near_cache_stats() else {
+            return;
+        };
+        let g = |name: &'static str, v: u64| metrics::gauge!(name).set(v as f64);
+        g("sessiond_near_cache_hits", c.hits);
+        g("sessiond_near_cache_misses", c.misses);
+        g("sessiond_near_cache_invalidations", c.invalidations);
+        g("sessiond_near_cache_entries", c.entries);
+        g("sessiond_near_cache_usable", u64::from(c.usable));
+        g("sessiond_near_cache_published", ch.published);
+        g("sessiond_near_cache_ack_timeouts", ch.ack_timeouts);
+        g("sessiond_near_cache_publish_failures", ch.publish_failures);
+        g("sessiond_near_cache_subscriptions", ch.subscriptions);
     }
 
     /// The embedded store's writer counters (commits, operations, failed
@@ -232,6 +262,14 @@ impl SessionStore for Backend {
         hash: &TokenHash,
     ) -> StoreResult<Option<SessionRecord>> {
         delegate!(self, s => s.get_by_token(tenant, hash))
+    }
+
+    async fn get_by_token_uncached(
+        &self,
+        tenant: TenantId,
+        hash: &TokenHash,
+    ) -> StoreResult<Option<SessionRecord>> {
+        delegate!(self, s => s.get_by_token_uncached(tenant, hash))
     }
 
     async fn get_by_id(

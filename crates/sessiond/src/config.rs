@@ -9,6 +9,10 @@
 //! store = "embedded"            # or "memory" (nothing survives a restart), "redis"
 //! # store_url = "redis://127.0.0.1:6379/0"   # store = "redis"
 //! store_prefix = "sessiond"     # remote stores: the prefix of every key
+//! near_cache = true             # store = "redis": validated sessions cached per node,
+//!                               # invalidated on every node before a change returns
+//! near_cache_ttl_ms = 5000      # an entry is never served older than this
+//! near_cache_entries = 100000
 //! max_body_bytes = 65536
 //! max_header_bytes = 16384
 //! purge_interval_secs = 60
@@ -291,6 +295,13 @@ pub struct Config {
     pub store_url: Option<String>,
     /// The prefix of every key a remote store writes.
     pub store_prefix: String,
+    /// A remote store keeps a per-node cache of validated sessions,
+    /// invalidated on every node before a change returns.
+    pub near_cache: bool,
+    /// Longest an entry of the near-cache is served, milliseconds.
+    pub near_cache_ttl_ms: u64,
+    /// Most sessions the near-cache holds.
+    pub near_cache_entries: usize,
     /// Largest request body, bytes.
     pub max_body_bytes: usize,
     /// Largest request header block, bytes.
@@ -333,6 +344,9 @@ impl Default for Config {
             store: StoreKind::Embedded,
             store_url: None,
             store_prefix: "sessiond".into(),
+            near_cache: true,
+            near_cache_ttl_ms: 5_000,
+            near_cache_entries: 100_000,
             max_body_bytes: 64 * 1024,
             max_header_bytes: 16 * 1024,
             purge_interval_secs: 60,
@@ -456,6 +470,12 @@ impl Config {
             return Err(invalid(
                 "store_prefix",
                 "must be non-empty, without braces or spaces",
+            ));
+        }
+        if self.near_cache && (self.near_cache_ttl_ms == 0 || self.near_cache_entries == 0) {
+            return Err(invalid(
+                "near_cache_ttl_ms",
+                "near_cache_ttl_ms and near_cache_entries must be above 0 (or near_cache = false)",
             ));
         }
         self.tokens.access_config()?;

@@ -59,6 +59,9 @@ pub async fn metrics<S: ServedStore>(State(st): State<AppState<S>>) -> Response 
         metrics::gauge!("sessiond_live_sessions", "tenant" => TenantId::DEFAULT.as_str())
             .set(c.active as f64);
     }
+    if let Some(export) = &st.options().store_metrics {
+        export();
+    }
     let text = st
         .options()
         .metrics

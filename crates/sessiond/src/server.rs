@@ -120,6 +120,10 @@ pub async fn serve_until(
         kind: cfg.store,
         url: cfg.store_url.as_deref(),
         prefix: &cfg.store_prefix,
+        near_cache: cfg.near_cache.then(|| sessionkit_redis::NearCacheConfig {
+            capacity: cfg.near_cache_entries,
+            ttl: std::time::Duration::from_millis(cfg.near_cache_ttl_ms),
+        }),
     };
     let backend = Backend::open(&store, &dir)
         .await

@@ -255,9 +255,13 @@ impl RedisStore {
     pub async fn connect_with(url: &str, prefix: &str, opts: RedisOptions) -> StoreResult<Self> {
         let timeout = opts.timeout;
         let client = redis::Client::open(url).map_err(unavailable)?;
+        // Fail fast while Redis is down (one retry, then `Unavailable`);
+        // the next call reconnects.
         let cfg = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout));
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(200));
         let con = tokio::time::timeout(timeout, client.get_connection_manager_with_config(cfg))
             .await
             .map_err(|_| unavailable(Timeout))?

@@ -1,0 +1,380 @@
+//! Several `sessiond` processes on one Redis: sessions and revocations are
+//! shared, the near-cache (on by default) never serves a revoked session,
+//! and a Redis that goes away or comes back empty fails closed.
+#![allow(missing_docs, clippy::unwrap_used)]
+
+mod process;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use process::{Server, client, get, post};
+use serde_json::{Value, json};
+
+/// The Redis URL of the multi-node tests: `REDIS_URL`, else the local
+/// default; `None` (with a notice) when nothing answers there, which fails
+/// under `CI=true`.
+fn redis_url() -> Option<String> {
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let up = redis::Client::open(url.as_str())
+        .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
+        .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
+        .is_ok();
+    if up {
+        return Some(url);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true but no Redis answers at {url}"
+    );
+    eprintln!("NOTICE: no Redis at {url} (set REDIS_URL); multi-node test skipped");
+    None
+}
+
+/// Deletes every key under `prefix:` (never the whole database).
+fn delete_prefix(url: &str, prefix: &str) {
+    let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:*"))
+        .query(&mut c)
+        .unwrap();
+    if !keys.is_empty() {
+        let _: () = redis::cmd("DEL").arg(keys).query(&mut c).unwrap();
+    }
+}
+
+/// The files every node of a deployment shares (the first node creates
+/// them; the others start from a copy).
+const SHARED_FILES: [&str; 5] = [
+    "server.keys",
+    "signing.keys",
+    "api-keys.json",
+    "admin.key",
+    ".initialized",
+];
+
+/// `n` nodes on `url` under `prefix`, with `extra` settings; the first
+/// creates the keys, the others get copies. The data dirs live as long as
+/// the returned guard.
+fn cluster(
+    n: usize,
+    url: &str,
+    prefix: &str,
+    extra: &[(&str, &str)],
+) -> (Vec<Server>, Vec<tempfile::TempDir>) {
+    let mut env = vec![
+        ("SESSIOND_STORE", "redis"),
+        ("SESSIOND_STORE_URL", url),
+        ("SESSIOND_STORE_PREFIX", prefix),
+    ];
+    env.extend_from_slice(extra);
+    let first = tempfile::tempdir().unwrap();
+    let mut servers = vec![Server::start(first.path(), &env)];
+    let mut dirs = vec![first];
+    for _ in 1..n {
+        let d = tempfile::tempdir().unwrap();
+        copy_shared(dirs[0].path(), d.path());
+        servers.push(Server::start(d.path(), &env));
+        dirs.push(d);
+    }
+    (servers, dirs)
+}
+
+fn copy_shared(from: &Path, to: &Path) {
+    for f in SHARED_FILES {
+        if from.join(f).exists() {
+            std::fs::copy(from.join(f), to.join(f)).unwrap();
+        }
+    }
+}
+
+async fn validate(c: &reqwest::Client, s: &Server, key: &str, token: &Value) -> (u16, Value) {
+    post(c, s, key, "/v1/sessions/validate", json!({"token": token})).await
+}
+
+/// Two sessiond nodes on one Redis: a session created on A is valid on B,
+/// its access token too; a refresh on B works; a revoke on B is refused on
+/// A at its next request.
+#[tokio::test]
+async fn two_nodes_on_one_redis_share_sessions_and_revocations() {
+    let Some(url) = redis_url() else { return };
+    let prefix = format!("sessiond-test-{}", sessionkit_core::SessionId::generate());
+    let (nodes, _dirs) = cluster(2, &url, &prefix, &[]);
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let key = a.admin_key();
+    let c = client();
+    let (st, s) = post(&c, a, &key, "/v1/sessions", json!({"subject": "ann"})).await;
+    assert_eq!(st, 201, "{s}");
+    let (st, p) = post(
+        &c,
+        a,
+        &key,
+        "/v1/sessions",
+        json!({"subject": "ann", "issue": "pair"}),
+    )
+    .await;
+    assert_eq!(st, 201, "{p}");
+    for token in [&s["token"], &p["access_token"]] {
+        let (st, v) = validate(&c, b, &key, token).await;
+        assert_eq!(st, 200, "valid on B: {v}");
+    }
+    let (st, r) = post(
+        &c,
+        b,
+        &key,
+        "/v1/tokens/refresh",
+        json!({"refresh_token": p["refresh_token"]}),
+    )
+    .await;
+    assert_eq!(st, 200, "refresh on B: {r}");
+    let (st, _) = post(
+        &c,
+        b,
+        &key,
+        "/v1/sessions/revoke",
+        json!({"token": s["token"]}),
+    )
+    .await;
+    assert_eq!(st, 204);
+    let (st, v) = validate(&c, a, &key, &s["token"]).await;
+    assert_eq!(
+        (st, v["error"].as_str()),
+        (401, Some("invalid_token")),
+        "revoked on B, refused on A"
+    );
+    let (_, stats) = get(&c, a, &key, "/v1/stats").await;
+    assert_eq!(stats["store"]["kind"], "redis");
+    let (st, ready) = get(&c, b, &key, "/readyz").await;
+    assert_eq!(st, 200, "{ready}");
+    drop(nodes);
+    delete_prefix(&url, &prefix);
+}
+
+/// Three nodes with the near-cache on (the default): 1,000 times, a
+/// session is created on A, validated twice on A and on C (so both have it
+/// cached), revoked on B — and refused on A and C at their very next
+/// request. Then "log out other devices" on A is seen on B and C.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoke_on_one_node_is_refused_by_every_cache_at_the_next_request() {
+    let Some(url) = redis_url() else { return };
+    let prefix = format!("sessiond-test-{}", sessionkit_core::SessionId::generate());
+    let (nodes, _dirs) = cluster(3, &url, &prefix, &[]);
+    let (a, b, cn) = (&nodes[0], &nodes[1], &nodes[2]);
+    let key = a.admin_key();
+    let c = client();
+    for i in 0..1000 {
+        let (st, s) = post(&c, a, &key, "/v1/sessions", json!({"subject": "loop"})).await;
+        assert_eq!(st, 201, "{s}");
+        for node in [a, cn, a, cn] {
+            let (st, v) = validate(&c, node, &key, &s["token"]).await;
+            assert_eq!(st, 200, "iteration {i}: {v}");
+        }
+        let (st, _) = post(
+            &c,
+            b,
+            &key,
+            "/v1/sessions/revoke",
+            json!({"token": s["token"]}),
+        )
+        .await;
+        assert_eq!(st, 204);
+        for node in [a, cn] {
+            let (st, v) = validate(&c, node, &key, &s["token"]).await;
+            assert_eq!(
+                (st, v["error"].as_str()),
+                (401, Some("invalid_token")),
+                "iteration {i}: revoked on B, refused at the next request"
+            );
+        }
+    }
+    // The caches did serve: most validations were hits.
+    let metrics = c
+        .get(a.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let hits = gauge(&metrics, "sessiond_near_cache_hits");
+    assert!(hits >= 1000.0, "near-cache hits on A: {hits}\n{metrics}");
+    assert_eq!(gauge(&metrics, "sessiond_near_cache_ack_timeouts"), 0.0);
+
+    // Log out other devices, on A: seen on B and C.
+    let mut tokens = Vec::new();
+    for _ in 0..3 {
+        let (st, s) = post(&c, b, &key, "/v1/sessions", json!({"subject": "dev"})).await;
+        assert_eq!(st, 201);
+        tokens.push(s);
+    }
+    for node in [b, cn, b, cn] {
+        for s in &tokens {
+            assert_eq!(validate(&c, node, &key, &s["token"]).await.0, 200);
+        }
+    }
+    let keep = tokens[0]["session"]["id"].as_str().unwrap();
+    let r = c
+        .delete(a.url(&format!("/v1/subjects/dev/sessions?except={keep}")))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    for node in [b, cn] {
+        assert_eq!(validate(&c, node, &key, &tokens[0]["token"]).await.0, 200);
+        for s in &tokens[1..] {
+            let (st, v) = validate(&c, node, &key, &s["token"]).await;
+            assert_eq!((st, v["error"].as_str()), (401, Some("invalid_token")));
+        }
+    }
+    drop(nodes);
+    delete_prefix(&url, &prefix);
+}
+
+fn gauge(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(-1.0)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A throwaway `redis-server` on `port`; with `aof`, acknowledged writes
+/// survive a restart (fsync'd always), without it a restart is empty.
+fn redis_server(port: u16, dir: &Path, aof: bool) -> Child {
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .args(["--appendonly", if aof { "yes" } else { "no" }])
+        .args(["--appendfsync", "always", "--dir"])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server on the PATH");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "redis-server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+/// Redis killed under load: every answer is a 503 `store_unavailable` with
+/// `Retry-After` (never a 200 for the revoked token, never a crash); when
+/// Redis is back, the nodes recover without a restart. Then Redis is
+/// restarted empty: every old token is refused, cached or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_is_503_and_redis_back_empty_refuses_every_old_token() {
+    if redis_url().is_none() {
+        return; // no Redis at all on this machine (and not CI)
+    }
+    let port = free_port();
+    let rdir = tempfile::tempdir().unwrap();
+    let mut server = redis_server(port, rdir.path(), true);
+    let url = format!("redis://127.0.0.1:{port}");
+    let (nodes, _dirs) = cluster(2, &url, "fault", &[]);
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let key = a.admin_key();
+    let c = client();
+    let (_, live) = post(&c, a, &key, "/v1/sessions", json!({"subject": "ann"})).await;
+    let (_, dead) = post(&c, a, &key, "/v1/sessions", json!({"subject": "bob"})).await;
+    for node in [a, b, a, b] {
+        assert_eq!(validate(&c, node, &key, &live["token"]).await.0, 200);
+        assert_eq!(validate(&c, node, &key, &dead["token"]).await.0, 200);
+    }
+    let (st, _) = post(
+        &c,
+        b,
+        &key,
+        "/v1/sessions/revoke",
+        json!({"token": dead["token"]}),
+    )
+    .await;
+    assert_eq!(st, 204);
+
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut saw_503 = 0;
+    while Instant::now() < deadline && saw_503 < 20 {
+        for node in [a, b] {
+            let r = c
+                .post(node.url("/v1/sessions/validate"))
+                .bearer_auth(&key)
+                .json(&json!({"token": dead["token"]}))
+                .send()
+                .await
+                .unwrap();
+            let st = r.status().as_u16();
+            assert_ne!(st, 200, "a revoked token is never valid, Redis down or not");
+            if st == 503 {
+                assert!(r.headers().contains_key("retry-after"));
+                let v: Value = r.json().await.unwrap();
+                assert_eq!(v["error"], "store_unavailable");
+                saw_503 += 1;
+            }
+        }
+    }
+    assert!(saw_503 >= 20, "Redis down answers 503");
+    let (st, ready) = get(&c, a, &key, "/readyz").await;
+    assert_eq!(st, 503, "{ready}");
+
+    // Back, with its append-only file: recovery without a restart.
+    let mut server = redis_server(port, rdir.path(), true);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for node in [a, b] {
+        loop {
+            let (st, _) = validate(&c, node, &key, &live["token"]).await;
+            if st == 200 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no recovery: {st}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let (st, _) = validate(&c, node, &key, &dead["token"]).await;
+        assert_eq!(st, 401);
+    }
+    for node in [a, b] {
+        assert_eq!(validate(&c, node, &key, &live["token"]).await.0, 200);
+    }
+
+    // Restarted empty: every old token refused, although both nodes had it
+    // cached a moment ago.
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let mut server = redis_server(port, empty.path(), false);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for node in [a, b] {
+        loop {
+            let (st, v) = validate(&c, node, &key, &live["token"]).await;
+            assert_ne!(st, 200, "a session Redis lost is refused: {v}");
+            if st == 401 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no recovery: {st}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let (st, s) = post(&c, b, &key, "/v1/sessions", json!({"subject": "new"})).await;
+    assert_eq!(st, 201, "{s}");
+    assert_eq!(validate(&c, a, &key, &s["token"]).await.0, 200);
+    drop(nodes);
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
