@@ -11,8 +11,15 @@
 #
 # The caller sets DURATION, ROUNDS, CONNS, THREADS and LUA (a wrk script),
 # then calls: compare BASE_NAME BASE_PID BASE_URL TARGET_NAME TARGET_PID TARGET_URL
+# (a PID may be a comma-separated list: their CPU is summed).
 
-cpu_ns() { cat /proc/"$1"/task/*/schedstat | awk '{s+=$1} END {printf "%d", s}'; }
+# cpu_ns PID[,PID...]: CPU ns of every thread of those processes (a
+# target may be sessiond plus its Redis).
+cpu_ns() {
+  local p files=()
+  for p in ${1//,/ }; do files+=(/proc/"$p"/task/*/schedstat); done
+  cat "${files[@]}" | awk '{s+=$1} END {printf "%d", s}'
+}
 
 # wrk_run NAME PID URL -> prints "NAME rps p50 cpu_ns_per_req"
 wrk_run() {
