@@ -1,7 +1,9 @@
-//! How a record is kept: one field of the records hash per record field
-//! (`<id>:<name>`), numbers in decimal, hashes and subjects in lowercase
-//! hex, the attributes as their JSON text and the client info as a blob
-//! (a format byte, then postcard). Anything that does not decode is
+//! How a record is kept: one field of the records hash per record (`<id>`),
+//! whose value is a MessagePack array of [`FIELDS`] — each a string, or
+//! `false` when absent — so the scripts read and rewrite it with Redis's
+//! own `cmsgpack`. Numbers are decimal text, hashes and subjects lowercase
+//! hex, the attributes their JSON text and the client info a blob (a
+//! format byte, then postcard). Anything that does not decode is
 //! [`Corruption`]: never a default.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -13,12 +15,14 @@ use sessionkit_core::{
     SessionRecord, SessionState, Subject, TenantId, TokenHash,
 };
 
-/// The record format this build writes (field `v`).
-pub(crate) const FORMAT: &str = "1";
+/// The record format this build writes (element `v`). Format 1 (one hash
+/// field per record field) is not read.
+pub(crate) const FORMAT: &str = "2";
 /// The client blob's format byte.
 const CLIENT_V1: u8 = 1;
 
-/// The record fields, in the order the scripts' `fetch` returns them.
+/// The record fields, in the order of the stored array (the scripts index
+/// it from 1).
 pub(crate) const FIELDS: [&str; 19] = [
     "v", "ten", "tok", "sub", "st", "rat", "ver", "cat", "ls", "idle", "exp", "auth", "a", "c",
     "rc", "rp", "rg", "ri", "rgu",
@@ -144,52 +148,83 @@ fn decode_client(b: &[u8]) -> Option<ClientInfo> {
     Some(c)
 }
 
-/// The field/value pairs of a new record (`<id>:<name>`, value).
-pub(crate) fn encode(rec: &SessionRecord) -> Vec<(String, Vec<u8>)> {
-    let id = id_key(rec.id);
-    let mut out: Vec<(String, Vec<u8>)> = Vec::with_capacity(FIELDS.len());
-    let mut put = |name: &str, v: Vec<u8>| out.push((format!("{id}:{name}"), v));
-    let num = |x: i64| x.to_string().into_bytes();
-    put("v", FORMAT.as_bytes().to_vec());
-    put("ten", rec.tenant.as_str().as_bytes().to_vec());
-    put("tok", hash_key(&rec.token_hash).into_bytes());
-    if let Some(s) = &rec.subject {
-        put("sub", subject_key(s).into_bytes());
-    }
+/// The stored array of a new record (format [`FORMAT`]).
+pub(crate) fn encode(rec: &SessionRecord) -> Vec<u8> {
+    let mut vals: Vec<Option<Vec<u8>>> = vec![None; FIELDS.len()];
+    let num = |x: i64| Some(x.to_string().into_bytes());
+    vals[0] = Some(FORMAT.as_bytes().to_vec());
+    vals[1] = Some(rec.tenant.as_str().as_bytes().to_vec());
+    vals[2] = Some(hash_key(&rec.token_hash).into_bytes());
+    vals[3] = rec.subject.as_ref().map(|s| subject_key(s).into_bytes());
     match rec.state {
-        SessionState::Active => put("st", b"0".to_vec()),
+        SessionState::Active => vals[4] = Some(b"0".to_vec()),
         SessionState::Revoked { reason, at } => {
-            put("st", reason.code().to_string().into_bytes());
-            put("rat", num(at.as_millis()));
+            vals[4] = Some(reason.code().to_string().into_bytes());
+            vals[5] = num(at.as_millis());
         }
     }
-    put("ver", rec.version.to_string().into_bytes());
-    put("cat", num(rec.created_at.as_millis()));
-    put("ls", num(rec.last_seen_at.as_millis()));
-    put("idle", num(rec.idle_timeout.as_millis()));
-    put("exp", num(rec.expires_at.as_millis()));
-    if let Some(a) = rec.auth_time {
-        put("auth", num(a.as_millis()));
-    }
+    vals[6] = Some(rec.version.to_string().into_bytes());
+    vals[7] = num(rec.created_at.as_millis());
+    vals[8] = num(rec.last_seen_at.as_millis());
+    vals[9] = num(rec.idle_timeout.as_millis());
+    vals[10] = num(rec.expires_at.as_millis());
+    vals[11] = rec.auth_time.and_then(|a| num(a.as_millis()));
     if rec.state == SessionState::Active {
-        put("a", rec.attributes.as_json().as_bytes().to_vec());
-        put("c", encode_client(&rec.client));
+        vals[12] = Some(rec.attributes.as_json().as_bytes().to_vec());
+        vals[13] = Some(encode_client(&rec.client));
         if let Some(r) = rec.refresh.as_deref() {
-            put("rc", hash_key(&r.current).into_bytes());
-            if let Some(p) = &r.previous {
-                put("rp", hash_key(p).into_bytes());
+            vals[14] = Some(hash_key(&r.current).into_bytes());
+            vals[15] = r.previous.as_ref().map(|p| hash_key(p).into_bytes());
+            vals[16] = Some(r.generation.to_string().into_bytes());
+            vals[17] = num(r.issued_at.as_millis());
+            vals[18] = num(r.grace_until.as_millis());
+        }
+    }
+    // Every element a str of raw bytes (cmsgpack writes every Lua string
+    // as a MessagePack str, so the store uses only that type) or `false`.
+    // Writing into a Vec does not fail.
+    let mut out = Vec::with_capacity(256);
+    let _ = rmp::encode::write_array_len(&mut out, FIELDS.len() as u32);
+    for v in vals {
+        match v {
+            Some(b) => {
+                let _ = rmp::encode::write_str_len(&mut out, u32::try_from(b.len()).unwrap_or(0));
+                out.extend_from_slice(&b);
             }
-            put("rg", r.generation.to_string().into_bytes());
-            put("ri", num(r.issued_at.as_millis()));
-            put("rgu", num(r.grace_until.as_millis()));
+            None => {
+                let _ = rmp::encode::write_bool(&mut out, false);
+            }
         }
     }
     out
 }
 
+/// Decodes a stored array (see [`encode`]) kept under `id`.
+pub(crate) fn decode_blob(id: SessionId, blob: &[u8]) -> Result<SessionRecord, Corruption> {
+    let bad = || Corruption::field("record", id);
+    let mut rd = blob;
+    let v = rmpv::decode::read_value(&mut rd).map_err(|_| bad())?;
+    if !rd.is_empty() {
+        return Err(bad());
+    }
+    let rmpv::Value::Array(items) = v else {
+        return Err(bad());
+    };
+    let vals = items
+        .into_iter()
+        .map(|x| match x {
+            rmpv::Value::String(s) => Ok(Some(s.into_bytes())),
+            rmpv::Value::Binary(b) => Ok(Some(b)),
+            rmpv::Value::Boolean(false) | rmpv::Value::Nil => Ok(None),
+            _ => Err(bad()),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    decode(id, &vals)
+}
+
 /// Decodes a record from the values of [`FIELDS`] (in order; `None` for a
 /// missing field), stored under `id`.
-pub(crate) fn decode(id: SessionId, v: &[Option<Vec<u8>>]) -> Result<SessionRecord, Corruption> {
+fn decode(id: SessionId, v: &[Option<Vec<u8>>]) -> Result<SessionRecord, Corruption> {
     let bad = |what: &'static str| Corruption::field(what, id);
     if v.len() != FIELDS.len() {
         return Err(bad("record"));

@@ -199,15 +199,12 @@ fn tagged(v: &Value) -> Option<(String, &[Value])> {
     Some((text(t)?, rest))
 }
 
-/// Decodes a `fetch(id)` reply for `id`.
+/// Decodes a `fetch(id)` reply (the stored record) for `id`.
 fn record(id: SessionId, v: &Value) -> StoreResult<SessionRecord> {
-    let fields = array(v).ok_or_else(|| corrupt("record", Some(id)))?;
-    let vals = fields
-        .iter()
-        .map(bytes)
-        .collect::<Option<Vec<_>>>()
+    let blob = bytes(v)
+        .flatten()
         .ok_or_else(|| corrupt("record", Some(id)))?;
-    codec::decode(id, &vals).map_err(StoreError::Corrupt)
+    codec::decode_blob(id, &blob).map_err(StoreError::Corrupt)
 }
 
 /// Decodes an `{id, fetch(id)}` pair.
@@ -369,10 +366,7 @@ impl SessionStore for RedisStore {
             limits.anonymous.map(|n| n.to_string()).unwrap_or_default(),
             ms(rec.purge_at()),
         ];
-        for (f, v) in codec::encode(&rec) {
-            args.push(f.into_bytes());
-            args.push(v);
-        }
+        args.push(codec::encode(&rec));
         let v = self.run(&self.scripts.create, args, Some(rec.id)).await?;
         let bad = || corrupt("create reply", Some(rec.id));
         let (tag, rest) = tagged(&v).ok_or_else(bad)?;
@@ -737,9 +731,7 @@ fn read_reply(tenant: TenantId, v: &Value) -> StoreResult<Option<SessionRecord>>
     }
     let pair = array(v).ok_or_else(|| corrupt("record", None))?;
     // A dangling pointer (its record purged in between): no session.
-    if let [_, Value::Array(f)] = pair
-        && f.first().is_some_and(|x| matches!(x, Value::Nil))
-    {
+    if let [_, Value::Nil] | [_] = pair {
         return Ok(None);
     }
     let rec = id_and_record(v)?;

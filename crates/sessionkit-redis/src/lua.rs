@@ -5,21 +5,26 @@
 /// Helpers shared by every script (pasted after the shebang line).
 const PRELUDE: &str = r#"
 local R, TOK, PQ, FLOOR, SA, CNT = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local FIELDS = {'v','ten','tok','sub','st','rat','ver','cat','ls','idle','exp','auth','a','c','rc','rp','rg','ri','rgu'}
 local function fmt(x) return string.format('%d', x) end
 local function corrupt(what) error({err = 'CORRUPT ' .. what}) end
+-- A record is a MessagePack array (see codec.rs): 1 v, 2 ten, 3 tok,
+-- 4 sub, 5 st, 6 rat, 7 ver, 8 cat, 9 ls, 10 idle, 11 exp, 12 auth, 13 a,
+-- 14 c, 15 rc, 16 rp, 17 rg, 18 ri, 19 rgu; strings, false when absent.
 local function hdr(id)
-  local v = redis.call('HMGET', R, id..':v', id..':ten', id..':st', id..':ver', id..':ls',
-    id..':idle', id..':exp', id..':sub', id..':tok', id..':cat')
-  if not v[1] then return nil end
-  if v[1] ~= '1' then corrupt('record format') end
-  local h = {id = id, ten = v[2], st = tonumber(v[3]), ver = tonumber(v[4]), ls = tonumber(v[5]),
-    idle = tonumber(v[6]), exp = tonumber(v[7]), sub = v[8], tok = v[9], cat = tonumber(v[10])}
-  if not h.ten or not h.st or not h.ver or not h.ls or not h.idle or not h.exp or not h.tok
-     or not h.cat then corrupt('record header') end
+  local b = redis.call('HGET', R, id)
+  if not b then return nil end
+  local ok, r = pcall(cmsgpack.unpack, b)
+  if not ok or type(r) ~= 'table' or #r ~= 19 then corrupt('record') end
+  if r[1] ~= '2' then corrupt('record format') end
+  local h = {id = id, r = r, ten = r[2], st = tonumber(r[5]), ver = tonumber(r[7]),
+    ls = tonumber(r[9]), idle = tonumber(r[10]), exp = tonumber(r[11]), sub = r[4], tok = r[3],
+    cat = tonumber(r[8])}
+  if type(h.ten) ~= 'string' or not h.st or not h.ver or not h.ls or not h.idle or not h.exp
+     or type(h.tok) ~= 'string' or not h.cat then corrupt('record header') end
   if h.sub == false then h.sub = nil end
   return h
 end
+local function save(h) redis.call('HSET', R, h.id, cmsgpack.pack(h.r)) end
 local function idle_dl(h)
   local d = h.ls + h.idle
   if d > h.exp then d = h.exp end
@@ -27,11 +32,7 @@ local function idle_dl(h)
 end
 local function is_live(h, now) return h.st == 0 and now < h.exp and now < idle_dl(h) end
 local function purge_at(h) if h.st == 0 then return idle_dl(h) end return h.exp end
-local function fetch(id)
-  local names = {}
-  for i, f in ipairs(FIELDS) do names[i] = id .. ':' .. f end
-  return redis.call('HMGET', R, unpack(names))
-end
+local function fetch(id) return redis.call('HGET', R, id) end
 local function bump_floor(now)
   local f = tonumber(redis.call('GET', FLOOR) or '')
   if not f or now > f then redis.call('SET', FLOOR, fmt(now)) end
@@ -51,10 +52,12 @@ local function deactivate(h)
   end
 end
 local function tombstone(h, reason, now)
-  local id = h.id
-  redis.call('HSET', R, id..':st', reason, id..':rat', fmt(now))
-  redis.call('HDEL', R, id..':a', id..':c', id..':rc', id..':rp', id..':rg', id..':ri', id..':rgu')
-  redis.call('ZADD', PQ, h.exp, id)
+  local r = h.r
+  r[5] = fmt(reason)
+  r[6] = fmt(now)
+  for i = 13, 19 do r[i] = false end
+  save(h)
+  redis.call('ZADD', PQ, h.exp, h.id)
   deactivate(h)
 end
 local function subject_ids(ten, sub)
@@ -69,10 +72,10 @@ end
 
 /// create. ARGV: id, token, tenant, subject ('' = anonymous), now,
 /// cap ('' = none), refuse (0/1), replaces ('' = none), anonymous cap
-/// ('' = none), purge_at, then field/value pairs of the record.
+/// ('' = none), purge_at, the record.
 pub(crate) const CREATE: &str = r#"
 local id, tok, ten, sub, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
-if redis.call('HEXISTS', R, id .. ':v') == 1 or redis.call('HEXISTS', TOK, tok) == 1 then
+if redis.call('HEXISTS', R, id) == 1 or redis.call('HEXISTS', TOK, tok) == 1 then
   return {'duplicate'}
 end
 local victims = {}
@@ -107,7 +110,7 @@ for i, h in ipairs(victims) do
   tombstone(h, 6, now)
   evicted[i] = h.id
 end
-redis.call('HSET', R, unpack(ARGV, 11))
+redis.call('HSET', R, id, ARGV[11])
 redis.call('HSET', TOK, tok, id)
 redis.call('ZADD', PQ, ARGV[10], id)
 redis.call('HINCRBY', CNT, ten .. ':active', 1)
@@ -138,7 +141,8 @@ pub(crate) const TOUCH: &str = r#"
 local at = tonumber(ARGV[3])
 local h = hdr(ARGV[2])
 if not h or h.ten ~= ARGV[1] or not is_live(h, at) or at <= h.ls then return 0 end
-redis.call('HSET', R, ARGV[2] .. ':ls', ARGV[3])
+h.r[9] = ARGV[3]
+save(h)
 h.ls = at
 redis.call('ZADD', PQ, purge_at(h), ARGV[2])
 bump_floor(at)
@@ -152,7 +156,9 @@ local h = hdr(id)
 if not h or h.ten ~= ARGV[1] or not is_live(h, now) then return {'not_live'} end
 if h.ver ~= tonumber(ARGV[3]) then return {'mismatch', fmt(h.ver)} end
 if h.ver >= tonumber(ARGV[6]) then return {'capacity'} end
-redis.call('HSET', R, id .. ':a', ARGV[4], id .. ':ver', fmt(h.ver + 1))
+h.r[13] = ARGV[4]
+h.r[7] = fmt(h.ver + 1)
+save(h)
 bump_floor(now)
 return {'updated', fetch(id)}
 "#;
@@ -178,23 +184,23 @@ pub(crate) const REFRESH: &str = r#"
 local id, now, gen = ARGV[2], tonumber(ARGV[6]), tonumber(ARGV[4])
 local h = hdr(id)
 if not h or h.ten ~= ARGV[1] or not is_live(h, now) then return {'not_live'} end
-local r = redis.call('HMGET', R, id .. ':rc', id .. ':rp', id .. ':rg', id .. ':rgu')
-if not r[1] then return {'not_live'} end
-local rg, rgu = tonumber(r[3]), tonumber(r[4])
+local r = h.r
+if not r[15] then return {'not_live'} end
+local rg, rgu = tonumber(r[17]), tonumber(r[19])
 if not rg or not rgu then corrupt('refresh state') end
-if r[1] == ARGV[3] and rg == gen then
+if r[15] == ARGV[3] and rg == gen then
   local ng = rg + 1
   if ng > 4294967295 then ng = 4294967295 end
   local ls = h.ls
   if now > ls then ls = now end
-  redis.call('HSET', R, id .. ':rp', ARGV[3], id .. ':rc', ARGV[5], id .. ':rg', fmt(ng),
-    id .. ':ri', ARGV[6], id .. ':rgu', ARGV[7], id .. ':ls', fmt(ls))
+  r[16], r[15], r[17], r[18], r[19], r[9] = ARGV[3], ARGV[5], fmt(ng), ARGV[6], ARGV[7], fmt(ls)
+  save(h)
   h.ls = ls
   redis.call('ZADD', PQ, purge_at(h), id)
   bump_floor(now)
   return {'rotated', fetch(id)}
 end
-if r[2] and r[2] == ARGV[3] and gen + 1 == rg and now < rgu then
+if r[16] and r[16] == ARGV[3] and gen + 1 == rg and now < rgu then
   return {'replayed', fetch(id)}
 end
 tombstone(h, 7, now)
@@ -289,10 +295,7 @@ while #out < max do
         if now >= h.exp then cause = 'absolute' else cause = 'idle' end
         deactivate(h)
       end
-      local names = {}
-      for i, f in ipairs(FIELDS) do names[i] = id .. ':' .. f end
-      names[#names + 1] = id .. ':x'
-      redis.call('HDEL', R, unpack(names))
+      redis.call('HDEL', R, id, id .. ':x')
       redis.call('HDEL', TOK, h.tok)
       redis.call('ZREM', PQ, id)
       out[#out + 1] = {h.ten, id, h.sub or '', cause}

@@ -35,34 +35,58 @@ async fn damaged_record_is_corrupt() {
     put(&store, &rec).await;
     let id = hex(rec.id.as_bytes());
     let records = format!("{prefix}:r");
-    for (field, bad) in [("ver", "x"), ("v", "9"), ("a", "[1]"), ("c", "\u{7}")] {
-        let good: Vec<u8> = redis::cmd("HGET")
-            .arg(&records)
-            .arg(format!("{id}:{field}"))
-            .query(&mut con)
-            .unwrap();
+    let good: Vec<u8> = redis::cmd("HGET")
+        .arg(&records)
+        .arg(&id)
+        .query(&mut con)
+        .unwrap();
+    // The stored array with element `i` (0-based) replaced.
+    let with = |i: usize, v: rmpv::Value| {
+        let mut arr = rmpv::decode::read_value(&mut good.as_slice()).unwrap();
+        if let rmpv::Value::Array(items) = &mut arr {
+            items[i] = v;
+        }
+        let mut out = Vec::new();
+        rmpv::encode::write_value(&mut out, &arr).unwrap();
+        out
+    };
+    let s = |t: &str| rmpv::Value::from(t);
+    let cases: Vec<(&str, Vec<u8>, bool)> = vec![
+        ("not msgpack", b"\xc1garbage".to_vec(), true),
+        ("not an array", b"\xa3abc".to_vec(), true),
+        ("format", with(0, s("9")), true),
+        ("version", with(6, s("x")), true),
+        ("last seen", with(8, rmpv::Value::Boolean(false)), true),
+        ("tenant", with(1, s("Bad Tenant")), false),
+        ("attributes", with(12, s("[1]")), false),
+        ("client", with(13, s("\u{7}")), false),
+        ("token hash", with(2, s("zz")), false),
+    ];
+    for (what, bad, header) in cases {
         let _: () = redis::cmd("HSET")
             .arg(&records)
-            .arg(format!("{id}:{field}"))
-            .arg(bad)
+            .arg(&id)
+            .arg(&bad)
             .query(&mut con)
             .unwrap();
         let got = store.get_by_id(rec.tenant, rec.id).await;
         assert!(
             matches!(got, Err(StoreError::Corrupt(_))),
-            "{field}: {got:?}"
+            "{what}: {got:?}"
         );
+        // The scripts read the header themselves: a damaged header fails
+        // a write as well.
         let got = store.touch(rec.tenant, rec.id, at(1)).await;
-        if field != "a" && field != "c" {
+        if header {
             assert!(
                 matches!(got, Err(StoreError::Corrupt(_))),
-                "{field}: {got:?}"
+                "{what}: {got:?}"
             );
         }
         let _: () = redis::cmd("HSET")
             .arg(&records)
-            .arg(format!("{id}:{field}"))
-            .arg(good)
+            .arg(&id)
+            .arg(&good)
             .query(&mut con)
             .unwrap();
     }

@@ -206,7 +206,7 @@ async fn a_lost_channel_stops_the_cache_and_a_restart_empty_refuses_everything()
     };
     let url = format!("redis://127.0.0.1:{port}");
     let opts = RedisOptions {
-        timeout: Duration::from_millis(500),
+        timeout: Duration::from_secs(2),
         ..cached()
     };
     let store = RedisStore::connect_with(&url, "nc", opts).await.unwrap();

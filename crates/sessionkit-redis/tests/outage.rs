@@ -69,7 +69,7 @@ async fn down_is_unavailable_and_back_is_back() {
         &url,
         "outage",
         RedisOptions {
-            timeout: Duration::from_millis(500),
+            timeout: Duration::from_secs(2),
             ..RedisOptions::default()
         },
     )
