@@ -91,7 +91,8 @@ pub(crate) fn parse_id(b: &[u8]) -> Option<SessionId> {
     Some(SessionId::from_bytes(v))
 }
 
-fn parse_hash(b: &[u8]) -> Option<TokenHash> {
+/// A token hash from its key text.
+pub(crate) fn parse_hash(b: &[u8]) -> Option<TokenHash> {
     let v: [u8; 32] = unhex(b)?.try_into().ok()?;
     Some(TokenHash::from_bytes(v))
 }

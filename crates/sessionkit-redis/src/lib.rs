@@ -19,8 +19,11 @@
 //! ```
 
 mod codec;
+mod con;
 mod invalidation;
+mod layout;
 mod lua;
+mod reply;
 
 pub use invalidation::ChannelStats;
 pub use sessionkit_core::near_cache::{NearCacheConfig, NearCacheStats};
@@ -29,20 +32,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::Value;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use sessionkit_core::ids::{SessionId, Subject, TenantId};
 use sessionkit_core::near_cache::{Invalidation, NearCache};
 use sessionkit_core::policy::OnSessionLimit;
 use sessionkit_core::record::{ExpiryCause, RevokeReason, SessionRecord};
 use sessionkit_core::store::{
-    Capacity, Change, Corruption, Counts, CreateOutcome, Limits, ListCursor, Purged,
-    RefreshOutcome, RefreshRequest, RetireOutcome, RetireRequest, RevokeOutcome,
-    RevokeSubjectOutcome, SessionStore, StoreAdmin, StoreError, StoreResult, UpdateOutcome,
+    Capacity, Change, Counts, CreateOutcome, Limits, ListCursor, Purged, RefreshOutcome,
+    RefreshRequest, RetireOutcome, RetireRequest, RevokeOutcome, RevokeSubjectOutcome,
+    SessionStore, StoreAdmin, StoreError, StoreResult, UpdateOutcome,
 };
 use sessionkit_core::time::Millis;
 use sessionkit_core::token::TokenHash;
 
 use codec::{hash_key, id_key, subject_key};
+use con::Con;
+use layout::Layout;
+use reply::{
+    array, bytes, corrupt, id_and_record, int, read_reply, record, subject_of, tagged, text,
+};
 
 /// How long one call may take, connection included, before it is
 /// [`StoreError::Unavailable`].
@@ -103,7 +110,19 @@ pub struct RedisOptions {
     /// How long a change waits for every node to acknowledge its
     /// invalidation.
     pub ack_timeout: Duration,
+    /// On Cluster, how many shards (groups of keys sharing a slot) the
+    /// sessions are spread over; ignored on a standalone Redis. Fixed for
+    /// the life of the data: every process on one prefix must use the same
+    /// number (see the crate README).
+    pub shards: u16,
 }
+
+/// The default [`RedisOptions::shards`].
+pub const DEFAULT_SHARDS: u16 = 64;
+
+/// How long a Cluster pointer outlives its session's absolute deadline: a
+/// backstop for pointers left behind by a crash between two steps.
+const POINTER_MARGIN_MS: i64 = 24 * 3600 * 1000;
 
 impl Default for RedisOptions {
     fn default() -> Self {
@@ -111,6 +130,7 @@ impl Default for RedisOptions {
             timeout: DEFAULT_TIMEOUT,
             near_cache: None,
             ack_timeout: Duration::from_millis(250),
+            shards: DEFAULT_SHARDS,
         }
     }
 }
@@ -119,10 +139,12 @@ impl Default for RedisOptions {
 /// reconnected on failure).
 #[derive(Clone)]
 pub struct RedisStore {
-    con: ConnectionManager,
-    keys: Arc<[String; 6]>,
+    con: Con,
+    layout: Arc<Layout>,
     scripts: Arc<Scripts>,
     timeout: Duration,
+    /// Where the next purge starts (Cluster: shards take turns).
+    purge_from: Arc<std::sync::atomic::AtomicUsize>,
     near: Option<Arc<invalidation::Bus>>,
     _subscriber: Option<Arc<invalidation::Subscriber>>,
 }
@@ -130,7 +152,7 @@ pub struct RedisStore {
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisStore")
-            .field("records", &self.keys[0])
+            .field("layout", &self.layout)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
@@ -151,9 +173,18 @@ impl std::fmt::Display for Timeout {
 
 impl std::error::Error for Timeout {}
 
-fn corrupt(what: &'static str, id: Option<SessionId>) -> StoreError {
-    StoreError::Corrupt(Corruption { what, id })
+/// A setting that makes the store unusable (reported as `Unavailable`,
+/// since [`StoreError`] has no configuration variant).
+#[derive(Debug)]
+struct BadSetting(&'static str);
+
+impl std::fmt::Display for BadSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
 }
+
+impl std::error::Error for BadSetting {}
 
 fn map_err(e: redis::RedisError, id: Option<SessionId>) -> StoreError {
     if e.code() == Some("CORRUPT") || e.to_string().contains("CORRUPT") {
@@ -163,84 +194,35 @@ fn map_err(e: redis::RedisError, id: Option<SessionId>) -> StoreError {
     }
 }
 
-/// The bytes of a bulk or simple string, `None` for nil.
-fn bytes(v: &Value) -> Option<Option<Vec<u8>>> {
-    match v {
-        Value::Nil => Some(None),
-        Value::BulkString(b) => Some(Some(b.clone())),
-        Value::SimpleString(s) => Some(Some(s.clone().into_bytes())),
-        Value::Int(i) => Some(Some(i.to_string().into_bytes())),
-        _ => None,
-    }
-}
-
-fn text(v: &Value) -> Option<String> {
-    String::from_utf8(bytes(v)??).ok()
-}
-
-fn int(v: &Value) -> Option<i64> {
-    match v {
-        Value::Int(i) => Some(*i),
-        other => text(other)?.parse().ok(),
-    }
-}
-
-fn array(v: &Value) -> Option<&[Value]> {
-    match v {
-        Value::Array(a) => Some(a),
-        _ => None,
-    }
-}
-
-/// A reply `{tag, …}`: the tag and the rest.
-fn tagged(v: &Value) -> Option<(String, &[Value])> {
-    let a = array(v)?;
-    let (t, rest) = a.split_first()?;
-    Some((text(t)?, rest))
-}
-
-/// Decodes a `fetch(id)` reply (the stored record) for `id`.
-fn record(id: SessionId, v: &Value) -> StoreResult<SessionRecord> {
-    let blob = bytes(v)
-        .flatten()
-        .ok_or_else(|| corrupt("record", Some(id)))?;
-    codec::decode_blob(id, &blob).map_err(StoreError::Corrupt)
-}
-
-/// Decodes an `{id, fetch(id)}` pair.
-fn id_and_record(v: &Value) -> StoreResult<SessionRecord> {
-    let pair = array(v).ok_or_else(|| corrupt("record", None))?;
-    let [idv, rec] = pair else {
-        return Err(corrupt("record", None));
-    };
-    let id = bytes(idv)
-        .flatten()
-        .and_then(|b| codec::parse_id(&b))
-        .ok_or_else(|| corrupt("id index", None))?;
-    record(id, rec)
-}
-
-fn subject_of(v: &Value, id: Option<SessionId>) -> StoreResult<Option<Subject>> {
-    let b = bytes(v).flatten().ok_or_else(|| corrupt("subject", id))?;
-    if b.is_empty() {
-        return Ok(None);
-    }
-    codec::parse_subject(&b)
-        .map(Some)
-        .ok_or_else(|| corrupt("subject", id))
-}
-
 fn ms(m: Millis) -> String {
     m.as_millis().to_string()
 }
 
+/// Bounds `fut` by `timeout`; a timeout or a Redis error is `Unavailable`
+/// (or `Corrupt` when a script said so).
+async fn bounded<T>(
+    timeout: Duration,
+    fut: impl std::future::Future<Output = redis::RedisResult<T>>,
+    id: Option<SessionId>,
+) -> StoreResult<T> {
+    match tokio::time::timeout(timeout, fut).await {
+        Err(_) => Err(unavailable(Timeout)),
+        Ok(Err(e)) => Err(map_err(e, id)),
+        Ok(Ok(v)) => Ok(v),
+    }
+}
+
 impl RedisStore {
-    /// Connects to `url` (`redis://…`, `rediss://…`) with the default
-    /// [`RedisOptions`] (no near-cache); every key of this store starts
-    /// with `prefix` and `:`.
+    /// Connects to `url` with the default [`RedisOptions`] (no
+    /// near-cache); every key of this store starts with `prefix` and `:`.
+    /// `redis://…`, `rediss://…` or `unix://…` name a standalone Redis;
+    /// `redis+cluster://host:port,host:port,…` a Redis Cluster (any of its
+    /// masters; the rest are discovered).
     ///
     /// # Errors
-    /// [`StoreError::Unavailable`] if Redis cannot be reached in time.
+    /// [`StoreError::Unavailable`] if Redis cannot be reached in time, or
+    /// if a Cluster `prefix` holds `{` or `}` (it would move every key
+    /// into one slot).
     pub async fn connect(url: &str, prefix: &str) -> StoreResult<Self> {
         Self::connect_with(url, prefix, RedisOptions::default()).await
     }
@@ -248,26 +230,43 @@ impl RedisStore {
     /// [`RedisStore::connect`] with `opts`.
     ///
     /// # Errors
-    /// [`StoreError::Unavailable`] if Redis cannot be reached in time.
+    /// As [`RedisStore::connect`].
     pub async fn connect_with(url: &str, prefix: &str, opts: RedisOptions) -> StoreResult<Self> {
         let timeout = opts.timeout;
-        let client = redis::Client::open(url).map_err(unavailable)?;
-        // Fail fast while Redis is down (one retry, then `Unavailable`);
-        // the next call reconnects.
-        let cfg = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(200));
-        let con = tokio::time::timeout(timeout, client.get_connection_manager_with_config(cfg))
-            .await
-            .map_err(|_| unavailable(Timeout))?
-            .map_err(unavailable)?;
+        let (con, layout, bus_url) = match con::cluster_nodes(url) {
+            Some(nodes) => {
+                if prefix.contains(['{', '}']) {
+                    return Err(unavailable(BadSetting(
+                        "a Redis Cluster key prefix must not contain '{' or '}'",
+                    )));
+                }
+                let first = nodes.first().cloned().ok_or_else(|| {
+                    unavailable(BadSetting("a redis+cluster:// URL names no node"))
+                })?;
+                let c = bounded(timeout, con::cluster(&nodes, timeout), None).await?;
+                (Con::Cluster(c), Layout::cluster(prefix, opts.shards), first)
+            }
+            None => {
+                let client = redis::Client::open(url).map_err(unavailable)?;
+                let c = bounded(timeout, con::single(&client, timeout), None).await?;
+                (Con::Single(c), Layout::standalone(prefix), url.to_owned())
+            }
+        };
         let (near, subscriber) = match opts.near_cache {
             Some(nc) => {
+                // On Cluster every process publishes and subscribes through
+                // the first node of the URL, so PUBLISH counts every
+                // subscriber (see the README).
+                let client = redis::Client::open(bus_url.as_str()).map_err(unavailable)?;
+                let bus_con = match &con {
+                    Con::Single(c) => c.clone(),
+                    Con::Cluster(_) => {
+                        bounded(timeout, con::single(&client, timeout), None).await?
+                    }
+                };
                 let cache = Arc::new(NearCache::new(nc));
                 let (bus, sub) =
-                    invalidation::Bus::start(client, con.clone(), prefix, cache, opts.ack_timeout);
+                    invalidation::Bus::start(client, bus_con, prefix, cache, opts.ack_timeout);
                 // Serve from the cache from the start if the channel comes
                 // up in time; else it starts serving when it does.
                 let _ = tokio::time::timeout(timeout, async {
@@ -280,12 +279,12 @@ impl RedisStore {
             }
             None => (None, None),
         };
-        let k = |s: &str| format!("{prefix}:{s}");
         Ok(RedisStore {
             con,
-            keys: Arc::new([k("r"), k("t"), k("p"), k("f"), k("sa"), k("c")]),
+            layout: Arc::new(layout),
             scripts: Arc::new(Scripts::new()),
             timeout,
+            purge_from: Arc::default(),
             near,
             _subscriber: subscriber,
         })
@@ -313,25 +312,122 @@ impl RedisStore {
         }
     }
 
-    /// Runs `script` with the store's keys and `args`; the raw reply.
+    /// Runs `script` on shard `shard`'s keys with `args`; the raw reply.
     async fn run(
         &self,
+        shard: usize,
         script: &redis::Script,
         args: Vec<Vec<u8>>,
         id: Option<SessionId>,
     ) -> StoreResult<Value> {
+        let keys = self
+            .layout
+            .shard(shard)
+            .ok_or_else(|| corrupt("shard pointer", id))?;
         let mut inv = script.prepare_invoke();
-        for k in self.keys.iter() {
+        for k in keys {
             inv.key(k);
         }
         for a in &args {
             inv.arg(a.as_slice());
         }
         let mut con = self.con.clone();
-        match tokio::time::timeout(self.timeout, inv.invoke_async::<Value>(&mut con)).await {
-            Err(_) => Err(unavailable(Timeout)),
-            Ok(Err(e)) => Err(map_err(e, id)),
-            Ok(Ok(v)) => Ok(v),
+        bounded(self.timeout, inv.invoke_async::<Value>(&mut con), id).await
+    }
+
+    /// Runs one plain command.
+    async fn cmd(&self, cmd: &redis::Cmd, id: Option<SessionId>) -> StoreResult<Value> {
+        let mut con = self.con.clone();
+        bounded(self.timeout, cmd.query_async::<Value>(&mut con), id).await
+    }
+
+    /// Runs a pipeline (on Cluster, each command goes to its key's master).
+    async fn pipe(&self, p: &redis::Pipeline, id: Option<SessionId>) -> StoreResult<Vec<Value>> {
+        let mut con = self.con.clone();
+        bounded(self.timeout, p.query_async::<Vec<Value>>(&mut con), id).await
+    }
+
+    /// The shard a pointer key names; `None` when there is no pointer
+    /// (no such session). Standalone: always shard 0.
+    async fn locate(
+        &self,
+        pointer: impl FnOnce(&Layout) -> String,
+        id: Option<SessionId>,
+    ) -> StoreResult<Option<usize>> {
+        if !self.layout.pointers() {
+            return Ok(Some(0));
+        }
+        let v = self
+            .cmd(redis::cmd("GET").arg(pointer(&self.layout)), id)
+            .await?;
+        match v {
+            Value::Nil => Ok(None),
+            other => int(&other)
+                .and_then(|i| usize::try_from(i).ok())
+                .filter(|&i| i < self.layout.shards().len())
+                .map(Some)
+                .ok_or_else(|| corrupt("shard pointer", id)),
+        }
+    }
+
+    /// The shard holding session `id`, if any.
+    async fn shard_of_id(&self, id: SessionId) -> StoreResult<Option<usize>> {
+        self.locate(|l| l.id_pointer(id), Some(id)).await
+    }
+
+    /// Cluster: claims the token and id pointers for a new record in
+    /// `shard`. `false`: one was taken (a duplicate); the other is released.
+    async fn claim_pointers(
+        &self,
+        rec: &SessionRecord,
+        shard: usize,
+        now: Millis,
+    ) -> StoreResult<bool> {
+        let ttl = rec
+            .expires_at
+            .as_millis()
+            .saturating_sub(now.as_millis())
+            .saturating_add(POINTER_MARGIN_MS)
+            .max(1);
+        let (t, i) = (
+            self.layout.token_pointer(&rec.token_hash),
+            self.layout.id_pointer(rec.id),
+        );
+        let mut p = redis::pipe();
+        p.cmd("SET").arg(&t).arg(shard).arg("NX").arg("PX").arg(ttl);
+        p.cmd("SET").arg(&i).arg(shard).arg("NX").arg("PX").arg(ttl);
+        let r = self.pipe(&p, Some(rec.id)).await?;
+        let set = |v: Option<&Value>| matches!(v, Some(Value::Okay | Value::SimpleString(_)));
+        let (ts, is) = (set(r.first()), set(r.get(1)));
+        if ts && is {
+            return Ok(true);
+        }
+        let mut undo = redis::pipe();
+        if ts {
+            undo.cmd("DEL").arg(&t);
+        }
+        if is {
+            undo.cmd("DEL").arg(&i);
+        }
+        if ts || is {
+            self.pipe(&undo, Some(rec.id)).await?;
+        }
+        Ok(false)
+    }
+
+    /// Cluster: drops the pointers of records that are gone (best-effort:
+    /// their TTL is the backstop).
+    async fn release_pointers(&self, gone: &[(SessionId, TokenHash)]) {
+        if !self.layout.pointers() || gone.is_empty() {
+            return;
+        }
+        let mut p = redis::pipe();
+        for (id, h) in gone {
+            p.cmd("DEL").arg(self.layout.token_pointer(h)).ignore();
+            p.cmd("DEL").arg(self.layout.id_pointer(*id)).ignore();
+        }
+        if let Err(e) = self.pipe(&p, None).await {
+            tracing::debug!(error = %e, "redis: pointers left to their TTL");
         }
     }
 }
@@ -367,7 +463,15 @@ impl SessionStore for RedisStore {
             ms(rec.purge_at()),
         ];
         args.push(codec::encode(&rec));
-        let v = self.run(&self.scripts.create, args, Some(rec.id)).await?;
+        let shard = self.layout.home(rec.tenant, rec.subject.as_ref());
+        if self.layout.pointers() && !self.claim_pointers(&rec, shard, now).await? {
+            return Ok(CreateOutcome::Duplicate);
+        }
+        // On an error the outcome is unknown: the pointers stay (their TTL
+        // ends them if the record never came to be).
+        let v = self
+            .run(shard, &self.scripts.create, args, Some(rec.id))
+            .await?;
         let bad = || corrupt("create reply", Some(rec.id));
         let (tag, rest) = tagged(&v).ok_or_else(bad)?;
         let out = match tag.as_str() {
@@ -385,6 +489,9 @@ impl SessionStore for RedisStore {
             }
             _ => return Err(bad()),
         };
+        if !matches!(out, CreateOutcome::Created { .. }) {
+            self.release_pointers(&[(rec.id, rec.token_hash)]).await;
+        }
         if let CreateOutcome::Created { evicted } = &out {
             for id in evicted {
                 self.announce(Invalidation::Session(*id)).await;
@@ -412,8 +519,16 @@ impl SessionStore for RedisStore {
         hash: &TokenHash,
     ) -> StoreResult<Option<SessionRecord>> {
         let ticket = self.near.as_ref().and_then(|b| b.cache.ticket());
+        let Some(shard) = self.locate(|l| l.token_pointer(hash), None).await? else {
+            return Ok(None);
+        };
         let v = self
-            .run(&self.scripts.read, args!["tok", hash_key(hash)], None)
+            .run(
+                shard,
+                &self.scripts.read,
+                args!["tok", hash_key(hash)],
+                None,
+            )
             .await?;
         let found = read_reply(tenant, &v)?;
         if let (Some(bus), Some(t), Some(r)) = (&self.near, ticket, &found) {
@@ -427,15 +542,22 @@ impl SessionStore for RedisStore {
         tenant: TenantId,
         id: SessionId,
     ) -> StoreResult<Option<SessionRecord>> {
+        let Some(shard) = self.shard_of_id(id).await? else {
+            return Ok(None);
+        };
         let v = self
-            .run(&self.scripts.read, args!["id", id_key(id)], Some(id))
+            .run(shard, &self.scripts.read, args!["id", id_key(id)], Some(id))
             .await?;
         read_reply(tenant, &v)
     }
 
     async fn touch(&self, tenant: TenantId, id: SessionId, at: Millis) -> StoreResult<bool> {
+        let Some(shard) = self.shard_of_id(id).await? else {
+            return Ok(false);
+        };
         let v = self
             .run(
+                shard,
                 &self.scripts.touch,
                 args![tenant.as_str(), id_key(id), ms(at)],
                 Some(id),
@@ -454,8 +576,12 @@ impl SessionStore for RedisStore {
         now: Millis,
     ) -> StoreResult<UpdateOutcome> {
         let Change::Attributes(attrs) = change;
+        let Some(shard) = self.shard_of_id(id).await? else {
+            return Ok(UpdateOutcome::NotLive);
+        };
         let v = self
             .run(
+                shard,
                 &self.scripts.update,
                 args![
                     tenant.as_str(),
@@ -490,8 +616,12 @@ impl SessionStore for RedisStore {
 
     async fn retire(&self, req: RetireRequest) -> StoreResult<RetireOutcome> {
         let id = req.old_id;
+        let Some(shard) = self.shard_of_id(id).await? else {
+            return Ok(RetireOutcome::NotLive);
+        };
         let v = self
             .run(
+                shard,
                 &self.scripts.retire,
                 args![
                     req.tenant.as_str(),
@@ -524,8 +654,12 @@ impl SessionStore for RedisStore {
 
     async fn refresh(&self, req: RefreshRequest) -> StoreResult<RefreshOutcome> {
         let id = req.id;
+        let Some(shard) = self.shard_of_id(id).await? else {
+            return Ok(RefreshOutcome::NotLive);
+        };
         let v = self
             .run(
+                shard,
                 &self.scripts.refresh,
                 args![
                     req.tenant.as_str(),
@@ -568,8 +702,12 @@ impl SessionStore for RedisStore {
         reason: RevokeReason,
         now: Millis,
     ) -> StoreResult<RevokeOutcome> {
+        let Some(shard) = self.shard_of_id(id).await? else {
+            return Ok(RevokeOutcome::NotFound);
+        };
         let v = self
             .run(
+                shard,
                 &self.scripts.revoke,
                 args![
                     tenant.as_str(),
@@ -606,6 +744,7 @@ impl SessionStore for RedisStore {
     ) -> StoreResult<RevokeSubjectOutcome> {
         let v = self
             .run(
+                self.layout.subject_shard(tenant, subject),
                 &self.scripts.revoke_subject,
                 args![
                     tenant.as_str(),
@@ -645,6 +784,7 @@ impl SessionStore for RedisStore {
     ) -> StoreResult<Vec<SessionRecord>> {
         let v = self
             .run(
+                self.layout.subject_shard(tenant, subject),
                 &self.scripts.list_subject,
                 args![tenant.as_str(), subject_key(subject), ms(now)],
                 None,
@@ -667,75 +807,95 @@ impl SessionStore for RedisStore {
     }
 
     async fn purge_expired(&self, now: Millis, max: usize) -> StoreResult<Vec<Purged>> {
-        let v = self
-            .run(&self.scripts.purge, args![ms(now), max.to_string()], None)
-            .await?;
-        let bad = |id| corrupt("purge reply", id);
-        let items = array(&v).ok_or_else(|| bad(None))?;
-        let mut out = Vec::with_capacity(items.len());
-        for it in items {
-            let [t, i, s, c] = array(it).ok_or_else(|| bad(None))? else {
-                return Err(bad(None));
-            };
-            let id = bytes(i)
-                .flatten()
-                .and_then(|b| codec::parse_id(&b))
-                .ok_or_else(|| bad(None))?;
-            let tenant = text(t)
-                .and_then(|t| TenantId::new(&t).ok())
-                .ok_or_else(|| corrupt("tenant", Some(id)))?;
-            let expired = match text(c).ok_or_else(|| bad(Some(id)))?.as_str() {
-                "" => None,
-                "idle" => Some(ExpiryCause::Idle),
-                "absolute" => Some(ExpiryCause::Absolute),
-                _ => return Err(bad(Some(id))),
-            };
-            // Other nodes' copies read as expired, or are reread (idle).
-            self.forget_here(id);
-            out.push(Purged {
-                tenant,
-                id,
-                subject: subject_of(s, Some(id))?,
-                expired,
-            });
+        // Shards take turns being first, so one busy shard starves no other.
+        let n = self.layout.shards().len();
+        let first = self
+            .purge_from
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            % n;
+        let mut out = Vec::new();
+        let mut gone = Vec::new();
+        for shard in (first..n).chain(0..first) {
+            if out.len() >= max {
+                break;
+            }
+            let v = self
+                .run(
+                    shard,
+                    &self.scripts.purge,
+                    args![ms(now), (max - out.len()).to_string()],
+                    None,
+                )
+                .await?;
+            for p in purged(&v)? {
+                // Other nodes' copies read as expired, or are reread (idle).
+                self.forget_here(p.0.id);
+                gone.push((p.0.id, p.1));
+                out.push(p.0);
+            }
         }
+        self.release_pointers(&gone).await;
         Ok(out)
     }
 
     async fn clock_floor(&self) -> StoreResult<Millis> {
-        let mut con = self.con.clone();
-        let mut cmd = redis::cmd("GET");
-        cmd.arg(&self.keys[3]);
-        let v = match tokio::time::timeout(self.timeout, cmd.query_async::<Value>(&mut con)).await {
-            Err(_) => return Err(unavailable(Timeout)),
-            Ok(r) => r.map_err(|e| map_err(e, None))?,
-        };
-        match v {
-            Value::Nil => Ok(Millis::MIN),
-            other => int(&other)
-                .map(Millis::from_millis)
-                .ok_or_else(|| corrupt("clock floor", None)),
+        let mut floor = Millis::MIN;
+        for keys in self.layout.shards() {
+            let v = self.cmd(redis::cmd("GET").arg(&keys[3]), None).await?;
+            if !matches!(v, Value::Nil) {
+                let f = int(&v)
+                    .map(Millis::from_millis)
+                    .ok_or_else(|| corrupt("clock floor", None))?;
+                floor = floor.max(f);
+            }
         }
+        Ok(floor)
     }
 
     async fn persist_clock_floor(&self, at: Millis) -> StoreResult<()> {
-        self.run(&self.scripts.persist_floor, args![ms(at)], None)
+        // The floor is the highest of the shards' (every write raises its
+        // own shard's); persisting raises the first.
+        self.run(0, &self.scripts.persist_floor, args![ms(at)], None)
             .await?;
         Ok(())
     }
 }
 
-fn read_reply(tenant: TenantId, v: &Value) -> StoreResult<Option<SessionRecord>> {
-    if matches!(v, Value::Nil) {
-        return Ok(None);
+/// Decodes a purge reply: each purged record and its token hash.
+fn purged(v: &Value) -> StoreResult<Vec<(Purged, TokenHash)>> {
+    let bad = |id| corrupt("purge reply", id);
+    let items = array(v).ok_or_else(|| bad(None))?;
+    let mut out = Vec::with_capacity(items.len());
+    for it in items {
+        let [t, i, s, c, h] = array(it).ok_or_else(|| bad(None))? else {
+            return Err(bad(None));
+        };
+        let id = bytes(i)
+            .flatten()
+            .and_then(|b| codec::parse_id(&b))
+            .ok_or_else(|| bad(None))?;
+        let tenant = text(t)
+            .and_then(|t| TenantId::new(&t).ok())
+            .ok_or_else(|| corrupt("tenant", Some(id)))?;
+        let expired = match text(c).ok_or_else(|| bad(Some(id)))?.as_str() {
+            "" => None,
+            "idle" => Some(ExpiryCause::Idle),
+            "absolute" => Some(ExpiryCause::Absolute),
+            _ => return Err(bad(Some(id))),
+        };
+        let hash = bytes(h)
+            .flatten()
+            .and_then(|b| codec::parse_hash(&b))
+            .ok_or_else(|| corrupt("token hash", Some(id)))?;
+        let p = Purged {
+            tenant,
+            id,
+            subject: subject_of(s, Some(id))?,
+            expired,
+        };
+        out.push((p, hash));
     }
-    let pair = array(v).ok_or_else(|| corrupt("record", None))?;
-    // A dangling pointer (its record purged in between): no session.
-    if let [_, Value::Nil] | [_] = pair {
-        return Ok(None);
-    }
-    let rec = id_and_record(v)?;
-    Ok((rec.tenant == tenant).then_some(rec))
+    Ok(out)
 }
 
 impl StoreAdmin for RedisStore {
@@ -746,24 +906,26 @@ impl StoreAdmin for RedisStore {
         after: Option<&Subject>,
         limit: usize,
     ) -> StoreResult<Vec<(Subject, u64)>> {
-        let v = self
-            .run(
-                &self.scripts.list_subjects,
-                args![tenant.as_str(), ms(now)],
-                None,
-            )
-            .await?;
+        let mut replies = Vec::with_capacity(self.layout.shards().len());
+        for shard in 0..self.layout.shards().len() {
+            let args = args![tenant.as_str(), ms(now)];
+            replies.push(
+                self.run(shard, &self.scripts.list_subjects, args, None)
+                    .await?,
+            );
+        }
         let bad = || corrupt("subject index", None);
-        let items = array(&v).ok_or_else(bad)?;
-        let mut out = Vec::with_capacity(items.len());
-        for it in items {
-            let [s, n] = array(it).ok_or_else(bad)? else {
-                return Err(bad());
-            };
-            let s = subject_of(s, None)?.ok_or_else(bad)?;
-            let n = u64::try_from(int(n).ok_or_else(bad)?).map_err(|_| bad())?;
-            if after.is_none_or(|a| s.as_str().as_bytes() > a.as_str().as_bytes()) {
-                out.push((s, n));
+        let mut out = Vec::new();
+        for v in &replies {
+            for it in array(v).ok_or_else(bad)? {
+                let [s, n] = array(it).ok_or_else(bad)? else {
+                    return Err(bad());
+                };
+                let s = subject_of(s, None)?.ok_or_else(bad)?;
+                let n = u64::try_from(int(n).ok_or_else(bad)?).map_err(|_| bad())?;
+                if after.is_none_or(|a| s.as_str().as_bytes() > a.as_str().as_bytes()) {
+                    out.push((s, n));
+                }
             }
         }
         out.sort_unstable_by(|a, b| a.0.as_str().as_bytes().cmp(b.0.as_str().as_bytes()));
@@ -771,25 +933,32 @@ impl StoreAdmin for RedisStore {
         Ok(out)
     }
 
-    /// Exact: the counters change in the same script as the records.
+    /// Standalone: exact, one snapshot (the counters change in the same
+    /// script as the records). Cluster: the sum of every shard's counters,
+    /// each exact, read one after the other (`approximate`; exact when
+    /// quiescent).
     async fn counts(&self, tenant: TenantId) -> StoreResult<Counts> {
-        let v = self
-            .run(&self.scripts.counts, args![tenant.as_str()], None)
-            .await?;
         let bad = || corrupt("counters", None);
-        let a = array(&v).ok_or_else(bad)?;
-        let get = |i: usize| -> StoreResult<u64> {
-            match a.get(i) {
-                Some(Value::Nil) => Ok(0),
-                Some(x) => u64::try_from(int(x).ok_or_else(bad)?).map_err(|_| bad()),
-                None => Err(bad()),
+        let mut sum = [0u64; 3];
+        for shard in 0..self.layout.shards().len() {
+            let v = self
+                .run(shard, &self.scripts.counts, args![tenant.as_str()], None)
+                .await?;
+            let a = array(&v).ok_or_else(bad)?;
+            for (i, total) in sum.iter_mut().enumerate() {
+                let n = match a.get(i) {
+                    Some(Value::Nil) => 0,
+                    Some(x) => u64::try_from(int(x).ok_or_else(bad)?).map_err(|_| bad())?,
+                    None => return Err(bad()),
+                };
+                *total = total.saturating_add(n);
             }
-        };
+        }
         Ok(Counts {
-            active: get(0)?,
-            anonymous: get(1)?,
-            subjects: get(2)?,
-            approximate: false,
+            active: sum[0],
+            anonymous: sum[1],
+            subjects: sum[2],
+            approximate: self.layout.pointers(),
         })
     }
 }

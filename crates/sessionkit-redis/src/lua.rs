@@ -1,4 +1,5 @@
-//! The Lua scripts, one per decision. Every script gets the same six keys,
+//! The Lua scripts, one per decision. Every script gets the six keys of one
+//! shard (see `layout.rs`),
 //! all under the store's prefix (see the crate README):
 //! `KEYS = [records, tokens, purge, floor, subjects, counters]`.
 
@@ -298,7 +299,7 @@ while #out < max do
       redis.call('HDEL', R, id, id .. ':x')
       redis.call('HDEL', TOK, h.tok)
       redis.call('ZREM', PQ, id)
-      out[#out + 1] = {h.ten, id, h.sub or '', cause}
+      out[#out + 1] = {h.ten, id, h.sub or '', cause, h.tok}
     end
   end
 end
