@@ -341,10 +341,14 @@ impl RedisStore {
         bounded(self.timeout, cmd.query_async::<Value>(&mut con), id).await
     }
 
-    /// Runs a pipeline (on Cluster, each command goes to its key's master).
-    async fn pipe(&self, p: &redis::Pipeline, id: Option<SessionId>) -> StoreResult<Vec<Value>> {
-        let mut con = self.con.clone();
-        bounded(self.timeout, p.query_async::<Vec<Value>>(&mut con), id).await
+    /// Runs `cmds` concurrently, each to its own key's master (an async
+    /// Cluster pipeline may not cross slots); their replies in order.
+    async fn each(&self, cmds: &[redis::Cmd], id: Option<SessionId>) -> StoreResult<Vec<Value>> {
+        let calls = cmds.iter().map(|c| self.cmd(c, id));
+        futures_util::future::join_all(calls)
+            .await
+            .into_iter()
+            .collect()
     }
 
     /// The shard a pointer key names; `None` when there is no pointer
@@ -393,25 +397,23 @@ impl RedisStore {
             self.layout.token_pointer(&rec.token_hash),
             self.layout.id_pointer(rec.id),
         );
-        let mut p = redis::pipe();
-        p.cmd("SET").arg(&t).arg(shard).arg("NX").arg("PX").arg(ttl);
-        p.cmd("SET").arg(&i).arg(shard).arg("NX").arg("PX").arg(ttl);
-        let r = self.pipe(&p, Some(rec.id)).await?;
-        let set = |v: Option<&Value>| matches!(v, Some(Value::Okay | Value::SimpleString(_)));
-        let (ts, is) = (set(r.first()), set(r.get(1)));
+        let set = |k: &str| {
+            let mut c = redis::cmd("SET");
+            c.arg(k).arg(shard).arg("NX").arg("PX").arg(ttl);
+            c
+        };
+        let r = self.each(&[set(&t), set(&i)], Some(rec.id)).await?;
+        let ok = |v: Option<&Value>| matches!(v, Some(Value::Okay | Value::SimpleString(_)));
+        let (ts, is) = (ok(r.first()), ok(r.get(1)));
         if ts && is {
             return Ok(true);
         }
-        let mut undo = redis::pipe();
-        if ts {
-            undo.cmd("DEL").arg(&t);
-        }
-        if is {
-            undo.cmd("DEL").arg(&i);
-        }
-        if ts || is {
-            self.pipe(&undo, Some(rec.id)).await?;
-        }
+        let undo: Vec<redis::Cmd> = [(ts, &t), (is, &i)]
+            .into_iter()
+            .filter(|(set, _)| *set)
+            .map(|(_, k)| redis::cmd("DEL").arg(k).clone())
+            .collect();
+        self.each(&undo, Some(rec.id)).await?;
         Ok(false)
     }
 
@@ -421,12 +423,12 @@ impl RedisStore {
         if !self.layout.pointers() || gone.is_empty() {
             return;
         }
-        let mut p = redis::pipe();
+        let mut dels = Vec::with_capacity(gone.len() * 2);
         for (id, h) in gone {
-            p.cmd("DEL").arg(self.layout.token_pointer(h)).ignore();
-            p.cmd("DEL").arg(self.layout.id_pointer(*id)).ignore();
+            dels.push(redis::cmd("DEL").arg(self.layout.token_pointer(h)).clone());
+            dels.push(redis::cmd("DEL").arg(self.layout.id_pointer(*id)).clone());
         }
-        if let Err(e) = self.pipe(&p, None).await {
+        if let Err(e) = self.each(&dels, None).await {
             tracing::debug!(error = %e, "redis: pointers left to their TTL");
         }
     }
