@@ -18,11 +18,13 @@
 //! # Ok(()) }
 //! ```
 
+mod admin;
 mod codec;
 mod con;
 mod invalidation;
 mod layout;
 mod lua;
+mod pointers;
 mod reply;
 
 pub use invalidation::ChannelStats;
@@ -35,11 +37,11 @@ use redis::Value;
 use sessionkit_core::ids::{SessionId, Subject, TenantId};
 use sessionkit_core::near_cache::{Invalidation, NearCache};
 use sessionkit_core::policy::OnSessionLimit;
-use sessionkit_core::record::{ExpiryCause, RevokeReason, SessionRecord};
+use sessionkit_core::record::{RevokeReason, SessionRecord};
 use sessionkit_core::store::{
-    Capacity, Change, Counts, CreateOutcome, Limits, ListCursor, Purged, RefreshOutcome,
-    RefreshRequest, RetireOutcome, RetireRequest, RevokeOutcome, RevokeSubjectOutcome,
-    SessionStore, StoreAdmin, StoreError, StoreResult, UpdateOutcome,
+    Capacity, Change, CreateOutcome, Limits, ListCursor, Purged, RefreshOutcome, RefreshRequest,
+    RetireOutcome, RetireRequest, RevokeOutcome, RevokeSubjectOutcome, SessionStore, StoreError,
+    StoreResult, UpdateOutcome,
 };
 use sessionkit_core::time::Millis;
 use sessionkit_core::token::TokenHash;
@@ -47,9 +49,7 @@ use sessionkit_core::token::TokenHash;
 use codec::{hash_key, id_key, subject_key};
 use con::Con;
 use layout::Layout;
-use reply::{
-    array, bytes, corrupt, id_and_record, int, read_reply, record, subject_of, tagged, text,
-};
+use reply::{array, bytes, corrupt, id_and_record, int, read_reply, record, subject_of, tagged};
 
 /// How long one call may take, connection included, before it is
 /// [`StoreError::Unavailable`].
@@ -119,10 +119,6 @@ pub struct RedisOptions {
 
 /// The default [`RedisOptions::shards`].
 pub const DEFAULT_SHARDS: u16 = 64;
-
-/// How long a Cluster pointer outlives its session's absolute deadline: a
-/// backstop for pointers left behind by a crash between two steps.
-const POINTER_MARGIN_MS: i64 = 24 * 3600 * 1000;
 
 impl Default for RedisOptions {
     fn default() -> Self {
@@ -194,7 +190,7 @@ fn map_err(e: redis::RedisError, id: Option<SessionId>) -> StoreError {
     }
 }
 
-fn ms(m: Millis) -> String {
+pub(crate) fn ms(m: Millis) -> String {
     m.as_millis().to_string()
 }
 
@@ -211,6 +207,12 @@ async fn bounded<T>(
         Ok(Ok(v)) => Ok(v),
     }
 }
+
+/// Builds an argument list from anything string-like.
+macro_rules! args {
+    ($($a:expr),* $(,)?) => { vec![$(Vec::<u8>::from($a)),*] };
+}
+pub(crate) use args;
 
 impl RedisStore {
     /// Connects to `url` with the default [`RedisOptions`] (no
@@ -313,7 +315,7 @@ impl RedisStore {
     }
 
     /// Runs `script` on shard `shard`'s keys with `args`; the raw reply.
-    async fn run(
+    pub(crate) async fn run(
         &self,
         shard: usize,
         script: &redis::Script,
@@ -335,108 +337,40 @@ impl RedisStore {
         bounded(self.timeout, inv.invoke_async::<Value>(&mut con), id).await
     }
 
-    /// Runs one plain command.
-    async fn cmd(&self, cmd: &redis::Cmd, id: Option<SessionId>) -> StoreResult<Value> {
-        let mut con = self.con.clone();
-        bounded(self.timeout, cmd.query_async::<Value>(&mut con), id).await
-    }
-
-    /// Runs `cmds` concurrently, each to its own key's master (an async
-    /// Cluster pipeline may not cross slots); their replies in order.
-    async fn each(&self, cmds: &[redis::Cmd], id: Option<SessionId>) -> StoreResult<Vec<Value>> {
-        let calls = cmds.iter().map(|c| self.cmd(c, id));
+    /// Runs `script` with `args` on every shard at once; the replies in
+    /// shard order.
+    pub(crate) async fn on_every_shard(
+        &self,
+        script: &redis::Script,
+        args: Vec<Vec<u8>>,
+    ) -> StoreResult<Vec<Value>> {
+        let calls =
+            (0..self.layout.shards().len()).map(|i| self.run(i, script, args.clone(), None));
         futures_util::future::join_all(calls)
             .await
             .into_iter()
             .collect()
     }
 
-    /// The shard a pointer key names; `None` when there is no pointer
-    /// (no such session). Standalone: always shard 0.
-    async fn locate(
+    /// Runs one plain command.
+    pub(crate) async fn cmd(&self, cmd: &redis::Cmd, id: Option<SessionId>) -> StoreResult<Value> {
+        let mut con = self.con.clone();
+        bounded(self.timeout, cmd.query_async::<Value>(&mut con), id).await
+    }
+
+    /// Runs `cmds` concurrently, each to its own key's master (an async
+    /// Cluster pipeline may not cross slots); their replies in order.
+    pub(crate) async fn each(
         &self,
-        pointer: impl FnOnce(&Layout) -> String,
+        cmds: &[redis::Cmd],
         id: Option<SessionId>,
-    ) -> StoreResult<Option<usize>> {
-        if !self.layout.pointers() {
-            return Ok(Some(0));
-        }
-        let v = self
-            .cmd(redis::cmd("GET").arg(pointer(&self.layout)), id)
-            .await?;
-        match v {
-            Value::Nil => Ok(None),
-            other => int(&other)
-                .and_then(|i| usize::try_from(i).ok())
-                .filter(|&i| i < self.layout.shards().len())
-                .map(Some)
-                .ok_or_else(|| corrupt("shard pointer", id)),
-        }
-    }
-
-    /// The shard holding session `id`, if any.
-    async fn shard_of_id(&self, id: SessionId) -> StoreResult<Option<usize>> {
-        self.locate(|l| l.id_pointer(id), Some(id)).await
-    }
-
-    /// Cluster: claims the token and id pointers for a new record in
-    /// `shard`. `false`: one was taken (a duplicate); the other is released.
-    async fn claim_pointers(
-        &self,
-        rec: &SessionRecord,
-        shard: usize,
-        now: Millis,
-    ) -> StoreResult<bool> {
-        let ttl = rec
-            .expires_at
-            .as_millis()
-            .saturating_sub(now.as_millis())
-            .saturating_add(POINTER_MARGIN_MS)
-            .max(1);
-        let (t, i) = (
-            self.layout.token_pointer(&rec.token_hash),
-            self.layout.id_pointer(rec.id),
-        );
-        let set = |k: &str| {
-            let mut c = redis::cmd("SET");
-            c.arg(k).arg(shard).arg("NX").arg("PX").arg(ttl);
-            c
-        };
-        let r = self.each(&[set(&t), set(&i)], Some(rec.id)).await?;
-        let ok = |v: Option<&Value>| matches!(v, Some(Value::Okay | Value::SimpleString(_)));
-        let (ts, is) = (ok(r.first()), ok(r.get(1)));
-        if ts && is {
-            return Ok(true);
-        }
-        let undo: Vec<redis::Cmd> = [(ts, &t), (is, &i)]
+    ) -> StoreResult<Vec<Value>> {
+        let calls = cmds.iter().map(|c| self.cmd(c, id));
+        futures_util::future::join_all(calls)
+            .await
             .into_iter()
-            .filter(|(set, _)| *set)
-            .map(|(_, k)| redis::cmd("DEL").arg(k).clone())
-            .collect();
-        self.each(&undo, Some(rec.id)).await?;
-        Ok(false)
+            .collect()
     }
-
-    /// Cluster: drops the pointers of records that are gone (best-effort:
-    /// their TTL is the backstop).
-    async fn release_pointers(&self, gone: &[(SessionId, TokenHash)]) {
-        if !self.layout.pointers() || gone.is_empty() {
-            return;
-        }
-        let mut dels = Vec::with_capacity(gone.len() * 2);
-        for (id, h) in gone {
-            dels.push(redis::cmd("DEL").arg(self.layout.token_pointer(h)).clone());
-            dels.push(redis::cmd("DEL").arg(self.layout.id_pointer(*id)).clone());
-        }
-        if let Err(e) = self.each(&dels, None).await {
-            tracing::debug!(error = %e, "redis: pointers left to their TTL");
-        }
-    }
-}
-
-/// Builds an argument list from anything string-like.
-macro_rules! args {
-    ($($a:expr),* $(,)?) => { vec![$(Vec::<u8>::from($a)),*] };
 }
 
 impl SessionStore for RedisStore {
@@ -815,9 +749,38 @@ impl SessionStore for RedisStore {
             .purge_from
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             % n;
+        // On Cluster, ask every shard at once whether anything is due, and
+        // visit only those.
+        let due: Vec<bool> = if n == 1 {
+            vec![true]
+        } else {
+            let peeks: Vec<redis::Cmd> = self
+                .layout
+                .shards()
+                .iter()
+                .map(|keys| {
+                    redis::cmd("ZRANGEBYSCORE")
+                        .arg(&keys[2])
+                        .arg("-inf")
+                        .arg(now.as_millis())
+                        .arg("LIMIT")
+                        .arg(0)
+                        .arg(1)
+                        .clone()
+                })
+                .collect();
+            self.each(&peeks, None)
+                .await?
+                .iter()
+                .map(|v| array(v).is_some_and(|a| !a.is_empty()))
+                .collect()
+        };
         let mut out = Vec::new();
         let mut gone = Vec::new();
         for shard in (first..n).chain(0..first) {
+            if !due.get(shard).copied().unwrap_or(true) {
+                continue;
+            }
             if out.len() >= max {
                 break;
             }
@@ -829,7 +792,7 @@ impl SessionStore for RedisStore {
                     None,
                 )
                 .await?;
-            for p in purged(&v)? {
+            for p in reply::purged(&v)? {
                 // Other nodes' copies read as expired, or are reread (idle).
                 self.forget_here(p.0.id);
                 gone.push((p.0.id, p.1));
@@ -842,8 +805,13 @@ impl SessionStore for RedisStore {
 
     async fn clock_floor(&self) -> StoreResult<Millis> {
         let mut floor = Millis::MIN;
-        for keys in self.layout.shards() {
-            let v = self.cmd(redis::cmd("GET").arg(&keys[3]), None).await?;
+        let gets: Vec<redis::Cmd> = self
+            .layout
+            .shards()
+            .iter()
+            .map(|keys| redis::cmd("GET").arg(&keys[3]).clone())
+            .collect();
+        for v in self.each(&gets, None).await? {
             if !matches!(v, Value::Nil) {
                 let f = int(&v)
                     .map(Millis::from_millis)
@@ -860,107 +828,5 @@ impl SessionStore for RedisStore {
         self.run(0, &self.scripts.persist_floor, args![ms(at)], None)
             .await?;
         Ok(())
-    }
-}
-
-/// Decodes a purge reply: each purged record and its token hash.
-fn purged(v: &Value) -> StoreResult<Vec<(Purged, TokenHash)>> {
-    let bad = |id| corrupt("purge reply", id);
-    let items = array(v).ok_or_else(|| bad(None))?;
-    let mut out = Vec::with_capacity(items.len());
-    for it in items {
-        let [t, i, s, c, h] = array(it).ok_or_else(|| bad(None))? else {
-            return Err(bad(None));
-        };
-        let id = bytes(i)
-            .flatten()
-            .and_then(|b| codec::parse_id(&b))
-            .ok_or_else(|| bad(None))?;
-        let tenant = text(t)
-            .and_then(|t| TenantId::new(&t).ok())
-            .ok_or_else(|| corrupt("tenant", Some(id)))?;
-        let expired = match text(c).ok_or_else(|| bad(Some(id)))?.as_str() {
-            "" => None,
-            "idle" => Some(ExpiryCause::Idle),
-            "absolute" => Some(ExpiryCause::Absolute),
-            _ => return Err(bad(Some(id))),
-        };
-        let hash = bytes(h)
-            .flatten()
-            .and_then(|b| codec::parse_hash(&b))
-            .ok_or_else(|| corrupt("token hash", Some(id)))?;
-        let p = Purged {
-            tenant,
-            id,
-            subject: subject_of(s, Some(id))?,
-            expired,
-        };
-        out.push((p, hash));
-    }
-    Ok(out)
-}
-
-impl StoreAdmin for RedisStore {
-    async fn list_subjects(
-        &self,
-        tenant: TenantId,
-        now: Millis,
-        after: Option<&Subject>,
-        limit: usize,
-    ) -> StoreResult<Vec<(Subject, u64)>> {
-        let mut replies = Vec::with_capacity(self.layout.shards().len());
-        for shard in 0..self.layout.shards().len() {
-            let args = args![tenant.as_str(), ms(now)];
-            replies.push(
-                self.run(shard, &self.scripts.list_subjects, args, None)
-                    .await?,
-            );
-        }
-        let bad = || corrupt("subject index", None);
-        let mut out = Vec::new();
-        for v in &replies {
-            for it in array(v).ok_or_else(bad)? {
-                let [s, n] = array(it).ok_or_else(bad)? else {
-                    return Err(bad());
-                };
-                let s = subject_of(s, None)?.ok_or_else(bad)?;
-                let n = u64::try_from(int(n).ok_or_else(bad)?).map_err(|_| bad())?;
-                if after.is_none_or(|a| s.as_str().as_bytes() > a.as_str().as_bytes()) {
-                    out.push((s, n));
-                }
-            }
-        }
-        out.sort_unstable_by(|a, b| a.0.as_str().as_bytes().cmp(b.0.as_str().as_bytes()));
-        out.truncate(limit);
-        Ok(out)
-    }
-
-    /// Standalone: exact, one snapshot (the counters change in the same
-    /// script as the records). Cluster: the sum of every shard's counters,
-    /// each exact, read one after the other (`approximate`; exact when
-    /// quiescent).
-    async fn counts(&self, tenant: TenantId) -> StoreResult<Counts> {
-        let bad = || corrupt("counters", None);
-        let mut sum = [0u64; 3];
-        for shard in 0..self.layout.shards().len() {
-            let v = self
-                .run(shard, &self.scripts.counts, args![tenant.as_str()], None)
-                .await?;
-            let a = array(&v).ok_or_else(bad)?;
-            for (i, total) in sum.iter_mut().enumerate() {
-                let n = match a.get(i) {
-                    Some(Value::Nil) => 0,
-                    Some(x) => u64::try_from(int(x).ok_or_else(bad)?).map_err(|_| bad())?,
-                    None => return Err(bad()),
-                };
-                *total = total.saturating_add(n);
-            }
-        }
-        Ok(Counts {
-            active: sum[0],
-            anonymous: sum[1],
-            subjects: sum[2],
-            approximate: self.layout.pointers(),
-        })
     }
 }

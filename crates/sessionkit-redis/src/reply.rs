@@ -3,8 +3,10 @@
 
 use redis::Value;
 use sessionkit_core::ids::{SessionId, Subject, TenantId};
+use sessionkit_core::record::ExpiryCause;
 use sessionkit_core::record::SessionRecord;
-use sessionkit_core::store::{Corruption, StoreError, StoreResult};
+use sessionkit_core::store::{Corruption, Purged, StoreError, StoreResult};
+use sessionkit_core::token::TokenHash;
 
 use crate::codec;
 
@@ -90,4 +92,41 @@ pub(crate) fn read_reply(tenant: TenantId, v: &Value) -> StoreResult<Option<Sess
     }
     let rec = id_and_record(v)?;
     Ok((rec.tenant == tenant).then_some(rec))
+}
+
+/// Decodes a purge reply: each purged record and its token hash.
+pub(crate) fn purged(v: &Value) -> StoreResult<Vec<(Purged, TokenHash)>> {
+    let bad = |id| corrupt("purge reply", id);
+    let items = array(v).ok_or_else(|| bad(None))?;
+    let mut out = Vec::with_capacity(items.len());
+    for it in items {
+        let [t, i, s, c, h] = array(it).ok_or_else(|| bad(None))? else {
+            return Err(bad(None));
+        };
+        let id = bytes(i)
+            .flatten()
+            .and_then(|b| codec::parse_id(&b))
+            .ok_or_else(|| bad(None))?;
+        let tenant = text(t)
+            .and_then(|t| TenantId::new(&t).ok())
+            .ok_or_else(|| corrupt("tenant", Some(id)))?;
+        let expired = match text(c).ok_or_else(|| bad(Some(id)))?.as_str() {
+            "" => None,
+            "idle" => Some(ExpiryCause::Idle),
+            "absolute" => Some(ExpiryCause::Absolute),
+            _ => return Err(bad(Some(id))),
+        };
+        let hash = bytes(h)
+            .flatten()
+            .and_then(|b| codec::parse_hash(&b))
+            .ok_or_else(|| corrupt("token hash", Some(id)))?;
+        let p = Purged {
+            tenant,
+            id,
+            subject: subject_of(s, Some(id))?,
+            expired,
+        };
+        out.push((p, hash));
+    }
+    Ok(out)
 }
