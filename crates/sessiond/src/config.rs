@@ -7,7 +7,8 @@
 //! listen = "127.0.0.1:7700"
 //! data_dir = "./sessiond-data"
 //! store = "embedded"            # or "memory" (nothing survives a restart), "redis"
-//! # store_url = "redis://127.0.0.1:6379/0"   # store = "redis"
+//! # store_url = "redis://127.0.0.1:6379/0"   # store = "redis"; a Cluster:
+//! #   "redis+cluster://10.0.0.1:6379,10.0.0.2:6379,10.0.0.3:6379"
 //! store_prefix = "sessiond"     # remote stores: the prefix of every key
 //! near_cache = true             # store = "redis": validated sessions cached per node,
 //!                               # invalidated on every node before a change returns
@@ -291,7 +292,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The store.
     pub store: StoreKind,
-    /// The store's URL (`store = "redis"`: `redis://host:6379/0`).
+    /// The store's URL (`store = "redis"`: `redis://host:6379/0`, or
+    /// `redis+cluster://host:port,host:port` for a Redis Cluster).
     pub store_url: Option<String>,
     /// The prefix of every key a remote store writes.
     pub store_prefix: String,
@@ -460,11 +462,21 @@ impl Config {
             ));
         }
         self.policy()?;
-        if self.store == StoreKind::Redis && self.store_url.as_deref().is_none_or(str::is_empty) {
-            return Err(invalid(
-                "store_url",
-                "required for store = \"redis\" (e.g. redis://127.0.0.1:6379/0)",
-            ));
+        if self.store == StoreKind::Redis {
+            let url = self.store_url.as_deref().unwrap_or_default();
+            if url.is_empty() {
+                return Err(invalid(
+                    "store_url",
+                    "required for store = \"redis\" (e.g. redis://127.0.0.1:6379/0)",
+                ));
+            }
+            const SCHEMES: [&str; 4] = ["redis://", "rediss://", "unix://", "redis+cluster://"];
+            if !SCHEMES.iter().any(|p| url.starts_with(p)) {
+                return Err(invalid(
+                    "store_url",
+                    "for store = \"redis\": redis://, rediss://, unix:// or redis+cluster://host:port,host:port",
+                ));
+            }
         }
         if self.store_prefix.is_empty() || self.store_prefix.contains(['{', '}', ' ']) {
             return Err(invalid(
@@ -685,5 +697,26 @@ mod tests {
         .unwrap();
         let e = Config::load(Some(&f), &env(&[])).unwrap_err().to_string();
         assert!(e.contains("policy.idle_timeout_secs"), "{e}");
+    }
+
+    #[test]
+    fn redis_urls_are_checked_by_scheme() {
+        let load = |url: &str| {
+            Config::load(
+                None,
+                &env(&[("SESSIOND_STORE", "redis"), ("SESSIOND_STORE_URL", url)]),
+            )
+        };
+        for ok in [
+            "redis://127.0.0.1:6379/0",
+            "rediss://h:6380",
+            "redis+cluster://127.0.0.1:7000,127.0.0.1:7001",
+        ] {
+            assert!(load(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "postgres://x", "127.0.0.1:6379"] {
+            let e = load(bad).unwrap_err().to_string();
+            assert!(e.contains("store_url"), "{bad}: {e}");
+        }
     }
 }
