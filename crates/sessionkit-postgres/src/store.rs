@@ -17,6 +17,9 @@ use uuid::Uuid;
 use crate::codec::{self, corrupt, uuid};
 use crate::{PostgresStore, sql};
 
+/// Most records one purge transaction removes.
+const PURGE_BATCH: usize = 500;
+
 /// Highest version: `bigint`.
 const MAX_VERSION: i64 = i64::MAX;
 
@@ -51,6 +54,25 @@ fn subject_col(row: &Row, i: usize, id: Option<SessionId>) -> StoreResult<Option
         None => Ok(None),
         Some(s) => codec::subject(s, id).map(Some),
     }
+}
+
+/// One row of `sk_purge`'s answer.
+fn purged(r: &Row) -> StoreResult<Purged> {
+    let bad = |id| corrupt("purge reply", id);
+    let id = codec::session_id(r.try_get::<_, Uuid>(1).map_err(|_| bad(None))?);
+    let tenant = codec::tenant(r.try_get(0).map_err(|_| bad(Some(id)))?, Some(id))?;
+    let expired = match r.try_get::<_, Option<&str>>(3).map_err(|_| bad(Some(id)))? {
+        None => None,
+        Some("idle") => Some(ExpiryCause::Idle),
+        Some("absolute") => Some(ExpiryCause::Absolute),
+        Some(_) => return Err(bad(Some(id))),
+    };
+    Ok(Purged {
+        tenant,
+        id,
+        subject: subject_col(r, 2, Some(id))?,
+        expired,
+    })
 }
 
 impl SessionStore for PostgresStore {
@@ -361,27 +383,29 @@ impl SessionStore for PostgresStore {
         if max == 0 {
             return Ok(Vec::new());
         }
-        let max = i32::try_from(max).unwrap_or(i32::MAX);
-        let rows = self.query(sql::PURGE, &[&ms(now), &max], None).await?;
-        let bad = |id| corrupt("purge reply", id);
-        rows.iter()
-            .map(|r| {
-                let id = codec::session_id(r.try_get::<_, Uuid>(1).map_err(|_| bad(None))?);
-                let tenant = codec::tenant(r.try_get(0).map_err(|_| bad(Some(id)))?, Some(id))?;
-                let expired = match r.try_get::<_, Option<&str>>(3).map_err(|_| bad(Some(id)))? {
-                    None => None,
-                    Some("idle") => Some(ExpiryCause::Idle),
-                    Some("absolute") => Some(ExpiryCause::Absolute),
-                    Some(_) => return Err(bad(Some(id))),
-                };
-                Ok(Purged {
-                    tenant,
-                    id,
-                    subject: subject_col(r, 2, Some(id))?,
-                    expired,
-                })
-            })
-            .collect()
+        // Small batches, one transaction each, so that no purge holds many
+        // row locks for long; a short batch means nothing more is due (or
+        // the rest is locked by someone else: the next purge takes it).
+        let mut out = Vec::new();
+        while out.len() < max {
+            let n = (max - out.len()).min(PURGE_BATCH);
+            let asked = i32::try_from(n).unwrap_or(i32::MAX);
+            let rows = match self.query(sql::PURGE, &[&ms(now), &asked], None).await {
+                Ok(rows) => rows,
+                // Earlier batches are committed: report them (the next
+                // purge meets the failure again if it lasts).
+                Err(_) if !out.is_empty() => break,
+                Err(e) => return Err(e),
+            };
+            let got = rows.len();
+            for r in &rows {
+                out.push(purged(r)?);
+            }
+            if got < n {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     async fn clock_floor(&self) -> StoreResult<Millis> {
