@@ -217,13 +217,6 @@ BEGIN
   v_purge := CASE WHEN p_state = 0 THEN sk_idle(p_last_seen, p_idle, p_expires)
                   ELSE p_expires END;
   IF p_subject IS NULL THEN
-    IF p_anon_cap IS NOT NULL AND v_inc = 1 THEN
-      -- One lock per tenant for capped anonymous creates: counted and
-      -- written under it, so racing creates never overshoot the cap.
-      v_shard := 0;
-      PERFORM sk_count(p_tenant, 0::smallint, 0, 0, 0);
-      PERFORM 1 FROM counters c WHERE c.tenant = p_tenant AND c.shard = 0 FOR UPDATE;
-    END IF;
     INSERT INTO sessions (id, tenant, token_hash, subject, subject_epoch, state, revoked_at,
         version, created_at, last_seen_at, idle_timeout_ms, expires_at, auth_time,
         purge_after, attributes, client, refresh_current, refresh_previous,
@@ -237,6 +230,11 @@ BEGIN
       RETURN;
     END IF;
     IF p_anon_cap IS NOT NULL AND v_inc = 1 THEN
+      -- One lock per tenant for capped anonymous creates (its counter
+      -- shard 0, after the row: the lock order): counted and written under
+      -- it, so racing creates never overshoot the cap.
+      v_shard := 0;
+      PERFORM sk_count(p_tenant, 0::smallint, 0, 0, 0);
       SELECT COALESCE(sum(c.anonymous), 0) INTO v_n FROM counters c WHERE c.tenant = p_tenant;
       IF v_n >= p_anon_cap THEN
         DELETE FROM sessions WHERE id = p_id;
