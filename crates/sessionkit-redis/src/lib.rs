@@ -1,7 +1,7 @@
 //! # sessionkit-redis
 //!
-//! A [`SessionStore`] and [`StoreAdmin`] on Redis (standalone, 7.0 or
-//! later). Every method is one Lua script, run by SHA
+//! A [`SessionStore`] and [`StoreAdmin`](sessionkit_core::store::StoreAdmin)
+//! on Redis 7.0 or later, standalone or Cluster (`redis+cluster://`). Every method is one Lua script, run by SHA
 //! ([`redis::Script`] falls back to loading it on `NOSCRIPT`), that reads,
 //! checks and then writes: no decision is taken outside the script, so no
 //! read-then-write race exists. All keys live under a per-store prefix
