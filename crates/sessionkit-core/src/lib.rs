@@ -13,6 +13,7 @@ pub mod client;
 pub mod crypto;
 pub mod ids;
 pub mod near_cache;
+pub mod near_cache_channel;
 pub mod policy;
 pub mod random;
 pub mod record;

@@ -31,16 +31,21 @@
 //! ```
 
 mod codec;
+mod invalidation;
 mod migrate;
 mod sql;
 mod store;
 
 pub use migrate::{SCHEMA_VERSION, SchemaError, check_schema_name};
+pub use sessionkit_core::near_cache::{NearCacheConfig, NearCacheStats};
+pub use sessionkit_core::near_cache_channel::ChannelStats;
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use sessionkit_core::near_cache::{Invalidation, NearCache};
 use sessionkit_core::store::{StoreError, StoreResult};
 use sessionkit_core::{SessionId, SessionStore, StoreAdmin};
 use tokio::time::Instant;
@@ -67,6 +72,14 @@ pub struct PostgresOptions {
     pub create_timeout: Duration,
     /// Longest time to check a pooled connection before reuse.
     pub recycle_timeout: Duration,
+    /// A local cache of validated records, invalidated across every node
+    /// on the same database and schema through `LISTEN/NOTIFY` before a
+    /// change returns (see [`PostgresStore::near_cache_stats`]). `None`
+    /// (the default): every read goes to PostgreSQL.
+    pub near_cache: Option<NearCacheConfig>,
+    /// How long a change waits for every node to acknowledge its
+    /// invalidation.
+    pub ack_timeout: Duration,
 }
 
 impl Default for PostgresOptions {
@@ -77,6 +90,8 @@ impl Default for PostgresOptions {
             wait_timeout: DEFAULT_TIMEOUT,
             create_timeout: DEFAULT_TIMEOUT,
             recycle_timeout: DEFAULT_TIMEOUT,
+            near_cache: None,
+            ack_timeout: Duration::from_millis(250),
         }
     }
 }
@@ -87,6 +102,8 @@ pub struct PostgresStore {
     pool: Pool,
     schema: String,
     timeout: Duration,
+    near: Option<Arc<invalidation::Bus>>,
+    _listener: Option<Arc<invalidation::Listener>>,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -94,6 +111,7 @@ impl fmt::Debug for PostgresStore {
         f.debug_struct("PostgresStore")
             .field("schema", &self.schema)
             .field("timeout", &self.timeout)
+            .field("near_cache", &self.near.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -163,6 +181,7 @@ impl PostgresStore {
             cfg.application_name("sessionkit-postgres");
         }
         cfg.connect_timeout(opts.create_timeout);
+        let listen_cfg = cfg.clone();
         let mgr = Manager::from_config(
             cfg,
             NoTls,
@@ -178,13 +197,61 @@ impl PostgresStore {
             .recycle_timeout(Some(opts.recycle_timeout))
             .build()
             .map_err(unavailable)?;
-        let store = PostgresStore {
+        let mut store = PostgresStore {
             pool,
             schema: schema.to_owned(),
             timeout: opts.timeout,
+            near: None,
+            _listener: None,
         };
         store.migrate().await?;
+        if let Some(nc) = opts.near_cache {
+            let cache = Arc::new(NearCache::new(nc));
+            let (bus, listener) =
+                invalidation::Bus::start(listen_cfg, schema, cache, opts.ack_timeout);
+            // Serve from the cache from the start if the channel comes up
+            // in time; else it starts serving when it does.
+            let _ = tokio::time::timeout(opts.timeout, async {
+                while !bus.cache.is_usable() {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+            .await;
+            store.near = Some(bus);
+            store._listener = Some(Arc::new(listener));
+        }
         Ok(store)
+    }
+
+    /// The near-cache's counters and its channel's; `None` without one.
+    #[must_use]
+    pub fn near_cache_stats(&self) -> Option<(NearCacheStats, ChannelStats)> {
+        self.near.as_ref().map(|b| (b.cache.stats(), b.stats()))
+    }
+
+    /// The `application_name` under which this store's near-cache listens
+    /// (one connection per node, shared by every node on the schema);
+    /// `None` without a near-cache.
+    #[must_use]
+    pub fn near_cache_application_name(&self) -> Option<&str> {
+        self.near.as_ref().map(|b| b.application_name())
+    }
+
+    /// After a change: every node's near-cache forgets `inv` before this
+    /// returns (bounded by the ack timeout). Nothing without a near-cache.
+    async fn announce(&self, inv: Invalidation) {
+        if let Some(bus) = &self.near {
+            bus.announce(self, inv).await;
+        }
+    }
+
+    /// A change only this node's cache must forget (a touch, a purge:
+    /// other nodes' copies are older or read as expired, and the engine
+    /// rereads the store before it reports an idle expiry).
+    fn forget_here(&self, id: SessionId) {
+        if let Some(bus) = &self.near {
+            bus.cache.invalidate(&Invalidation::Session(id));
+        }
     }
 
     /// The schema this store works in.

@@ -3,6 +3,7 @@
 //! into the trait's outcome. Nothing is decided here that the database did
 //! not decide under its locks.
 
+use sessionkit_core::near_cache::Invalidation;
 use sessionkit_core::policy::OnSessionLimit;
 use sessionkit_core::record::{ExpiryCause, RevokeReason, SessionRecord};
 use sessionkit_core::store::{
@@ -146,9 +147,11 @@ impl SessionStore for PostgresStore {
             "anonymous_limit" => CreateOutcome::AnonymousLimitReached,
             "created" => {
                 let ids: Vec<Uuid> = row.try_get(1).map_err(|_| bad())?;
-                CreateOutcome::Created {
-                    evicted: ids.into_iter().map(codec::session_id).collect(),
+                let evicted: Vec<SessionId> = ids.into_iter().map(codec::session_id).collect();
+                for id in &evicted {
+                    self.announce(Invalidation::Session(*id)).await;
                 }
+                CreateOutcome::Created { evicted }
             }
             _ => return Err(bad()),
         })
@@ -159,6 +162,20 @@ impl SessionStore for PostgresStore {
         tenant: TenantId,
         hash: &TokenHash,
     ) -> StoreResult<Option<SessionRecord>> {
+        if let Some(bus) = &self.near
+            && let Some(rec) = bus.cache.get(tenant, hash)
+        {
+            return Ok(Some(rec));
+        }
+        self.get_by_token_uncached(tenant, hash).await
+    }
+
+    async fn get_by_token_uncached(
+        &self,
+        tenant: TenantId,
+        hash: &TokenHash,
+    ) -> StoreResult<Option<SessionRecord>> {
+        let ticket = self.near.as_ref().and_then(|b| b.cache.ticket());
         let rows = self
             .query(
                 &sql::GET_BY_TOKEN,
@@ -166,7 +183,11 @@ impl SessionStore for PostgresStore {
                 None,
             )
             .await?;
-        rows.first().map(|r| codec::record(r, 0)).transpose()
+        let found = rows.first().map(|r| codec::record(r, 0)).transpose()?;
+        if let (Some(bus), Some(t), Some(r)) = (&self.near, ticket, &found) {
+            bus.cache.fill(t, r);
+        }
+        Ok(found)
     }
 
     async fn get_by_id(
@@ -189,6 +210,7 @@ impl SessionStore for PostgresStore {
                 "touch reply",
             )
             .await?;
+        self.forget_here(id);
         row.try_get::<_, bool>(0)
             .map_err(|_| corrupt("touch reply", Some(id)))
     }
@@ -224,7 +246,11 @@ impl SessionStore for PostgresStore {
             "mismatch" => Ok(UpdateOutcome::VersionMismatch {
                 current: version(&row, "update reply", id)?,
             }),
-            "updated" => Ok(UpdateOutcome::Updated(Box::new(codec::record(&row, 2)?))),
+            "updated" => {
+                let r = codec::record(&row, 2)?;
+                self.announce(Invalidation::Session(id)).await;
+                Ok(UpdateOutcome::Updated(Box::new(r)))
+            }
             _ => Err(corrupt("update reply", Some(id))),
         }
     }
@@ -247,7 +273,10 @@ impl SessionStore for PostgresStore {
             )
             .await?;
         match outcome(&row, "retire reply", Some(id))? {
-            "retired" => Ok(RetireOutcome::Retired),
+            "retired" => {
+                self.announce(Invalidation::Session(id)).await;
+                Ok(RetireOutcome::Retired)
+            }
             "not_live" => Ok(RetireOutcome::NotLive),
             "mismatch" => Ok(RetireOutcome::VersionMismatch {
                 current: version(&row, "retire reply", id)?,
@@ -274,7 +303,11 @@ impl SessionStore for PostgresStore {
                 "refresh reply",
             )
             .await?;
-        match outcome(&row, "refresh reply", Some(id))? {
+        let tag = outcome(&row, "refresh reply", Some(id))?;
+        if matches!(tag, "rotated" | "reuse") {
+            self.announce(Invalidation::Session(id)).await;
+        }
+        match tag {
             "not_live" => Ok(RefreshOutcome::NotLive),
             "rotated" => Ok(RefreshOutcome::Rotated(Box::new(codec::record(&row, 2)?))),
             "replayed" => Ok(RefreshOutcome::Replayed(Box::new(codec::record(&row, 2)?))),
@@ -306,7 +339,12 @@ impl SessionStore for PostgresStore {
                 "revoke reply",
             )
             .await?;
-        match outcome(&row, "revoke reply", Some(id))? {
+        let tag = outcome(&row, "revoke reply", Some(id))?;
+        // Also when already revoked: a retry repairs a lost announcement.
+        if matches!(tag, "revoked" | "already") {
+            self.announce(Invalidation::Session(id)).await;
+        }
+        match tag {
             "not_found" => Ok(RevokeOutcome::NotFound),
             "already" => Ok(RevokeOutcome::AlreadyRevoked),
             "revoked" => Ok(RevokeOutcome::Revoked {
@@ -343,6 +381,10 @@ impl SessionStore for PostgresStore {
             "except_not_live" => Ok(RevokeSubjectOutcome::ExceptNotLive),
             "revoked" => {
                 let n: i64 = row.try_get(1).map_err(|_| bad())?;
+                if n > 0 {
+                    self.announce(Invalidation::Subject(tenant, subject.clone()))
+                        .await;
+                }
                 Ok(RevokeSubjectOutcome::Revoked {
                     count: u64::try_from(n).map_err(|_| bad())?,
                 })
@@ -399,7 +441,10 @@ impl SessionStore for PostgresStore {
             };
             let got = rows.len();
             for r in &rows {
-                out.push(purged(r)?);
+                let p = purged(r)?;
+                // Other nodes' copies read as expired, or are reread (idle).
+                self.forget_here(p.id);
+                out.push(p);
             }
             if got < n {
                 break;

@@ -24,3 +24,28 @@ async fn fresh() -> Fixture<PostgresStore> {
 }
 
 sessionkit_store_tests::conformance_tests!(fresh, run_if = reachable());
+
+/// The same suite with the near-cache on: a cache in front of the store
+/// must not change any answer the contract fixes.
+mod near_cached {
+    use super::*;
+    use sessionkit_postgres::{NearCacheConfig, PostgresOptions};
+
+    async fn fresh() -> Fixture<PostgresStore> {
+        let schema = schema();
+        let opts = PostgresOptions {
+            near_cache: Some(NearCacheConfig::default()),
+            ..PostgresOptions::default()
+        };
+        let store = PostgresStore::connect_with(&url(), &schema, opts)
+            .await
+            .expect("connect to PostgreSQL");
+        assert!(
+            store.near_cache_stats().is_some_and(|(c, _)| c.usable),
+            "the near-cache channel came up"
+        );
+        Fixture::with_guard(store, DropSchema(schema))
+    }
+
+    sessionkit_store_tests::conformance_tests!(fresh, run_if = reachable());
+}

@@ -16,15 +16,16 @@
 //! restarted or failed over) stops using its cache instead of serving
 //! stale records.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 use redis::aio::ConnectionManager;
 use sessionkit_core::near_cache::{Invalidation, NearCache};
-use sessionkit_core::{SessionId, Subject, TenantId};
+use sessionkit_core::near_cache_channel::{
+    AckBook, ChannelStats, Message, NodeId, hex, new_node_id,
+};
 use tokio::sync::oneshot;
 
 /// How often a node checks its subscription with a heartbeat.
@@ -32,51 +33,15 @@ const HEARTBEAT: Duration = Duration::from_secs(1);
 /// A subscription whose heartbeat is not back within this is dead.
 const DEAD_AFTER: Duration = Duration::from_secs(3);
 
-const INV: u8 = b'I';
-const ACK: u8 = b'A';
-const BEAT: u8 = b'H';
-const SESSION: u8 = b's';
-const SUBJECT: u8 = b'u';
-
-struct Pending {
-    needed: Option<u64>,
-    got: u64,
-    done: Option<oneshot::Sender<()>>,
-}
-
-impl Pending {
-    fn settle(&mut self) {
-        if self.needed.is_some_and(|n| self.got >= n)
-            && let Some(tx) = self.done.take()
-        {
-            let _ = tx.send(());
-        }
-    }
-}
-
-/// Counters of the channel, for metrics.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ChannelStats {
-    /// Invalidations this node published.
-    pub published: u64,
-    /// Published invalidations not acknowledged by every node in time.
-    pub ack_timeouts: u64,
-    /// Invalidations that could not be published (Redis unreachable).
-    pub publish_failures: u64,
-    /// Times the subscription was (re)established.
-    pub subscriptions: u64,
-}
-
 /// One node's end of the channel.
 pub(crate) struct Bus {
-    node: [u8; 16],
+    node: NodeId,
     inv_channel: String,
     ack_channel: String,
     ack_prefix: String,
     pub(crate) cache: Arc<NearCache>,
     con: ConnectionManager,
-    seq: AtomicU64,
-    pending: Mutex<HashMap<u64, Pending>>,
+    book: AckBook,
     ack_timeout: Duration,
     published: AtomicU64,
     ack_timeouts: AtomicU64,
@@ -93,10 +58,6 @@ impl Drop for Subscriber {
     }
 }
 
-fn hex(b: &[u8]) -> String {
-    crate::codec::hex(b)
-}
-
 impl Bus {
     /// A bus for `prefix`, and its subscriber task (running until the
     /// returned guard is dropped).
@@ -107,16 +68,7 @@ impl Bus {
         cache: Arc<NearCache>,
         ack_timeout: Duration,
     ) -> (Arc<Bus>, Subscriber) {
-        let mut node = [0u8; 16];
-        // A node id only has to differ between live nodes; a clock-based
-        // fallback keeps the store usable if the CSPRNG is not.
-        if getrandom::fill(&mut node).is_err() {
-            let t = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or_default();
-            node = t.to_le_bytes();
-        }
+        let node = new_node_id();
         let bus = Arc::new(Bus {
             node,
             inv_channel: format!("{prefix}:inv"),
@@ -124,8 +76,7 @@ impl Bus {
             ack_prefix: format!("{prefix}:ack:"),
             cache,
             con,
-            seq: AtomicU64::new(1),
-            pending: Mutex::new(HashMap::new()),
+            book: AckBook::default(),
             ack_timeout,
             published: AtomicU64::new(0),
             ack_timeouts: AtomicU64::new(0),
@@ -146,31 +97,22 @@ impl Bus {
         }
     }
 
-    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Pending>> {
-        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     /// Applies `inv` here, publishes it and waits (bounded) until every
     /// subscribed node applied it. Never fails: the write it follows is
     /// done; a publish or an ack that does not happen is counted and
     /// logged, and other nodes' entries still end with their TTL.
     pub(crate) async fn announce(&self, inv: Invalidation) {
         self.cache.invalidate(&inv);
-        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        self.pending().insert(
+        let seq = self.book.open(move || {
+            let _ = tx.send(());
+        });
+        let msg = Message::Invalidate {
+            origin: self.node,
             seq,
-            Pending {
-                needed: None,
-                got: 0,
-                done: Some(tx),
-            },
-        );
-        let mut msg = Vec::with_capacity(64);
-        msg.push(INV);
-        msg.extend_from_slice(&self.node);
-        msg.extend_from_slice(&seq.to_be_bytes());
-        encode(&inv, &mut msg);
+            inv,
+        }
+        .encode();
         let mut con = self.con.clone();
         let mut cmd = redis::cmd("PUBLISH");
         cmd.arg(&self.inv_channel).arg(msg);
@@ -179,10 +121,7 @@ impl Bus {
         match reached {
             Ok(Ok(n)) => {
                 self.published.fetch_add(1, Ordering::Relaxed);
-                if let Some(p) = self.pending().get_mut(&seq) {
-                    p.needed = Some(n);
-                    p.settle();
-                }
+                self.book.expect(seq, n);
                 if tokio::time::timeout(self.ack_timeout, rx).await.is_err() {
                     self.ack_timeouts.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(
@@ -196,25 +135,16 @@ impl Bus {
                 tracing::warn!("near-cache invalidation could not be published");
             }
         }
-        self.pending().remove(&seq);
+        self.book.close(seq);
     }
 
     /// Handles one message of the subscription.
     fn receive(self: &Arc<Self>, payload: &[u8], heard: &mut Instant) {
-        match payload.split_first() {
-            Some((&INV, rest)) if rest.len() >= 24 => {
-                let (origin, rest) = rest.split_at(16);
-                let (seq, rest) = rest.split_at(8);
-                let Some(inv) = decode(rest) else {
-                    tracing::warn!("undecodable near-cache invalidation; cache emptied");
-                    self.cache.set_usable(true);
-                    return;
-                };
+        match Message::decode(payload) {
+            Some(Message::Invalidate { origin, seq, inv }) => {
                 self.cache.invalidate(&inv);
-                let mut ack = Vec::with_capacity(9);
-                ack.push(ACK);
-                ack.extend_from_slice(seq);
-                let channel = format!("{}{}", self.ack_prefix, hex(origin));
+                let channel = format!("{}{}", self.ack_prefix, hex(&origin));
+                let ack = Message::Ack { seq }.encode();
                 let mut con = self.con.clone();
                 tokio::spawn(async move {
                     let mut cmd = redis::cmd("PUBLISH");
@@ -222,17 +152,13 @@ impl Bus {
                     let _ = cmd.query_async::<u64>(&mut con).await;
                 });
             }
-            Some((&ACK, rest)) => {
-                let Ok(seq) = <[u8; 8]>::try_from(rest) else {
-                    return;
-                };
-                if let Some(p) = self.pending().get_mut(&u64::from_be_bytes(seq)) {
-                    p.got += 1;
-                    p.settle();
-                }
+            Some(Message::Ack { seq }) => self.book.ack(seq),
+            Some(Message::Beat) => *heard = Instant::now(),
+            None if payload.first() == Some(&b'I') => {
+                tracing::warn!("undecodable near-cache invalidation; cache emptied");
+                self.cache.set_usable(true);
             }
-            Some((&BEAT, _)) => *heard = Instant::now(),
-            _ => tracing::warn!("unknown message on the near-cache channel"),
+            None => tracing::warn!("unknown message on the near-cache channel"),
         }
     }
 
@@ -241,45 +167,9 @@ impl Bus {
         let channel = self.ack_channel.clone();
         tokio::spawn(async move {
             let mut cmd = redis::cmd("PUBLISH");
-            cmd.arg(channel).arg(&[BEAT][..]);
+            cmd.arg(channel).arg(Message::Beat.encode());
             let _ = tokio::time::timeout(HEARTBEAT, cmd.query_async::<u64>(&mut con)).await;
         });
-    }
-}
-
-fn encode(inv: &Invalidation, out: &mut Vec<u8>) {
-    match inv {
-        Invalidation::Session(id) => {
-            out.push(SESSION);
-            out.extend_from_slice(id.as_bytes());
-        }
-        Invalidation::Subject(t, s) => {
-            out.push(SUBJECT);
-            // Tenants are at most 64 bytes of [a-z0-9_-].
-            out.push(u8::try_from(t.as_str().len()).unwrap_or(u8::MAX));
-            out.extend_from_slice(t.as_str().as_bytes());
-            out.extend_from_slice(s.as_str().as_bytes());
-        }
-    }
-}
-
-fn decode(b: &[u8]) -> Option<Invalidation> {
-    match b.split_first()? {
-        (&SESSION, id) => Some(Invalidation::Session(SessionId::from_bytes(
-            <[u8; 16]>::try_from(id).ok()?,
-        ))),
-        (&SUBJECT, rest) => {
-            let (&n, rest) = rest.split_first()?;
-            let n = usize::from(n);
-            if rest.len() < n {
-                return None;
-            }
-            let (t, s) = rest.split_at(n);
-            let t = TenantId::new(std::str::from_utf8(t).ok()?).ok()?;
-            let s = Subject::from_bytes(s).ok()?;
-            Some(Invalidation::Subject(t, s))
-        }
-        _ => None,
     }
 }
 

@@ -27,8 +27,8 @@ mod lua;
 mod pointers;
 mod reply;
 
-pub use invalidation::ChannelStats;
 pub use sessionkit_core::near_cache::{NearCacheConfig, NearCacheStats};
+pub use sessionkit_core::near_cache_channel::ChannelStats;
 
 use std::sync::Arc;
 use std::time::Duration;
