@@ -44,6 +44,7 @@ use sessionkit_core::{
     TenantId, TokenHash,
 };
 use sessionkit_memory::MemoryStore;
+use sessionkit_postgres::PostgresStore;
 use sessionkit_redb::{OpenError, RedbStore, WriterStats};
 use sessionkit_redis::RedisStore;
 
@@ -57,11 +58,13 @@ pub struct StoreConfig<'a> {
     pub kind: StoreKind,
     /// Its URL (remote stores).
     pub url: Option<&'a str>,
-    /// The prefix of every key (remote stores), so that several
-    /// deployments can share one server.
+    /// The prefix of every key (Redis), so that several deployments can
+    /// share one server.
     pub prefix: &'a str,
+    /// The schema (PostgreSQL), for the same reason.
+    pub schema: &'a str,
     /// The remote store's near-cache (`None`: off).
-    pub near_cache: Option<sessionkit_redis::NearCacheConfig>,
+    pub near_cache: Option<sessionkit_core::NearCacheConfig>,
 }
 
 /// Why the store could not be opened.
@@ -72,12 +75,30 @@ pub enum BackendError {
     #[error(transparent)]
     Embedded(#[from] OpenError),
     /// A remote store needs `store_url`.
-    #[error("store_url is required for this store (e.g. redis://127.0.0.1:6379/0)")]
+    #[error(
+        "store_url is required for this store (e.g. redis://127.0.0.1:6379/0, postgres://postgres@127.0.0.1:5432/app)"
+    )]
     NoUrl,
     /// The remote store cannot be reached (the URL is not repeated: it may
     /// hold a password).
     #[error("cannot reach the store: {0}")]
     Unreachable(String),
+}
+
+/// `e` and its causes, `: `-joined (a schema refusal is the cause of an
+/// unavailable store). Never holds the URL: the stores do not repeat it.
+fn source_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let s = c.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cur = c.source();
+    }
+    out
 }
 
 /// What the router and its handlers need of a store: the one bound they
@@ -98,6 +119,9 @@ pub enum Backend {
     Embedded(RedbStore),
     /// `store = "redis"`: a Redis shared by every node (`store_url`).
     Redis(RedisStore),
+    /// `store = "postgres"`: a PostgreSQL shared by every node
+    /// (`store_url`), in the schema named by `store_prefix`.
+    Postgres(PostgresStore),
 }
 
 impl std::fmt::Debug for Backend {
@@ -115,6 +139,7 @@ macro_rules! delegate {
             Backend::Memory($store) => $call.await,
             Backend::Embedded($store) => $call.await,
             Backend::Redis($store) => $call.await,
+            Backend::Postgres($store) => $call.await,
         }
     };
 }
@@ -147,6 +172,22 @@ impl Backend {
                 );
                 Ok(Backend::Redis(store))
             }
+            StoreKind::Postgres => {
+                let url = cfg.url.ok_or(BackendError::NoUrl)?;
+                let opts = sessionkit_postgres::PostgresOptions {
+                    near_cache: cfg.near_cache,
+                    ..sessionkit_postgres::PostgresOptions::default()
+                };
+                let store = PostgresStore::connect_with(url, cfg.schema, opts)
+                    .await
+                    .map_err(|e| BackendError::Unreachable(source_chain(&e)))?;
+                tracing::info!(
+                    schema = cfg.schema,
+                    near_cache = cfg.near_cache.is_some(),
+                    "connected to the PostgreSQL store"
+                );
+                Ok(Backend::Postgres(store))
+            }
         }
     }
 
@@ -170,6 +211,7 @@ impl Backend {
             Backend::Memory(_) => "memory",
             Backend::Embedded(_) => "embedded",
             Backend::Redis(_) => "redis",
+            Backend::Postgres(_) => "postgres",
         }
     }
 
@@ -180,8 +222,9 @@ impl Backend {
     #[must_use]
     pub fn writes_healthy(&self) -> bool {
         match self {
-            // Redis: every write is its own answer; `/readyz` pings it.
-            Backend::Memory(_) | Backend::Redis(_) => true,
+            // Remote stores: every write is its own answer; `/readyz`
+            // asks them for a count.
+            Backend::Memory(_) | Backend::Redis(_) | Backend::Postgres(_) => true,
             Backend::Embedded(s) => s.writes_healthy(),
         }
     }
@@ -190,8 +233,12 @@ impl Backend {
     /// invalidations, whether it serves, its channel's failures) before
     /// `/metrics` renders.
     pub fn export_metrics(&self) {
-        let Backend::Redis(s) = self else { return };
-        let Some((c, ch)) = s.near_cache_stats() else {
+        let stats = match self {
+            Backend::Redis(s) => s.near_cache_stats(),
+            Backend::Postgres(s) => s.near_cache_stats(),
+            Backend::Memory(_) | Backend::Embedded(_) => None,
+        };
+        let Some((c, ch)) = stats else {
             return;
         };
         let g = |name: &'static str, v: u64| metrics::gauge!(name).set(v as f64);
@@ -211,7 +258,7 @@ impl Backend {
     #[must_use]
     pub fn writer_stats(&self) -> Option<WriterStats> {
         match self {
-            Backend::Memory(_) | Backend::Redis(_) => None,
+            Backend::Memory(_) | Backend::Redis(_) | Backend::Postgres(_) => None,
             Backend::Embedded(s) => Some(s.stats()),
         }
     }
@@ -220,7 +267,7 @@ impl Backend {
     /// durable (nothing to wait for in memory).
     pub async fn flush(&self) -> StoreResult<()> {
         match self {
-            Backend::Memory(_) | Backend::Redis(_) => Ok(()),
+            Backend::Memory(_) | Backend::Redis(_) | Backend::Postgres(_) => Ok(()),
             Backend::Embedded(s) => s.flush().await,
         }
     }
@@ -230,7 +277,7 @@ impl Backend {
     /// until done; logs the outcome. Calling it again does nothing.
     pub fn close(&self) {
         match self {
-            Backend::Memory(_) | Backend::Redis(_) => {}
+            Backend::Memory(_) | Backend::Redis(_) | Backend::Postgres(_) => {}
             Backend::Embedded(s) => match s.flush_and_close() {
                 Ok(()) => tracing::info!("store flushed and closed"),
                 Err(e) => tracing::error!(error = %e, "final flush of the store failed"),

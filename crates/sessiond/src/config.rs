@@ -6,11 +6,13 @@
 //! ```toml
 //! listen = "127.0.0.1:7700"
 //! data_dir = "./sessiond-data"
-//! store = "embedded"            # or "memory" (nothing survives a restart), "redis"
+//! store = "embedded"            # or "memory" (nothing survives a restart), "redis", "postgres"
 //! # store_url = "redis://127.0.0.1:6379/0"   # store = "redis"; a Cluster:
 //! #   "redis+cluster://10.0.0.1:6379,10.0.0.2:6379,10.0.0.3:6379"
-//! store_prefix = "sessiond"     # remote stores: the prefix of every key
-//! near_cache = true             # store = "redis": validated sessions cached per node,
+//! # store_url = "postgres://sessiond@db.internal:5432/app"   # store = "postgres"
+//! store_prefix = "sessiond"     # remote stores: the prefix of every Redis key, or the
+//!                               # PostgreSQL schema (lowercased, other characters as _)
+//! near_cache = true             # remote stores: validated sessions cached per node,
 //!                               # invalidated on every node before a change returns
 //! near_cache_ttl_ms = 5000      # an entry is never served older than this
 //! near_cache_entries = 100000
@@ -74,6 +76,8 @@ pub enum StoreKind {
     Memory,
     /// Redis (or Valkey) at `store_url`, shared by every node.
     Redis,
+    /// PostgreSQL at `store_url`, shared by every node.
+    Postgres,
 }
 
 /// Log output format.
@@ -293,7 +297,8 @@ pub struct Config {
     /// The store.
     pub store: StoreKind,
     /// The store's URL (`store = "redis"`: `redis://host:6379/0`, or
-    /// `redis+cluster://host:port,host:port` for a Redis Cluster).
+    /// `redis+cluster://host:port,host:port` for a Redis Cluster;
+    /// `store = "postgres"`: `postgres://user@host:5432/database`).
     pub store_url: Option<String>,
     /// The prefix of every key a remote store writes.
     pub store_prefix: String,
@@ -478,6 +483,24 @@ impl Config {
                 ));
             }
         }
+        if self.store == StoreKind::Postgres {
+            let url = self.store_url.as_deref().unwrap_or_default();
+            if url.is_empty() {
+                return Err(invalid(
+                    "store_url",
+                    "required for store = \"postgres\" (e.g. postgres://postgres@127.0.0.1:5432/app)",
+                ));
+            }
+            if !["postgres://", "postgresql://"]
+                .iter()
+                .any(|p| url.starts_with(p))
+            {
+                return Err(invalid(
+                    "store_url",
+                    "for store = \"postgres\": postgres://user@host:port/database or postgresql://…",
+                ));
+            }
+        }
         if self.store_prefix.is_empty() || self.store_prefix.contains(['{', '}', ' ']) {
             return Err(invalid(
                 "store_prefix",
@@ -500,6 +523,34 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The PostgreSQL schema of `store = "postgres"`: `store_prefix`,
+    /// lowercased, every character other than `[a-z0-9_]` as `_`, an `_`
+    /// in front if it starts with a digit, at most 63 bytes; a `pg_` start
+    /// becomes `sk_pg_`.
+    #[must_use]
+    pub fn postgres_schema(&self) -> String {
+        let mut s: String = self
+            .store_prefix
+            .chars()
+            .map(|c| {
+                let c = c.to_ascii_lowercase();
+                if c.is_ascii_lowercase() || c.is_ascii_digit() {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        if s.starts_with(|c: char| c.is_ascii_digit()) {
+            s.insert(0, '_');
+        }
+        if s.starts_with("pg_") {
+            s.insert_str(0, "sk_");
+        }
+        s.truncate(63);
+        s
     }
 
     /// The listen address.
@@ -717,6 +768,42 @@ mod tests {
         for bad in ["", "postgres://x", "127.0.0.1:6379"] {
             let e = load(bad).unwrap_err().to_string();
             assert!(e.contains("store_url"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn postgres_urls_and_schema_names() {
+        let load = |url: &str, prefix: &str| {
+            Config::load(
+                None,
+                &env(&[
+                    ("SESSIOND_STORE", "postgres"),
+                    ("SESSIOND_STORE_URL", url),
+                    ("SESSIOND_STORE_PREFIX", prefix),
+                ]),
+            )
+        };
+        for ok in [
+            "postgres://postgres@127.0.0.1:5432/test",
+            "postgresql://u:p@db/app?connect_timeout=2",
+        ] {
+            assert!(load(ok, "sessiond").is_ok(), "{ok}");
+        }
+        for bad in ["", "redis://127.0.0.1:6379", "host=db user=x"] {
+            let e = load(bad, "sessiond").unwrap_err().to_string();
+            assert!(e.contains("store_url"), "{bad}: {e}");
+        }
+        let schema = |prefix: &str| load("postgres://h/db", prefix).unwrap().postgres_schema();
+        assert_eq!(schema("sessiond"), "sessiond");
+        assert_eq!(schema("Sessiond-Test:1"), "sessiond_test_1");
+        assert_eq!(schema("9lives"), "_9lives");
+        assert_eq!(schema("pg_x"), "sk_pg_x");
+        assert_eq!(schema(&"a".repeat(100)).len(), 63);
+        for p in ["sessiond", "Sessiond-Test:1", "9lives", "pg_x", "é"] {
+            assert!(
+                sessionkit_postgres::check_schema_name(&schema(p)).is_ok(),
+                "{p}"
+            );
         }
     }
 }

@@ -116,11 +116,13 @@ pub async fn serve_until(
     })?;
     let first_start = is_first_start(&dir);
     let engine_keys = server_keys::load_or_create(&dir, first_start)?;
+    let schema = cfg.postgres_schema();
     let store = crate::backend::StoreConfig {
         kind: cfg.store,
         url: cfg.store_url.as_deref(),
         prefix: &cfg.store_prefix,
-        near_cache: cfg.near_cache.then(|| sessionkit_redis::NearCacheConfig {
+        schema: &schema,
+        near_cache: cfg.near_cache.then(|| sessionkit_core::NearCacheConfig {
             capacity: cfg.near_cache_entries,
             ttl: std::time::Duration::from_millis(cfg.near_cache_ttl_ms),
         }),
@@ -129,7 +131,9 @@ pub async fn serve_until(
         .await
         .map_err(|e| ServeError::DataDir {
             path: match cfg.store {
-                crate::config::StoreKind::Redis => "store_url".into(),
+                crate::config::StoreKind::Redis | crate::config::StoreKind::Postgres => {
+                    "store_url".into()
+                }
                 _ => dir.join(STORE_DIR).display().to_string(),
             },
             why: e.to_string(),

@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod nodes;
+pub mod postgres;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_sessiond");
 
 pub struct Server {
