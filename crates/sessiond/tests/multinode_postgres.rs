@@ -116,7 +116,7 @@ async fn postgres_stopped_under_load_is_503_and_recovered_without_restart() {
             while !stop.load(Ordering::Relaxed) {
                 let node = &nodes[(w + n) % 2];
                 n += 1;
-                let (path, body) = if n % 2 == 0 {
+                let (path, body) = if n.is_multiple_of(2) {
                     ("/v1/sessions/validate", json!({"token": dead}))
                 } else {
                     ("/v1/sessions", json!({"subject": format!("load-{w}")}))
