@@ -62,9 +62,10 @@ struct TenantCounts {
 struct Writer {
     /// Every record by id.
     ids: LineTable<Loc>,
-    /// Every active session with a subject, by (tenant, subject): a
+    /// Every active session with a subject, per tenant (so that one
+    /// tenant's listing never walks another's), by (tenant, subject): a
     /// multimap, one entry per session.
-    subjects: HashTable<Loc>,
+    subjects: HashMap<TenantId, HashTable<Loc>>,
     /// Hashes ids and subjects for the two indexes; seeded per store
     /// (subjects come from users: no fixed hash).
     hasher: hashbrown::DefaultHashBuilder,
@@ -136,7 +137,7 @@ impl MemoryStore {
                 shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
                 writer: Mutex::new(Writer {
                     ids: LineTable::default(),
-                    subjects: HashTable::new(),
+                    subjects: HashMap::default(),
                     hasher: hashbrown::DefaultHashBuilder::default(),
                     expiry: ExpiryWheel::default(),
                     counts: HashMap::default(),
@@ -399,7 +400,7 @@ impl WriteTxn<'_> {
             Some(tenant) if active => self.forget_active(loc, tenant, anonymous),
             // Its tenant does not decode, so its subject's entry cannot be
             // found by hash: walk the index once (corruption only).
-            None if active && !anonymous => self.w.subjects.retain(|l| *l != loc),
+            None if active && !anonymous => self.unlink_subject_anywhere(loc),
             _ => {}
         }
         let h = self.id_hash(id);
@@ -633,9 +634,9 @@ impl SessionStore for MemoryStore {
 }
 
 impl StoreAdmin for MemoryStore {
-    /// Visits every subject of every tenant: a page costs the number of
-    /// subjects, not the page size (an operator's view, not a hot path).
-    /// Exact: only subjects with a session live at `now`.
+    /// Walks the tenant's own sessions with a subject (never another
+    /// tenant's: an empty tenant answers at once). Exact: only subjects
+    /// with a session live at `now`.
     async fn list_subjects(
         &self,
         tenant: TenantId,

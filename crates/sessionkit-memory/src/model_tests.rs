@@ -138,7 +138,7 @@ fn check(store: &MemoryStore, model: &HashMap<SessionId, SessionRecord>) {
     store.exclusive(|t| {
         assert_eq!(t.w.ids.len(), model.len(), "stale id index entries");
         assert_eq!(
-            t.w.subjects.len(),
+            t.subject_entry_count(),
             model
                 .values()
                 .filter(|r| r.state == SessionState::Active && r.subject.is_some())
@@ -161,6 +161,10 @@ fn check(store: &MemoryStore, model: &HashMap<SessionId, SessionRecord>) {
             want.sort_unstable();
             assert_eq!(got, want, "subject {s}");
         }
+        assert!(
+            t.w.subjects.values().all(|n| !n.is_empty()),
+            "no empty tenant table is kept"
+        );
     });
     let shard_total: usize = store
         .inner
@@ -343,4 +347,25 @@ fn one_home_for_thousands_of_tokens() {
         }
     }
     run(&ops, 7);
+}
+
+/// One tenant's sessions never sit in another tenant's subject table, so a
+/// listing in an empty (or small) tenant walks nothing of the big one.
+#[test]
+fn each_tenant_has_its_own_subject_table() {
+    let store = MemoryStore::new();
+    let big = TenantId::new("big").unwrap();
+    let empty = TenantId::new("empty").unwrap();
+    let mut g = Gen(7);
+    store.exclusive(|t| {
+        for i in 0..2_000u32 {
+            let mut r = record(&mut g, Some((i % 3) as u8), false, 0, 3600);
+            r.tenant = big;
+            t.insert(r).unwrap();
+        }
+        assert_eq!(t.w.subjects.get(&big).map(|x| x.len()), Some(2_000));
+        assert!(t.w.subjects.get(&empty).is_none());
+        assert!(t.subjects_page(empty, Millis::from_millis(0), None, 100).is_empty());
+        assert_eq!(t.subjects_page(big, Millis::from_millis(0), None, 2).len(), 2);
+    });
 }

@@ -272,10 +272,7 @@ impl WriteTxn<'_> {
         after: Option<&Subject>,
         limit: usize,
     ) -> Vec<(Subject, u64)> {
-        let mut out = self.subjects_with_live(tenant, now, after);
-        out.sort_unstable_by(|a, b| a.0.as_str().as_bytes().cmp(b.0.as_str().as_bytes()));
-        out.truncate(limit);
-        out
+        self.subjects_page(tenant, now, after, limit)
     }
 
     /// See [`StoreAdmin::counts`](sessionkit_core::store::StoreAdmin::counts).

@@ -35,7 +35,9 @@ impl WriteTxn<'_> {
         let shards = self.shards;
         self.w
             .subjects
-            .iter_hash(h)
+            .get(&tenant)
+            .into_iter()
+            .flat_map(move |t| t.iter_hash(h))
             .copied()
             .filter(move |&loc| matches_subject(shards, loc, tenant, subject))
     }
@@ -51,7 +53,9 @@ impl WriteTxn<'_> {
     /// entry).
     pub(super) fn warm_subject(&self, tenant: TenantId, subject: &[u8]) {
         let h = self.subject_hash(tenant, subject);
-        std::hint::black_box(self.w.subjects.find(h, |_| false).is_some());
+        if let Some(t) = self.w.subjects.get(&tenant) {
+            std::hint::black_box(t.find(h, |_| false).is_some());
+        }
     }
 
     pub(super) fn link_subject(&mut self, loc: Loc, tenant: TenantId, subject: &[u8]) {
@@ -66,18 +70,19 @@ impl WriteTxn<'_> {
                 .zip(shard.tenant_of(s))
                 .map_or(0, |(b, t)| hasher.hash_one((t, b)))
         });
-        if w.subjects.len() == w.subjects.capacity() {
+        let table = w.subjects.entry(tenant).or_default();
+        if table.len() == table.capacity() {
             // Grown here rather than by hashbrown, so that the records are
             // read in slot order (see `LineTable`'s growth).
-            let mut locs: Vec<Loc> = w.subjects.iter().copied().collect();
+            let mut locs: Vec<Loc> = table.iter().copied().collect();
             locs.sort_unstable();
             let mut grown = HashTable::with_capacity((locs.len() * 2).max(8));
             for l in locs {
                 grown.insert_unique(hash_of(l), l, |&l| hash_of(l));
             }
-            w.subjects = grown;
+            *table = grown;
         }
-        w.subjects.insert_unique(h, loc, |&l| hash_of(l));
+        table.insert_unique(h, loc, |&l| hash_of(l));
     }
 
     /// Drops an active session from its subject's entries (call while the
@@ -92,8 +97,14 @@ impl WriteTxn<'_> {
             return;
         };
         let h = self.subject_hash(tenant, &subject);
-        if let Ok(e) = self.w.subjects.find_entry(h, |&l| l == loc) {
+        let Some(table) = self.w.subjects.get_mut(&tenant) else {
+            return;
+        };
+        if let Ok(e) = table.find_entry(h, |&l| l == loc) {
             e.remove();
+            if table.is_empty() {
+                self.w.subjects.remove(&tenant);
+            }
             if self.subject_entries(h, tenant, &subject).next().is_none() {
                 let c = self.counts(tenant);
                 c.subjects = c.subjects.saturating_sub(1);
@@ -101,30 +112,61 @@ impl WriteTxn<'_> {
         }
     }
 
-    /// Every subject of `tenant` with a live session at `now` that sorts
-    /// after `after`, with its number of live sessions.
-    pub(super) fn subjects_with_live(
+    /// Drops `loc` from every tenant's entries (its tenant does not decode,
+    /// so its entry cannot be found by hash; corruption only).
+    pub(super) fn unlink_subject_anywhere(&mut self, loc: Loc) {
+        for table in self.w.subjects.values_mut() {
+            table.retain(|l| *l != loc);
+        }
+        self.w.subjects.retain(|_, t| !t.is_empty());
+    }
+
+    /// Active sessions with a subject, over every tenant.
+    #[cfg(test)]
+    pub(super) fn subject_entry_count(&self) -> usize {
+        self.w.subjects.values().map(HashTable::len).sum()
+    }
+
+    /// The first `limit` subjects of `tenant` that sort after `after`
+    /// (byte order) with a session live at `now`, each with its number of
+    /// live sessions. Walks only `tenant`'s own entries: a listing in one
+    /// tenant costs that tenant's sessions with a subject, never another
+    /// tenant's (an empty tenant answers at once).
+    pub(super) fn subjects_page(
         &self,
         tenant: TenantId,
         now: Millis,
         after: Option<&Subject>,
+        limit: usize,
     ) -> Vec<(Subject, u64)> {
-        let mut live: hashbrown::HashMap<Subject, u64> = hashbrown::HashMap::new();
-        for &loc in &self.w.subjects {
+        let Some(table) = self.w.subjects.get(&tenant) else {
+            return Vec::new();
+        };
+        let mut live: hashbrown::HashMap<Vec<u8>, u64> = hashbrown::HashMap::new();
+        let after = after.map(|a| a.as_str().as_bytes());
+        for &loc in table {
             let found = self
-                .with(loc, |shard, s| {
-                    (shard.tenant_of(s) == Some(tenant) && s.is_live(now))
-                        .then(|| s.subject().ok().flatten())
-                        .flatten()
+                .with(loc, |_, s| {
+                    if !s.is_live(now) {
+                        return None;
+                    }
+                    let b = s.subject_bytes()?;
+                    after.is_none_or(|a| b > a).then(|| b.to_vec())
                 })
                 .flatten();
-            let Some(subject) = found else { continue };
-            if after.is_some_and(|a| subject.as_str().as_bytes() <= a.as_str().as_bytes()) {
-                continue;
+            if let Some(b) = found {
+                *live.entry(b).or_default() += 1;
             }
-            *live.entry(subject).or_default() += 1;
         }
-        live.into_iter().collect()
+        let mut out: Vec<(Vec<u8>, u64)> = live.into_iter().collect();
+        if out.len() > limit {
+            out.select_nth_unstable_by(limit, |a, b| a.0.cmp(&b.0));
+            out.truncate(limit);
+        }
+        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        out.into_iter()
+            .filter_map(|(b, n)| Subject::from_bytes(&b).ok().map(|s| (s, n)))
+            .collect()
     }
 
     pub(super) fn counts(&mut self, t: TenantId) -> &mut TenantCounts {
