@@ -34,7 +34,6 @@ use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use hashbrown::HashTable;
 
 use self::expiry::ExpiryWheel;
 use self::line_table::LineTable;
@@ -65,7 +64,7 @@ struct Writer {
     /// Every active session with a subject, per tenant (so that one
     /// tenant's listing never walks another's), by (tenant, subject): a
     /// multimap, one entry per session.
-    subjects: HashMap<TenantId, HashTable<Loc>>,
+    subjects: subjects::PerTenant,
     /// Hashes ids and subjects for the two indexes; seeded per store
     /// (subjects come from users: no fixed hash).
     hasher: hashbrown::DefaultHashBuilder,
@@ -137,7 +136,7 @@ impl MemoryStore {
                 shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
                 writer: Mutex::new(Writer {
                     ids: LineTable::default(),
-                    subjects: HashMap::default(),
+                    subjects: subjects::PerTenant::default(),
                     hasher: hashbrown::DefaultHashBuilder::default(),
                     expiry: ExpiryWheel::default(),
                     counts: HashMap::default(),

@@ -20,6 +20,75 @@ use crate::shard::{Loc, Shard};
 use sessionkit_core::ids::{Subject, TenantId};
 use sessionkit_core::time::Millis;
 
+/// The subject multimaps, one per tenant. The default tenant's table is a
+/// field of its own: most stores hold one tenant, and its lookup is then a
+/// comparison, not a hash (the create path looks its table up three times).
+#[derive(Default)]
+pub(super) struct PerTenant {
+    default: HashTable<Loc>,
+    others: hashbrown::HashMap<TenantId, HashTable<Loc>>,
+}
+
+impl PerTenant {
+    fn get(&self, tenant: &TenantId) -> Option<&HashTable<Loc>> {
+        if *tenant == TenantId::DEFAULT {
+            Some(&self.default)
+        } else {
+            self.others.get(tenant)
+        }
+    }
+
+    fn get_or_default(&mut self, tenant: TenantId) -> &mut HashTable<Loc> {
+        if tenant == TenantId::DEFAULT {
+            &mut self.default
+        } else {
+            self.others.entry(tenant).or_default()
+        }
+    }
+
+    /// Drops `loc` from `tenant`'s table; whether it was there.
+    fn remove(&mut self, tenant: TenantId, h: u64, loc: Loc) -> bool {
+        let table = if tenant == TenantId::DEFAULT {
+            &mut self.default
+        } else {
+            match self.others.get_mut(&tenant) {
+                Some(t) => t,
+                None => return false,
+            }
+        };
+        let Ok(e) = table.find_entry(h, |&l| l == loc) else {
+            return false;
+        };
+        e.remove();
+        if tenant != TenantId::DEFAULT && table.is_empty() {
+            self.others.remove(&tenant);
+        }
+        true
+    }
+
+    fn tables_mut(&mut self) -> impl Iterator<Item = &mut HashTable<Loc>> {
+        std::iter::once(&mut self.default).chain(self.others.values_mut())
+    }
+
+    /// Entries over every tenant.
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.default.len() + self.others.values().map(HashTable::len).sum::<usize>()
+    }
+
+    /// Whether `tenant` has a table (the default tenant always has).
+    #[cfg(test)]
+    pub(super) fn has(&self, tenant: &TenantId) -> bool {
+        self.get(tenant).is_some()
+    }
+
+    /// Whether a tenant other than the default has an empty table.
+    #[cfg(test)]
+    pub(super) fn keeps_empty_tables(&self) -> bool {
+        self.others.values().any(HashTable::is_empty)
+    }
+}
+
 impl WriteTxn<'_> {
     fn subject_hash(&self, tenant: TenantId, subject: &[u8]) -> u64 {
         self.w.hasher.hash_one((tenant, subject))
@@ -70,7 +139,7 @@ impl WriteTxn<'_> {
                 .zip(shard.tenant_of(s))
                 .map_or(0, |(b, t)| hasher.hash_one((t, b)))
         });
-        let table = w.subjects.entry(tenant).or_default();
+        let table = w.subjects.get_or_default(tenant);
         if table.len() == table.capacity() {
             // Grown here rather than by hashbrown, so that the records are
             // read in slot order (see `LineTable`'s growth).
@@ -97,14 +166,7 @@ impl WriteTxn<'_> {
             return;
         };
         let h = self.subject_hash(tenant, &subject);
-        let Some(table) = self.w.subjects.get_mut(&tenant) else {
-            return;
-        };
-        if let Ok(e) = table.find_entry(h, |&l| l == loc) {
-            e.remove();
-            if table.is_empty() {
-                self.w.subjects.remove(&tenant);
-            }
+        if self.w.subjects.remove(tenant, h, loc) {
             if self.subject_entries(h, tenant, &subject).next().is_none() {
                 let c = self.counts(tenant);
                 c.subjects = c.subjects.saturating_sub(1);
@@ -115,16 +177,16 @@ impl WriteTxn<'_> {
     /// Drops `loc` from every tenant's entries (its tenant does not decode,
     /// so its entry cannot be found by hash; corruption only).
     pub(super) fn unlink_subject_anywhere(&mut self, loc: Loc) {
-        for table in self.w.subjects.values_mut() {
+        for table in self.w.subjects.tables_mut() {
             table.retain(|l| *l != loc);
         }
-        self.w.subjects.retain(|_, t| !t.is_empty());
+        self.w.subjects.others.retain(|_, t| !t.is_empty());
     }
 
     /// Active sessions with a subject, over every tenant.
     #[cfg(test)]
     pub(super) fn subject_entry_count(&self) -> usize {
-        self.w.subjects.values().map(HashTable::len).sum()
+        self.w.subjects.len()
     }
 
     /// The first `limit` subjects of `tenant` that sort after `after`
