@@ -166,11 +166,11 @@ impl WriteTxn<'_> {
             return;
         };
         let h = self.subject_hash(tenant, &subject);
-        if self.w.subjects.remove(tenant, h, loc) {
-            if self.subject_entries(h, tenant, &subject).next().is_none() {
-                let c = self.counts(tenant);
-                c.subjects = c.subjects.saturating_sub(1);
-            }
+        if self.w.subjects.remove(tenant, h, loc)
+            && self.subject_entries(h, tenant, &subject).next().is_none()
+        {
+            let c = self.counts(tenant);
+            c.subjects = c.subjects.saturating_sub(1);
         }
     }
 
