@@ -55,6 +55,8 @@ pub struct AppOptions {
     /// Where the signing keys live and how they rotate (none: access
     /// tokens are not configured, or come from the configuration).
     pub signing_keys: Option<crate::signing_keys::SigningKeys>,
+    /// Rate limits (default: none).
+    pub rate_limits: Arc<crate::http::RateLimits>,
 }
 
 impl AppOptions {

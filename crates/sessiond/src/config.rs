@@ -20,7 +20,8 @@
 //! max_header_bytes = 16384
 //! purge_interval_secs = 60
 //! shutdown_grace_secs = 30
-//! header_read_timeout_secs = 30 # 0: off
+//! header_read_timeout_secs = 10 # 0: off
+//! max_connections = 0           # 0: 90% of the open-files limit (raised to its hard limit)
 //! log_format = "text"           # or "json"
 //! log_level = "info"
 //!
@@ -49,6 +50,12 @@
 //! claims = []                      # attributes copied into access tokens
 //! # [tokens.audiences]             # per-tenant `aud`
 //! # acme = "api.acme.example"
+//!
+//! [rate_limits]                    # per node; 0 turns a limit off
+//! failed_auth_per_minute = 30      # wrong or missing API keys, per client IP
+//! failed_auth_burst = 20
+//! creates_per_second = 0           # POST /v1/sessions, per API key (0: off)
+//! creates_burst = 1000
 //! ```
 
 use std::collections::HashMap;
@@ -320,6 +327,10 @@ pub struct Config {
     /// Seconds a client may take to send a request's headers, and again
     /// its body (slow-client protection: 408 after); 0 turns it off.
     pub header_read_timeout_secs: u64,
+    /// Most open client connections (0: 90% of the open-files limit, which
+    /// sessiond raises to its hard limit at start). A connection past the
+    /// cap is closed at once and counted.
+    pub max_connections: usize,
     /// Log format.
     pub log_format: LogFormat,
     /// Log filter (`info`, `sessiond=debug`, …); `RUST_LOG` wins.
@@ -328,6 +339,8 @@ pub struct Config {
     pub policy: PolicyConfig,
     /// Access JWTs and refresh tokens.
     pub tokens: TokensConfig,
+    /// Rate limits (per node).
+    pub rate_limits: crate::http::RateLimitConfig,
 }
 
 /// A log filter whose every directive is a level or names one
@@ -358,11 +371,13 @@ impl Default for Config {
             max_header_bytes: 16 * 1024,
             purge_interval_secs: 60,
             shutdown_grace_secs: 30,
-            header_read_timeout_secs: 30,
+            header_read_timeout_secs: 10,
+            max_connections: 0,
             log_format: LogFormat::Text,
             log_level: "info".into(),
             policy: PolicyConfig::default(),
             tokens: TokensConfig::default(),
+            rate_limits: crate::http::RateLimitConfig::default(),
         }
     }
 }

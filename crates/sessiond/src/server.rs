@@ -9,13 +9,17 @@ use std::future::Future;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use sessionkit::{EngineKeys, SessionManager};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower::ServiceExt as _;
 
 use crate::api_keys::{ADMIN_KEY_FILE, API_KEYS_FILE, ApiKeys};
 use crate::app::{AppOptions, AppState, router};
@@ -224,6 +228,7 @@ async fn run(parts: ServeParts, stop: impl Future<Output = ()> + Send) -> Result
             },
             metrics: metrics.clone(),
             signing_keys: Some(signing_keys),
+            rate_limits: Arc::new(crate::http::RateLimits::new(&cfg.rate_limits)),
             ..AppOptions::for_backend(&backend)
         },
     );
@@ -257,26 +262,52 @@ async fn run(parts: ServeParts, stop: impl Future<Output = ()> + Send) -> Result
         // buffer get hyper's own bare 431.
         .max_buf_size((cfg.max_header_bytes * 4).max(8192));
     let graceful = GracefulShutdown::new();
+    let cap = connection_cap(cfg.max_connections);
+    let open = Arc::new(Semaphore::new(cap));
+    let mut accept_log = LogLimiter::default();
+    let mut refused_log = LogLimiter::default();
     let mut stop = std::pin::pin!(stop);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _) = match accepted {
+                let (stream, peer) = match accepted {
                     Ok(x) => x,
                     Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
+                        // Out of file descriptors, most often: wait a little
+                        // (no busy loop), and log once in a while.
+                        if let Some(suppressed) = accept_log.due() {
+                            tracing::warn!(error = %e, suppressed, "accept failed");
+                        }
                         tokio::time::sleep(Duration::from_millis(10)).await;
                         continue;
                     }
                 };
+                let Ok(permit) = Arc::clone(&open).try_acquire_owned() else {
+                    // At the cap: closed at once, so that the process keeps
+                    // file descriptors for the connections it serves.
+                    drop(stream);
+                    metrics::counter!("sessiond_connections_refused_total").increment(1);
+                    if let Some(suppressed) = refused_log.due() {
+                        tracing::warn!(max_connections = cap, suppressed, "connection refused: too many open connections");
+                    }
+                    continue;
+                };
+                metrics::gauge!("sessiond_connections_open").increment(1.0);
                 let _ = stream.set_nodelay(true);
-                let svc = TowerToHyperService::new(app.clone());
+                let svc = TowerToHyperService::new(app.clone().map_request(
+                    move |mut req: axum::extract::Request<hyper::body::Incoming>| {
+                        req.extensions_mut().insert(ConnectInfo(peer));
+                        req
+                    },
+                ));
                 let conn = http.serve_connection(TokioIo::new(stream), svc);
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
                     if let Err(e) = conn.await {
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
+                    drop(permit);
+                    metrics::gauge!("sessiond_connections_open").decrement(1.0);
                 });
             }
             () = &mut stop => break,
@@ -302,6 +333,61 @@ async fn run(parts: ServeParts, stop: impl Future<Output = ()> + Send) -> Result
     drop(state);
     tracing::info!("sessiond stopped serving");
     Ok(())
+}
+
+/// Logs a repeated condition at most once every 5 s, with how many times it
+/// was not logged in between.
+#[derive(Default)]
+struct LogLimiter {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl LogLimiter {
+    /// `Some(suppressed since the last line)` when a line is due.
+    fn due(&mut self) -> Option<u64> {
+        let now = Instant::now();
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(5))
+        {
+            self.suppressed += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.suppressed))
+    }
+}
+
+/// Raises the soft open-files limit to the hard one, and returns the
+/// connection cap: `configured`, or (0) 90% of that limit less what the
+/// store, the log and the listener need.
+fn connection_cap(configured: usize) -> usize {
+    let limit = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not raise the open-files limit");
+            rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft)
+        }
+    };
+    let auto = usize::try_from(limit / 10 * 9)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(64)
+        .max(16);
+    let cap = if configured > 0 { configured } else { auto };
+    if configured > 0 && u64::try_from(configured).unwrap_or(u64::MAX) > limit {
+        tracing::warn!(
+            max_connections = configured,
+            open_files_limit = limit,
+            "max_connections is above the open-files limit"
+        );
+    }
+    tracing::info!(
+        max_connections = cap,
+        open_files_limit = limit,
+        "connection cap"
+    );
+    cap.min(Semaphore::MAX_PERMITS)
 }
 
 fn spawn_purge(state: AppState<Backend>, every: Duration) -> tokio::task::JoinHandle<()> {

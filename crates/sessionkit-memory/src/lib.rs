@@ -34,7 +34,6 @@ use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-
 use self::expiry::ExpiryWheel;
 use self::line_table::LineTable;
 use self::record_codec::Slot;

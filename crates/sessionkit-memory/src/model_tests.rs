@@ -366,7 +366,13 @@ fn each_tenant_has_its_own_subject_table() {
         assert_eq!(t.subject_entry_count(), 2_000);
         assert!(t.w.subjects.has(&big));
         assert!(!t.w.subjects.has(&empty));
-        assert!(t.subjects_page(empty, Millis::from_millis(0), None, 100).is_empty());
-        assert_eq!(t.subjects_page(big, Millis::from_millis(0), None, 2).len(), 2);
+        assert!(
+            t.subjects_page(empty, Millis::from_millis(0), None, 100)
+                .is_empty()
+        );
+        assert_eq!(
+            t.subjects_page(big, Millis::from_millis(0), None, 2).len(),
+            2
+        );
     });
 }

@@ -16,9 +16,10 @@
 //! Deployment caveat: API keys travel in a header in clear; serve sessiond
 //! on a private address, or behind TLS.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use sessionkit_core::TenantId;
@@ -100,11 +101,15 @@ impl<S: ServedStore, R: RequiredScope> FromRequestParts<AppState<S>> for Authori
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState<S>) -> Result<Self, ApiError> {
-        let presented = bearer(parts).ok_or(ApiError::Unauthenticated)?;
-        let key = state
-            .api_keys()
-            .authenticate(presented)
-            .ok_or(ApiError::Unauthenticated)?;
+        let limits = &state.options().rate_limits;
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        limits.check_ip(ip)?;
+        let key = bearer(parts)
+            .and_then(|presented| state.api_keys().authenticate(presented))
+            .ok_or_else(|| limits.failed_auth(ip))?;
         if !key.scopes.allows(R::SCOPE) {
             return Err(ApiError::InsufficientScope(R::SCOPE.as_str()));
         }

@@ -8,6 +8,8 @@
 //! - [`json`]: strict JSON bodies (content type, size and read timeout,
 //!   duplicate and unknown keys).
 //! - [`params`]: path and query extractors.
+//! - [`rate_limit`]: failed API-key attempts per client IP, creates per
+//!   key.
 //!
 //! The middleware that runs these checks and records metrics is
 //! [`crate::telemetry::edge`]; the routes are in [`crate::routes::table`].
@@ -16,8 +18,10 @@ pub mod auth;
 pub mod json;
 pub mod limits;
 pub mod params;
+pub mod rate_limit;
 
 pub use auth::{Authorized, RequiredScope, scope};
 pub use json::{JsonBody, MergePatchBody};
 pub use limits::HttpLimits;
 pub use params::{PathParams, QueryPairs};
+pub use rate_limit::{RateLimitConfig, RateLimits};

@@ -72,6 +72,7 @@ pub async fn create<S: ServedStore>(
     caller: Authorized<scope::Write>,
     JsonBody(body): JsonBody<CreateRequest>,
 ) -> Result<Response, ApiError> {
+    st.options().rate_limits.create(&caller.key.id)?;
     let tenant = caller.tenant;
     let subject = body
         .subject
