@@ -235,6 +235,10 @@ pub struct CreatedResponse<'a> {
     pub token: String,
     /// The session's CSRF token.
     pub csrf_token: String,
+    /// Ids of the subject's sessions this one displaced at the
+    /// per-subject cap (already revoked); absent when none was.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub evicted: Vec<String>,
 }
 
 /// `{session, access_token, access_expires_at, refresh_token, csrf_token}`:
@@ -252,6 +256,10 @@ pub struct PairResponse<'a> {
     pub refresh_token: &'a str,
     /// The session's CSRF token.
     pub csrf_token: String,
+    /// Ids of the subject's sessions a create or upgrade displaced at the
+    /// per-subject cap (already revoked); absent when none was.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub evicted: Vec<String>,
 }
 
 /// `POST /v1/tokens/refresh`.

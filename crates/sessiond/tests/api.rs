@@ -1048,6 +1048,48 @@ async fn caps_give_409_and_429_with_retry_after() {
     assert!(r.header("retry-after").parse::<u64>().unwrap() >= 1);
 }
 
+/// At the per-subject cap with `evict_oldest` (the default), the create
+/// that displaced the oldest session names it in `evicted`; the evicted
+/// session is refused; a create that evicted nothing has no `evicted`.
+#[tokio::test]
+async fn a_create_at_the_cap_names_the_sessions_it_evicted() {
+    let policy = Policy::builder()
+        .max_sessions_per_subject(Some(2), OnSessionLimit::EvictOldest)
+        .build()
+        .unwrap();
+    let h = harness_with(policy).await;
+    let (first, first_token, _) = h.create(json!({"subject": "u"})).await;
+    let r = h
+        .call(
+            "POST",
+            "/v1/sessions",
+            Some(&h.write),
+            Some(json!({"subject": "u"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert!(r.body.get("evicted").is_none(), "{}", r.body);
+    let r = h
+        .call(
+            "POST",
+            "/v1/sessions",
+            Some(&h.write),
+            Some(json!({"subject": "u"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.body["evicted"], json!([first]), "the oldest was evicted");
+    let r = h
+        .call(
+            "POST",
+            "/v1/sessions/validate",
+            Some(&h.validate),
+            Some(json!({"token": first_token})),
+        )
+        .await;
+    assert_eq!(r.code(), "invalid_token");
+}
+
 #[tokio::test]
 async fn store_down_is_503_with_retry_after_never_allow() {
     let h = harness().await;

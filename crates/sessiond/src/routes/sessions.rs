@@ -98,6 +98,7 @@ pub async fn create<S: ServedStore>(
                 session: SessionOut::from_record(&created.session),
                 token: created.token.expose_secret(),
                 csrf_token: st.engine().csrf_token(&created.session.id),
+                evicted: created.evicted.iter().map(ToString::to_string).collect(),
             };
             let res = (StatusCode::CREATED, Json(body)).into_response();
             (res, created.session.id)
@@ -192,6 +193,7 @@ pub async fn upgrade<S: ServedStore>(
             session: SessionOut::from_record(&c.session),
             token: c.token.expose_secret(),
             csrf_token: st.engine().csrf_token(&c.session.id),
+            evicted: c.evicted.iter().map(ToString::to_string).collect(),
         })
         .into_response()),
         UpgradeResult::Invalid => Err(ApiError::InvalidToken),

@@ -35,6 +35,7 @@ pub(crate) fn pair_body<'a, S: ServedStore>(
         access_expires_at: pair.access_expires_at.rfc3339(),
         refresh_token: &pair.refresh_token,
         csrf_token: st.engine().csrf_token(&pair.session.id),
+        evicted: pair.evicted.iter().map(ToString::to_string).collect(),
     }
 }
 

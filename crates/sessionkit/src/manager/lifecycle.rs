@@ -69,6 +69,9 @@ pub struct Created {
     /// The first refresh token, for a session issued as an access +
     /// refresh pair (`None` otherwise).
     pub refresh: Option<RefreshToken>,
+    /// The subject's sessions this one displaced at the per-subject cap
+    /// (`on_session_limit = "evict_oldest"`): already revoked.
+    pub evicted: Vec<SessionId>,
 }
 
 /// What a create or upgrade hands out.
@@ -141,6 +144,7 @@ impl std::fmt::Debug for Created {
             .field("session", &self.session)
             .field("token", &self.token)
             .field("refresh", &self.refresh)
+            .field("evicted", &self.evicted)
             .finish()
     }
 }
@@ -329,11 +333,12 @@ impl<S: SessionStore> SessionManager<S> {
             match self.store.create(rec.clone(), self.limits(), now).await? {
                 CreateOutcome::Created { evicted } => {
                     self.emit(&rec, now, EventKind::Created);
-                    self.emit_evicted(&rec, now, evicted);
+                    self.emit_evicted(&rec, now, evicted.clone());
                     return Ok(Created {
                         session: rec,
                         token,
                         refresh,
+                        evicted,
                     });
                 }
                 CreateOutcome::SubjectLimitReached => return Err(EngineError::SessionLimitReached),
@@ -583,8 +588,11 @@ impl<S: SessionStore> SessionManager<S> {
                 replaces: Some(old.id),
                 ..self.limits()
             };
-            match self.store.create(new.clone(), limits, now).await? {
-                CreateOutcome::Created { evicted } => self.emit_evicted(&new, now, evicted),
+            let evicted = match self.store.create(new.clone(), limits, now).await? {
+                CreateOutcome::Created { evicted } => {
+                    self.emit_evicted(&new, now, evicted.clone());
+                    evicted
+                }
                 CreateOutcome::SubjectLimitReached => {
                     // A racing upgrade of the same token may hold the slot
                     // its successor took: if the old session is gone, this
@@ -599,7 +607,7 @@ impl<S: SessionStore> SessionManager<S> {
                 // A subject's session is never anonymous; a duplicate token
                 // or id is drawn again.
                 CreateOutcome::Duplicate | CreateOutcome::AnonymousLimitReached => continue,
-            }
+            };
             // Step 2: retire the old session in its favour.
             let retire = RetireRequest {
                 tenant,
@@ -623,6 +631,7 @@ impl<S: SessionStore> SessionManager<S> {
                         session: new,
                         token: new_token,
                         refresh,
+                        evicted,
                     }));
                 }
                 lost => {

@@ -187,6 +187,9 @@ pub struct IssuedPair {
     pub access_expires_at: Millis,
     /// The refresh token (single use).
     pub refresh_token: String,
+    /// The subject's sessions a create or upgrade displaced at the
+    /// per-subject cap (empty for a refresh).
+    pub evicted: Vec<SessionId>,
 }
 
 impl std::fmt::Debug for IssuedPair {
@@ -196,6 +199,7 @@ impl std::fmt::Debug for IssuedPair {
             .field("access_token", &"[redacted]")
             .field("access_expires_at", &self.access_expires_at)
             .field("refresh_token", &"[redacted]")
+            .field("evicted", &self.evicted)
             .finish()
     }
 }
@@ -327,7 +331,9 @@ impl<S: SessionStore> SessionManager<S> {
         let refresh = created
             .refresh
             .ok_or_else(|| invalid("issue", "the session has no refresh token"))?;
-        self.issue(created.session, &refresh)
+        let mut pair = self.issue(created.session, &refresh)?;
+        pair.evicted = created.evicted;
+        Ok(pair)
     }
 
     /// The pair for `session` whose current refresh token is `refresh`:
@@ -393,6 +399,7 @@ impl<S: SessionStore> SessionManager<S> {
             refresh_token: refresh.expose_secret_with(&self.keys.refresh),
             access_token,
             session,
+            evicted: Vec::new(),
         })
     }
 
