@@ -14,7 +14,11 @@
 //! - **CSRF** ([`CsrfConfig`]): a state-changing request needs
 //!   `Sec-Fetch-Site: same-origin` or an allowed `Origin`, and, with a
 //!   cookie session, `X-CSRF-Token` equal to [`Session::csrf_token`];
-//!   otherwise 403 before the handler runs.
+//!   otherwise 403 before the handler runs, with a JSON body naming why
+//!   (`origin_not_allowed`, `csrf_failed`; never what the client sent).
+//! - **One session cookie**: two in one request count for nothing (never
+//!   "the first wins"), and a state-changing request with two is refused
+//!   (400, `duplicate_session_cookie`).
 //! - **Bearer tokens**: `Authorization: Bearer <session token>` is read
 //!   before the cookie, for API clients; no cookie is set for them.
 //! - **Skipped**: the paths of [`SkipRules`] and bots ([`is_bot`]) get an
@@ -57,6 +61,7 @@ mod csrf;
 #[cfg(feature = "axum")]
 mod extract;
 mod layer;
+mod response;
 mod service;
 mod session;
 mod skip;

@@ -1,0 +1,136 @@
+//! The layer's hardening, in process: duplicated session cookies, state
+//! changes on safe methods, the skip heuristics on unsafe methods, the
+//! layer's refusal bodies and the per-client limit on anonymous sessions.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use sessionkit::http::CsrfConfig;
+use sessionkit_core::TenantId;
+
+mod common;
+use common::*;
+
+/// The JSON body of a layer refusal: its `error` code, after checking the
+/// `Content-Type`.
+fn error_code(r: &Reply) -> String {
+    assert_eq!(
+        r.headers
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap()),
+        Some("application/json"),
+        "{}",
+        r.body
+    );
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    v["error"].as_str().unwrap().to_owned()
+}
+
+/// A POST with the given `Cookie` headers, from the app's own origin, with
+/// `csrf` as its token.
+fn post_with_cookies(path: &str, cookies: &[String], csrf: &str) -> Request<Body> {
+    let mut b = request(Method::POST, path, None).header("x-csrf-token", csrf);
+    for c in cookies {
+        b = b.header(header::COOKIE, c);
+    }
+    b.body(Body::empty()).unwrap()
+}
+
+/// Two session cookies, in one header or across two: on a state-changing
+/// request the layer refuses (400) before the handler runs; on a safe one
+/// neither counts (no session). Never "the first wins", and neither cookie
+/// is cleared (that could leave only a planted one).
+#[tokio::test]
+async fn two_session_cookies_fail_closed() {
+    let app = app().await;
+    let token = post_(&app, "/", None).await.cookie().unwrap();
+    let csrf = csrf_token(&app, &token).await;
+    let other = post_(&app, "/", None).await.cookie().unwrap();
+    let before = get_(&app, "/peek", Some(&token)).await.body;
+    for cookies in [
+        vec![format!("__Host-session={token}; __Host-session={other}")],
+        vec![format!("__Host-session={other}; __Host-session={token}")],
+        vec![
+            format!("__Host-session={token}"),
+            format!("__Host-session={other}"),
+        ],
+        vec![
+            format!("a=1; __Host-session={token}"),
+            format!("__Host-session={token}"),
+        ],
+    ] {
+        let r = send(&app, post_with_cookies("/", &cookies, &csrf)).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{cookies:?}");
+        assert_eq!(error_code(&r), "duplicate_session_cookie");
+        assert!(r.headers.get(header::SET_COOKIE).is_none(), "{cookies:?}");
+        // A safe request: no session is picked.
+        let mut b = request(Method::GET, "/peek", None);
+        for c in &cookies {
+            b = b.header(header::COOKIE, c);
+        }
+        let r = send(&app, b.body(Body::empty()).unwrap()).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.body, "tracked=true id= subject= visits=0", "{cookies:?}");
+        assert!(r.headers.get(header::SET_COOKIE).is_none(), "{cookies:?}");
+    }
+    // Nothing reached the handler: the session is as it was, and no
+    // session was made.
+    assert_eq!(get_(&app, "/peek", Some(&token)).await.body, before);
+    assert_eq!(
+        app.engine.counts(TenantId::DEFAULT).await.unwrap().active,
+        2
+    );
+    // One cookie still works.
+    let r = send(
+        &app,
+        post_with_cookies("/", &[format!("__Host-session={token}")], &csrf),
+    )
+    .await;
+    assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "2"));
+}
+
+/// The layer's 403s say why, in JSON, and never repeat what the client
+/// sent.
+#[tokio::test]
+async fn refusals_say_why_without_echoing_the_request() {
+    let app =
+        app_with(|l| l.with_csrf(CsrfConfig::default().with_allowed_origin("https://app.example")))
+            .await;
+    let token = post_(&app, "/", None).await.cookie().unwrap();
+    let evil = "https://evil.example/<script>";
+    let r = send(
+        &app,
+        Request::post("/")
+            .header(header::USER_AGENT, BROWSER)
+            .header(header::ORIGIN, evil)
+            .header(header::COOKIE, format!("__Host-session={token}"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(error_code(&r), "origin_not_allowed");
+    assert!(!r.body.contains("evil") && !r.body.contains(&token));
+    assert_eq!(r.headers[header::CACHE_CONTROL], "no-store");
+
+    let forged = "forged-<b>-token";
+    let r = send(
+        &app,
+        request(Method::POST, "/", Some(&token))
+            .header("x-csrf-token", forged)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(error_code(&r), "csrf_failed");
+    assert!(!r.body.contains("forged") && !r.body.contains(&token));
+    let r = send(
+        &app,
+        request(Method::POST, "/", Some(&token))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(error_code(&r), "csrf_failed");
+}
