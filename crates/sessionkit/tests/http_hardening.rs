@@ -3,10 +3,12 @@
 //! layer's refusal bodies and the per-client limit on anonymous sessions.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
-use sessionkit::http::CsrfConfig;
-use sessionkit_core::TenantId;
+use axum::routing::{get, post};
+use sessionkit::http::{CsrfConfig, SkipRules};
+use sessionkit_core::{Policy, TenantId};
 
 mod common;
 use common::*;
@@ -133,4 +135,68 @@ async fn refusals_say_why_without_echoing_the_request() {
     )
     .await;
     assert_eq!(error_code(&r), "csrf_failed");
+}
+
+/// The static-asset guesses (a dot in the last segment, `/static`, …)
+/// never skip a state-changing request: `POST /users/john.doe` keeps its
+/// session and its CSRF check.
+#[tokio::test]
+async fn a_state_change_is_never_skipped_as_a_static_asset() {
+    let routes = Router::new()
+        .route("/users/{name}", get(peek).post(visit))
+        .route("/static/upload", post(visit))
+        .route("/hooks/in", post(peek));
+    let app = custom_with(routes, Policy::default(), |l| {
+        l.with_skip(SkipRules::default().with_prefix("/hooks"))
+    })
+    .await;
+    let token = post_(&app, "/users/john.doe", None).await.cookie().unwrap();
+    for path in ["/users/john.doe", "/static/upload"] {
+        // Cross-site: refused before the handler.
+        let r = send(
+            &app,
+            Request::post(path)
+                .header(header::USER_AGENT, BROWSER)
+                .header("sec-fetch-site", "cross-site")
+                .header(header::COOKIE, format!("__Host-session={token}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{path}");
+        assert_eq!(error_code(&r), "origin_not_allowed");
+        // Same origin without the session's token: refused too.
+        let r = send(
+            &app,
+            request(Method::POST, path, Some(&token))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{path}");
+        assert_eq!(error_code(&r), "csrf_failed");
+        // With it, the handler sees the session.
+        let r = post_(&app, path, Some(&token)).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}");
+    }
+    assert!(
+        get_(&app, "/peek", Some(&token))
+            .await
+            .body
+            .ends_with("visits=3")
+    );
+    // A safe request there is still skipped, and so is a state change under
+    // a prefix the app named.
+    let r = get_(&app, "/users/john.doe", Some(&token)).await;
+    assert!(r.body.starts_with("tracked=false"), "{}", r.body);
+    let r = send(
+        &app,
+        Request::post("/hooks/in")
+            .header(header::USER_AGENT, BROWSER)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.starts_with("tracked=false"), "{}", r.body);
 }

@@ -22,7 +22,10 @@
 //! - **Bearer tokens**: `Authorization: Bearer <session token>` is read
 //!   before the cookie, for API clients; no cookie is set for them.
 //! - **Skipped**: the paths of [`SkipRules`] and bots ([`is_bot`]) get an
-//!   untracked [`Session`]: no lookup, nothing stored, no cookie.
+//!   untracked [`Session`]: no lookup, nothing stored, no cookie. The
+//!   built-in static-asset guesses never skip a state-changing request
+//!   (`POST /users/john.doe` keeps its CSRF check); only the app's own
+//!   [`SkipRules::with_prefix`] and [`SkipRules::with_path`] do.
 //! - **Client IP** from the peer, or through [`TrustedProxies`] only.
 //! - **Failure**: a store that is down makes the request 503 before the
 //!   handler runs (fail closed, invariant 1).

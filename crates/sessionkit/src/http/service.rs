@@ -67,7 +67,7 @@ where
         let shared = Arc::clone(&self.shared);
         Box::pin(async move {
             let cfg = &shared.config;
-            if cfg.skip.skips(req.uri().path()) {
+            if cfg.skip.skips_request(req.method(), req.uri().path()) {
                 let session = Session::untracked(cfg.tenant, Client::default());
                 req.extensions_mut().insert(session);
                 return inner.call(req).await;
