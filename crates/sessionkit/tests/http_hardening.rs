@@ -5,10 +5,11 @@
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::Path;
 use axum::http::{Method, Request, StatusCode, header};
 use axum::routing::{get, post};
-use sessionkit::http::{CsrfConfig, SkipRules};
-use sessionkit_core::{Policy, TenantId};
+use sessionkit::http::{CsrfConfig, Session, SessionError, SkipRules};
+use sessionkit_core::{Policy, Subject, TenantId};
 
 mod common;
 use common::*;
@@ -199,4 +200,85 @@ async fn a_state_change_is_never_skipped_as_a_static_asset() {
     .await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.body.starts_with("tracked=false"), "{}", r.body);
+}
+
+/// Every session write a handler tries on `GET`, `HEAD` or `OPTIONS`
+/// (no CSRF check guards them) returns `SafeMethod`, and nothing is
+/// written: no session made, none changed, none revoked, no cookie.
+#[tokio::test]
+async fn a_safe_method_cannot_change_the_session() {
+    async fn write(session: Session, Path(op): Path<String>) -> Result<String, SessionError> {
+        let r = match op.as_str() {
+            "insert" => session.insert("visits", 99).await,
+            "remove" => session.remove("visits").await,
+            "login" => session.login(Subject::new("mallory").unwrap(), &[]).await,
+            _ => session.logout().await,
+        };
+        match r {
+            Err(SessionError::SafeMethod) => Err(SessionError::SafeMethod),
+            Err(e) => Ok(format!("unexpected error {e}")),
+            Ok(()) => Ok("written".to_owned()),
+        }
+    }
+    let app = custom(
+        Router::new()
+            .route("/", post(visit))
+            .route("/w/{op}", axum::routing::any(write)),
+        Policy::default(),
+    )
+    .await;
+    let token = post_(&app, "/", None).await.cookie().unwrap();
+    let before = get_(&app, "/peek", Some(&token)).await.body;
+    for method in [Method::GET, Method::HEAD, Method::OPTIONS] {
+        for op in ["insert", "remove", "login", "logout"] {
+            for cookie in [None, Some(token.as_str())] {
+                let r = send(
+                    &app,
+                    request(method.clone(), &format!("/w/{op}"), cookie)
+                        .body(Body::empty())
+                        .unwrap(),
+                )
+                .await;
+                let what = format!("{method} {op} cookie={}", cookie.is_some());
+                assert_eq!(r.status, StatusCode::FORBIDDEN, "{what}: {}", r.body);
+                assert!(r.headers.get(header::SET_COOKIE).is_none(), "{what}");
+                if method != Method::HEAD {
+                    assert_eq!(error_code(&r), "change_on_safe_method", "{what}");
+                }
+            }
+        }
+    }
+    assert!(live(&app, &token).await, "not logged out");
+    assert_eq!(get_(&app, "/peek", Some(&token)).await.body, before);
+    let c = app.engine.counts(TenantId::DEFAULT).await.unwrap();
+    assert_eq!((c.active, c.anonymous), (1, 1), "nothing made, no login");
+    // The same writes on POST go through.
+    let r = post_(&app, "/w/insert", Some(&token)).await;
+    assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "written"));
+}
+
+/// `with_changes_on_safe_methods(true)`: the app's explicit (dangerous)
+/// opt-in lets a `GET` write.
+#[tokio::test]
+async fn an_app_may_opt_in_to_changes_on_safe_methods() {
+    let app = custom_with(
+        Router::new().route("/", get(visit)),
+        Policy::default(),
+        |l| l.with_changes_on_safe_methods(true),
+    )
+    .await;
+    let r = get_(&app, "/", None).await;
+    assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "1"));
+    let token = r.cookie().unwrap();
+    let r = get_(&app, "/", Some(&token)).await;
+    assert_eq!(r.body, "2");
+    // Off (the default), the same app refuses.
+    let app = custom(Router::new().route("/", get(visit)), Policy::default()).await;
+    let r = get_(&app, "/", None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.cookie(), None);
+    assert_eq!(
+        app.engine.counts(TenantId::DEFAULT).await.unwrap().active,
+        0
+    );
 }

@@ -29,6 +29,7 @@ pub(crate) struct Config {
     pub(crate) csrf: CsrfConfig,
     pub(crate) proxies: TrustedProxies,
     pub(crate) bearer: bool,
+    pub(crate) changes_on_safe_methods: bool,
 }
 
 pub(crate) struct Shared<S> {
@@ -65,7 +66,8 @@ impl<S: SessionStore> SessionLayer<S> {
     /// Sessions from `manager`, in the default tenant, in a cookie named
     /// `__Host-session` (`SameSite=Lax`), with [`SkipRules::default`], bot
     /// detection on, CSRF checks with no extra allowed origin, no trusted
-    /// proxy, and bearer tokens accepted.
+    /// proxy, bearer tokens accepted, and no session change on a safe
+    /// method.
     pub fn new(manager: Arc<SessionManager<S>>) -> Self {
         SessionLayer {
             shared: Arc::new(Shared {
@@ -79,6 +81,7 @@ impl<S: SessionStore> SessionLayer<S> {
                     csrf: CsrfConfig::default(),
                     proxies: TrustedProxies::none(),
                     bearer: true,
+                    changes_on_safe_methods: false,
                 },
             }),
         }
@@ -139,6 +142,22 @@ impl<S: SessionStore> SessionLayer<S> {
     /// that header by itself.
     pub fn with_bearer_tokens(self, on: bool) -> Self {
         self.config(|c| c.bearer = on)
+    }
+
+    /// Whether handlers of `GET`, `HEAD`, `OPTIONS` and `TRACE` requests
+    /// may change the session (`insert`, `remove`, `login`, `logout`); off
+    /// by default, when such a write returns
+    /// [`SessionError::SafeMethod`](super::SessionError::SafeMethod) and
+    /// writes nothing.
+    ///
+    /// **Dangerous.** Safe methods get no CSRF check: with this on, any
+    /// page on any site can make a visitor's browser log out, or change
+    /// what its session holds, with a link or an image (`SameSite=Lax`
+    /// still sends the cookie on a top-level `GET`). Turn it on only for
+    /// an app whose `GET` handlers write nothing an attacker could use
+    /// (a visit counter), and prefer a `POST` from script.
+    pub fn with_changes_on_safe_methods(self, allow: bool) -> Self {
+        self.config(|c| c.changes_on_safe_methods = allow)
     }
 }
 

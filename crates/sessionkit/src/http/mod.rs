@@ -7,7 +7,8 @@
 //!   session's absolute deadline. A response that sets or clears it gets
 //!   `Cache-Control: no-store`; one that depends on it, `Vary: Cookie`.
 //! - **Lazily created**: a visitor gets an anonymous session only when the
-//!   app stores something ([`Session::insert`]); [`Session::login`]
+//!   app stores something ([`Session::insert`]) on a state-changing
+//!   request; [`Session::login`]
 //!   upgrades it (new id and token), [`Session::logout`] revokes it. A
 //!   cookie whose session is gone is cleared; a session that is gone is
 //!   never brought back (DESIGN.md §10, S1).
@@ -19,6 +20,11 @@
 //! - **One session cookie**: two in one request count for nothing (never
 //!   "the first wins"), and a state-changing request with two is refused
 //!   (400, `duplicate_session_cookie`).
+//! - **No change on a safe method**: on `GET`, `HEAD`, `OPTIONS` and
+//!   `TRACE`, which get no CSRF check, every session write returns
+//!   [`SessionError::SafeMethod`] (403) and writes nothing, unless the app
+//!   opts in with [`SessionLayer::with_changes_on_safe_methods`]
+//!   (dangerous).
 //! - **Bearer tokens**: `Authorization: Bearer <session token>` is read
 //!   before the cookie, for API clients; no cookie is set for them.
 //! - **Skipped**: the paths of [`SkipRules`] and bots ([`is_bot`]) get an
@@ -32,15 +38,22 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use axum::{Router, routing::get};
+//! use axum::{Router, routing::{get, post}};
 //! use sessionkit::http::{Session, SessionLayer, SessionError};
 //! use sessionkit::{EngineKeys, SessionManager};
 //! use sessionkit::MemoryStore;
 //!
-//! async fn visits(session: Session) -> Result<String, SessionError> {
-//!     let n = session.get::<u64>("visits").unwrap_or(0) + 1;
-//!     session.insert("visits", n).await?;
-//!     Ok(format!("visit {n}"))
+//! // A page reads the session (and hands out its CSRF token)…
+//! async fn cart(session: Session) -> String {
+//!     let items = session.get::<u64>("items").unwrap_or(0);
+//!     format!("{items} items, csrf {}", session.csrf_token().unwrap_or_default())
+//! }
+//!
+//! // …and a POST, past the CSRF checks, changes it.
+//! async fn add(session: Session) -> Result<String, SessionError> {
+//!     let n = session.get::<u64>("items").unwrap_or(0) + 1;
+//!     session.insert("items", n).await?;
+//!     Ok(format!("{n} items"))
 //! }
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -48,7 +61,7 @@
 //!     .build()
 //!     .await?;
 //! let app: Router = Router::new()
-//!     .route("/", get(visits))
+//!     .route("/cart", get(cart).post(add))
 //!     .layer(SessionLayer::new(Arc::new(engine)));
 //! # let _ = app; Ok(()) }
 //! ```

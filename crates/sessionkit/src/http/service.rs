@@ -134,7 +134,17 @@ where
                 return inner.call(req).await;
             }
             let ops: Arc<dyn Ops> = shared.manager.clone();
-            let session = Session::tracked(ops, cfg.tenant, client, source, found, clear_cookie);
+            // A safe method passed no CSRF check: it may not write.
+            let may_change = unsafe_method || cfg.changes_on_safe_methods;
+            let session = Session::tracked(
+                ops,
+                cfg.tenant,
+                client,
+                source,
+                found,
+                clear_cookie,
+                may_change,
+            );
             req.extensions_mut().insert(session.clone());
             let mut res = inner.call(req).await?;
             finish(&mut res, &session, &shared);

@@ -95,12 +95,37 @@ pub enum SessionError {
     /// the engine or sessiond).
     #[error("a bearer-token request cannot start a session through the cookie layer")]
     BearerSession,
+    /// The request's method is safe (`GET`, `HEAD`, `OPTIONS`, `TRACE`):
+    /// no CSRF check guards it, so it may not change the session (a link
+    /// or an image on another site could make it). Change state from a
+    /// `POST` (or another unsafe method), or see
+    /// [`SessionLayer::with_changes_on_safe_methods`](super::SessionLayer::with_changes_on_safe_methods).
+    #[error("a GET, HEAD, OPTIONS or TRACE request cannot change the session")]
+    SafeMethod,
     /// The value could not be turned into JSON.
     #[error("the attribute value is not JSON: {0}")]
     NotJson(#[source] serde_json::Error),
     /// The engine refused or failed (store down: fail closed).
     #[error(transparent)]
     Engine(#[from] EngineError),
+}
+
+impl SessionError {
+    /// The stable code of the error's response body (`{"error": "<code>"}`):
+    /// `untracked_request`, `bearer_session`, `change_on_safe_method`,
+    /// `session_gone`, `invalid_request` (a value that is not JSON), or an
+    /// engine error's [`ErrorKind::code`](crate::ErrorKind::code).
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            SessionError::Untracked => "untracked_request",
+            SessionError::BearerSession => "bearer_session",
+            SessionError::SafeMethod => "change_on_safe_method",
+            SessionError::Gone => "session_gone",
+            SessionError::NotJson(_) => crate::ErrorKind::InvalidInput.code(),
+            SessionError::Engine(e) => e.kind().code(),
+        }
+    }
 }
 
 /// Where the request's session came from.
@@ -135,6 +160,9 @@ struct State {
 pub(crate) struct Inner {
     /// `None`: untracked.
     ops: Option<Arc<dyn Ops>>,
+    /// Whether the handler may change the session: an unsafe method (its
+    /// CSRF checks passed), or a safe one where the app opted in.
+    may_change: bool,
     tenant: TenantId,
     client: Client,
     state: Mutex<State>,
@@ -179,6 +207,14 @@ impl Client {
 /// response sets its cookie. [`Session::login`] upgrades it (new id and
 /// token, DESIGN.md §3) or creates a session for the subject;
 /// [`Session::logout`] revokes it and clears the cookie.
+///
+/// Only a state-changing request (`POST`, `PUT`, `PATCH`, `DELETE`, …),
+/// which passed the layer's CSRF checks, may change the session: on `GET`,
+/// `HEAD`, `OPTIONS` and `TRACE` every write ([`Session::insert`],
+/// [`Session::remove`], [`Session::login`], [`Session::logout`]) returns
+/// [`SessionError::SafeMethod`] and writes nothing, unless the app opted
+/// in with
+/// [`SessionLayer::with_changes_on_safe_methods`](super::SessionLayer::with_changes_on_safe_methods).
 #[derive(Clone)]
 pub struct Session {
     inner: Arc<Inner>,
@@ -206,6 +242,7 @@ impl Session {
         source: Source,
         found: Option<(SessionRecord, Zeroizing<String>)>,
         clear_cookie: bool,
+        may_change: bool,
     ) -> Self {
         let (record, token) = match found {
             Some((r, t)) => (Some(r), Some(t)),
@@ -213,6 +250,7 @@ impl Session {
         };
         Session::new(
             Some(ops),
+            may_change,
             tenant,
             client,
             State {
@@ -231,6 +269,7 @@ impl Session {
     pub(crate) fn untracked(tenant: TenantId, client: Client) -> Self {
         Session::new(
             None,
+            false,
             tenant,
             client,
             State {
@@ -242,10 +281,17 @@ impl Session {
         )
     }
 
-    fn new(ops: Option<Arc<dyn Ops>>, tenant: TenantId, client: Client, state: State) -> Self {
+    fn new(
+        ops: Option<Arc<dyn Ops>>,
+        may_change: bool,
+        tenant: TenantId,
+        client: Client,
+        state: State,
+    ) -> Self {
         Session {
             inner: Arc::new(Inner {
                 ops,
+                may_change,
                 tenant,
                 client,
                 state: Mutex::new(state),
@@ -257,8 +303,15 @@ impl Session {
         lock(&self.inner.state)
     }
 
+    /// The engine, for a write: refused when the request is untracked, or
+    /// when its method is safe and the app did not opt in (before anything
+    /// is written).
     fn ops(&self) -> Result<&Arc<dyn Ops>, SessionError> {
-        self.inner.ops.as_ref().ok_or(SessionError::Untracked)
+        let ops = self.inner.ops.as_ref().ok_or(SessionError::Untracked)?;
+        if !self.inner.may_change {
+            return Err(SessionError::SafeMethod);
+        }
+        Ok(ops)
     }
 
     /// Whether the request's session is anonymous (or there is none).

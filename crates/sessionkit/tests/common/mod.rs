@@ -81,7 +81,7 @@ pub async fn app_with(
         .route("/api/peek", get(peek))
         .route("/login", post(login))
         .route("/logout", post(logout))
-        .route("/ip", get(ip));
+        .route("/ip", post(ip));
     custom_with(routes, policy, layer).await
 }
 
