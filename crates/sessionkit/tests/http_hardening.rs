@@ -3,12 +3,15 @@
 //! layer's refusal bodies and the per-client limit on anonymous sessions.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+
 use axum::Router;
 use axum::body::Body;
-use axum::extract::Path;
+use axum::extract::{ConnectInfo, Path};
 use axum::http::{Method, Request, StatusCode, header};
 use axum::routing::{get, post};
-use sessionkit::http::{CsrfConfig, Session, SessionError, SkipRules};
+use sessionkit::http::{CreationRateLimit, CsrfConfig, Session, SessionError, SkipRules};
 use sessionkit_core::{Policy, Subject, TenantId};
 
 mod common;
@@ -280,5 +283,105 @@ async fn an_app_may_opt_in_to_changes_on_safe_methods() {
     assert_eq!(
         app.engine.counts(TenantId::DEFAULT).await.unwrap().active,
         0
+    );
+}
+
+/// A POST from `peer` that stores something (creating a session when
+/// there is none).
+fn post_from(peer: &str, path: &str) -> Request<Body> {
+    request(Method::POST, path, None)
+        .extension(ConnectInfo(peer.parse::<SocketAddr>().unwrap()))
+        .body(Body::empty())
+        .unwrap()
+}
+
+/// One client may start a burst of 30 anonymous sessions, then 10 a
+/// second (the default). Over that the write creates nothing and the
+/// handler sees `RateLimited` (429 with `Retry-After` when it returns it,
+/// or goes on without a session); refusals are counted; other clients and
+/// logins are not held back.
+#[tokio::test]
+async fn anonymous_sessions_are_rate_limited_per_client() {
+    async fn lenient(session: Session) -> String {
+        match session.insert("seen", true).await {
+            Err(SessionError::RateLimited { .. }) => "no session".to_owned(),
+            other => format!("{other:?}"),
+        }
+    }
+    let mut kept = None;
+    let app = custom_with(
+        Router::new()
+            .route("/", post(visit))
+            .route("/lenient", post(lenient))
+            .route("/login", post(login)),
+        Policy::default(),
+        |l| {
+            kept = Some(l.clone());
+            l
+        },
+    )
+    .await;
+    let layer = kept.unwrap();
+    for i in 0..30 {
+        let r = send(&app, post_from("198.51.100.7:4000", "/")).await;
+        assert_eq!(r.status, StatusCode::OK, "session {i}");
+        assert!(r.cookie().is_some());
+    }
+    let r = send(&app, post_from("198.51.100.7:4001", "/")).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.headers[header::RETRY_AFTER], "1");
+    assert_eq!(error_code(&r), "rate_limited");
+    assert_eq!(r.cookie(), None, "nothing was created");
+    // A handler may go on without a session instead.
+    let r = send(&app, post_from("198.51.100.7:4002", "/lenient")).await;
+    assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "no session"));
+    assert_eq!(r.cookie(), None);
+    assert_eq!(layer.rate_limited_creations(), 2);
+    let c = app.engine.counts(TenantId::DEFAULT).await.unwrap();
+    assert_eq!(c.anonymous, 30);
+    // Another client, and a login from the limited one, go through.
+    let r = send(&app, post_from("198.51.100.8:4000", "/")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = send(&app, post_from("198.51.100.7:4003", "/login")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.cookie().is_some());
+    // One second later: ten more.
+    app.clock.advance_secs(1);
+    for i in 0..10 {
+        let r = send(&app, post_from("198.51.100.7:4000", "/")).await;
+        assert_eq!(r.status, StatusCode::OK, "refilled session {i}");
+    }
+    let r = send(&app, post_from("198.51.100.7:4000", "/")).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(layer.rate_limited_creations(), 3);
+}
+
+/// The limit can be changed or turned off.
+#[tokio::test]
+async fn the_creation_limit_is_configurable() {
+    let app = custom_with(
+        Router::new().route("/", post(visit)),
+        Policy::default(),
+        |l| l.with_creation_rate_limit(None),
+    )
+    .await;
+    for _ in 0..60 {
+        let r = send(&app, post_from("198.51.100.7:4000", "/")).await;
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    let one = NonZeroU32::MIN;
+    let app = custom_with(
+        Router::new().route("/", post(visit)),
+        Policy::default(),
+        |l| l.with_creation_rate_limit(Some(CreationRateLimit::new(one, one))),
+    )
+    .await;
+    assert_eq!(
+        send(&app, post_from("198.51.100.7:4000", "/")).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&app, post_from("198.51.100.7:4000", "/")).await.status,
+        StatusCode::TOO_MANY_REQUESTS
     );
 }

@@ -40,7 +40,8 @@ impl<St: Send + Sync> FromRequestParts<St> for Session {
 /// `Retry-After`; a refused value 400, or 413 when too large; a subject at
 /// its cap or a lost race 409). A request the layer does not track, or a
 /// value that is not JSON, is 400; a session gone during the request 409;
-/// a write on a safe method 403.
+/// a write on a safe method 403; a client over the layer's limit on new
+/// anonymous sessions 429 with `Retry-After`.
 ///
 /// The body is JSON, `{"error": "<code>"}`, with the code of
 /// [`SessionError::code`]: never the error's text, which may hold details
@@ -52,6 +53,7 @@ impl IntoResponse for SessionError {
             SessionError::NotJson(_) => StatusCode::BAD_REQUEST,
             SessionError::Gone => StatusCode::CONFLICT,
             SessionError::SafeMethod => StatusCode::FORBIDDEN,
+            SessionError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             SessionError::Engine(e) => e.kind().status(),
         };
         if status.is_server_error() {
@@ -64,9 +66,12 @@ impl IntoResponse for SessionError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        if let SessionError::Engine(e) = &self
-            && let Some(secs) = e.retry_after_secs()
-        {
+        let retry_after = match &self {
+            SessionError::Engine(e) => e.retry_after_secs(),
+            SessionError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
             h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         res

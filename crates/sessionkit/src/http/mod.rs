@@ -33,6 +33,10 @@
 //!   (`POST /users/john.doe` keeps its CSRF check); only the app's own
 //!   [`SkipRules::with_prefix`] and [`SkipRules::with_path`] do.
 //! - **Client IP** from the peer, or through [`TrustedProxies`] only.
+//! - **Rate limit** ([`CreationRateLimit`]): one client (IP, or IPv6
+//!   `/64`) may start a burst of 30 anonymous sessions, then 10 a second;
+//!   over that, [`Session::insert`] creates nothing and returns
+//!   [`SessionError::RateLimited`] (429 with `Retry-After` if returned).
 //! - **Failure**: a store that is down makes the request 503 before the
 //!   handler runs (fail closed, invariant 1).
 //!
@@ -77,6 +81,7 @@ mod csrf;
 #[cfg(feature = "axum")]
 mod extract;
 mod layer;
+mod rate_limit;
 mod response;
 mod service;
 mod session;
@@ -88,6 +93,7 @@ pub use csrf::{CSRF_HEADER, CsrfConfig};
 #[cfg(feature = "axum")]
 pub use extract::MissingSessionLayer;
 pub use layer::{InvalidCookieName, SessionLayer};
+pub use rate_limit::CreationRateLimit;
 pub use service::{ResponseFuture, SessionService};
 pub use session::{Session, SessionError};
 pub use skip::{SkipRules, is_bot};

@@ -16,7 +16,7 @@ use super::cookies::{self, Lookup};
 use super::csrf::{CSRF_HEADER, is_unsafe};
 use super::layer::Shared;
 use super::response::Refusal;
-use super::session::{Client, CookieChange, Ops, Session, Source};
+use super::session::{Client, CookieChange, Ops, Session, Source, Writes};
 use super::skip::is_bot;
 use crate::{ValidateRequest, Validation};
 
@@ -143,7 +143,10 @@ where
                 source,
                 found,
                 clear_cookie,
-                may_change,
+                Writes {
+                    may_change,
+                    limiter: shared.limiter.clone(),
+                },
             );
             req.extensions_mut().insert(session.clone());
             let mut res = inner.call(req).await?;

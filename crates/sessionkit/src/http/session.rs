@@ -14,6 +14,7 @@ use sessionkit_core::{
 };
 use zeroize::Zeroizing;
 
+use super::rate_limit::CreationLimiter;
 use crate::{Created, EngineError, NewSession, PatchResult, SessionManager, UpgradeResult};
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -102,6 +103,15 @@ pub enum SessionError {
     /// [`SessionLayer::with_changes_on_safe_methods`](super::SessionLayer::with_changes_on_safe_methods).
     #[error("a GET, HEAD, OPTIONS or TRACE request cannot change the session")]
     SafeMethod,
+    /// This client started too many anonymous sessions lately (the
+    /// layer's [`CreationRateLimit`](super::CreationRateLimit)): none was
+    /// made. The request goes on without a session; as a response this is
+    /// 429 with `Retry-After`.
+    #[error("too many new sessions from this client; retry in {retry_after_secs} s")]
+    RateLimited {
+        /// Seconds until this client may start one again.
+        retry_after_secs: u64,
+    },
     /// The value could not be turned into JSON.
     #[error("the attribute value is not JSON: {0}")]
     NotJson(#[source] serde_json::Error),
@@ -113,7 +123,8 @@ pub enum SessionError {
 impl SessionError {
     /// The stable code of the error's response body (`{"error": "<code>"}`):
     /// `untracked_request`, `bearer_session`, `change_on_safe_method`,
-    /// `session_gone`, `invalid_request` (a value that is not JSON), or an
+    /// `session_gone`, `rate_limited`, `invalid_request` (a value that is
+    /// not JSON), or an
     /// engine error's [`ErrorKind::code`](crate::ErrorKind::code).
     #[must_use]
     pub fn code(&self) -> &'static str {
@@ -122,6 +133,7 @@ impl SessionError {
             SessionError::BearerSession => "bearer_session",
             SessionError::SafeMethod => "change_on_safe_method",
             SessionError::Gone => "session_gone",
+            SessionError::RateLimited { .. } => "rate_limited",
             SessionError::NotJson(_) => crate::ErrorKind::InvalidInput.code(),
             SessionError::Engine(e) => e.kind().code(),
         }
@@ -157,12 +169,20 @@ struct State {
     cookie: CookieChange,
 }
 
+/// What the handler may write.
+#[derive(Default)]
+pub(crate) struct Writes {
+    /// Whether it may change the session: an unsafe method (its CSRF
+    /// checks passed), or a safe one where the app opted in.
+    pub(crate) may_change: bool,
+    /// The per-client limit on new anonymous sessions, if on.
+    pub(crate) limiter: Option<Arc<CreationLimiter>>,
+}
+
 pub(crate) struct Inner {
     /// `None`: untracked.
     ops: Option<Arc<dyn Ops>>,
-    /// Whether the handler may change the session: an unsafe method (its
-    /// CSRF checks passed), or a safe one where the app opted in.
-    may_change: bool,
+    writes: Writes,
     tenant: TenantId,
     client: Client,
     state: Mutex<State>,
@@ -242,7 +262,7 @@ impl Session {
         source: Source,
         found: Option<(SessionRecord, Zeroizing<String>)>,
         clear_cookie: bool,
-        may_change: bool,
+        writes: Writes,
     ) -> Self {
         let (record, token) = match found {
             Some((r, t)) => (Some(r), Some(t)),
@@ -250,7 +270,7 @@ impl Session {
         };
         Session::new(
             Some(ops),
-            may_change,
+            writes,
             tenant,
             client,
             State {
@@ -269,7 +289,7 @@ impl Session {
     pub(crate) fn untracked(tenant: TenantId, client: Client) -> Self {
         Session::new(
             None,
-            false,
+            Writes::default(),
             tenant,
             client,
             State {
@@ -283,7 +303,7 @@ impl Session {
 
     fn new(
         ops: Option<Arc<dyn Ops>>,
-        may_change: bool,
+        writes: Writes,
         tenant: TenantId,
         client: Client,
         state: State,
@@ -291,7 +311,7 @@ impl Session {
         Session {
             inner: Arc::new(Inner {
                 ops,
-                may_change,
+                writes,
                 tenant,
                 client,
                 state: Mutex::new(state),
@@ -308,7 +328,7 @@ impl Session {
     /// is written).
     fn ops(&self) -> Result<&Arc<dyn Ops>, SessionError> {
         let ops = self.inner.ops.as_ref().ok_or(SessionError::Untracked)?;
-        if !self.inner.may_change {
+        if !self.inner.writes.may_change {
             return Err(SessionError::SafeMethod);
         }
         Ok(ops)
@@ -377,7 +397,9 @@ impl Session {
 
     /// Sets the top-level attribute `key` (a merge patch, compare-and-set
     /// in the engine: never silently lost). Without a session, creates an
-    /// anonymous one holding it.
+    /// anonymous one holding it, unless this client is over the layer's
+    /// [`CreationRateLimit`](super::CreationRateLimit):
+    /// [`SessionError::RateLimited`] then, and nothing is made.
     pub async fn insert(&self, key: &str, value: impl Serialize) -> Result<(), SessionError> {
         let value = serde_json::to_value(value).map_err(SessionError::NotJson)?;
         let mut patch = Map::new();
@@ -466,11 +488,21 @@ impl Session {
             // Its token would have nowhere to go.
             return Err(SessionError::BearerSession);
         }
+        let ops = self.ops()?;
+        // Only an anonymous session counts against the client's limit: a
+        // login is the app's decision, after its own checks.
+        if req.subject.is_none()
+            && let Some(limiter) = &self.inner.writes.limiter
+        {
+            limiter
+                .check(self.inner.client.ip)
+                .map_err(|retry_after_secs| SessionError::RateLimited { retry_after_secs })?;
+        }
         let req = NewSession {
             client: self.inner.client.info(),
             ..req
         };
-        let created = self.ops()?.create(self.inner.tenant, req).await?;
+        let created = ops.create(self.inner.tenant, req).await?;
         self.adopt(created);
         Ok(())
     }
