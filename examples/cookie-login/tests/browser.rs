@@ -171,7 +171,14 @@ async fn a_real_browser_keeps_the_cookie_and_another_site_cannot_use_it() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let app = example_cookie_login::app().await.unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+        .unwrap()
+    });
     // `localhost` is a secure context, so the Secure cookie is kept over
     // plain HTTP; 127.0.0.1 is another site.
     let site = format!("http://localhost:{port}/");

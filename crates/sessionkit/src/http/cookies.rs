@@ -26,14 +26,27 @@ impl SameSite {
     }
 }
 
-/// The first value of cookie `name` in the request's `Cookie` headers
-/// (`a=1; b=2`, RFC 6265 §5.4: pairs split on `;`, name and value trimmed;
-/// a request's cookies carry no attributes, so nothing else is parsed).
+/// What a request's `Cookie` headers hold of one cookie.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Lookup {
+    /// Not there (or not text).
+    Absent,
+    /// Exactly once: its value.
+    One(String),
+    /// More than once (across headers or in one): one may have been
+    /// planted, and which one is the browser's own cannot be told.
+    Duplicate,
+}
+
+/// Cookie `name` in the request's `Cookie` headers (`a=1; b=2`, RFC 6265
+/// §5.4: pairs split on `;`, name and value trimmed; a request's cookies
+/// carry no attributes, so nothing else is parsed).
 ///
 /// Works on bytes: another cookie's value may hold any octet (a UTF-8
 /// `café`), and must not hide this one. Only this cookie's value has to be
-/// text.
-pub(crate) fn find(headers: &HeaderMap, name: &str) -> Option<String> {
+/// text. Two cookies of that name are [`Lookup::Duplicate`], never "the
+/// first wins".
+pub(crate) fn find(headers: &HeaderMap, name: &str) -> Lookup {
     let name = name.as_bytes();
     let mut found = headers
         .get_all(header::COOKIE)
@@ -44,15 +57,16 @@ pub(crate) fn find(headers: &HeaderMap, name: &str) -> Option<String> {
             Some((pair[..eq].trim_ascii(), &pair[eq + 1..]))
         })
         .filter(|(n, _)| *n == name);
-    let (_, v) = found.next()?;
+    let Some((_, v)) = found.next() else {
+        return Lookup::Absent;
+    };
     if found.next().is_some() {
-        // Two cookies of that name (one may have been planted): neither
-        // counts — never "the first wins".
-        return None;
+        return Lookup::Duplicate;
     }
-    std::str::from_utf8(v.trim_ascii())
-        .ok()
-        .map(|v| v.trim_matches('"').to_owned())
+    match std::str::from_utf8(v.trim_ascii()) {
+        Ok(v) => Lookup::One(v.trim_matches('"').to_owned()),
+        Err(_) => Lookup::Absent,
+    }
 }
 
 /// `Set-Cookie` for `value`, kept for `max_age_secs`.
@@ -117,27 +131,27 @@ mod tests {
             HeaderValue::from_static("__Host-session=ses_y"),
         );
         // Two session cookies (across headers or in one): neither counts.
-        assert_eq!(find(&h, "__Host-session"), None);
-        assert_eq!(find(&h, "a").as_deref(), Some("1"));
-        assert_eq!(find(&h, "b"), None);
+        assert_eq!(find(&h, "__Host-session"), Lookup::Duplicate);
+        assert_eq!(find(&h, "a"), Lookup::One("1".into()));
+        assert_eq!(find(&h, "b"), Lookup::Absent);
         let mut h = HeaderMap::new();
         h.append(
             header::COOKIE,
             HeaderValue::from_static("__Host-session=ses_x; __Host-session=ses_x"),
         );
-        assert_eq!(find(&h, "__Host-session"), None);
+        assert_eq!(find(&h, "__Host-session"), Lookup::Duplicate);
         let mut h = HeaderMap::new();
         h.append(
             header::COOKIE,
             HeaderValue::from_static("x__Host-session=no;novalue; __Host-session = \"ses_q\" "),
         );
-        assert_eq!(find(&h, "__Host-session").as_deref(), Some("ses_q"));
-        assert_eq!(find(&h, "novalue"), None);
+        assert_eq!(find(&h, "__Host-session"), Lookup::One("ses_q".into()));
+        assert_eq!(find(&h, "novalue"), Lookup::Absent);
         let mut h = HeaderMap::new();
         h.append(
             header::COOKIE,
             HeaderValue::from_bytes(b"pref=caf\xc3\xa9; __Host-session=ses_z").unwrap(),
         );
-        assert_eq!(find(&h, "__Host-session").as_deref(), Some("ses_z"));
+        assert_eq!(find(&h, "__Host-session"), Lookup::One("ses_z".into()));
     }
 }

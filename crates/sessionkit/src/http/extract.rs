@@ -39,24 +39,40 @@ impl<St: Send + Sync> FromRequestParts<St> for Session {
 /// data or no randomness 500; the anonymous-session cap 429 with
 /// `Retry-After`; a refused value 400, or 413 when too large; a subject at
 /// its cap or a lost race 409). A request the layer does not track, or a
-/// value that is not JSON, is 400; a session gone during the request 409.
+/// value that is not JSON, is 400; a session gone during the request 409;
+/// a write on a safe method 403; a client over the layer's limit on new
+/// anonymous sessions 429 with `Retry-After`.
+///
+/// The body is JSON, `{"error": "<code>"}`, with the code of
+/// [`SessionError::code`]: never the error's text, which may hold details
+/// for the log only.
 impl IntoResponse for SessionError {
     fn into_response(self) -> Response {
         let status = match &self {
             SessionError::Untracked | SessionError::BearerSession => StatusCode::BAD_REQUEST,
             SessionError::NotJson(_) => StatusCode::BAD_REQUEST,
             SessionError::Gone => StatusCode::CONFLICT,
+            SessionError::SafeMethod => StatusCode::FORBIDDEN,
+            SessionError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             SessionError::Engine(e) => e.kind().status(),
         };
         if status.is_server_error() {
             tracing::warn!(error = %self, "session write failed");
         }
-        let mut res = status.into_response();
-        if let SessionError::Engine(e) = &self
-            && let Some(secs) = e.retry_after_secs()
-        {
-            res.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        let body = serde_json::json!({ "error": self.code() }).to_string();
+        let mut res = (status, body).into_response();
+        let h = res.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        let retry_after = match &self {
+            SessionError::Engine(e) => e.retry_after_secs(),
+            SessionError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         res
     }
@@ -99,5 +115,26 @@ mod tests {
             answer(EngineError::SessionLimitReached).status(),
             StatusCode::CONFLICT
         );
+    }
+
+    /// A write on a safe method is 403 with its code; every answer's body
+    /// is JSON naming the code.
+    #[tokio::test]
+    async fn a_write_on_a_safe_method_is_403_with_a_reason() {
+        use http_body_util::BodyExt;
+        let res = SessionError::SafeMethod.into_response();
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+        assert_eq!(res.headers()[header::CONTENT_TYPE], "application/json");
+        let body = res.into_body().collect().await.map(|b| b.to_bytes());
+        let body: serde_json::Value =
+            serde_json::from_slice(&body.unwrap_or_default()).unwrap_or_default();
+        assert_eq!(body["error"], "change_on_safe_method");
+        let res = answer(EngineError::AnonymousLimitReached {
+            retry_after_secs: 5,
+        });
+        let body = res.into_body().collect().await.map(|b| b.to_bytes());
+        let body: serde_json::Value =
+            serde_json::from_slice(&body.unwrap_or_default()).unwrap_or_default();
+        assert_eq!(body["error"], "rate_limited");
     }
 }

@@ -6,6 +6,7 @@ use sessionkit_core::{SessionStore, TenantId};
 use tower_layer::Layer;
 
 use super::cookies::SameSite;
+use super::rate_limit::{CreationLimiter, CreationRateLimit, EngineTime};
 use super::service::SessionService;
 use super::{CsrfConfig, SkipRules, TrustedProxies};
 use crate::SessionManager;
@@ -29,11 +30,14 @@ pub(crate) struct Config {
     pub(crate) csrf: CsrfConfig,
     pub(crate) proxies: TrustedProxies,
     pub(crate) bearer: bool,
+    pub(crate) changes_on_safe_methods: bool,
 }
 
 pub(crate) struct Shared<S> {
     pub(crate) manager: Arc<SessionManager<S>>,
     pub(crate) config: Config,
+    /// The per-client limit on new anonymous sessions; `None`: off.
+    pub(crate) limiter: Option<Arc<CreationLimiter>>,
 }
 
 impl<S> Clone for Shared<S> {
@@ -41,6 +45,7 @@ impl<S> Clone for Shared<S> {
         Shared {
             manager: Arc::clone(&self.manager),
             config: self.config.clone(),
+            limiter: self.limiter.clone(),
         }
     }
 }
@@ -65,10 +70,13 @@ impl<S: SessionStore> SessionLayer<S> {
     /// Sessions from `manager`, in the default tenant, in a cookie named
     /// `__Host-session` (`SameSite=Lax`), with [`SkipRules::default`], bot
     /// detection on, CSRF checks with no extra allowed origin, no trusted
-    /// proxy, and bearer tokens accepted.
+    /// proxy, bearer tokens accepted, no session change on a safe
+    /// method, and [`CreationRateLimit::default`] per client.
     pub fn new(manager: Arc<SessionManager<S>>) -> Self {
+        let limiter = Some(limiter_for(&manager, CreationRateLimit::default()));
         SessionLayer {
             shared: Arc::new(Shared {
+                limiter,
                 manager,
                 config: Config {
                     tenant: TenantId::DEFAULT,
@@ -79,6 +87,7 @@ impl<S: SessionStore> SessionLayer<S> {
                     csrf: CsrfConfig::default(),
                     proxies: TrustedProxies::none(),
                     bearer: true,
+                    changes_on_safe_methods: false,
                 },
             }),
         }
@@ -140,6 +149,58 @@ impl<S: SessionStore> SessionLayer<S> {
     pub fn with_bearer_tokens(self, on: bool) -> Self {
         self.config(|c| c.bearer = on)
     }
+
+    /// Whether handlers of `GET`, `HEAD`, `OPTIONS` and `TRACE` requests
+    /// may change the session (`insert`, `remove`, `login`, `logout`); off
+    /// by default, when such a write returns
+    /// [`SessionError::SafeMethod`](super::SessionError::SafeMethod) and
+    /// writes nothing.
+    ///
+    /// **Dangerous.** Safe methods get no CSRF check: with this on, any
+    /// page on any site can make a visitor's browser log out, or change
+    /// what its session holds, with a link or an image (`SameSite=Lax`
+    /// still sends the cookie on a top-level `GET`). Turn it on only for
+    /// an app whose `GET` handlers write nothing an attacker could use
+    /// (a visit counter), and prefer a `POST` from script.
+    pub fn with_changes_on_safe_methods(self, allow: bool) -> Self {
+        self.config(|c| c.changes_on_safe_methods = allow)
+    }
+
+    /// How fast one client may start anonymous sessions
+    /// ([`CreationRateLimit::default`]: a burst of 30, then 10 a second,
+    /// per IP address or IPv6 `/64`); `None` turns the limit off.
+    ///
+    /// Only a write that would create an anonymous session takes a token
+    /// ([`Session::insert`](super::Session::insert) without a session); a
+    /// login does not. Over the limit, that write returns
+    /// [`SessionError::RateLimited`](super::SessionError::RateLimited) and
+    /// creates nothing; the request goes on, and the handler chooses: go
+    /// on without a session, or return the error (429 with `Retry-After`).
+    /// Refusals are counted: [`SessionLayer::rate_limited_creations`] and
+    /// the `metrics` counter `<prefix>_creations_rate_limited_total`.
+    pub fn with_creation_rate_limit(mut self, limit: Option<CreationRateLimit>) -> Self {
+        let limiter = limit.map(|l| limiter_for(&self.shared.manager, l));
+        Arc::make_mut(&mut self.shared).limiter = limiter;
+        self
+    }
+
+    /// How many anonymous sessions this layer refused to create, over
+    /// its creation rate limit, since it was made.
+    #[must_use]
+    pub fn rate_limited_creations(&self) -> u64 {
+        self.shared.limiter.as_ref().map_or(0, |l| l.limited())
+    }
+}
+
+/// A limiter on the engine's clock, counting in its metrics.
+fn limiter_for<S: SessionStore>(
+    manager: &Arc<SessionManager<S>>,
+    limit: CreationRateLimit,
+) -> Arc<CreationLimiter> {
+    let m = Arc::clone(manager);
+    let clock = EngineTime(Arc::new(move || m.now()));
+    let metric = manager.metric_names().creations_rate_limited;
+    Arc::new(CreationLimiter::new(limit, clock, metric))
 }
 
 impl<S, I> Layer<I> for SessionLayer<S> {

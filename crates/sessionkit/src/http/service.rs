@@ -6,16 +6,17 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Request, Response, header};
 use sessionkit_core::{FingerprintMode, SessionStore};
 use tower_service::Service;
 use zeroize::Zeroizing;
 
 use super::PeerAddr;
-use super::cookies::{self};
+use super::cookies::{self, Lookup};
 use super::csrf::{CSRF_HEADER, is_unsafe};
 use super::layer::Shared;
-use super::session::{Client, CookieChange, Ops, Session, Source};
+use super::response::Refusal;
+use super::session::{Client, CookieChange, Ops, Session, Source, Writes};
 use super::skip::is_bot;
 use crate::{ValidateRequest, Validation};
 
@@ -49,7 +50,7 @@ where
     I::Future: Send,
     S: SessionStore,
     ReqBody: Send + 'static,
-    ResBody: Default + Send + 'static,
+    ResBody: From<String> + Send + 'static,
 {
     type Response = Response<ResBody>;
     type Error = I::Error;
@@ -66,7 +67,7 @@ where
         let shared = Arc::clone(&self.shared);
         Box::pin(async move {
             let cfg = &shared.config;
-            if cfg.skip.skips(req.uri().path()) {
+            if cfg.skip.skips_request(req.method(), req.uri().path()) {
                 let session = Session::untracked(cfg.tenant, Client::default());
                 req.extensions_mut().insert(session);
                 return inner.call(req).await;
@@ -79,13 +80,20 @@ where
             };
             let unsafe_method = is_unsafe(req.method());
             if unsafe_method && bearer.is_none() && !cfg.csrf.origin_ok(headers) {
-                return Ok(refuse(StatusCode::FORBIDDEN));
+                return Ok(Refusal::OriginNotAllowed.response());
             }
             let (presented, source) = match bearer {
                 Some(t) => (Some(t), Source::Bearer),
                 None => match cookies::find(headers, &cfg.cookie_name) {
-                    Some(c) => (Some(c), Source::Cookie),
-                    None => (None, Source::None),
+                    Lookup::One(c) => (Some(c), Source::Cookie),
+                    Lookup::Absent => (None, Source::None),
+                    // Neither cookie counts (never "the first wins"), and
+                    // neither is cleared: that would drop the browser's own
+                    // and leave a planted one. A state change is refused.
+                    Lookup::Duplicate if unsafe_method => {
+                        return Ok(Refusal::DuplicateSessionCookie.response());
+                    }
+                    Lookup::Duplicate => (None, Source::None),
                 },
             };
             let client = client_of(&req, cfg);
@@ -108,13 +116,13 @@ where
                 };
                 match shared.manager.validate(cfg.tenant, &text, &vreq).await {
                     Ok(Validation::Valid { session }) => found = Some((session, text)),
-                    Ok(Validation::CsrfFailed) => return Ok(refuse(StatusCode::FORBIDDEN)),
+                    Ok(Validation::CsrfFailed) => return Ok(Refusal::CsrfFailed.response()),
                     Ok(Validation::Expired(_) | Validation::TokenExpired | Validation::Invalid) => {
                         clear_cookie = source == Source::Cookie;
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "session validation failed; refusing the request");
-                        return Ok(refuse(e.kind().status()));
+                        return Ok(Refusal::Engine(e.kind()).response());
                     }
                 }
             }
@@ -126,7 +134,20 @@ where
                 return inner.call(req).await;
             }
             let ops: Arc<dyn Ops> = shared.manager.clone();
-            let session = Session::tracked(ops, cfg.tenant, client, source, found, clear_cookie);
+            // A safe method passed no CSRF check: it may not write.
+            let may_change = unsafe_method || cfg.changes_on_safe_methods;
+            let session = Session::tracked(
+                ops,
+                cfg.tenant,
+                client,
+                source,
+                found,
+                clear_cookie,
+                Writes {
+                    may_change,
+                    limiter: shared.limiter.clone(),
+                },
+            );
             req.extensions_mut().insert(session.clone());
             let mut res = inner.call(req).await?;
             finish(&mut res, &session, &shared);
@@ -201,21 +222,6 @@ fn peer_ip<B>(req: &Request<B>) -> Option<IpAddr> {
         return Some(a.ip());
     }
     None
-}
-
-/// A refusal made by the layer itself, with no body.
-fn refuse<B: Default>(status: StatusCode) -> Response<B> {
-    let mut res = Response::new(B::default());
-    *res.status_mut() = status;
-    let h = res.headers_mut();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        h.insert(
-            header::RETRY_AFTER,
-            HeaderValue::from(crate::error::STORE_RETRY_AFTER_SECS),
-        );
-    }
-    res
 }
 
 /// Writes the cookie change the handler caused, and the cache headers of

@@ -14,6 +14,7 @@ use sessionkit_core::{
 };
 use zeroize::Zeroizing;
 
+use super::rate_limit::CreationLimiter;
 use crate::{Created, EngineError, NewSession, PatchResult, SessionManager, UpgradeResult};
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -95,12 +96,48 @@ pub enum SessionError {
     /// the engine or sessiond).
     #[error("a bearer-token request cannot start a session through the cookie layer")]
     BearerSession,
+    /// The request's method is safe (`GET`, `HEAD`, `OPTIONS`, `TRACE`):
+    /// no CSRF check guards it, so it may not change the session (a link
+    /// or an image on another site could make it). Change state from a
+    /// `POST` (or another unsafe method), or see
+    /// [`SessionLayer::with_changes_on_safe_methods`](super::SessionLayer::with_changes_on_safe_methods).
+    #[error("a GET, HEAD, OPTIONS or TRACE request cannot change the session")]
+    SafeMethod,
+    /// This client started too many anonymous sessions lately (the
+    /// layer's [`CreationRateLimit`](super::CreationRateLimit)): none was
+    /// made. The request goes on without a session; as a response this is
+    /// 429 with `Retry-After`.
+    #[error("too many new sessions from this client; retry in {retry_after_secs} s")]
+    RateLimited {
+        /// Seconds until this client may start one again.
+        retry_after_secs: u64,
+    },
     /// The value could not be turned into JSON.
     #[error("the attribute value is not JSON: {0}")]
     NotJson(#[source] serde_json::Error),
     /// The engine refused or failed (store down: fail closed).
     #[error(transparent)]
     Engine(#[from] EngineError),
+}
+
+impl SessionError {
+    /// The stable code of the error's response body (`{"error": "<code>"}`):
+    /// `untracked_request`, `bearer_session`, `change_on_safe_method`,
+    /// `session_gone`, `rate_limited`, `invalid_request` (a value that is
+    /// not JSON), or an
+    /// engine error's [`ErrorKind::code`](crate::ErrorKind::code).
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            SessionError::Untracked => "untracked_request",
+            SessionError::BearerSession => "bearer_session",
+            SessionError::SafeMethod => "change_on_safe_method",
+            SessionError::Gone => "session_gone",
+            SessionError::RateLimited { .. } => "rate_limited",
+            SessionError::NotJson(_) => crate::ErrorKind::InvalidInput.code(),
+            SessionError::Engine(e) => e.kind().code(),
+        }
+    }
 }
 
 /// Where the request's session came from.
@@ -132,9 +169,20 @@ struct State {
     cookie: CookieChange,
 }
 
+/// What the handler may write.
+#[derive(Default)]
+pub(crate) struct Writes {
+    /// Whether it may change the session: an unsafe method (its CSRF
+    /// checks passed), or a safe one where the app opted in.
+    pub(crate) may_change: bool,
+    /// The per-client limit on new anonymous sessions, if on.
+    pub(crate) limiter: Option<Arc<CreationLimiter>>,
+}
+
 pub(crate) struct Inner {
     /// `None`: untracked.
     ops: Option<Arc<dyn Ops>>,
+    writes: Writes,
     tenant: TenantId,
     client: Client,
     state: Mutex<State>,
@@ -179,6 +227,14 @@ impl Client {
 /// response sets its cookie. [`Session::login`] upgrades it (new id and
 /// token, DESIGN.md §3) or creates a session for the subject;
 /// [`Session::logout`] revokes it and clears the cookie.
+///
+/// Only a state-changing request (`POST`, `PUT`, `PATCH`, `DELETE`, …),
+/// which passed the layer's CSRF checks, may change the session: on `GET`,
+/// `HEAD`, `OPTIONS` and `TRACE` every write ([`Session::insert`],
+/// [`Session::remove`], [`Session::login`], [`Session::logout`]) returns
+/// [`SessionError::SafeMethod`] and writes nothing, unless the app opted
+/// in with
+/// [`SessionLayer::with_changes_on_safe_methods`](super::SessionLayer::with_changes_on_safe_methods).
 #[derive(Clone)]
 pub struct Session {
     inner: Arc<Inner>,
@@ -206,6 +262,7 @@ impl Session {
         source: Source,
         found: Option<(SessionRecord, Zeroizing<String>)>,
         clear_cookie: bool,
+        writes: Writes,
     ) -> Self {
         let (record, token) = match found {
             Some((r, t)) => (Some(r), Some(t)),
@@ -213,6 +270,7 @@ impl Session {
         };
         Session::new(
             Some(ops),
+            writes,
             tenant,
             client,
             State {
@@ -231,6 +289,7 @@ impl Session {
     pub(crate) fn untracked(tenant: TenantId, client: Client) -> Self {
         Session::new(
             None,
+            Writes::default(),
             tenant,
             client,
             State {
@@ -242,10 +301,17 @@ impl Session {
         )
     }
 
-    fn new(ops: Option<Arc<dyn Ops>>, tenant: TenantId, client: Client, state: State) -> Self {
+    fn new(
+        ops: Option<Arc<dyn Ops>>,
+        writes: Writes,
+        tenant: TenantId,
+        client: Client,
+        state: State,
+    ) -> Self {
         Session {
             inner: Arc::new(Inner {
                 ops,
+                writes,
                 tenant,
                 client,
                 state: Mutex::new(state),
@@ -257,8 +323,15 @@ impl Session {
         lock(&self.inner.state)
     }
 
+    /// The engine, for a write: refused when the request is untracked, or
+    /// when its method is safe and the app did not opt in (before anything
+    /// is written).
     fn ops(&self) -> Result<&Arc<dyn Ops>, SessionError> {
-        self.inner.ops.as_ref().ok_or(SessionError::Untracked)
+        let ops = self.inner.ops.as_ref().ok_or(SessionError::Untracked)?;
+        if !self.inner.writes.may_change {
+            return Err(SessionError::SafeMethod);
+        }
+        Ok(ops)
     }
 
     /// Whether the request's session is anonymous (or there is none).
@@ -324,7 +397,9 @@ impl Session {
 
     /// Sets the top-level attribute `key` (a merge patch, compare-and-set
     /// in the engine: never silently lost). Without a session, creates an
-    /// anonymous one holding it.
+    /// anonymous one holding it, unless this client is over the layer's
+    /// [`CreationRateLimit`](super::CreationRateLimit):
+    /// [`SessionError::RateLimited`] then, and nothing is made.
     pub async fn insert(&self, key: &str, value: impl Serialize) -> Result<(), SessionError> {
         let value = serde_json::to_value(value).map_err(SessionError::NotJson)?;
         let mut patch = Map::new();
@@ -413,11 +488,21 @@ impl Session {
             // Its token would have nowhere to go.
             return Err(SessionError::BearerSession);
         }
+        let ops = self.ops()?;
+        // Only an anonymous session counts against the client's limit: a
+        // login is the app's decision, after its own checks.
+        if req.subject.is_none()
+            && let Some(limiter) = &self.inner.writes.limiter
+        {
+            limiter
+                .check(self.inner.client.ip)
+                .map_err(|retry_after_secs| SessionError::RateLimited { retry_after_secs })?;
+        }
         let req = NewSession {
             client: self.inner.client.info(),
             ..req
         };
-        let created = self.ops()?.create(self.inner.tenant, req).await?;
+        let created = ops.create(self.inner.tenant, req).await?;
         self.adopt(created);
         Ok(())
     }

@@ -1,9 +1,13 @@
 //! Which requests get no session work at all: paths that need none (static
 //! assets, files, health probes) and bots.
 
+use http::Method;
+
+use super::csrf::is_unsafe;
+
 /// The paths the layer passes through untouched (no cookie read, no store
-/// lookup, no `Set-Cookie`). A handler behind a skipped path still finds a
-/// [`Session`](super::Session), untracked.
+/// lookup, no `Set-Cookie`, no CSRF check). A handler behind a skipped
+/// path still finds a [`Session`](super::Session), untracked.
 ///
 /// The default skips what SEEDS.md S1 skips but its API and MCP prefixes:
 /// `/static`, `/assets`, `/images` and everything under them; `/health`,
@@ -11,12 +15,21 @@
 /// `/manifest.json`; and any path whose last segment has a file extension
 /// other than `.html` or `.htm`. An app's API may well want its sessions
 /// (bearer tokens go through the layer), so add `/api` or `/mcp` with
-/// [`SkipRules::with_prefix`] where they do not; a skipped path also skips
-/// the CSRF checks. Prefixes match whole segments (`/static` skips
-/// `/static/app.js`, not `/staticky`). A tracked prefix is never skipped,
-/// whatever else matches.
+/// [`SkipRules::with_prefix`] where they do not. Prefixes match whole
+/// segments (`/static` skips `/static/app.js`, not `/staticky`). A tracked
+/// prefix is never skipped, whatever else matches.
+///
+/// **State-changing requests** (`POST`, `PUT`, `PATCH`, `DELETE`, any
+/// method but `GET`, `HEAD`, `OPTIONS` and `TRACE`) are skipped only by
+/// the prefixes and paths the app names itself ([`SkipRules::with_prefix`],
+/// [`SkipRules::with_path`]): the built-in static-asset guesses (the
+/// default prefixes and paths, and the file-extension rule) never skip
+/// one, so `POST /users/john.doe` keeps its session and its CSRF check. A
+/// prefix the app names does skip them, CSRF check included: name only
+/// paths whose handlers do not act on the cookie.
 ///
 /// ```
+/// use http::Method;
 /// use sessionkit::http::SkipRules;
 /// let rules = SkipRules::default().with_prefix("/api").with_tracked_prefix("/api/me");
 /// assert!(rules.skips("/static/app.js"));
@@ -25,11 +38,20 @@
 /// assert!(rules.skips("/api/orders"));
 /// assert!(!rules.skips("/api/me/cart"));
 /// assert!(!rules.skips("/staticky"));
+/// // A state change is skipped only where the app said so.
+/// assert!(!rules.skips_request(&Method::POST, "/users/john.doe"));
+/// assert!(!rules.skips_request(&Method::POST, "/static/upload"));
+/// assert!(rules.skips_request(&Method::POST, "/api/orders"));
+/// assert!(rules.skips_request(&Method::GET, "/users/john.doe"));
 /// ```
 #[derive(Clone, Debug)]
 pub struct SkipRules {
+    /// The built-in static-asset guesses: safe methods only.
     prefixes: Vec<String>,
     paths: Vec<String>,
+    /// What the app named itself: every method.
+    app_prefixes: Vec<String>,
+    app_paths: Vec<String>,
     tracked: Vec<String>,
     file_extensions: bool,
 }
@@ -49,6 +71,8 @@ impl Default for SkipRules {
             ]
             .map(String::from)
             .to_vec(),
+            app_prefixes: Vec::new(),
+            app_paths: Vec::new(),
             tracked: Vec::new(),
             file_extensions: true,
         }
@@ -80,23 +104,27 @@ impl SkipRules {
         SkipRules {
             prefixes: Vec::new(),
             paths: Vec::new(),
+            app_prefixes: Vec::new(),
+            app_paths: Vec::new(),
             tracked: Vec::new(),
             file_extensions: false,
         }
     }
 
     /// Also skips `prefix` and everything under it (an API or MCP prefix
-    /// whose clients send bearer tokens through another layer, say).
+    /// whose clients send bearer tokens through another layer, say), for
+    /// every method: state-changing requests there skip the CSRF check.
     #[must_use]
     pub fn with_prefix(mut self, prefix: &str) -> Self {
-        self.prefixes.push(normalise(prefix));
+        self.app_prefixes.push(normalise(prefix));
         self
     }
 
-    /// Also skips exactly `path`.
+    /// Also skips exactly `path`, for every method (state-changing
+    /// requests there skip the CSRF check).
     #[must_use]
     pub fn with_path(mut self, path: &str) -> Self {
-        self.paths.push(path.to_owned());
+        self.app_paths.push(path.to_owned());
         self
     }
 
@@ -115,15 +143,31 @@ impl SkipRules {
         self
     }
 
-    /// Whether the layer leaves a request for `path` alone.
+    /// Whether the layer leaves a safe request (`GET`, `HEAD`, `OPTIONS`,
+    /// `TRACE`) for `path` alone.
     #[must_use]
     pub fn skips(&self, path: &str) -> bool {
+        self.skips_request(&Method::GET, path)
+    }
+
+    /// Whether the layer leaves a `method` request for `path` alone. A
+    /// state-changing method is skipped only by the prefixes and paths the
+    /// app named ([`SkipRules::with_prefix`], [`SkipRules::with_path`]).
+    #[must_use]
+    pub fn skips_request(&self, method: &Method, path: &str) -> bool {
         if self.tracked.iter().any(|p| under(path, p)) {
             return false;
         }
-        self.paths.iter().any(|p| p == path)
-            || self.prefixes.iter().any(|p| under(path, p))
-            || (self.file_extensions && has_file_extension(path))
+        if self.app_paths.iter().any(|p| p == path)
+            || self.app_prefixes.iter().any(|p| under(path, p))
+        {
+            return true;
+        }
+        // The static-asset guesses: never for a state change.
+        !is_unsafe(method)
+            && (self.paths.iter().any(|p| p == path)
+                || self.prefixes.iter().any(|p| under(path, p))
+                || (self.file_extensions && has_file_extension(path)))
     }
 }
 
@@ -242,6 +286,37 @@ mod tests {
         assert!(r.skips("/api/v1/x"));
         assert!(!r.skips("/static/track/pixel.gif"));
         assert!(r.skips("/static/other.gif"));
+    }
+
+    #[test]
+    fn a_state_change_is_skipped_only_where_the_app_said_so() {
+        let r = SkipRules::default()
+            .with_prefix("/hooks")
+            .with_path("/ping");
+        for m in [Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
+            for p in [
+                "/users/john.doe",
+                "/docs/guide.pdf",
+                "/static/upload",
+                "/assets/x",
+                "/health",
+                "/favicon.ico",
+            ] {
+                assert!(!r.skips_request(&m, p), "{m} {p}");
+            }
+            assert!(r.skips_request(&m, "/hooks/github"), "{m}");
+            assert!(r.skips_request(&m, "/ping"), "{m}");
+        }
+        for m in [Method::GET, Method::HEAD, Method::OPTIONS] {
+            assert!(r.skips_request(&m, "/users/john.doe"), "{m}");
+            assert!(r.skips_request(&m, "/static/upload"), "{m}");
+        }
+        let custom = Method::from_bytes(b"PROPFIND").unwrap_or(Method::POST);
+        assert!(!r.skips_request(&custom, "/a.txt"));
+        let tracked = SkipRules::default()
+            .with_prefix("/hooks")
+            .with_tracked_prefix("/hooks/mine");
+        assert!(!tracked.skips_request(&Method::POST, "/hooks/mine/x"));
     }
 
     #[test]

@@ -80,13 +80,15 @@ impl EngineKeys {
 
 /// The names of the engine's metrics (`<prefix>_revocations_total{reason}`,
 /// `<prefix>_events_total{kind}`, `<prefix>_purged_total`,
-/// `<prefix>_fingerprint_mismatch_total`).
+/// `<prefix>_fingerprint_mismatch_total`, and the layer's
+/// `<prefix>_creations_rate_limited_total`).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct MetricNames {
     pub(crate) revocations: &'static str,
     pub(crate) events: &'static str,
     pub(crate) purged: &'static str,
     pub(crate) fingerprint_mismatch: &'static str,
+    pub(crate) creations_rate_limited: &'static str,
 }
 
 impl MetricNames {
@@ -95,6 +97,7 @@ impl MetricNames {
         events: "sessionkit_events_total",
         purged: "sessionkit_purged_total",
         fingerprint_mismatch: "sessionkit_fingerprint_mismatch_total",
+        creations_rate_limited: "sessionkit_creations_rate_limited_total",
     };
 
     fn with_prefix(prefix: &str) -> MetricNames {
@@ -110,6 +113,7 @@ impl MetricNames {
             events: name("events_total"),
             purged: name("purged_total"),
             fingerprint_mismatch: name("fingerprint_mismatch_total"),
+            creations_rate_limited: name("creations_rate_limited_total"),
         }
     }
 }
@@ -271,6 +275,11 @@ impl<S: SessionStore> SessionManager<S> {
         for r in sessionkit_core::RevokeReason::ALL {
             metrics::counter!(self.metrics.revocations, "reason" => r.as_str()).absolute(0);
         }
+    }
+
+    /// The names of the engine's metrics (its prefix applied).
+    pub(crate) fn metric_names(&self) -> &MetricNames {
+        &self.metrics
     }
 
     /// The policy in force.
