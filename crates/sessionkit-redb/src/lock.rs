@@ -9,6 +9,7 @@
 //! conflicts too (its own open file description).
 
 use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
@@ -32,13 +33,16 @@ impl DirLock {
             path: path.clone(),
             source,
         };
+        // Private like every file of the store (it holds the owner's pid).
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(0o600)
             .open(&path)
             .map_err(io)?;
+        crate::db::make_private(&path, 0o600).map_err(io)?;
         match fs4::FileExt::try_lock(&file) {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {

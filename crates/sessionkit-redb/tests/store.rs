@@ -424,10 +424,12 @@ async fn the_directory_and_the_file_are_private() {
     drop(s);
     assert_eq!(mode(&dir), 0o700);
     let file = dir.join("sessions.redb");
-    assert_eq!(mode(&file), 0o600);
+    let lock = dir.join("LOCK");
+    assert_eq!((mode(&file), mode(&lock)), (0o600, 0o600));
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(&lock, std::fs::Permissions::from_mode(0o644)).unwrap();
     let s = RedbStore::open(&dir).unwrap();
     s.flush_and_close().unwrap();
-    assert_eq!((mode(&dir), mode(&file)), (0o700, 0o600));
+    assert_eq!((mode(&dir), mode(&file), mode(&lock)), (0o700, 0o600, 0o600));
 }
