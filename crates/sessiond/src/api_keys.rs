@@ -9,8 +9,15 @@
 //! On first start an `admin` key is created and written to
 //! `<data dir>/admin.key` (mode 0600). `SESSIOND_ADMIN_KEY` adds an extra
 //! admin key held in memory only while the variable is set.
+//!
+//! Lifecycle: a key may expire (`expires_at`; refused from then on, as if
+//! unknown); each key records when it was last used, at most once a minute
+//! (`last_used_at`, written to the file by [`ApiKeys::flush_usage`]); and
+//! [`ApiKeys::rotate`] replaces a key with a new secret while the old one
+//! keeps working for an overlap, so callers can switch without downtime.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use base64::Engine as _;
@@ -125,8 +132,61 @@ pub struct ApiKeyInfo {
     pub scopes: Scopes,
     /// When it was created.
     pub created_at: Millis,
+    /// When it stops working (`None`: never).
+    pub expires_at: Option<Millis>,
+    /// When it was last used, to the minute.
+    pub last_used: LastUsed,
     /// Held in memory only (`SESSIOND_ADMIN_KEY`); never listed or stored.
     pub ephemeral: bool,
+}
+
+/// How often a key's last use is recorded.
+const USAGE_RESOLUTION_MS: i64 = 60_000;
+
+/// When a key was last used, shared by every copy of its info (so that
+/// recording a use needs no write lock). Two are equal whatever they hold:
+/// it is bookkeeping, not identity.
+#[derive(Clone, Default)]
+pub struct LastUsed(Arc<AtomicI64>);
+
+impl LastUsed {
+    fn at(ms: Option<i64>) -> Self {
+        LastUsed(Arc::new(AtomicI64::new(ms.unwrap_or(i64::MIN))))
+    }
+
+    /// The last recorded use (`None`: never used).
+    #[must_use]
+    pub fn get(&self) -> Option<Millis> {
+        let v = self.0.load(Ordering::Relaxed);
+        (v != i64::MIN).then(|| Millis::from_millis(v))
+    }
+
+    /// Records a use at `now` if the last one is a minute old or more;
+    /// whether it did.
+    fn record(&self, now: Millis) -> bool {
+        let now = now.as_millis();
+        let last = self.0.load(Ordering::Relaxed);
+        if last != i64::MIN && now.saturating_sub(last) < USAGE_RESOLUTION_MS {
+            return false;
+        }
+        self.0
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    }
+}
+
+impl PartialEq for LastUsed {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for LastUsed {}
+
+impl std::fmt::Debug for LastUsed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.get())
+    }
 }
 
 /// Why the key file could not be loaded or written.
@@ -176,6 +236,10 @@ struct StoredKey {
     scopes: Vec<String>,
     hash: String,
     created_at_ms: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires_at_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_used_at_ms: Option<i64>,
 }
 
 type Hash = [u8; 32];
@@ -209,6 +273,8 @@ pub struct ApiKeys {
     file: Option<PathBuf>,
     /// Serialises writers of the file.
     write: Mutex<()>,
+    /// A use was recorded since the file was last written.
+    usage_dirty: AtomicBool,
 }
 
 impl std::fmt::Debug for ApiKeys {
@@ -267,6 +333,7 @@ impl ApiKeys {
             table: RwLock::default(),
             file: None,
             write: Mutex::new(()),
+            usage_dirty: AtomicBool::new(false),
         }
     }
 
@@ -284,6 +351,7 @@ impl ApiKeys {
             table: RwLock::default(),
             file: Some(path.clone()),
             write: Mutex::new(()),
+            usage_dirty: AtomicBool::new(false),
         };
         match std::fs::read(&path) {
             Ok(bytes) => {
@@ -312,6 +380,8 @@ impl ApiKeys {
                             tenant,
                             scopes: Scopes::of(&scopes),
                             created_at: Millis::from_millis(k.created_at_ms),
+                            expires_at: k.expires_at_ms.map(Millis::from_millis),
+                            last_used: LastUsed::at(k.last_used_at_ms),
                             ephemeral: false,
                         }),
                     );
@@ -375,6 +445,8 @@ impl ApiKeys {
             tenant,
             scopes,
             created_at: now,
+            expires_at: None,
+            last_used: LastUsed::default(),
             ephemeral,
         };
         write_table(&self.table)
@@ -383,24 +455,92 @@ impl ApiKeys {
         info
     }
 
-    /// The key a caller presented, if it is one of ours.
+    /// The key a caller presented at `now`, if it is one of ours and has
+    /// not expired; records the use (to the minute).
     #[must_use]
-    pub fn authenticate(&self, presented: &str) -> Option<Arc<ApiKeyInfo>> {
+    pub fn authenticate(&self, presented: &str, now: Millis) -> Option<Arc<ApiKeyInfo>> {
         if presented.is_empty() || presented.len() > MAX_PRESENTED {
             return None;
         }
         let h = hash_key(presented);
         let t = read_table(&self.table);
         let (stored, info) = t.by_hash.get_key_value(&h)?;
-        ct_eq(stored, &h).then(|| Arc::clone(info))
+        if !ct_eq(stored, &h) || info.expires_at.is_some_and(|e| e <= now) {
+            return None;
+        }
+        if info.last_used.record(now) && !info.ephemeral {
+            self.usage_dirty.store(true, Ordering::Relaxed);
+        }
+        Some(Arc::clone(info))
     }
 
-    /// Creates a key for `tenant` and persists the table before returning.
+    /// Writes the recorded last uses to the file, if any changed since the
+    /// last write (called every minute and at shutdown).
+    ///
+    /// # Errors
+    /// The file could not be written (the uses stay recorded in memory).
+    pub fn flush_usage(&self) -> Result<(), ApiKeyError> {
+        if !self.usage_dirty.swap(false, Ordering::Relaxed) {
+            return Ok(());
+        }
+        self.persist()
+            .inspect_err(|_| self.usage_dirty.store(true, Ordering::Relaxed))
+    }
+
+    /// Replaces the stored key `id` of `tenant`: a new key (new id and
+    /// secret, same tenant, scopes and name) is created, and the old one
+    /// keeps working until `now + overlap` (or its own earlier expiry).
+    /// `None` if there is no such key. Persisted before it returns.
+    ///
+    /// # Errors
+    /// The file could not be written (nothing changed).
+    pub fn rotate(
+        &self,
+        tenant: TenantId,
+        id: &str,
+        overlap: sessionkit_core::DurationMs,
+        now: Millis,
+    ) -> Result<Option<NewApiKey>, ApiKeyError> {
+        let _w = self
+            .write
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let old = read_table(&self.table)
+            .by_hash
+            .iter()
+            .find(|(_, i)| i.id == id && i.tenant == tenant && !i.ephemeral)
+            .map(|(h, i)| (*h, Arc::clone(i)));
+        let Some((old_hash, old)) = old else {
+            return Ok(None);
+        };
+        let secret = new_secret()?;
+        let mut info = self.insert(&secret, tenant, old.scopes, old.name.clone(), now, false);
+        info.expires_at = old.expires_at;
+        let until = now.saturating_add(overlap);
+        let mut retiring = (*old).clone();
+        retiring.expires_at = Some(old.expires_at.map_or(until, |e| e.min(until)));
+        {
+            let mut t = write_table(&self.table);
+            t.by_hash.insert(hash_key(&secret), Arc::new(info.clone()));
+            t.by_hash.insert(old_hash, Arc::new(retiring));
+        }
+        if let Err(e) = self.persist_locked() {
+            let mut t = write_table(&self.table);
+            t.by_hash.remove(&hash_key(&secret));
+            t.by_hash.insert(old_hash, old);
+            return Err(e);
+        }
+        Ok(Some(NewApiKey { info, secret }))
+    }
+
+    /// Creates a key for `tenant` (expiring at `expires_at`, if given) and
+    /// persists the table before returning.
     pub fn create(
         &self,
         tenant: TenantId,
         scopes: Scopes,
         name: Option<String>,
+        expires_at: Option<Millis>,
         now: Millis,
     ) -> Result<NewApiKey, ApiKeyError> {
         let _w = self
@@ -408,7 +548,13 @@ impl ApiKeys {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let secret = new_secret()?;
-        let info = self.insert(&secret, tenant, scopes, name, now, false);
+        let mut info = self.insert(&secret, tenant, scopes, name, now, false);
+        if expires_at.is_some() {
+            info.expires_at = expires_at;
+            write_table(&self.table)
+                .by_hash
+                .insert(hash_key(&secret), Arc::new(info.clone()));
+        }
         if let Err(e) = self.persist_locked() {
             write_table(&self.table).by_hash.remove(&hash_key(&secret));
             return Err(e);
@@ -481,6 +627,8 @@ impl ApiKeys {
                 scopes: i.scopes.names().into_iter().map(String::from).collect(),
                 hash: encode_hash(h),
                 created_at_ms: i.created_at.as_millis(),
+                expires_at_ms: i.expires_at.map(Millis::as_millis),
+                last_used_at_ms: i.last_used.get().map(Millis::as_millis),
             })
             .collect();
         keys.sort_by(|a, b| a.id.cmp(&b.id));
@@ -511,20 +659,26 @@ mod tests {
         assert_eq!(on_disk.trim(), admin.secret);
         let file = std::fs::read_to_string(d.path().join(API_KEYS_FILE)).unwrap();
         assert!(!file.contains(&admin.secret));
-        assert!(keys.authenticate(&admin.secret).is_some());
+        assert!(keys.authenticate(&admin.secret, now).is_some());
         let k = keys
-            .create(TenantId::DEFAULT, Scopes::of(&[Scope::Read]), None, now)
+            .create(
+                TenantId::DEFAULT,
+                Scopes::of(&[Scope::Read]),
+                None,
+                None,
+                now,
+            )
             .unwrap();
         let (again, none) = ApiKeys::load_or_create(d.path(), false, now).unwrap();
         assert!(none.is_none());
-        let info = again.authenticate(&k.secret).unwrap();
+        let info = again.authenticate(&k.secret, now).unwrap();
         assert!(info.scopes.allows(Scope::Read));
         assert!(!info.scopes.allows(Scope::Write));
         assert!(again.revoke(TenantId::DEFAULT, &k.info.id).unwrap());
         let (third, _) = ApiKeys::load_or_create(d.path(), false, now).unwrap();
-        assert!(third.authenticate(&k.secret).is_none());
-        assert!(third.authenticate(&admin.secret).is_some());
-        assert!(third.authenticate("").is_none());
+        assert!(third.authenticate(&k.secret, now).is_none());
+        assert!(third.authenticate(&admin.secret, now).is_some());
+        assert!(third.authenticate("", now).is_none());
     }
 
     #[test]
@@ -536,7 +690,111 @@ mod tests {
         );
         let k = "x".repeat(32);
         keys.add_env_admin_key(&k, Millis::from_millis(0)).unwrap();
-        assert!(keys.authenticate(&k).unwrap().scopes.allows(Scope::Admin));
+        assert!(
+            keys.authenticate(&k, Millis::from_millis(0))
+                .unwrap()
+                .scopes
+                .allows(Scope::Admin)
+        );
         assert!(keys.list(TenantId::DEFAULT).is_empty());
+    }
+
+    #[test]
+    fn expiry_last_use_and_rotation_survive_a_reload() {
+        let d = tempfile::tempdir().unwrap();
+        let t0 = Millis::from_millis(1_000_000);
+        let at = |s: i64| Millis::from_millis(1_000_000 + s * 1000);
+        let (keys, _) = ApiKeys::load_or_create(d.path(), true, t0).unwrap();
+        let short = keys
+            .create(
+                TenantId::DEFAULT,
+                Scopes::of(&[Scope::Read]),
+                Some("short".into()),
+                Some(at(60)),
+                t0,
+            )
+            .unwrap();
+        assert!(keys.authenticate(&short.secret, at(59)).is_some());
+        assert!(
+            keys.authenticate(&short.secret, at(60)).is_none(),
+            "expired"
+        );
+
+        // Last use: recorded at most once a minute, written by flush_usage.
+        let k = keys
+            .create(
+                TenantId::DEFAULT,
+                Scopes::of(&[Scope::Write]),
+                Some("app".into()),
+                None,
+                t0,
+            )
+            .unwrap();
+        assert!(keys.authenticate(&k.secret, at(10)).is_some());
+        assert!(keys.authenticate(&k.secret, at(20)).is_some());
+        let used = |keys: &ApiKeys| {
+            keys.list(TenantId::DEFAULT)
+                .into_iter()
+                .find(|i| i.id == k.info.id)
+                .and_then(|i| i.last_used.get())
+        };
+        assert_eq!(used(&keys), Some(at(10)), "not again within the minute");
+        assert!(keys.authenticate(&k.secret, at(75)).is_some());
+        assert_eq!(used(&keys), Some(at(75)));
+        keys.flush_usage().unwrap();
+
+        // Rotation: a new key, the old one valid for the overlap only.
+        let new = keys
+            .rotate(
+                TenantId::DEFAULT,
+                &k.info.id,
+                sessionkit_core::DurationMs::from_secs(300),
+                at(100),
+            )
+            .unwrap()
+            .unwrap();
+        assert_ne!(new.info.id, k.info.id);
+        assert_eq!(
+            (new.info.scopes, new.info.name.as_deref()),
+            (k.info.scopes, Some("app"))
+        );
+        assert!(
+            keys.rotate(
+                TenantId::DEFAULT,
+                "nope",
+                sessionkit_core::DurationMs::from_secs(1),
+                at(100)
+            )
+            .unwrap()
+            .is_none()
+        );
+        let other = TenantId::new("other").unwrap();
+        assert!(
+            keys.rotate(
+                other,
+                &k.info.id,
+                sessionkit_core::DurationMs::from_secs(1),
+                at(100)
+            )
+            .unwrap()
+            .is_none()
+        );
+
+        let (again, _) = ApiKeys::load_or_create(d.path(), false, at(101)).unwrap();
+        assert_eq!(used(&again), Some(at(75)), "last use persisted");
+        assert!(
+            again.authenticate(&k.secret, at(399)).is_some(),
+            "old key in its overlap"
+        );
+        assert!(
+            again.authenticate(&k.secret, at(400)).is_none(),
+            "old key after it"
+        );
+        assert!(again.authenticate(&new.secret, at(10_000)).is_some());
+        assert!(
+            again.authenticate(&short.secret, at(1)).is_some(),
+            "expiry persisted"
+        );
+        assert!(again.authenticate(&short.secret, at(61)).is_none());
     }
 }

@@ -168,6 +168,7 @@ fn endpoint<S: ServedStore>(route: &Route) -> MethodRouter<AppState<S>> {
         Operation::CreateApiKey => on(m, admin::create_key::<S>),
         Operation::GetApiKey => on(m, admin::get_key::<S>),
         Operation::RevokeApiKey => on(m, admin::revoke_key::<S>),
+        Operation::RotateApiKey => on(m, admin::rotate_key::<S>),
         Operation::Refresh => on(m, tokens::refresh::<S>),
         Operation::Introspect => on(m, tokens::introspect::<S>),
         Operation::Jwks => on(m, tokens::jwks::<S>),

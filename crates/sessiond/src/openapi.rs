@@ -11,13 +11,13 @@ use crate::{error, ops, wire};
 /// The document.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "sessiond", description = "The sessiond v1 API (DESIGN.md §7)"),
+    info(title = "sessiond", description = "The sessiond v1 API"),
     paths(
         sessions::create, sessions::validate, sessions::upgrade, sessions::revoke_token,
         sessions::get_session, sessions::patch_attributes, sessions::delete_session,
         subjects::list_subjects, subjects::list, subjects::get_one, subjects::revoke_one, subjects::revoke_all,
         admin::stats, admin::purge, admin::list_keys, admin::get_key, admin::create_key,
-        admin::revoke_key,
+        admin::revoke_key, admin::rotate_key,
         tokens::refresh, tokens::introspect, tokens::jwks, tokens::list_keys, tokens::rotate_keys,
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
     ),

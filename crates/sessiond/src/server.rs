@@ -233,6 +233,7 @@ async fn run(parts: ServeParts, stop: impl Future<Output = ()> + Send) -> Result
         },
     );
     let purge = spawn_purge(state.clone(), Duration::from_secs(cfg.purge_interval_secs));
+    let usage = spawn_usage_flush(state.clone());
     let upkeep = metrics.map(|h| {
         tokio::spawn(async move {
             let mut t = tokio::time::interval(Duration::from_secs(5));
@@ -321,6 +322,8 @@ async fn run(parts: ServeParts, stop: impl Future<Output = ()> + Send) -> Result
         () = tokio::time::sleep(grace) => tracing::warn!("grace period over; closing remaining connections"),
     }
     purge.abort();
+    usage.abort();
+    flush_usage(&state);
     if let Some(u) = upkeep {
         u.abort();
     }
@@ -388,6 +391,26 @@ fn connection_cap(configured: usize) -> usize {
         "connection cap"
     );
     cap.min(Semaphore::MAX_PERMITS)
+}
+
+/// Writes the API keys' recorded last uses, if any changed.
+fn flush_usage(state: &AppState<Backend>) {
+    if let Err(e) = state.api_keys().flush_usage() {
+        tracing::warn!(error = %e, "could not record the API keys' last use");
+    }
+}
+
+/// Every minute, the API keys' last uses are written to their file.
+fn spawn_usage_flush(state: AppState<Backend>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut t = tokio::time::interval(Duration::from_secs(60));
+        t.tick().await;
+        loop {
+            t.tick().await;
+            let s = state.clone();
+            let _ = tokio::task::spawn_blocking(move || flush_usage(&s)).await;
+        }
+    })
 }
 
 fn spawn_purge(state: AppState<Backend>, every: Duration) -> tokio::task::JoinHandle<()> {

@@ -409,6 +409,18 @@ pub struct CreateApiKeyRequest {
     pub tenant: Option<String>,
     /// A label.
     pub name: Option<String>,
+    /// The key stops working this many seconds from now (1 to 10 years'
+    /// worth); omitted: never.
+    pub expires_in_secs: Option<u64>,
+}
+
+/// `POST /v1/api-keys/{id}/rotate`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateApiKeyRequest {
+    /// How long the old key keeps working, in seconds (0 to 30 days;
+    /// default one day).
+    pub overlap_secs: Option<u64>,
 }
 
 /// An API key (never its secret).
@@ -422,6 +434,12 @@ pub struct ApiKeyOut {
     pub scopes: Vec<&'static str>,
     /// RFC 3339.
     pub created_at: String,
+    /// When it stops working (RFC 3339); absent: never.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// When it was last used, to the minute (RFC 3339); absent: never.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<String>,
 }
 
 /// `{api_key, key}`: the secret is shown this once.

@@ -1289,7 +1289,7 @@ async fn openapi_matches_the_router() {
     )
     .unwrap();
     let paths = doc["paths"].as_object().unwrap();
-    assert_eq!(paths.len(), 22, "{:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(paths.len(), 23, "{:?}", paths.keys().collect::<Vec<_>>());
     let mut operations = 0;
     for (path, item) in paths {
         let concrete = path
@@ -1319,7 +1319,7 @@ async fn openapi_matches_the_router() {
             operations += usize::from(documented);
         }
     }
-    assert_eq!(operations, 27);
+    assert_eq!(operations, 28);
 }
 
 /// Many clients upgrading one anonymous token at once: exactly one 200,
@@ -1565,4 +1565,103 @@ async fn who_is_logged_in() {
     }
     let r = h.call("GET", "/v1/subjects", Some(&h.validate), None).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
+/// API key lifecycle over HTTP: a key with `expires_in_secs` is refused
+/// from its expiry on; a rotation hands out a new key and the old one
+/// works for the overlap only; `last_used_at` is listed.
+#[tokio::test]
+async fn api_keys_expire_and_rotate_with_an_overlap() {
+    let h = harness().await;
+    let r = h
+        .call(
+            "POST",
+            "/v1/api-keys",
+            Some(&h.admin),
+            Some(json!({"scopes": ["sessions:read"], "name": "ci", "expires_in_secs": 60})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert!(r.body["api_key"]["expires_at"].is_string(), "{}", r.body);
+    let short = r.body["key"].as_str().unwrap().to_owned();
+    let r = h
+        .call(
+            "POST",
+            "/v1/api-keys",
+            Some(&h.admin),
+            Some(json!({"scopes": ["sessions:read"], "expires_in_secs": 0})),
+        )
+        .await;
+    assert_eq!(r.code(), "invalid_request");
+
+    let r = h
+        .call(
+            "POST",
+            "/v1/api-keys",
+            Some(&h.admin),
+            Some(json!({"scopes": ["sessions:read"], "name": "app"})),
+        )
+        .await;
+    let old_id = r.body["api_key"]["id"].as_str().unwrap().to_owned();
+    let old = r.body["key"].as_str().unwrap().to_owned();
+    let stats = |k: &str| {
+        let k = k.to_owned();
+        let h = &h;
+        async move { h.call("GET", "/v1/subjects", Some(&k), None).await.status }
+    };
+    assert_eq!(stats(&old).await, StatusCode::OK);
+    let r = h
+        .call(
+            "GET",
+            &format!("/v1/api-keys/{old_id}"),
+            Some(&h.admin),
+            None,
+        )
+        .await;
+    assert!(r.body["last_used_at"].is_string(), "{}", r.body);
+
+    let path = format!("/v1/api-keys/{old_id}/rotate");
+    let r = h
+        .call(
+            "POST",
+            &path,
+            Some(&h.admin),
+            Some(json!({"overlap_secs": 31 * 86_400})),
+        )
+        .await;
+    assert_eq!(r.code(), "invalid_request");
+    let r = h
+        .call(
+            "POST",
+            &path,
+            Some(&h.admin),
+            Some(json!({"overlap_secs": 300})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.body["api_key"]["name"], "app");
+    assert_eq!(r.body["api_key"]["scopes"], json!(["sessions:read"]));
+    let new = r.body["key"].as_str().unwrap().to_owned();
+    let r = h
+        .call(
+            "POST",
+            "/v1/api-keys/0190a4a2-0000-7000-8000-000000000000/rotate",
+            Some(&h.admin),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(r.code(), "not_found");
+
+    h.clock.advance_secs(59);
+    assert_eq!(stats(&short).await, StatusCode::OK);
+    assert_eq!(stats(&old).await, StatusCode::OK, "in the overlap");
+    h.clock.advance_secs(1);
+    assert_eq!(stats(&short).await, StatusCode::UNAUTHORIZED, "expired");
+    h.clock.advance_secs(240);
+    assert_eq!(
+        stats(&old).await,
+        StatusCode::UNAUTHORIZED,
+        "after the overlap"
+    );
+    assert_eq!(stats(&new).await, StatusCode::OK);
 }

@@ -110,6 +110,7 @@ async fn the_router_serves_every_backend() {
                 TenantId::DEFAULT,
                 Scopes::of(&[Scope::Admin]),
                 None,
+                None,
                 Millis::from_millis(0),
             )
             .unwrap()

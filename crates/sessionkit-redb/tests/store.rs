@@ -431,5 +431,8 @@ async fn the_directory_and_the_file_are_private() {
     std::fs::set_permissions(&lock, std::fs::Permissions::from_mode(0o644)).unwrap();
     let s = RedbStore::open(&dir).unwrap();
     s.flush_and_close().unwrap();
-    assert_eq!((mode(&dir), mode(&file), mode(&lock)), (0o700, 0o600, 0o600));
+    assert_eq!(
+        (mode(&dir), mode(&file), mode(&lock)),
+        (0o700, 0o600, 0o600)
+    );
 }

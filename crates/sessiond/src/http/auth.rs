@@ -108,7 +108,11 @@ impl<S: ServedStore, R: RequiredScope> FromRequestParts<AppState<S>> for Authori
             .map(|c| c.0.ip());
         limits.check_ip(ip)?;
         let key = bearer(parts)
-            .and_then(|presented| state.api_keys().authenticate(presented))
+            .and_then(|presented| {
+                state
+                    .api_keys()
+                    .authenticate(presented, state.engine().now())
+            })
             .ok_or_else(|| limits.failed_auth(ip))?;
         if !key.scopes.allows(R::SCOPE) {
             return Err(ApiError::InsufficientScope(R::SCOPE.as_str()));

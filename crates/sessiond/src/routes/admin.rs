@@ -16,7 +16,8 @@ use crate::error::{ApiError, ErrorBody};
 use crate::http::json::JsonBody;
 use crate::http::{Authorized, PathParams, scope};
 use crate::wire::{
-    ApiKeyList, ApiKeyOut, CreateApiKeyRequest, CreatedApiKey, Purged, Stats, StoreStats,
+    ApiKeyList, ApiKeyOut, CreateApiKeyRequest, CreatedApiKey, Purged, RotateApiKeyRequest, Stats,
+    StoreStats,
 };
 
 fn key_out(i: &ApiKeyInfo) -> ApiKeyOut {
@@ -25,6 +26,8 @@ fn key_out(i: &ApiKeyInfo) -> ApiKeyOut {
         name: i.name.clone(),
         scopes: i.scopes.names(),
         created_at: i.created_at.to_rfc3339(),
+        expires_at: i.expires_at.map(|t| t.to_rfc3339()),
+        last_used_at: i.last_used.get().map(|t| t.to_rfc3339()),
     }
 }
 
@@ -145,10 +148,23 @@ pub async fn create_key<S: ServedStore>(
             "at most 128 bytes, no control characters",
         ));
     }
+    const MAX_LIFE_SECS: u64 = 10 * 366 * 86_400;
     let now = st.engine().now();
+    let expires_at = match body.expires_in_secs {
+        None => None,
+        Some(s) if (1..=MAX_LIFE_SECS).contains(&s) => {
+            Some(now.saturating_add(sessionkit_core::DurationMs::from_secs(s)))
+        }
+        Some(_) => {
+            return Err(ApiError::field(
+                "expires_in_secs",
+                "from 1 to 316224000 (10 years)",
+            ));
+        }
+    };
     let created = st
         .api_keys()
-        .create(tenant, scopes, body.name, now)
+        .create(tenant, scopes, body.name, expires_at, now)
         .map_err(|e| {
             tracing::error!(error = %e, "cannot store API keys");
             ApiError::Internal
@@ -160,6 +176,59 @@ pub async fn create_key<S: ServedStore>(
         Json(CreatedApiKey {
             api_key: key_out(&created.info),
             key: created.secret,
+        }),
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(res)
+}
+
+/// Rotate an API key of the caller's tenant: a new key with the same
+/// tenant, scopes and name; the old one keeps working for `overlap_secs`.
+#[utoipa::path(post, path = "/v1/api-keys/{id}/rotate", tag = "admin",
+    params(("id" = String, Path, description = "Key id")),
+    request_body = RotateApiKeyRequest,
+    responses((status = 201, description = "The new key; its secret is shown once", body = CreatedApiKey),
+              (status = 400, description = "invalid_request", body = ErrorBody),
+              (status = 404, description = "not_found", body = ErrorBody)),
+    security(("api_key" = ["admin"])))]
+pub async fn rotate_key<S: ServedStore>(
+    State(st): State<AppState<S>>,
+    caller: Authorized<scope::Admin>,
+    PathParams(id): PathParams<String>,
+    JsonBody(body): JsonBody<RotateApiKeyRequest>,
+) -> Result<Response, ApiError> {
+    const MAX_OVERLAP_SECS: u64 = 30 * 86_400;
+    let overlap = body.overlap_secs.unwrap_or(86_400);
+    if overlap > MAX_OVERLAP_SECS {
+        return Err(ApiError::field(
+            "overlap_secs",
+            "from 0 to 2592000 (30 days)",
+        ));
+    }
+    let now = st.engine().now();
+    let rotated = st
+        .api_keys()
+        .rotate(
+            caller.tenant,
+            &id,
+            sessionkit_core::DurationMs::from_secs(overlap),
+            now,
+        )
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot store API keys");
+            ApiError::Internal
+        })?
+        .ok_or_else(|| ApiError::NotFound("no such API key".into()))?;
+    tracing::info!(old_key_id = %id, key_id = %rotated.info.id, overlap_secs = overlap, "API key rotated");
+    let location = format!("/v1/api-keys/{}", rotated.info.id);
+    let mut res = (
+        StatusCode::CREATED,
+        Json(CreatedApiKey {
+            api_key: key_out(&rotated.info),
+            key: rotated.secret,
         }),
     )
         .into_response();

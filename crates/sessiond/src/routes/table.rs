@@ -118,6 +118,8 @@ operations! {
     GetApiKey => "get_api_key",
     /// `DELETE /v1/api-keys/{id}`.
     RevokeApiKey => "revoke_api_key",
+    /// `POST /v1/api-keys/{id}/rotate`.
+    RotateApiKey => "rotate_api_key",
     /// `POST /v1/tokens/refresh`.
     Refresh => "refresh",
     /// `POST /v1/tokens/introspect`.
@@ -219,6 +221,11 @@ pub const ROUTES: &[Route] = &[
     route(Verb::Post, "/v1/api-keys", Operation::CreateApiKey),
     route(Verb::Get, "/v1/api-keys/{id}", Operation::GetApiKey),
     route(Verb::Delete, "/v1/api-keys/{id}", Operation::RevokeApiKey),
+    route(
+        Verb::Post,
+        "/v1/api-keys/{id}/rotate",
+        Operation::RotateApiKey,
+    ),
     route(Verb::Post, "/v1/tokens/refresh", Operation::Refresh),
     route(Verb::Post, "/v1/tokens/introspect", Operation::Introspect),
     route(Verb::Get, "/.well-known/jwks.json", Operation::Jwks),

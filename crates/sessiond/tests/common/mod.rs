@@ -61,7 +61,11 @@ pub async fn harness_full(policy: Policy, limits: HttpLimits) -> Harness {
     engine.describe_metrics();
     let keys = ApiKeys::in_memory();
     let now = Millis::from_millis(START);
-    let mk = |t: TenantId, s: &[Scope]| keys.create(t, Scopes::of(s), None, now).unwrap().secret;
+    let mk = |t: TenantId, s: &[Scope]| {
+        keys.create(t, Scopes::of(s), None, None, now)
+            .unwrap()
+            .secret
+    };
     let admin = mk(TenantId::DEFAULT, &[Scope::Admin]);
     let write = mk(TenantId::DEFAULT, &[Scope::Write, Scope::Validate]);
     let read = mk(TenantId::DEFAULT, &[Scope::Read]);
