@@ -22,6 +22,8 @@
 //! shutdown_grace_secs = 30
 //! header_read_timeout_secs = 10 # 0: off
 //! max_connections = 0           # 0: 90% of the open-files limit (raised to its hard limit)
+//! # tls_cert = "/etc/sessiond/cert.pem"   # TLS: a PEM chain, leaf first, and its key;
+//! # tls_key = "/etc/sessiond/key.pem"     # both re-read on SIGHUP
 //! log_format = "text"           # or "json"
 //! log_level = "info"
 //!
@@ -331,6 +333,11 @@ pub struct Config {
     /// sessiond raises to its hard limit at start). A connection past the
     /// cap is closed at once and counted.
     pub max_connections: usize,
+    /// TLS certificate chain (PEM, leaf first); with `tls_key`, the
+    /// listener speaks HTTPS. Re-read on `SIGHUP`.
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub tls_key: Option<PathBuf>,
     /// Log format.
     pub log_format: LogFormat,
     /// Log filter (`info`, `sessiond=debug`, …); `RUST_LOG` wins.
@@ -373,6 +380,8 @@ impl Default for Config {
             shutdown_grace_secs: 30,
             header_read_timeout_secs: 10,
             max_connections: 0,
+            tls_cert: None,
+            tls_key: None,
             log_format: LogFormat::Text,
             log_level: "info".into(),
             policy: PolicyConfig::default(),
@@ -497,6 +506,16 @@ impl Config {
                     "for store = \"redis\": redis://, rediss://, unix:// or redis+cluster://host:port,host:port",
                 ));
             }
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(invalid(
+                if self.tls_cert.is_some() {
+                    "tls_key"
+                } else {
+                    "tls_cert"
+                },
+                "tls_cert and tls_key go together (both, or neither)",
+            ));
         }
         if self.store == StoreKind::Postgres {
             let url = self.store_url.as_deref().unwrap_or_default();

@@ -1,7 +1,7 @@
 //! # sessiond
 //!
 //! The session server: the [`sessionkit`] engine over a small JSON API
-//! (DESIGN.md §7) for backend services in any language, with its operator
+//! for backend services in any language, with its operator
 //! CLI in the same binary.
 //!
 //! - [`backend`]: [`Backend`](backend::Backend), the one store seam: an enum
@@ -14,7 +14,8 @@
 //! - [`error`]: every HTTP failure and its stable code, mapped once.
 //! - [`config`], [`server_keys`], [`api_keys`]: configuration and the data
 //!   dir (the server's own CSRF/HMAC keys; the callers' API keys).
-//! - [`server`], [`shutdown`]: the listener, graceful shutdown, background purge.
+//! - [`server`], [`shutdown`], [`tls`]: the listener (optionally TLS, reloaded
+//!   on `SIGHUP`), graceful shutdown, background purge.
 //! - [`telemetry`]: metrics and request logs.
 //! - [`cli`]: `sessiond serve`, `sessiond config check`, and the operator commands.
 
@@ -35,4 +36,5 @@ pub mod server_keys;
 pub mod shutdown;
 pub mod signing_keys;
 pub mod telemetry;
+pub mod tls;
 pub mod wire;

@@ -59,6 +59,9 @@ pub enum ServeError {
     /// The store or the engine could not start.
     #[error("cannot start the engine: {0}")]
     Engine(#[from] sessionkit::EngineError),
+    /// The TLS certificate or key.
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     /// The listener.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -243,12 +246,17 @@ async fn run(parts: ServeParts, stop: impl Future<Output = ()> + Send) -> Result
             }
         })
     });
+    let tls = match (&cfg.tls_cert, &cfg.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::tls::Tls::load(cert, key)?),
+        _ => None,
+    };
+    let reload = tls.as_ref().map(crate::tls::Tls::spawn_reload_on_sighup);
     let addr = cfg.listen_addr()?;
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Listen { addr, source })?;
     let local = listener.local_addr().unwrap_or(addr);
-    tracing::info!(store = store_kind, data_dir = %cfg.data_dir.display(), "sessiond listening on {local}");
+    tracing::info!(store = store_kind, data_dir = %cfg.data_dir.display(), tls = tls.is_some(), "sessiond listening on {local}");
 
     let app = router(state.clone());
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -301,10 +309,30 @@ async fn run(parts: ServeParts, stop: impl Future<Output = ()> + Send) -> Result
                         req
                     },
                 ));
-                let conn = http.serve_connection(TokioIo::new(stream), svc);
-                let conn = graceful.watch(conn);
+                let http = http.clone();
+                let watcher = graceful.watcher();
+                let handshake = tls.as_ref().map(crate::tls::Tls::acceptor);
+                let handshake_timeout = Duration::from_secs(cfg.header_read_timeout_secs.max(1));
                 tokio::spawn(async move {
-                    if let Err(e) = conn.await {
+                    let served = match handshake {
+                        None => watcher.watch(http.serve_connection(TokioIo::new(stream), svc)).await,
+                        Some(acceptor) => {
+                            match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                                Ok(Ok(tls_stream)) => {
+                                    watcher.watch(http.serve_connection(TokioIo::new(tls_stream), svc)).await
+                                }
+                                Ok(Err(e)) => {
+                                    tracing::debug!(error = %e, "TLS handshake failed");
+                                    Ok(())
+                                }
+                                Err(_) => {
+                                    tracing::debug!("TLS handshake timed out");
+                                    Ok(())
+                                }
+                            }
+                        }
+                    };
+                    if let Err(e) = served {
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
                     drop(permit);
@@ -323,6 +351,9 @@ async fn run(parts: ServeParts, stop: impl Future<Output = ()> + Send) -> Result
     }
     purge.abort();
     usage.abort();
+    if let Some(r) = reload {
+        r.abort();
+    }
     flush_usage(&state);
     if let Some(u) = upkeep {
         u.abort();
