@@ -399,6 +399,7 @@ impl SessionStore for RedisStore {
             ms(rec.purge_at()),
         ];
         args.push(codec::encode(&rec));
+        args.push(Vec::from(ms(rec.expires_at)));
         let shard = self.layout.home(rec.tenant, rec.subject.as_ref());
         if self.layout.pointers() && !self.claim_pointers(&rec, shard, now).await? {
             return Ok(CreateOutcome::Duplicate);

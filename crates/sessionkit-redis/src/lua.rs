@@ -73,7 +73,8 @@ end
 
 /// create. ARGV: id, token, tenant, subject ('' = anonymous), now,
 /// cap ('' = none), refuse (0/1), replaces ('' = none), anonymous cap
-/// ('' = none), purge_at, the record.
+/// ('' = none), purge_at, the record, its absolute deadline (the keys'
+/// TTL backstop).
 pub(crate) const CREATE: &str = r#"
 local id, tok, ten, sub, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 if redis.call('HEXISTS', R, id) == 1 or redis.call('HEXISTS', TOK, tok) == 1 then
@@ -124,6 +125,22 @@ else
   end
 end
 bump_floor(now)
+-- Key TTLs as a backstop, never the authority (purge is): every key of the
+-- shard lives at least a day past the latest absolute deadline written
+-- into it, so a shard that nobody purges any more goes away. Only for a
+-- deadline ahead of Redis's own clock (one in the past would delete the
+-- keys at once).
+local keep = tonumber(ARGV[12])
+if keep then
+  keep = keep + 86400000
+  local t = redis.call('TIME')
+  if keep > tonumber(t[1]) * 1000 then
+    for _, k in ipairs({R, TOK, PQ, SA, CNT}) do
+      local e = redis.call('PEXPIRETIME', k)
+      if e == -1 or (e >= 0 and e < keep) then redis.call('PEXPIREAT', k, keep) end
+    end
+  end
+end
 return {'created', evicted}
 "#;
 
