@@ -995,3 +995,36 @@ async fn hidden_characters_and_nul_are_kept_out() {
         ))
     ));
 }
+
+/// A purge of many records yields between its batches: on a one-thread
+/// runtime, another task runs while it is under way (the requests queued
+/// behind a large purge are not held up until its very end).
+#[tokio::test(flavor = "current_thread")]
+async fn a_large_purge_lets_other_tasks_run_between_batches() {
+    let (e, clock) = engine().await;
+    for _ in 0..25_000 {
+        e.create(TenantId::DEFAULT, NewSession::default())
+            .await
+            .unwrap();
+    }
+    clock.advance_secs(10 * 86_400);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let ran_during = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let (d, r) = (done.clone(), ran_during.clone());
+    let other = tokio::spawn(async move {
+        while !d.load(std::sync::atomic::Ordering::SeqCst) {
+            r.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::task::yield_now().await;
+        }
+    });
+    tokio::task::yield_now().await;
+    let before = ran_during.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(e.purge_expired().await.unwrap(), 25_000);
+    let during = ran_during.load(std::sync::atomic::Ordering::SeqCst) - before;
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    other.await.unwrap();
+    assert!(
+        during >= 2,
+        "the other task ran {during} times during the purge"
+    );
+}
