@@ -1,7 +1,9 @@
-//! The command line: `sessiond serve`, `sessiond config check`, and the
-//! operator commands, which talk to a running server with an API key
-//! (`--api-key` or `SESSIOND_API_KEY`; by default the admin key in
-//! `<data dir>/admin.key`, when readable).
+//! The command line: `sessiond serve`, `sessiond config check`,
+//! `sessiond completions <shell>`, and the operator commands, which talk to
+//! a running server (`--server`: `http://host:port`, or a bare `host:port`)
+//! with an API key (`--api-key` or `SESSIOND_API_KEY`; by default the admin
+//! key in `<data dir>/admin.key`, when readable). `--config` goes before or
+//! after the subcommand.
 
 mod client;
 
