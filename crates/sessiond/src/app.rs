@@ -57,6 +57,8 @@ pub struct AppOptions {
     pub signing_keys: Option<crate::signing_keys::SigningKeys>,
     /// Rate limits (default: none).
     pub rate_limits: Arc<crate::http::RateLimits>,
+    /// `/metrics` needs an API key with the `admin` scope (default: no).
+    pub metrics_require_key: bool,
 }
 
 impl AppOptions {
@@ -80,6 +82,7 @@ impl std::fmt::Debug for AppOptions {
         f.debug_struct("AppOptions")
             .field("limits", &self.limits)
             .field("store_kind", &self.store_kind)
+            .field("metrics_require_key", &self.metrics_require_key)
             .finish_non_exhaustive()
     }
 }

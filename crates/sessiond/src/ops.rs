@@ -1,7 +1,9 @@
 //! Operations endpoints: `/healthz` (the process answers), `/readyz` (the
 //! store answers, with its latency), `/metrics` (Prometheus text) and
-//! `/openapi.json`. None needs an API key; bind sessiond to a private
-//! address (the default is loopback).
+//! `/openapi.json`. None needs an API key, except `/metrics` when
+//! `metrics_require_key` is set (then an `admin` key); bind sessiond to a
+//! private address (the default is loopback: sessiond warns at start when
+//! it is not).
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -16,6 +18,7 @@ use utoipa::OpenApi;
 use crate::app::AppState;
 use crate::backend::ServedStore;
 use crate::error::{ApiError, ErrorBody};
+use crate::http::auth::MetricsAccess;
 use crate::openapi::ApiDoc;
 use crate::wire::Health;
 
@@ -51,10 +54,16 @@ pub async fn readyz<S: ServedStore>(
     }))
 }
 
-/// Prometheus metrics.
+/// Prometheus metrics; with `metrics_require_key`, only for an API key with
+/// the `admin` scope.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
-pub async fn metrics<S: ServedStore>(State(st): State<AppState<S>>) -> Response {
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain"),
+              (status = 401, description = "unauthenticated (metrics_require_key only)", body = ErrorBody),
+              (status = 403, description = "insufficient_scope (metrics_require_key only)", body = ErrorBody)))]
+pub async fn metrics<S: ServedStore>(
+    State(st): State<AppState<S>>,
+    _access: MetricsAccess,
+) -> Response {
     if let Ok(c) = st.engine().counts(TenantId::DEFAULT).await {
         metrics::gauge!("sessiond_live_sessions", "tenant" => TenantId::DEFAULT.as_str())
             .set(c.active as f64);

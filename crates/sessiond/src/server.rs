@@ -1,9 +1,12 @@
-//! `sessiond serve`: prepares the data dir (server keys, API keys), opens
-//! the store the config names as a [`Backend`], and serves the one router
-//! (`AppState<Backend>`) on hyper's HTTP/1.1 connection builder (which caps
-//! header blocks: 431) until SIGTERM/SIGINT, then drains open connections
-//! and flushes and closes the store ([`Backend::close`]). A background task
-//! purges expired sessions every `purge_interval_secs`.
+//! `sessiond serve`: binds the listener first (so that a start that cannot
+//! listen leaves the data dir as it was), prepares the data dir (server
+//! keys, API keys), opens the store the config names as a [`Backend`], and
+//! serves the one router (`AppState<Backend>`) on hyper's HTTP/1.1
+//! connection builder (which caps header blocks: 431) until SIGTERM/SIGINT,
+//! then drains open connections (logging how many it waits for; a second
+//! signal stops waiting) and flushes and closes the store
+//! ([`Backend::close`]). A background task purges expired sessions every
+//! `purge_interval_secs`.
 
 use std::future::Future;
 use std::io::IsTerminal;
@@ -105,17 +108,42 @@ fn is_first_start(dir: &Path) -> bool {
         .all(|f| dir.join(f).exists())
 }
 
-/// Runs the server until a shutdown signal.
+/// Runs the server until a shutdown signal; a second signal during the
+/// drain stops waiting for open connections.
 pub async fn serve(cfg: Config) -> Result<(), ServeError> {
-    serve_until(cfg, shutdown::signal()).await
+    let (stop, force) = shutdown::signals();
+    serve_with(cfg, stop, force).await
 }
 
-/// Runs the server until `stop` resolves.
+/// Runs the server until `stop` resolves, then drains open connections
+/// for up to `shutdown_grace_secs`.
 pub async fn serve_until(
     cfg: Config,
     stop: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
+    serve_with(cfg, stop, std::future::pending()).await
+}
+
+/// Runs the server until `stop` resolves, then drains open connections
+/// for up to `shutdown_grace_secs`, or until `force` resolves.
+///
+/// The listener is bound before anything is written: a start that cannot
+/// listen (the port is in use) leaves the data dir as it was.
+pub async fn serve_with(
+    cfg: Config,
+    stop: impl Future<Output = ()> + Send,
+    force: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
     cfg.validate()?;
+    // The certificate before anything else: a bad one writes nothing.
+    let tls = match (&cfg.tls_cert, &cfg.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::tls::Tls::load(cert, key)?),
+        _ => None,
+    };
+    let addr = cfg.listen_addr()?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Listen { addr, source })?;
     let dir = cfg.data_dir.clone();
     fsutil::ensure_private_dir(&dir).map_err(|e| ServeError::DataDir {
         path: dir.display().to_string(),
@@ -147,32 +175,44 @@ pub async fn serve_until(
         })?;
     let parts = ServeParts {
         cfg,
+        listener,
+        tls,
         backend: backend.clone(),
         engine_keys,
         first_start,
     };
-    let served = run(parts, stop).await;
+    let served = run(parts, stop, force).await;
     // Whatever happened, the store is closed last: every request that
     // could write has ended (or `run` failed before serving any).
     backend.close();
     served
 }
 
-/// What [`run`] serves: the validated config, the opened store, the server
-/// keys, and whether this is the data dir's first start.
+/// What [`run`] serves: the validated config, the bound listener, the
+/// opened store, the server keys, and whether this is the data dir's first
+/// start.
 struct ServeParts {
     cfg: Config,
+    listener: TcpListener,
+    tls: Option<crate::tls::Tls>,
     backend: Backend,
     engine_keys: EngineKeys,
     first_start: bool,
 }
 
 /// Builds the engine and the app over `parts.backend` and serves until
-/// `stop` resolves, then drains open connections. The caller closes the
+/// `stop` resolves, then drains open connections (until they are closed,
+/// the grace period ends, or `force` resolves). The caller closes the
 /// store.
-async fn run(parts: ServeParts, stop: impl Future<Output = ()> + Send) -> Result<(), ServeError> {
+async fn run(
+    parts: ServeParts,
+    stop: impl Future<Output = ()> + Send,
+    force: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
     let ServeParts {
         cfg,
+        listener,
+        tls,
         backend,
         engine_keys,
         first_start,
@@ -232,6 +272,7 @@ async fn run(parts: ServeParts, stop: impl Future<Output = ()> + Send) -> Result
             metrics: metrics.clone(),
             signing_keys: Some(signing_keys),
             rate_limits: Arc::new(crate::http::RateLimits::new(&cfg.rate_limits)),
+            metrics_require_key: cfg.metrics_require_key,
             ..AppOptions::for_backend(&backend)
         },
     );
@@ -246,16 +287,10 @@ async fn run(parts: ServeParts, stop: impl Future<Output = ()> + Send) -> Result
             }
         })
     });
-    let tls = match (&cfg.tls_cert, &cfg.tls_key) {
-        (Some(cert), Some(key)) => Some(crate::tls::Tls::load(cert, key)?),
-        _ => None,
-    };
     let reload = tls.as_ref().map(crate::tls::Tls::spawn_reload_on_sighup);
     let addr = cfg.listen_addr()?;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServeError::Listen { addr, source })?;
     let local = listener.local_addr().unwrap_or(addr);
+    warn_if_public(local, cfg.metrics_require_key);
     tracing::info!(store = store_kind, data_dir = %cfg.data_dir.display(), tls = tls.is_some(), "sessiond listening on {local}");
 
     let app = router(state.clone());
@@ -343,11 +378,28 @@ async fn run(parts: ServeParts, stop: impl Future<Output = ()> + Send) -> Result
         }
     }
     drop(listener);
-    tracing::info!("draining in-flight requests");
     let grace = Duration::from_secs(cfg.shutdown_grace_secs);
+    let still_open = || cap.saturating_sub(open.available_permits());
+    tracing::info!(
+        open_connections = still_open(),
+        grace_secs = cfg.shutdown_grace_secs,
+        "draining: {} connection(s) open; waiting for at most {} s (a second SIGINT or SIGTERM stops waiting)",
+        still_open(),
+        cfg.shutdown_grace_secs
+    );
     tokio::select! {
         () = graceful.shutdown() => tracing::info!("all connections closed"),
-        () = tokio::time::sleep(grace) => tracing::warn!("grace period over; closing remaining connections"),
+        () = tokio::time::sleep(grace) => tracing::warn!(
+            open_connections = still_open(),
+            "grace period of {} s over: closing {} connection(s) still open",
+            cfg.shutdown_grace_secs,
+            still_open()
+        ),
+        () = force => tracing::warn!(
+            open_connections = still_open(),
+            "drain cut short: closing {} connection(s) still open",
+            still_open()
+        ),
     }
     purge.abort();
     usage.abort();
@@ -367,6 +419,26 @@ async fn run(parts: ServeParts, stop: impl Future<Output = ()> + Send) -> Result
     drop(state);
     tracing::info!("sessiond stopped serving");
     Ok(())
+}
+
+/// Warns when `local` is reachable from other hosts: `/healthz`, `/readyz`
+/// and `/openapi.json` (and `/metrics`, unless `metrics_require_key`)
+/// answer without an API key.
+fn warn_if_public(local: SocketAddr, metrics_require_key: bool) {
+    if local.ip().is_loopback() {
+        return;
+    }
+    if metrics_require_key {
+        tracing::warn!(
+            listen = %local,
+            "bound to a non-loopback address: /healthz, /readyz and /openapi.json answer without an API key (/metrics needs an admin key); keep sessiond on a private network"
+        );
+    } else {
+        tracing::warn!(
+            listen = %local,
+            "bound to a non-loopback address: /metrics, /openapi.json, /healthz and /readyz answer without an API key; set metrics_require_key = true and keep sessiond on a private network"
+        );
+    }
 }
 
 /// Logs a repeated condition at most once every 5 s, with how many times it

@@ -1,6 +1,13 @@
 //! The operator commands: one HTTP call each to a running server.
+//!
+//! Revoking is idempotent, with one rule for sessions and API keys alike:
+//! the command succeeds when the thing cannot be used afterwards. The
+//! server revoked it (or it already was): `revoked …`; the server does not
+//! know it (404 `not_found`: revoked and gone, or never existed):
+//! `… already revoked or unknown: nothing to do`. Both exit 0; any other
+//! refusal (a malformed id, a missing scope) fails.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
@@ -22,13 +29,120 @@ pub(super) fn encode_segment(s: &str) -> String {
     out
 }
 
-fn default_key() -> Option<String> {
-    let dir = std::env::var_os("SESSIOND_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("./sessiond-data"));
-    let text = std::fs::read_to_string(dir.join(crate::api_keys::ADMIN_KEY_FILE)).ok()?;
+/// Where the operator commands go, and with which key.
+#[derive(Debug)]
+pub(super) struct Target {
+    /// `--server`: `http://host:port`, or a bare `host:port`.
+    pub(super) server: String,
+    /// `--api-key`.
+    pub(super) api_key: Option<String>,
+    /// `--config`: its `data_dir` holds the default admin key.
+    pub(super) config: Option<PathBuf>,
+}
+
+/// The base URL of `--server`: a bare `host:port` is taken as
+/// `http://host:port`; any other scheme than `http://` is refused with a
+/// message that says so.
+pub(super) fn base_url(server: &str) -> Result<String, String> {
+    let s = server.trim();
+    if s.is_empty() {
+        return Err("--server is empty: give host:port or http://host:port".into());
+    }
+    let full = if s.contains("://") {
+        s.to_owned()
+    } else {
+        format!("http://{s}")
+    };
+    let url = reqwest::Url::parse(&full).map_err(|e| {
+        format!("--server {s}: not a server address ({e}); give host:port or http://host:port")
+    })?;
+    match url.scheme() {
+        "http" => {}
+        "https" => {
+            return Err(format!(
+                "--server {s}: https:// is not supported by this CLI (sessiond speaks plain HTTP; reach it on a private address or through a local tunnel)"
+            ));
+        }
+        other => {
+            return Err(format!(
+                "--server {s}: unsupported scheme {other}://; give host:port or http://host:port"
+            ));
+        }
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!(
+            "--server {s}: no host; give host:port or http://host:port"
+        ));
+    }
+    Ok(full.trim_end_matches('/').to_owned())
+}
+
+/// The admin key in the data dir: the config's `data_dir` when a config
+/// file is named (`--config` or `SESSIOND_CONFIG`), else
+/// `SESSIOND_DATA_DIR`, else `./sessiond-data`.
+fn default_key(config: Option<&Path>) -> Result<Option<String>, String> {
+    let dir = if config.is_some() || std::env::var_os("SESSIOND_CONFIG").is_some() {
+        crate::config::Config::from_process(config)
+            .map_err(|e| format!("config: {e}"))?
+            .data_dir
+    } else {
+        std::env::var_os("SESSIOND_DATA_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("./sessiond-data"))
+    };
+    let Ok(text) = std::fs::read_to_string(dir.join(crate::api_keys::ADMIN_KEY_FILE)) else {
+        return Ok(None);
+    };
     let k = text.trim().to_owned();
-    (!k.is_empty()).then_some(k)
+    Ok((!k.is_empty()).then_some(k))
+}
+
+/// A call that did not succeed.
+#[derive(Debug)]
+enum CallError {
+    /// The server answered with an error status.
+    Refused {
+        /// The status.
+        status: StatusCode,
+        /// The error code of the body (`not_found`, …).
+        code: String,
+        /// Its message.
+        message: String,
+    },
+    /// No answer, or one that could not be read.
+    Failed(String),
+}
+
+impl CallError {
+    /// A 404 `not_found`: the server does not know the thing.
+    fn is_not_found(&self) -> bool {
+        matches!(self, CallError::Refused { status, code, .. }
+            if *status == StatusCode::NOT_FOUND && code == "not_found")
+    }
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Refused { status, code, .. }
+                if *status == StatusCode::UNAUTHORIZED && code == "unauthenticated" =>
+            {
+                f.write_str("the server refused the API key (unauthenticated)")
+            }
+            CallError::Refused {
+                status,
+                code,
+                message,
+            } => write!(f, "{} {code}: {message}", status.as_u16()),
+            CallError::Failed(why) => f.write_str(why),
+        }
+    }
+}
+
+impl From<CallError> for String {
+    fn from(e: CallError) -> String {
+        e.to_string()
+    }
 }
 
 struct Client {
@@ -43,24 +157,24 @@ impl Client {
         method: Method,
         path: &str,
         body: Option<Value>,
-    ) -> Result<Option<Value>, String> {
+    ) -> Result<Option<Value>, CallError> {
         let url = format!("{}{}", self.base.trim_end_matches('/'), path);
         let mut req = self.http.request(method, &url).bearer_auth(&self.key);
         if let Some(b) = body {
             req = req.json(&b);
         }
         let res = req.send().await.map_err(|e| {
-            if e.is_connect() || e.is_timeout() {
+            CallError::Failed(if e.is_connect() || e.is_timeout() {
                 format!("cannot reach sessiond at {}: is it running?", self.base)
             } else {
                 format!("request to {} failed: {e}", self.base)
-            }
+            })
         })?;
         let status = res.status();
         let text = res
             .text()
             .await
-            .map_err(|e| format!("reading the answer failed: {e}"))?;
+            .map_err(|e| CallError::Failed(format!("reading the answer failed: {e}")))?;
         let v: Option<Value> = serde_json::from_str(&text).ok();
         if status.is_success() {
             return Ok(v);
@@ -77,10 +191,24 @@ impl Client {
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_owned();
-        if status == StatusCode::UNAUTHORIZED && code == "unauthenticated" {
-            return Err("the server refused the API key (unauthenticated)".into());
+        Err(CallError::Refused {
+            status,
+            code,
+            message: msg,
+        })
+    }
+
+    /// `DELETE path`, idempotent (see the module docs): prints what
+    /// happened to `what`.
+    async fn revoke(&self, path: &str, what: &str) -> Result<(), String> {
+        match self.call(Method::DELETE, path, None).await {
+            Ok(_) => println!("revoked {what}"),
+            Err(e) if e.is_not_found() => {
+                println!("{what} already revoked or unknown: nothing to do");
+            }
+            Err(e) => return Err(e.into()),
         }
-        Err(format!("{} {code}: {msg}", status.as_u16()))
+        Ok(())
     }
 }
 
@@ -141,20 +269,19 @@ fn print_keys(rows: &[KeyRow]) {
 }
 
 /// Runs one operator command.
-pub(super) async fn run(server: &str, api_key: Option<String>, cmd: Cmd) -> Result<(), String> {
-    let key = api_key
-        .or_else(default_key)
-        .ok_or("no API key: pass --api-key or set SESSIOND_API_KEY")?;
+pub(super) async fn run(target: Target, cmd: Cmd) -> Result<(), String> {
+    let base = base_url(&target.server)?;
+    let key = match target.api_key {
+        Some(k) => k,
+        None => default_key(target.config.as_deref())?
+            .ok_or("no API key: pass --api-key or set SESSIOND_API_KEY")?,
+    };
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .connect_timeout(Duration::from_secs(5))
         .build()
         .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-    let c = Client {
-        http,
-        base: server.to_owned(),
-        key,
-    };
+    let c = Client { http, base, key };
     match cmd {
         Cmd::Session { cmd } => match cmd {
             SessionCmd::List {
@@ -177,8 +304,7 @@ pub(super) async fn run(server: &str, api_key: Option<String>, cmd: Cmd) -> Resu
             }
             SessionCmd::Revoke { id } => {
                 let path = format!("/v1/sessions/{}", encode_segment(&id));
-                c.call(Method::DELETE, &path, None).await?;
-                println!("revoked {id}");
+                c.revoke(&path, &format!("session {id}")).await?;
             }
         },
         Cmd::Subject {
@@ -213,8 +339,7 @@ pub(super) async fn run(server: &str, api_key: Option<String>, cmd: Cmd) -> Resu
             ApiKeyCmd::List => print(c.call(Method::GET, "/v1/api-keys", None).await?),
             ApiKeyCmd::Revoke { id } => {
                 let path = format!("/v1/api-keys/{}", encode_segment(&id));
-                c.call(Method::DELETE, &path, None).await?;
-                println!("revoked API key {id}");
+                c.revoke(&path, &format!("API key {id}")).await?;
             }
         },
         Cmd::Keys {
@@ -243,14 +368,31 @@ pub(super) async fn run(server: &str, api_key: Option<String>, cmd: Cmd) -> Resu
                 }
             }
         }
-        Cmd::Serve { .. } | Cmd::Config { .. } => {}
+        Cmd::Serve | Cmd::Config { .. } | Cmd::Completions { .. } => {}
     }
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{KeyRow, encode_segment, key_lines, key_rows};
+    use super::{KeyRow, base_url, encode_segment, key_lines, key_rows};
+
+    #[test]
+    fn server_addresses_without_a_scheme_are_http() {
+        assert_eq!(base_url("127.0.0.1:7700").unwrap(), "http://127.0.0.1:7700");
+        assert_eq!(base_url("localhost:7700").unwrap(), "http://localhost:7700");
+        assert_eq!(base_url("http://h:1/").unwrap(), "http://h:1");
+        assert_eq!(base_url("[::1]:7700").unwrap(), "http://[::1]:7700");
+        for (bad, says) in [
+            ("https://h:1", "https:// is not supported"),
+            ("ftp://h:1", "unsupported scheme ftp://"),
+            ("", "empty"),
+            ("http://", "host:port"),
+        ] {
+            let e = base_url(bad).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn segments_are_encoded() {

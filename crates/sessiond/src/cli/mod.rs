@@ -1,14 +1,16 @@
-//! The command line: `sessiond serve`, `sessiond config check`, and the
-//! operator commands, which talk to a running server with an API key
-//! (`--api-key` or `SESSIOND_API_KEY`; by default the admin key in
-//! `<data dir>/admin.key`, when readable).
+//! The command line: `sessiond serve`, `sessiond config check`,
+//! `sessiond completions <shell>`, and the operator commands, which talk to
+//! a running server (`--server`: `http://host:port`, or a bare `host:port`)
+//! with an API key (`--api-key` or `SESSIOND_API_KEY`; by default the admin
+//! key in `<data dir>/admin.key`, when readable). `--config` goes before or
+//! after the subcommand.
 
 mod client;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::config::Config;
 
@@ -27,6 +29,11 @@ pub struct Cli {
     /// API key (operator commands); default: `<data dir>/admin.key`.
     #[arg(long, env = "SESSIOND_API_KEY", hide_env_values = true, global = true)]
     pub api_key: Option<String>,
+    /// TOML config file (default: $SESSIOND_CONFIG, else none; an empty
+    /// file means all defaults). Operator commands read the admin key from
+    /// its `data_dir`.
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub cmd: Cmd,
@@ -36,11 +43,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
     /// Run the server.
-    Serve {
-        /// TOML config file (default: $SESSIOND_CONFIG, else none).
-        #[arg(long)]
-        config: Option<PathBuf>,
-    },
+    Serve,
     /// Configuration.
     Config {
         /// What to do.
@@ -75,17 +78,19 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: KeysCmd,
     },
+    /// Print a shell completion script to stdout
+    /// (`sessiond completions bash > /etc/bash_completion.d/sessiond`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// `sessiond config …`.
 #[derive(Debug, Subcommand)]
 pub enum ConfigCmd {
     /// Validate a config (file + SESSIOND_* environment); names the bad field.
-    Check {
-        /// TOML config file (default: $SESSIOND_CONFIG, else none).
-        #[arg(long)]
-        config: Option<PathBuf>,
-    },
+    Check,
 }
 
 /// `sessiond session …`.
@@ -108,7 +113,8 @@ pub enum SessionCmd {
         /// Session id.
         id: String,
     },
-    /// Revoke one session.
+    /// Revoke one session; idempotent: an already revoked or unknown id
+    /// succeeds too, and says so.
     Revoke {
         /// Session id.
         id: String,
@@ -155,7 +161,8 @@ pub enum ApiKeyCmd {
     },
     /// List keys (never their secrets).
     List,
-    /// Revoke a key by id.
+    /// Revoke a key by id; idempotent: an already revoked or unknown id
+    /// succeeds too, and says so.
     Revoke {
         /// Key id.
         id: String,
@@ -185,10 +192,11 @@ pub enum KeysCmd {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Serve { config } => serve(config),
+        Cmd::Serve => serve(cli.config),
+        Cmd::Completions { shell } => completions(shell),
         Cmd::Config {
-            cmd: ConfigCmd::Check { config },
-        } => match Config::from_process(config.as_deref()) {
+            cmd: ConfigCmd::Check,
+        } => match Config::from_process(cli.config.as_deref()) {
             Ok(c) => {
                 println!(
                     "config ok: listen {}, data dir {}, store {:?}",
@@ -214,13 +222,34 @@ pub fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match rt.block_on(client::run(&cli.server, cli.api_key, cmd)) {
+            let target = client::Target {
+                server: cli.server,
+                api_key: cli.api_key,
+                config: cli.config,
+            };
+            match rt.block_on(client::run(target, cmd)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// Writes the completion script of `shell` to stdout; a closed stdout is
+/// an error, not a panic.
+fn completions(shell: clap_complete::Shell) -> ExitCode {
+    use std::io::Write as _;
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "sessiond", &mut script);
+    let mut out = std::io::stdout().lock();
+    match out.write_all(&script).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: cannot write the completion script: {e}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -246,8 +275,8 @@ fn serve(config: Option<PathBuf>) -> ExitCode {
     };
     match rt.block_on(crate::server::serve(cfg)) {
         Ok(()) => ExitCode::SUCCESS,
+        // Printed once: the log goes to stderr too.
         Err(e) => {
-            tracing::error!("{e}");
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }

@@ -13,6 +13,9 @@
 //! }
 //! ```
 //!
+//! [`MetricsAccess`] guards `/metrics`: open, or (with
+//! `metrics_require_key`) the same check as `Authorized<scope::Admin>`.
+//!
 //! Deployment caveat: API keys travel in a header in clear; serve sessiond
 //! on a private address, or behind TLS.
 
@@ -122,5 +125,22 @@ impl<S: ServedStore, R: RequiredScope> FromRequestParts<AppState<S>> for Authori
             key,
             scope: std::marker::PhantomData,
         })
+    }
+}
+
+/// Access to `/metrics`: anyone, unless the app was built with
+/// `metrics_require_key`, when it is exactly [`Authorized<scope::Admin>`]
+/// (401 `unauthenticated`, 403 `insufficient_scope`).
+#[derive(Debug)]
+pub struct MetricsAccess;
+
+impl<S: ServedStore> FromRequestParts<AppState<S>> for MetricsAccess {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState<S>) -> Result<Self, ApiError> {
+        if state.options().metrics_require_key {
+            Authorized::<scope::Admin>::from_request_parts(parts, state).await?;
+        }
+        Ok(MetricsAccess)
     }
 }

@@ -24,8 +24,13 @@ pub struct Server {
 
 impl Server {
     pub fn start(dir: &Path, env: &[(&str, &str)]) -> Server {
+        Self::start_args(dir, &["serve"], env)
+    }
+
+    /// Starts the binary with `args` (which must run the server).
+    pub fn start_args(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(BIN);
-        cmd.arg("serve")
+        cmd.args(args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("SESSIOND_LISTEN", "127.0.0.1:0")
