@@ -287,7 +287,7 @@ async fn run(
             }
         })
     });
-    let reload = tls.as_ref().map(crate::tls::Tls::spawn_reload_on_sighup);
+    let reload = crate::tls::spawn_sighup_handler(tls.clone());
     let addr = cfg.listen_addr()?;
     let local = listener.local_addr().unwrap_or(addr);
     warn_if_public(local, cfg.metrics_require_key);
@@ -403,9 +403,7 @@ async fn run(
     }
     purge.abort();
     usage.abort();
-    if let Some(r) = reload {
-        r.abort();
-    }
+    reload.abort();
     flush_usage(&state);
     if let Some(u) = upkeep {
         u.abort();

@@ -113,27 +113,29 @@ impl Tls {
         );
         tokio_rustls::TlsAcceptor::from(cfg)
     }
+}
 
-    /// Reloads on every `SIGHUP` until the task is aborted.
-    pub fn spawn_reload_on_sighup(&self) -> tokio::task::JoinHandle<()> {
-        let tls = self.clone();
-        tokio::spawn(async move {
-            let Ok(mut hup) =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-            else {
-                tracing::warn!("cannot listen for SIGHUP: the certificate is never reloaded");
-                return;
+/// Handles `SIGHUP` until the task is aborted: re-reads the certificate and
+/// key when TLS is on; otherwise only logs that there is nothing to reload
+/// (so a stray `SIGHUP` never ends the process).
+pub fn spawn_sighup_handler(tls: Option<Tls>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            tracing::warn!("cannot listen for SIGHUP: the certificate is never reloaded");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            let Some(tls) = &tls else {
+                tracing::info!("SIGHUP: nothing to reload (TLS is off)");
+                continue;
             };
-            while hup.recv().await.is_some() {
-                match tls.reload() {
-                    Ok(()) => {
-                        tracing::info!(cert = %tls.cert.display(), "TLS certificate reloaded")
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "TLS reload failed; the certificate in use stays");
-                    }
+            match tls.reload() {
+                Ok(()) => tracing::info!(cert = %tls.cert.display(), "TLS certificate reloaded"),
+                Err(e) => {
+                    tracing::error!(error = %e, "TLS reload failed; the certificate in use stays");
                 }
             }
-        })
-    }
+        }
+    })
 }

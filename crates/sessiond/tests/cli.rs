@@ -53,12 +53,17 @@ async fn a_server_without_a_scheme_is_http_and_other_schemes_are_named() {
         &[("SESSIOND_SERVER", &s.addr), ("SESSIOND_API_KEY", &key)],
     );
     assert!(o.status.success(), "{}", stderr(&o));
+    // https:// to a plain-HTTP server: a TLS failure, said as such (the
+    // HTTPS case itself is in tests/tls.rs).
     let https = format!("https://{}", s.addr);
     let o = run(&["--server", &https, "--api-key", &key, "stats"], &[]);
     assert!(!o.status.success());
     let err = stderr(&o);
-    assert!(err.contains("https:// is not supported"), "{err}");
     assert!(!err.contains("builder error"), "{err}");
+    let ftp = format!("ftp://{}", s.addr);
+    let o = run(&["--server", &ftp, "--api-key", &key, "stats"], &[]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("unsupported scheme ftp://"), "{}", stderr(&o));
     assert!(s.terminate().0.success());
 }
 

@@ -38,11 +38,13 @@ pub(super) struct Target {
     pub(super) api_key: Option<String>,
     /// `--config`: its `data_dir` holds the default admin key.
     pub(super) config: Option<PathBuf>,
+    /// `--ca-cert`: extra roots for `https://`.
+    pub(super) ca_cert: Option<PathBuf>,
 }
 
 /// The base URL of `--server`: a bare `host:port` is taken as
-/// `http://host:port`; any other scheme than `http://` is refused with a
-/// message that says so.
+/// `http://host:port`; `https://` is TLS (see `--ca-cert`); any other
+/// scheme is refused with a message that says so.
 pub(super) fn base_url(server: &str) -> Result<String, String> {
     let s = server.trim();
     if s.is_empty() {
@@ -57,15 +59,10 @@ pub(super) fn base_url(server: &str) -> Result<String, String> {
         format!("--server {s}: not a server address ({e}); give host:port or http://host:port")
     })?;
     match url.scheme() {
-        "http" => {}
-        "https" => {
-            return Err(format!(
-                "--server {s}: https:// is not supported by this CLI (sessiond speaks plain HTTP; reach it on a private address or through a local tunnel)"
-            ));
-        }
+        "http" | "https" => {}
         other => {
             return Err(format!(
-                "--server {s}: unsupported scheme {other}://; give host:port or http://host:port"
+                "--server {s}: unsupported scheme {other}://; give host:port, http://host:port or https://host:port"
             ));
         }
     }
@@ -276,9 +273,22 @@ pub(super) async fn run(target: Target, cmd: Cmd) -> Result<(), String> {
         None => default_key(target.config.as_deref())?
             .ok_or("no API key: pass --api-key or set SESSIOND_API_KEY")?,
     };
-    let http = reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
-        .connect_timeout(Duration::from_secs(5))
+        .connect_timeout(Duration::from_secs(5));
+    if let Some(path) = &target.ca_cert {
+        let pem = std::fs::read(path).map_err(|e| format!("--ca-cert {}: {e}", path.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("--ca-cert {}: not PEM certificates ({e})", path.display()))?;
+        if certs.is_empty() {
+            return Err(format!(
+                "--ca-cert {}: no certificate in it",
+                path.display()
+            ));
+        }
+        builder = builder.tls_certs_merge(certs);
+    }
+    let http = builder
         .build()
         .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
     let c = Client { http, base, key };
@@ -383,8 +393,8 @@ mod tests {
         assert_eq!(base_url("localhost:7700").unwrap(), "http://localhost:7700");
         assert_eq!(base_url("http://h:1/").unwrap(), "http://h:1");
         assert_eq!(base_url("[::1]:7700").unwrap(), "http://[::1]:7700");
+        assert_eq!(base_url("https://h:1").unwrap(), "https://h:1");
         for (bad, says) in [
-            ("https://h:1", "https:// is not supported"),
             ("ftp://h:1", "unsupported scheme ftp://"),
             ("", "empty"),
             ("http://", "host:port"),

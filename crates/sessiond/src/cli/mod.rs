@@ -29,6 +29,11 @@ pub struct Cli {
     /// API key (operator commands); default: `<data dir>/admin.key`.
     #[arg(long, env = "SESSIOND_API_KEY", hide_env_values = true, global = true)]
     pub api_key: Option<String>,
+    /// PEM certificate(s) to trust for an `https://` server, besides the
+    /// system's roots (a private CA, or the server's self-signed
+    /// certificate).
+    #[arg(long, env = "SESSIOND_CA_CERT", global = true)]
+    pub ca_cert: Option<PathBuf>,
     /// TOML config file (default: $SESSIOND_CONFIG, else none; an empty
     /// file means all defaults). Operator commands read the admin key from
     /// its `data_dir`.
@@ -226,6 +231,7 @@ pub fn main() -> ExitCode {
                 server: cli.server,
                 api_key: cli.api_key,
                 config: cli.config,
+                ca_cert: cli.ca_cert,
             };
             match rt.block_on(client::run(target, cmd)) {
                 Ok(()) => ExitCode::SUCCESS,
