@@ -62,6 +62,9 @@ error_codes! {
     TokenExpired => (UNAUTHORIZED, "token_expired"),
     /// 401: an old refresh token was reused; the session is revoked.
     RefreshTokenReused => (UNAUTHORIZED, "refresh_token_reused"),
+    /// 401: the session is live, but its sign-in is older than the caller
+    /// allows (`max_age_secs`): sign in again (step-up).
+    ReauthenticationRequired => (UNAUTHORIZED, "reauthentication_required"),
     /// 403: the CSRF token is not this session's.
     CsrfFailed => (FORBIDDEN, "csrf_failed"),
     /// 403: the API key lacks the scope.
@@ -129,6 +132,10 @@ pub enum ApiError {
     /// the session is revoked (sign in again).
     #[error("the refresh token was already used; the session is revoked")]
     RefreshTokenReused,
+    /// 401 `reauthentication_required`: the session's sign-in is older than
+    /// the caller's `max_age_secs` (or it has none: anonymous).
+    #[error("the user must sign in again")]
+    ReauthenticationRequired,
     /// 403 `csrf_failed`: the CSRF token is not this session's.
     #[error("the CSRF token does not match the session")]
     CsrfFailed,
@@ -196,6 +203,7 @@ impl ApiError {
             ApiError::InvalidToken => ErrorCode::InvalidToken,
             ApiError::SessionExpired => ErrorCode::SessionExpired,
             ApiError::TokenExpired => ErrorCode::TokenExpired,
+            ApiError::ReauthenticationRequired => ErrorCode::ReauthenticationRequired,
             ApiError::RefreshTokenReused => ErrorCode::RefreshTokenReused,
             ApiError::CsrfFailed => ErrorCode::CsrfFailed,
             ApiError::InsufficientScope(_) => ErrorCode::InsufficientScope,
@@ -340,6 +348,7 @@ mod tests {
             ApiError::InvalidToken,
             ApiError::SessionExpired,
             ApiError::TokenExpired,
+            ApiError::ReauthenticationRequired,
             ApiError::RefreshTokenReused,
             ApiError::CsrfFailed,
             ApiError::InsufficientScope("admin"),
@@ -366,6 +375,7 @@ mod tests {
                 | ApiError::InvalidToken
                 | ApiError::SessionExpired
                 | ApiError::TokenExpired
+                | ApiError::ReauthenticationRequired
                 | ApiError::RefreshTokenReused
                 | ApiError::CsrfFailed
                 | ApiError::InsufficientScope(_)

@@ -116,6 +116,10 @@ pub struct ValidateRequestBody {
     pub csrf_token: Option<String>,
     /// The client, for fingerprint binding.
     pub client: Option<ValidateClientIn>,
+    /// Step-up: the longest ago the user may have signed in (the session's
+    /// `auth_time`), in seconds; older, or an anonymous session, is 401
+    /// `reauthentication_required`.
+    pub max_age_secs: Option<u64>,
 }
 
 /// `POST /v1/sessions/upgrade`.

@@ -63,7 +63,11 @@ async fn a_server_without_a_scheme_is_http_and_other_schemes_are_named() {
     let ftp = format!("ftp://{}", s.addr);
     let o = run(&["--server", &ftp, "--api-key", &key, "stats"], &[]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("unsupported scheme ftp://"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("unsupported scheme ftp://"),
+        "{}",
+        stderr(&o)
+    );
     assert!(s.terminate().0.success());
 }
 

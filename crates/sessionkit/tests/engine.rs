@@ -91,7 +91,7 @@ async fn create_validate_and_csrf() {
     let other = e.create(T, NewSession::anonymous()).await.unwrap();
     let good = ValidateRequest {
         csrf_token: Some(e.csrf_token(&c.session.id)),
-        client: None,
+        ..ValidateRequest::default()
     };
     assert!(matches!(
         e.validate(T, &token, &good).await.unwrap(),
@@ -99,7 +99,7 @@ async fn create_validate_and_csrf() {
     ));
     let bad = ValidateRequest {
         csrf_token: Some(e.csrf_token(&other.session.id)),
-        client: None,
+        ..ValidateRequest::default()
     };
     assert_eq!(
         e.validate(T, &token, &bad).await.unwrap(),
@@ -773,12 +773,12 @@ async fn fingerprint_binding_modes() {
             .unwrap();
         let token = c.token.expose_secret();
         let same = ValidateRequest {
-            csrf_token: None,
             client: Some(ua("Firefox")),
+            ..ValidateRequest::default()
         };
         let other = ValidateRequest {
-            csrf_token: None,
             client: Some(ua("curl")),
+            ..ValidateRequest::default()
         };
         assert!(matches!(
             e.validate(T, &token, &same).await.unwrap(),

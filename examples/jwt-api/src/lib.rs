@@ -157,7 +157,9 @@ impl FromRequestParts<Arc<Engine>> for Authenticated {
             Validation::Valid { session } => Ok(Authenticated { session }),
             Validation::TokenExpired => Err(ApiError::TokenExpired),
             Validation::Expired(_) => Err(ApiError::SessionExpired),
-            Validation::Invalid | Validation::CsrfFailed => Err(ApiError::InvalidToken),
+            Validation::Invalid | Validation::CsrfFailed | Validation::ReauthenticationRequired => {
+                Err(ApiError::InvalidToken)
+            }
         }
     }
 }

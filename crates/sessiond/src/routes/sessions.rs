@@ -135,9 +135,21 @@ pub async fn validate<S: ServedStore>(
 ) -> Result<Response, ApiError> {
     let tenant = caller.tenant;
     let client = body.client.map(|c| c.into_client()).transpose()?;
+    const MAX_AGE_SECS: u64 = 10 * 366 * 86_400;
+    let max_age = match body.max_age_secs {
+        None => None,
+        Some(s) if s <= MAX_AGE_SECS => Some(sessionkit_core::DurationMs::from_secs(s)),
+        Some(_) => {
+            return Err(ApiError::field(
+                "max_age_secs",
+                "from 0 to 316224000 (10 years)",
+            ));
+        }
+    };
     let req = ValidateRequest {
         csrf_token: body.csrf_token,
         client,
+        max_age,
     };
     match st.engine().validate(tenant, &body.token, &req).await? {
         Validation::Valid { session } => {
@@ -151,6 +163,7 @@ pub async fn validate<S: ServedStore>(
         Validation::TokenExpired => Err(ApiError::TokenExpired),
         Validation::Invalid => Err(ApiError::InvalidToken),
         Validation::CsrfFailed => Err(ApiError::CsrfFailed),
+        Validation::ReauthenticationRequired => Err(ApiError::ReauthenticationRequired),
     }
 }
 

@@ -53,6 +53,7 @@ impl IntoResponse for SessionError {
             SessionError::NotJson(_) => StatusCode::BAD_REQUEST,
             SessionError::Gone => StatusCode::CONFLICT,
             SessionError::SafeMethod => StatusCode::FORBIDDEN,
+            SessionError::ReauthenticationRequired => StatusCode::UNAUTHORIZED,
             SessionError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             SessionError::Engine(e) => e.kind().status(),
         };

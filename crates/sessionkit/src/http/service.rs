@@ -113,11 +113,18 @@ where
                 let vreq = ValidateRequest {
                     csrf_token,
                     client: fingerprinting.then(|| client.info()),
+                    // Step-up is per handler (`Session::require_recent_auth`).
+                    max_age: None,
                 };
                 match shared.manager.validate(cfg.tenant, &text, &vreq).await {
                     Ok(Validation::Valid { session }) => found = Some((session, text)),
                     Ok(Validation::CsrfFailed) => return Ok(Refusal::CsrfFailed.response()),
-                    Ok(Validation::Expired(_) | Validation::TokenExpired | Validation::Invalid) => {
+                    Ok(
+                        Validation::Expired(_)
+                        | Validation::TokenExpired
+                        | Validation::Invalid
+                        | Validation::ReauthenticationRequired,
+                    ) => {
                         clear_cookie = source == Source::Cookie;
                     }
                     Err(e) => {

@@ -42,6 +42,7 @@ pub(crate) trait Ops: Send + Sync {
     ) -> BoxFuture<'_, Result<UpgradeResult, EngineError>>;
     fn revoke(&self, tenant: TenantId, id: SessionId) -> BoxFuture<'_, Result<(), EngineError>>;
     fn csrf_token(&self, id: &SessionId) -> String;
+    fn now(&self) -> Millis;
 }
 
 impl<S: SessionStore> Ops for SessionManager<S> {
@@ -79,6 +80,9 @@ impl<S: SessionStore> Ops for SessionManager<S> {
     fn csrf_token(&self, id: &SessionId) -> String {
         SessionManager::csrf_token(self, id)
     }
+    fn now(&self) -> Millis {
+        SessionManager::now(self)
+    }
 }
 
 /// Why a [`Session`] write could not be made.
@@ -112,6 +116,11 @@ pub enum SessionError {
         /// Seconds until this client may start one again.
         retry_after_secs: u64,
     },
+    /// [`Session::require_recent_auth`]: the user signed in longer ago than
+    /// allowed, or is not signed in. As a response, 401
+    /// `reauthentication_required`: send the user through sign-in again.
+    #[error("the user must sign in again for this")]
+    ReauthenticationRequired,
     /// The value could not be turned into JSON.
     #[error("the attribute value is not JSON: {0}")]
     NotJson(#[source] serde_json::Error),
@@ -123,6 +132,7 @@ pub enum SessionError {
 impl SessionError {
     /// The stable code of the error's response body (`{"error": "<code>"}`):
     /// `untracked_request`, `bearer_session`, `change_on_safe_method`,
+    /// `reauthentication_required`,
     /// `session_gone`, `rate_limited`, `invalid_request` (a value that is
     /// not JSON), or an
     /// engine error's [`ErrorKind::code`](crate::ErrorKind::code).
@@ -132,6 +142,7 @@ impl SessionError {
             SessionError::Untracked => "untracked_request",
             SessionError::BearerSession => "bearer_session",
             SessionError::SafeMethod => "change_on_safe_method",
+            SessionError::ReauthenticationRequired => "reauthentication_required",
             SessionError::Gone => "session_gone",
             SessionError::RateLimited { .. } => "rate_limited",
             SessionError::NotJson(_) => crate::ErrorKind::InvalidInput.code(),
@@ -372,6 +383,27 @@ impl Session {
     #[must_use]
     pub fn id(&self) -> Option<SessionId> {
         self.state().record.as_ref().map(|r| r.id)
+    }
+
+    /// Step-up: `Ok` when a user signed in (the session's `auth_time`) at
+    /// most `max_age` ago; else [`SessionError::ReauthenticationRequired`]
+    /// (anonymous, no session, or a sign-in too old). Call it before a
+    /// sensitive action; a fresh [`Session::login`] satisfies it.
+    ///
+    /// # Errors
+    /// [`SessionError::ReauthenticationRequired`].
+    pub fn require_recent_auth(&self, max_age: std::time::Duration) -> Result<(), SessionError> {
+        let auth_time = self.state().record.as_ref().and_then(|r| r.auth_time);
+        let (Some(at), Some(ops)) = (auth_time, &self.inner.ops) else {
+            return Err(SessionError::ReauthenticationRequired);
+        };
+        let max = sessionkit_core::DurationMs::from_millis(
+            i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX),
+        );
+        if ops.now().saturating_since(at) > max {
+            return Err(SessionError::ReauthenticationRequired);
+        }
+        Ok(())
     }
 
     /// Who is logged in; `None` when anonymous or without a session.

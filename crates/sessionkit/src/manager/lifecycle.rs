@@ -136,6 +136,11 @@ pub struct ValidateRequest {
     pub csrf_token: Option<String>,
     /// The client, for fingerprint binding.
     pub client: Option<ClientInfo>,
+    /// The longest the user's sign-in (`auth_time`) may date back: an older
+    /// one, or none (an anonymous session), is
+    /// [`Validation::ReauthenticationRequired`] (step-up before a sensitive
+    /// action). `None`: any.
+    pub max_age: Option<DurationMs>,
 }
 
 impl std::fmt::Debug for Created {
@@ -157,6 +162,7 @@ impl std::fmt::Debug for ValidateRequest {
                 &self.csrf_token.as_ref().map(|_| "[redacted]"),
             )
             .field("client", &self.client)
+            .field("max_age", &self.max_age)
             .finish()
     }
 }
@@ -182,6 +188,10 @@ pub enum Validation {
     /// The token is valid but the presented CSRF token is not this
     /// session's.
     CsrfFailed,
+    /// The session is live, but the user signed in longer ago than the
+    /// request's `max_age` allows (or never: anonymous): sign in again.
+    /// Nothing was written.
+    ReauthenticationRequired,
 }
 
 /// The answer to an upgrade.
@@ -424,6 +434,13 @@ impl<S: SessionStore> SessionManager<S> {
             && !csrf_matches(&self.keys.csrf, &rec.id, presented)
         {
             return Some(Validation::CsrfFailed);
+        }
+        if let Some(max_age) = req.max_age
+            && rec
+                .auth_time
+                .is_none_or(|t| now.saturating_since(t) > max_age)
+        {
+            return Some(Validation::ReauthenticationRequired);
         }
         // A session whose own idle timeout is short is touched often enough
         // to keep its sliding window: at most every half idle timeout.
