@@ -9,10 +9,13 @@ use std::fmt;
 use tokio_postgres::Client;
 
 /// The schema version this build creates and understands.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// Every migration, in order: `(version it brings the schema to, SQL)`.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("../migrations/0001_init.sql")),
+    (2, include_str!("../migrations/0002_subject_index.sql")),
+];
 
 /// Why a store would not start on its schema.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use sessionkit_core::{SessionStore, StoreError};
 use sessionkit_postgres::{PostgresStore, SCHEMA_VERSION, SchemaError};
 use sessionkit_store_tests::support::{at, put, session};
 
-use common::{DropSchema, reachable, schema, url};
+use common::{DropSchema, reachable, schema, url, with_client};
 
 fn schema_error(e: &StoreError) -> Option<&SchemaError> {
     e.source()?.downcast_ref::<SchemaError>()
@@ -102,5 +102,56 @@ fn invalid_schema_names_are_refused_before_connecting() {
                 "{bad:?}: {err:?}"
             );
         }
+    });
+}
+
+/// Migration 2 (the index of every record of a subject): a schema left at
+/// version 1 is brought to 2 by the next start, and the purge's "does the
+/// subject still have a record?" is an index probe, never a scan of every
+/// session (which made a purge of 1M subject sessions time out).
+#[test]
+fn version_1_is_migrated_and_the_subject_check_uses_the_index() {
+    if !reachable() {
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let schema = schema();
+        let _guard = DropSchema(schema.clone());
+        drop(PostgresStore::connect(&url(), &schema).await.unwrap());
+        let s = schema.clone();
+        with_client(async move |c| {
+            c.batch_execute(&format!(
+                "DROP INDEX {s}.sessions_of_subject; UPDATE {s}.schema_version SET version = 1"
+            ))
+            .await
+            .unwrap();
+        })
+        .unwrap();
+        drop(PostgresStore::connect(&url(), &schema).await.unwrap());
+        let s = schema.clone();
+        let (version, plan) = with_client(async move |c| {
+            let v: i32 = c
+                .query_one(&format!("SELECT version FROM {s}.schema_version"), &[])
+                .await
+                .unwrap()
+                .get(0);
+            c.batch_execute("SET enable_seqscan = off").await.unwrap();
+            let rows = c
+                .query(
+                    &format!(
+                        "EXPLAIN SELECT 1 FROM {s}.sessions x \
+                          WHERE x.tenant = 'default' AND x.subject = 'ann'"
+                    ),
+                    &[],
+                )
+                .await
+                .unwrap();
+            let plan: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+            (v, plan.join("\n"))
+        })
+        .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        assert!(plan.contains("sessions_of_subject"), "{plan}");
     });
 }
