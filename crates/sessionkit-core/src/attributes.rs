@@ -114,6 +114,53 @@ fn has_nul(text: &str) -> bool {
     false
 }
 
+/// JSON read by serde_json's own parser, every string unescaped and
+/// every number parsed, building nothing: what [`Attributes::from_stored`]
+/// checks stored text with. (A `RawValue` or `IgnoredAny` only skips
+/// strings and numbers, so it takes an unpaired surrogate escape or a
+/// float out of range, which no JSON parser reads back.)
+struct Checked;
+
+impl<'de> serde::Deserialize<'de> for Checked {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(Checked)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Checked {
+    type Value = Checked;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("JSON")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_unit<E>(self) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
+        while seq.next_element::<Checked>()?.is_some() {}
+        Ok(Checked)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
+        while map.next_entry::<Checked, Checked>()?.is_some() {}
+        Ok(Checked)
+    }
+}
+
 /// A session's attributes: always a JSON object, stored compactly.
 /// Shared, not copied: a clone costs a reference count.
 #[derive(Clone, PartialEq, Eq)]
@@ -193,11 +240,18 @@ impl Attributes {
     }
 
     /// Rebuilds attributes from stored text, checking it is an object.
-    /// Checks the syntax without building a tree (this runs for every
-    /// record when a durable store opens).
+    /// Reads it with serde_json's parser without building a tree (this
+    /// runs for every record when a durable store opens): text that
+    /// [`Attributes::to_map`] could not read back (an unpaired surrogate
+    /// escape, a float out of range) is refused, not read as `{}`.
     pub fn from_stored(text: &str) -> Result<Self, AttributeError> {
         match serde_json::from_str::<&serde_json::value::RawValue>(text) {
-            Ok(raw) if raw.get().starts_with('{') => Ok(Attributes(raw.get().into())),
+            Ok(raw)
+                if raw.get().starts_with('{')
+                    && serde_json::from_str::<Checked>(raw.get()).is_ok() =>
+            {
+                Ok(Attributes(raw.get().into()))
+            }
             _ => Err(AttributeError::Corrupt),
         }
     }
@@ -447,6 +501,61 @@ mod tests {
                 Err(AttributeError::Corrupt),
                 "{bad:?}"
             );
+        }
+    }
+
+    /// Found by the `attributes` fuzz target: serde_json's syntax check
+    /// takes an unpaired surrogate escape and a float out of range, its
+    /// parser does not, so such text read back as `{}` (`to_map`),
+    /// silently. Refused as corrupt.
+    #[test]
+    fn stored_text_json_cannot_read_back_is_corrupt() {
+        for bad in [
+            // The fuzzer's inputs (minimized): a plain code unit then a
+            // lone low surrogate; a float out of range.
+            r#"{"name":"caf\u00af\u00e9 \"90123456\ud66d\ude00"}"#,
+            r#"{"price":1.5e567890}"#,
+            r#"{"a":[-1e309]}"#,
+            r#"{"a":"\udc00"}"#,
+            r#"{"a":"\ud83d"}"#,
+            r#"{"a":"\ud83dx"}"#,
+            r#"{"a":"\ud83d\u0041"}"#,
+            r#"{"\ud83d":1}"#,
+            r#"{"a":"\ud83d\ude00\ude00"}"#,
+        ] {
+            assert!(serde_json::from_str::<Value>(bad).is_err(), "{bad}");
+            assert_eq!(
+                Attributes::from_stored(bad),
+                Err(AttributeError::Corrupt),
+                "{bad}"
+            );
+        }
+        for good in [
+            r#"{"a":"\ud83d\ude00","b":"\\ud83d","c":"\\\ud83d\ude00x"}"#,
+            r#"{"a":"\u00e9\uD83D\uDE00\uffff"}"#,
+        ] {
+            let a = Attributes::from_stored(good).unwrap();
+            assert_eq!(a.to_value(), serde_json::from_str::<Value>(good).unwrap());
+        }
+    }
+
+    /// Found by the `attributes` fuzz target: a float read back from the
+    /// text it was written as must be the same float (serde_json parses
+    /// floats exactly only with its `float_roundtrip` feature; without it,
+    /// a value could come back one unit in the last place off, and every
+    /// merge patch moved the floats it did not touch).
+    #[test]
+    fn floats_survive_their_text() {
+        let lim = AttributeLimits::default();
+        let big = "555555555555555555555555555555521";
+        let exact: f64 = big.parse().unwrap();
+        let a = Attributes::from_json(&format!(r#"{{"d":[{big},2],"x":0.1}}"#), &lim).unwrap();
+        assert_eq!(a.get::<Vec<f64>>("d"), Some(vec![exact, 2.0]));
+        let mut b = a.clone();
+        for n in 0..3 {
+            b = b.merge_patch(&json!({ "n": n }), &lim).unwrap();
+            assert_eq!(b.get::<Vec<f64>>("d"), Some(vec![exact, 2.0]));
+            assert_eq!(b.get::<f64>("x"), Some(0.1));
         }
     }
 

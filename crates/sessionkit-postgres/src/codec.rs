@@ -64,7 +64,7 @@ pub(crate) fn encode_client(c: &ClientInfo) -> Vec<u8> {
     out
 }
 
-fn decode_client(b: &[u8]) -> Option<ClientInfo> {
+pub(crate) fn decode_client(b: &[u8]) -> Option<ClientInfo> {
     let (&ver, rest) = b.split_first()?;
     if ver != CLIENT_V1 {
         return None;

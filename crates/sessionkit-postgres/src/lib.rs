@@ -31,6 +31,10 @@
 //! ```
 
 mod codec;
+/// The client-info codec, public for the fuzz targets only (not part of
+/// the API).
+#[doc(hidden)]
+pub mod fuzzing;
 mod invalidation;
 mod migrate;
 mod sql;

@@ -40,6 +40,9 @@ mod encoding;
 mod error;
 #[cfg(test)]
 mod fault;
+/// The record codec, public for the fuzz targets only (not part of the API).
+#[doc(hidden)]
+pub mod fuzzing;
 mod lock;
 mod store;
 mod writer;

@@ -21,6 +21,9 @@
 mod admin;
 mod codec;
 mod con;
+/// The record codec, public for the fuzz targets only (not part of the API).
+#[doc(hidden)]
+pub mod fuzzing;
 mod invalidation;
 mod layout;
 mod lua;
