@@ -75,3 +75,59 @@ async fn concurrent_purgers_report_each_record_once() {
         Some(live.clone())
     );
 }
+
+/// Purging subject sessions finds each subject's row through its index,
+/// never by scanning `subjects` (the call's "C" input collation once made
+/// `tenant = p_tenant` unindexable: a full scan per purged row, and a 1M
+/// purge timed out). Counted with `pg_stat_user_tables.seq_scan`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purging_subject_sessions_never_scans_the_subjects_table() {
+    if !reachable() {
+        return;
+    }
+    let schema = schema();
+    let _guard = DropSchema(schema.clone());
+    let store = Arc::new(PostgresStore::connect(&url(), &schema).await.unwrap());
+    // Enough subjects that a scan is never the planner's cheapest choice.
+    let s = schema.clone();
+    common::with_client(async move |c| {
+        c.batch_execute(&format!(
+            "INSERT INTO {s}.subjects (tenant, subject, epoch, active)
+               SELECT 'other', 'filler-' || g, 1, 0 FROM generate_series(1, 20000) g;
+             ANALYZE {s}.subjects;"
+        ))
+        .await
+        .unwrap();
+    })
+    .unwrap();
+    for i in 0..300 {
+        let subject = format!("user-{i}");
+        let r = session_with(Some(&subject), at(0), 10, 10_000);
+        store.create(r, Limits::default(), at(0)).await.unwrap();
+    }
+    let scans = |s: String| {
+        common::with_client(async move |c| {
+            c.batch_execute("SELECT pg_stat_force_next_flush()").await.ok();
+            c.query_one(
+                "SELECT seq_scan FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = 'subjects'",
+                &[&s],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+        })
+        .unwrap()
+    };
+    let before = scans(schema.clone());
+    let purged = store.purge_expired(at(20_000), 10_000).await.unwrap();
+    assert_eq!(purged.len(), 300);
+    // Let the store's connections report their counters.
+    drop(store);
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let after = scans(schema.clone());
+    assert!(
+        after - before < 10,
+        "subjects scanned {} times for 300 purged sessions",
+        after - before
+    );
+}
