@@ -105,6 +105,11 @@ async fn killed_connections_and_a_locked_table() {
             started.elapsed()
         );
     }
+    // The server gives up too (`statement_timeout`, the store's timeout):
+    // let it, before the lock goes, or a statement that started a moment
+    // after the client's deadline began could still run (an `Unavailable`
+    // answer means "not known to be done", not "certainly not done").
+    std::thread::sleep(Duration::from_millis(2_500));
     release_tx.send(()).unwrap();
     holder.join().unwrap().unwrap();
 
