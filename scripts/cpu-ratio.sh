@@ -1,6 +1,6 @@
 # Sourced by the bounded load benches (crates/*/benches/bench-*.sh): server
 # CPU per request of a target against a baseline, measured in one run
-# (DESIGN.md §8).
+# (docs/benchmarks.md).
 #
 # CPU per request: the sum over the server's threads of the first field of
 # /proc/<pid>/task/*/schedstat (ns on CPU), read before and after a wrk run,

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Bounded load test: opaque-token validate over HTTP on Redis against the
-# embedded store, in one run, on loopback only (DESIGN.md §8, the Redis
-# store's budget).
+# embedded store, in one run, on loopback only (the Redis
+# store's budget, docs/benchmarks.md).
 #
 # Starts a throwaway redis-server on a free port (its CPU is counted with
 # the sessiond on it), sessiond on the embedded store, and two sessiond on

@@ -6,7 +6,7 @@
 # CPU time per request: the sum over its threads of the first field of
 # /proc/<pid>/task/*/schedstat (ns on CPU), read before and after each
 # load run, divided by the requests wrk completed. The CPU ratio is the
-# figure of DESIGN.md §8 (goal: validate <= 1.25x bare).
+# figure of the performance budget (goal: validate <= 1.25x bare).
 #
 # MODE=jwt validates an access JWT (cache warm after the first request)
 # instead of an opaque token; MODE=refresh runs POST /v1/tokens/refresh on

@@ -1,5 +1,5 @@
 //! Every HTTP failure of sessiond, mapped once to its status and stable
-//! error code (DESIGN.md §7). Each variant has a fixed status; handlers
+//! error code (docs/api.md). Each variant has a fixed status; handlers
 //! return [`ApiError`] and never build error responses by hand.
 //!
 //! The body is always `{"error": code, "message": text}`. Messages never

@@ -1,4 +1,4 @@
-//! The JSON shapes of the v1 API (DESIGN.md §7): request bodies (strict:
+//! The JSON shapes of the v1 API (docs/api.md): request bodies (strict:
 //! unknown fields are refused) and responses (clients ignore fields they
 //! do not know). Types that carry a secret (a session token, a CSRF token,
 //! an API key) deliberately implement no `Debug`, so that no log line can

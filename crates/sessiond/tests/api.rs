@@ -1,4 +1,4 @@
-//! In-process tests of every route and every error code of DESIGN.md §7,
+//! In-process tests of every route and every error code of docs/api.md,
 //! driving the router with `tower::ServiceExt::oneshot` on a memory store
 //! and a manual clock.
 #![allow(missing_docs, clippy::unwrap_used)]

@@ -6,7 +6,8 @@
 //! I/O: store crates depend on this crate alone (the reference in-memory
 //! store is the `sessionkit-memory` crate).
 //!
-//! See DESIGN.md §2–§5 for the model and its invariants.
+//! See docs/sessions.md and docs/architecture.md (invariants) at the
+//! repository root for the model and its invariants.
 
 pub mod attributes;
 pub mod client;

@@ -1,4 +1,4 @@
-//! Session policy (DESIGN.md §3): timeouts, touch throttling, caps and
+//! Session policy (docs/sessions.md): timeouts, touch throttling, caps and
 //! fingerprint binding. A policy that makes no sense is refused when it is
 //! built, with an error naming the field.
 //!

@@ -1,7 +1,7 @@
 //! Secret bytes from the OS CSPRNG, fetched a kilobyte per system call.
 //!
 //! Every secret (tokens, keys) is made of bytes the kernel's CSPRNG
-//! produced (`getrandom`, DESIGN.md §2), never of a user-space generator's
+//! produced (`getrandom`), never of a user-space generator's
 //! output. On this project's machines a `getrandom` call costs ~450 ns
 //! whatever its size up to a few hundred bytes (glibc 2.36 predates the
 //! vDSO `getrandom` of Linux 6.11 and glibc 2.41), which was a sixth of a

@@ -1,4 +1,4 @@
-//! The session record (DESIGN.md §2) and the vocabulary of its life:
+//! The session record (docs/sessions.md) and the vocabulary of its life:
 //! [`SessionState`], [`RevokeReason`], [`ExpiryCause`] and [`Liveness`].
 
 use std::fmt;

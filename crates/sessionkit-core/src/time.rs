@@ -3,7 +3,7 @@
 //!
 //! All deadline arithmetic is checked and saturating: no TTL, however large,
 //! can make it overflow or panic. The engine clamps the clock so that its
-//! `now` never goes backwards (DESIGN.md §3, invariant 7); stores never read
+//! `now` never goes backwards (see docs/architecture.md, invariants); stores never read
 //! a clock, they take `now` from the engine.
 //!
 //! ```

@@ -5,7 +5,7 @@
 //! unpadded base64url (`ses_` + 43 characters). [`SessionToken::parse`]
 //! accepts exactly one spelling per token and rejects everything else —
 //! padding, the standard alphabet, whitespace, wrong length, over-long input
-//! — before any store is touched (DESIGN.md invariant 5).
+//! — before any store is touched (an invariant: see docs/architecture.md).
 //!
 //! Tokens are stored only as `SHA-256(domain tag ‖ token bytes)`: unkeyed, so
 //! opaque sessions survive the loss of any server key.

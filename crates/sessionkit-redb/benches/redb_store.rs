@@ -12,7 +12,7 @@
 //!
 //! `cargo bench -p sessionkit-redb` (N with `SESSIONKIT_BENCH_N`, the
 //! create run's length with `SESSIONKIT_BENCH_SECS`). Sessions have the
-//! shape of DESIGN.md §8: a 16-byte subject and about 100 bytes of
+//! shape of the memory budget (docs/benchmarks.md): a 16-byte subject and about 100 bytes of
 //! attributes.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 

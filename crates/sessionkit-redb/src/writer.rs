@@ -19,7 +19,7 @@
 //!
 //! Touches are applied to memory by the caller and only queued here (by
 //! id): they are written with the next batch, or after `touch_delay` when
-//! no other write comes, and nobody waits for them (DESIGN.md §3).
+//! no other write comes, and nobody waits for them (touches are best-effort).
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;

@@ -1,7 +1,7 @@
 //! # sessionkit-store-tests
 //!
-//! The one conformance suite every sessionkit store must pass (DESIGN.md
-//! §5): the [`SessionStore`] contract checked at the trait level, one
+//! The one conformance suite every sessionkit store must pass
+//! (docs/store-contract.md): the [`SessionStore`] contract checked at the trait level, one
 //! `pub async fn` per case, generic over the store, plus a proptest
 //! state-machine [`model_test`] of the store against a plain reference
 //! model of the documented semantics.

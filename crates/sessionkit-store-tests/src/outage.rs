@@ -1,6 +1,6 @@
 //! [`OutageStore`]: a [`MemoryStore`] that can be switched "down", for
 //! tests of what the layers above a store do when it fails (fail closed:
-//! DESIGN.md §4, invariant 1). Not a conformance case: the real stores'
+//! see docs/architecture.md, invariants). Not a conformance case: the real stores'
 //! outages are tested against the real servers and files.
 
 use std::sync::Arc;

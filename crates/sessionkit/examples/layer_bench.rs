@@ -1,7 +1,7 @@
 //! The server of `benches/bench-layer.sh`: one small axum app on
 //! `axum::serve`, with `SessionLayer` in front (`layer`) or without it
 //! (`bare`), so that the CPU a request costs can be compared between the
-//! two in one run (DESIGN.md §8: at most 1.08x).
+//! two in one run (the goal: at most 1.08x; docs/benchmarks.md).
 //!
 //! The app (`/page`, `/start`) is `benches/layer_app.rs`, which the
 //! in-process bench (`benches/layer.rs`) measures too.

@@ -1,5 +1,5 @@
 //! Events: every state change of a session, with no secret in it
-//! (DESIGN.md §2), delivered to in-process subscribers over a bounded
+//! (no token, hash or attribute value), delivered to in-process subscribers over a bounded
 //! broadcast channel. A slow subscriber never blocks the engine: it misses
 //! the oldest events and learns how many it missed (`RecvError::Lagged`).
 

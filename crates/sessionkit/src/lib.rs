@@ -2,7 +2,7 @@
 //!
 //! The session engine: [`SessionManager`] over any
 //! [`SessionStore`](sessionkit_core::SessionStore), with the policy of
-//! DESIGN.md §3 and the events of §2. Store crates depend on
+//! docs/sessions.md and its events. Store crates depend on
 //! `sessionkit-core` only; this crate adds the engine.
 
 pub mod error;

@@ -1,6 +1,6 @@
 //! Engine behaviour through `SessionManager` on `MemoryStore`: the policy of
-//! DESIGN.md §3, the invariants of §4 that live in the engine, and the S3/S4
-//! behaviours of SEEDS.md that need neither JWTs nor HTTP.
+//! docs/sessions.md, the invariants of docs/architecture.md that live in the
+//! engine, and the behaviours that need neither JWTs nor HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;

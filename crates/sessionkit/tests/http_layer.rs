@@ -1,5 +1,5 @@
 //! `SessionLayer` in front of a real axum router, driven in process with
-//! `tower::ServiceExt::oneshot` (DESIGN.md §6, SEEDS.md S1).
+//! `tower::ServiceExt::oneshot` (docs/http-layer.md).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;

@@ -1,5 +1,5 @@
 //! Admin routes (scope `admin`): stats, purge, and API keys. The API-key
-//! routes are additions to the contract of DESIGN.md §7, in its style:
+//! routes follow the style of the rest of the v1 API (docs/api.md):
 //! keys are created in the caller's tenant (an admin of the `default`
 //! tenant may name another one); the secret is shown once.
 

@@ -180,8 +180,7 @@ const fn route(verb: Verb, path: &'static str, operation: Operation) -> Route {
     }
 }
 
-/// Every route the server answers (DESIGN.md §7 and the additions of
-/// docs/api.md), each with its operation.
+/// Every route the server answers (docs/api.md), each with its operation.
 pub const ROUTES: &[Route] = &[
     route(Verb::Post, "/v1/sessions", Operation::Create),
     route(Verb::Post, "/v1/sessions/validate", Operation::Validate),

@@ -2,8 +2,8 @@
 //! trusted proxy, the one the forwarding headers name.
 //!
 //! Deployment caveat: list exactly the proxies in front of the app. A
-//! forwarding header from anyone else is ignored (SEEDS.md S2 trusted it
-//! from everyone, which lets any client claim any address).
+//! forwarding header from anyone else is ignored (trusting it from
+//! everyone would let any client claim any address).
 
 use std::net::{IpAddr, SocketAddr};
 

@@ -1,4 +1,4 @@
-//! The in-process HTTP layer (DESIGN.md §6): [`SessionLayer`], a tower
+//! The in-process HTTP layer (`docs/http-layer.md`): [`SessionLayer`], a tower
 //! layer that gives each request the session of its cookie or bearer
 //! token as a [`Session`] (in axum, an extractor).
 //!
@@ -11,7 +11,7 @@
 //!   request; [`Session::login`]
 //!   upgrades it (new id and token), [`Session::logout`] revokes it. A
 //!   cookie whose session is gone is cleared; a session that is gone is
-//!   never brought back (DESIGN.md §10, S1).
+//!   never brought back.
 //! - **CSRF** ([`CsrfConfig`]): a state-changing request needs
 //!   `Sec-Fetch-Site: same-origin` or an allowed `Origin`, and, with a
 //!   cookie session, `X-CSRF-Token` equal to [`Session::csrf_token`];

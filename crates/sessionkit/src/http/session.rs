@@ -236,7 +236,7 @@ impl Client {
 /// A visitor without a session has none until the app stores something:
 /// [`Session::insert`] creates an anonymous session then, and the
 /// response sets its cookie. [`Session::login`] upgrades it (new id and
-/// token, DESIGN.md §3) or creates a session for the subject;
+/// token: see docs/sessions.md) or creates a session for the subject;
 /// [`Session::logout`] revokes it and clears the cookie.
 ///
 /// Only a state-changing request (`POST`, `PUT`, `PATCH`, `DELETE`, …),

@@ -9,7 +9,7 @@ use super::csrf::is_unsafe;
 /// lookup, no `Set-Cookie`, no CSRF check). A handler behind a skipped
 /// path still finds a [`Session`](super::Session), untracked.
 ///
-/// The default skips what SEEDS.md S1 skips but its API and MCP prefixes:
+/// The default skips static assets and health probes:
 /// `/static`, `/assets`, `/images` and everything under them; `/health`,
 /// `/ready`, `/healthz`, `/favicon.ico`, `/robots.txt`, `/sitemap.xml`,
 /// `/manifest.json`; and any path whose last segment has a file extension
