@@ -140,6 +140,22 @@ pub struct ApiKeyInfo {
     pub ephemeral: bool,
 }
 
+impl ApiKeyInfo {
+    /// A new stored key's info: a fresh id, no expiry, never used.
+    fn new(tenant: TenantId, scopes: Scopes, name: Option<String>, now: Millis) -> Self {
+        ApiKeyInfo {
+            id: uuid::Uuid::now_v7().hyphenated().to_string(),
+            name,
+            tenant,
+            scopes,
+            created_at: now,
+            expires_at: None,
+            last_used: LastUsed::default(),
+            ephemeral: false,
+        }
+    }
+}
+
 /// How often a key's last use is recorded.
 const USAGE_RESOLUTION_MS: i64 = 60_000;
 
@@ -398,14 +414,13 @@ impl ApiKeys {
                         source,
                     }
                 })?;
-                let info = keys.insert(
-                    &secret,
+                let info = ApiKeyInfo::new(
                     TenantId::DEFAULT,
                     Scopes::of(&[Scope::Admin]),
                     Some("admin (created on first start)".into()),
                     now,
-                    false,
                 );
+                keys.insert(&secret, &info);
                 keys.persist()?;
                 Ok((keys, Some(NewApiKey { info, secret })))
             }
@@ -419,40 +434,24 @@ impl ApiKeys {
         if key.chars().count() < MIN_ENV_ADMIN_KEY || key.len() > MAX_PRESENTED {
             return Err(ApiKeyError::EnvKeyTooShort);
         }
-        self.insert(
-            key,
+        let mut info = ApiKeyInfo::new(
             TenantId::DEFAULT,
             Scopes::of(&[Scope::Admin]),
             Some("SESSIOND_ADMIN_KEY".into()),
             now,
-            true,
         );
+        info.ephemeral = true;
+        self.insert(key, &info);
         Ok(())
     }
 
-    fn insert(
-        &self,
-        secret: &str,
-        tenant: TenantId,
-        scopes: Scopes,
-        name: Option<String>,
-        now: Millis,
-        ephemeral: bool,
-    ) -> ApiKeyInfo {
-        let info = ApiKeyInfo {
-            id: uuid::Uuid::now_v7().hyphenated().to_string(),
-            name,
-            tenant,
-            scopes,
-            created_at: now,
-            expires_at: None,
-            last_used: LastUsed::default(),
-            ephemeral,
-        };
+    /// Adds `info` under the hash of `secret`; returns the hash (to undo).
+    fn insert(&self, secret: &str, info: &ApiKeyInfo) -> Hash {
+        let h = hash_key(secret);
         write_table(&self.table)
             .by_hash
-            .insert(hash_key(secret), Arc::new(info.clone()));
-        info
+            .insert(h, Arc::new(info.clone()));
+        h
     }
 
     /// The key a caller presented at `now`, if it is one of ours and has
@@ -514,19 +513,18 @@ impl ApiKeys {
             return Ok(None);
         };
         let secret = new_secret()?;
-        let mut info = self.insert(&secret, tenant, old.scopes, old.name.clone(), now, false);
+        let mut info = ApiKeyInfo::new(tenant, old.scopes, old.name.clone(), now);
         info.expires_at = old.expires_at;
         let until = now.saturating_add(overlap);
         let mut retiring = (*old).clone();
         retiring.expires_at = Some(old.expires_at.map_or(until, |e| e.min(until)));
-        {
-            let mut t = write_table(&self.table);
-            t.by_hash.insert(hash_key(&secret), Arc::new(info.clone()));
-            t.by_hash.insert(old_hash, Arc::new(retiring));
-        }
+        let new_hash = self.insert(&secret, &info);
+        write_table(&self.table)
+            .by_hash
+            .insert(old_hash, Arc::new(retiring));
         if let Err(e) = self.persist_locked() {
             let mut t = write_table(&self.table);
-            t.by_hash.remove(&hash_key(&secret));
+            t.by_hash.remove(&new_hash);
             t.by_hash.insert(old_hash, old);
             return Err(e);
         }
@@ -548,15 +546,11 @@ impl ApiKeys {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let secret = new_secret()?;
-        let mut info = self.insert(&secret, tenant, scopes, name, now, false);
-        if expires_at.is_some() {
-            info.expires_at = expires_at;
-            write_table(&self.table)
-                .by_hash
-                .insert(hash_key(&secret), Arc::new(info.clone()));
-        }
+        let mut info = ApiKeyInfo::new(tenant, scopes, name, now);
+        info.expires_at = expires_at;
+        let h = self.insert(&secret, &info);
         if let Err(e) = self.persist_locked() {
-            write_table(&self.table).by_hash.remove(&hash_key(&secret));
+            write_table(&self.table).by_hash.remove(&h);
             return Err(e);
         }
         Ok(NewApiKey { info, secret })

@@ -307,6 +307,7 @@ async fn run(
         .max_buf_size((cfg.max_header_bytes * 4).max(8192));
     let graceful = GracefulShutdown::new();
     let cap = connection_cap(cfg.max_connections);
+    let handshake_timeout = Duration::from_secs(cfg.header_read_timeout_secs.max(1));
     let open = Arc::new(Semaphore::new(cap));
     let mut accept_log = LogLimiter::default();
     let mut refused_log = LogLimiter::default();
@@ -347,7 +348,6 @@ async fn run(
                 let http = http.clone();
                 let watcher = graceful.watcher();
                 let handshake = tls.as_ref().map(crate::tls::Tls::acceptor);
-                let handshake_timeout = Duration::from_secs(cfg.header_read_timeout_secs.max(1));
                 tokio::spawn(async move {
                     let served = match handshake {
                         None => watcher.watch(http.serve_connection(TokioIo::new(stream), svc)).await,

@@ -18,6 +18,11 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use crate::ids::{SessionId, Subject, TenantId};
 use crate::near_cache::Invalidation;
 
+/// How often a node checks its subscription with a heartbeat.
+pub const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(1);
+/// A subscription whose heartbeat is not back within this is dead.
+pub const DEAD_AFTER: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// A node's identity on the channel: random, only unique among live nodes.
 pub type NodeId = [u8; 16];
 
@@ -135,6 +140,37 @@ pub struct ChannelStats {
     pub publish_failures: u64,
     /// Times the subscription was (re)established.
     pub subscriptions: u64,
+}
+
+/// The live counters behind [`ChannelStats`], updated by the transport.
+#[derive(Debug, Default)]
+pub struct ChannelCounters {
+    /// See [`ChannelStats::published`].
+    pub published: AtomicU64,
+    /// See [`ChannelStats::ack_timeouts`].
+    pub ack_timeouts: AtomicU64,
+    /// See [`ChannelStats::publish_failures`].
+    pub publish_failures: AtomicU64,
+    /// See [`ChannelStats::subscriptions`].
+    pub subscriptions: AtomicU64,
+}
+
+impl ChannelCounters {
+    /// Adds one to `counter` (one of this struct's fields).
+    pub fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A snapshot, for metrics.
+    #[must_use]
+    pub fn stats(&self) -> ChannelStats {
+        ChannelStats {
+            published: self.published.load(Ordering::Relaxed),
+            ack_timeouts: self.ack_timeouts.load(Ordering::Relaxed),
+            publish_failures: self.publish_failures.load(Ordering::Relaxed),
+            subscriptions: self.subscriptions.load(Ordering::Relaxed),
+        }
+    }
 }
 
 struct Pending {

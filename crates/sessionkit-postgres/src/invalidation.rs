@@ -19,23 +19,18 @@
 //! is gone, so a node that missed some always knows it did.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 use sessionkit_core::near_cache::{Invalidation, NearCache};
 use sessionkit_core::near_cache_channel::{
-    AckBook, ChannelStats, Message, NodeId, hex, new_node_id, unhex,
+    AckBook, ChannelCounters, ChannelStats, DEAD_AFTER, HEARTBEAT, Message, NodeId, hex,
+    new_node_id, unhex,
 };
 use tokio::sync::oneshot;
 use tokio_postgres::{AsyncMessage, Client, NoTls, Statement};
 
 use crate::PostgresStore;
-
-/// How often a node checks its listening connection with a heartbeat.
-const HEARTBEAT: Duration = Duration::from_secs(1);
-/// A listening connection whose heartbeat is not back within this is dead.
-const DEAD_AFTER: Duration = Duration::from_secs(3);
 
 /// Notifies every node and counts the listening ones, in one statement:
 /// `$1` channel, `$2` payload, `$3` the listeners' `application_name`.
@@ -74,10 +69,7 @@ pub(crate) struct Bus {
     pub(crate) cache: Arc<NearCache>,
     book: AckBook,
     ack_timeout: Duration,
-    published: AtomicU64,
-    ack_timeouts: AtomicU64,
-    publish_failures: AtomicU64,
-    subscriptions: AtomicU64,
+    counters: ChannelCounters,
 }
 
 /// Aborts the listener task when the last store clone is dropped.
@@ -107,10 +99,7 @@ impl Bus {
             cache,
             book: AckBook::default(),
             ack_timeout,
-            published: AtomicU64::new(0),
-            ack_timeouts: AtomicU64::new(0),
-            publish_failures: AtomicU64::new(0),
-            subscriptions: AtomicU64::new(0),
+            counters: ChannelCounters::default(),
         });
         let task = tokio::spawn(listen_forever(cfg, Arc::clone(&bus)));
         (bus, Listener(task.abort_handle()))
@@ -123,12 +112,7 @@ impl Bus {
 
     /// Counters for metrics.
     pub(crate) fn stats(&self) -> ChannelStats {
-        ChannelStats {
-            published: self.published.load(Ordering::Relaxed),
-            ack_timeouts: self.ack_timeouts.load(Ordering::Relaxed),
-            publish_failures: self.publish_failures.load(Ordering::Relaxed),
-            subscriptions: self.subscriptions.load(Ordering::Relaxed),
-        }
+        self.counters.stats()
     }
 
     /// Applies `inv` here, notifies every node through `store`'s pool and
@@ -159,10 +143,10 @@ impl Bus {
         };
         match listeners {
             Some(n) => {
-                self.published.fetch_add(1, Ordering::Relaxed);
+                ChannelCounters::bump(&self.counters.published);
                 self.book.expect(seq, u64::try_from(n).unwrap_or(0));
                 if tokio::time::timeout(self.ack_timeout, rx).await.is_err() {
-                    self.ack_timeouts.fetch_add(1, Ordering::Relaxed);
+                    ChannelCounters::bump(&self.counters.ack_timeouts);
                     tracing::warn!(
                         listeners = n,
                         "near-cache invalidation not acknowledged by every node in time"
@@ -170,7 +154,7 @@ impl Bus {
                 }
             }
             None => {
-                self.publish_failures.fetch_add(1, Ordering::Relaxed);
+                ChannelCounters::bump(&self.counters.publish_failures);
                 tracing::warn!("near-cache invalidation could not be published");
             }
         }
@@ -241,7 +225,7 @@ async fn listen_forever(cfg: tokio_postgres::Config, bus: Arc<Bus>) {
             };
             if let Some(st) = st {
                 backoff = Duration::from_millis(50);
-                bus.subscriptions.fetch_add(1, Ordering::Relaxed);
+                ChannelCounters::bump(&bus.counters.subscriptions);
                 bus.cache.set_usable(true);
                 let mut heard = Instant::now();
                 let mut tick = tokio::time::interval(HEARTBEAT);

@@ -17,21 +17,16 @@
 //! stale records.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 use redis::aio::ConnectionManager;
 use sessionkit_core::near_cache::{Invalidation, NearCache};
 use sessionkit_core::near_cache_channel::{
-    AckBook, ChannelStats, Message, NodeId, hex, new_node_id,
+    AckBook, ChannelCounters, ChannelStats, DEAD_AFTER, HEARTBEAT, Message, NodeId, hex,
+    new_node_id,
 };
 use tokio::sync::oneshot;
-
-/// How often a node checks its subscription with a heartbeat.
-const HEARTBEAT: Duration = Duration::from_secs(1);
-/// A subscription whose heartbeat is not back within this is dead.
-const DEAD_AFTER: Duration = Duration::from_secs(3);
 
 /// One node's end of the channel.
 pub(crate) struct Bus {
@@ -43,10 +38,7 @@ pub(crate) struct Bus {
     con: ConnectionManager,
     book: AckBook,
     ack_timeout: Duration,
-    published: AtomicU64,
-    ack_timeouts: AtomicU64,
-    publish_failures: AtomicU64,
-    subscriptions: AtomicU64,
+    counters: ChannelCounters,
 }
 
 /// Aborts the subscriber task when the last store clone is dropped.
@@ -78,10 +70,7 @@ impl Bus {
             con,
             book: AckBook::default(),
             ack_timeout,
-            published: AtomicU64::new(0),
-            ack_timeouts: AtomicU64::new(0),
-            publish_failures: AtomicU64::new(0),
-            subscriptions: AtomicU64::new(0),
+            counters: ChannelCounters::default(),
         });
         let task = tokio::spawn(subscribe_forever(client, Arc::clone(&bus)));
         (bus, Subscriber(task.abort_handle()))
@@ -89,12 +78,7 @@ impl Bus {
 
     /// Counters for metrics.
     pub(crate) fn stats(&self) -> ChannelStats {
-        ChannelStats {
-            published: self.published.load(Ordering::Relaxed),
-            ack_timeouts: self.ack_timeouts.load(Ordering::Relaxed),
-            publish_failures: self.publish_failures.load(Ordering::Relaxed),
-            subscriptions: self.subscriptions.load(Ordering::Relaxed),
-        }
+        self.counters.stats()
     }
 
     /// Applies `inv` here, publishes it and waits (bounded) until every
@@ -120,10 +104,10 @@ impl Bus {
             tokio::time::timeout(self.ack_timeout, cmd.query_async::<u64>(&mut con)).await;
         match reached {
             Ok(Ok(n)) => {
-                self.published.fetch_add(1, Ordering::Relaxed);
+                ChannelCounters::bump(&self.counters.published);
                 self.book.expect(seq, n);
                 if tokio::time::timeout(self.ack_timeout, rx).await.is_err() {
-                    self.ack_timeouts.fetch_add(1, Ordering::Relaxed);
+                    ChannelCounters::bump(&self.counters.ack_timeouts);
                     tracing::warn!(
                         subscribers = n,
                         "near-cache invalidation not acknowledged by every node in time"
@@ -131,7 +115,7 @@ impl Bus {
                 }
             }
             Ok(Err(_)) | Err(_) => {
-                self.publish_failures.fetch_add(1, Ordering::Relaxed);
+                ChannelCounters::bump(&self.counters.publish_failures);
                 tracing::warn!("near-cache invalidation could not be published");
             }
         }
@@ -184,7 +168,7 @@ async fn subscribe_forever(client: redis::Client, bus: Arc<Bus>) {
             && ps.subscribe(&bus.ack_channel).await.is_ok()
         {
             backoff = Duration::from_millis(50);
-            bus.subscriptions.fetch_add(1, Ordering::Relaxed);
+            ChannelCounters::bump(&bus.counters.subscriptions);
             bus.cache.set_usable(true);
             let mut heard = Instant::now();
             let mut stream = ps.into_on_message();

@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use governor::clock::{Clock as _, DefaultClock};
@@ -66,6 +66,9 @@ pub struct RateLimits {
     failed_auth: Option<DefaultKeyedRateLimiter<IpAddr>>,
     /// IPs locked out, until when.
     locked: Mutex<HashMap<IpAddr, Instant>>,
+    /// How many entries `locked` holds, so that the check every request
+    /// makes takes no lock while nobody is locked out.
+    locked_len: AtomicUsize,
     creates: Option<DefaultKeyedRateLimiter<String>>,
     checks: AtomicU32,
 }
@@ -108,6 +111,7 @@ impl RateLimits {
         RateLimits {
             failed_auth: None,
             locked: Mutex::new(HashMap::new()),
+            locked_len: AtomicUsize::new(0),
             creates: None,
             checks: AtomicU32::new(0),
         }
@@ -152,7 +156,9 @@ impl RateLimits {
             l.retain_recent();
         }
         let now = Instant::now();
-        self.locked().retain(|_, until| *until > now);
+        let mut locked = self.locked();
+        locked.retain(|_, until| *until > now);
+        self.locked_len.store(locked.len(), Ordering::Relaxed);
     }
 
     /// Before a key from `ip` is looked at: 429 while `ip` is locked out.
@@ -163,6 +169,9 @@ impl RateLimits {
         let (Some(ip), Some(_)) = (ip, &self.failed_auth) else {
             return Ok(());
         };
+        if self.locked_len.load(Ordering::Relaxed) == 0 {
+            return Ok(());
+        }
         let until = self.locked().get(&ip).copied();
         match until {
             Some(until) if until > Instant::now() => {
@@ -188,7 +197,9 @@ impl RateLimits {
             Ok(()) => ApiError::Unauthenticated,
             Err(not_until) => {
                 let wait = not_until.wait_time_from(DefaultClock::default().now());
-                self.locked().insert(ip, Instant::now() + wait);
+                let mut locked = self.locked();
+                locked.insert(ip, Instant::now() + wait);
+                self.locked_len.store(locked.len(), Ordering::Relaxed);
                 hit("failed_auth");
                 tracing::warn!(%ip, "too many failed API-key attempts; client locked out");
                 ApiError::RateLimited {
