@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use sessionkit_core::{ClientInfo, SessionRecord};
+use sessionkit_core::{Assurance, AssuranceError, ClientInfo, SessionRecord};
 use utoipa::ToSchema;
 
 use crate::error::ApiError;
@@ -59,6 +59,28 @@ impl ClientIn {
     }
 }
 
+/// The assurance a create or upgrade states: `None` when it states
+/// neither `aal` nor `amr`.
+pub fn assurance_in(
+    aal: Option<u64>,
+    amr: Option<Vec<String>>,
+) -> Result<Option<Assurance>, ApiError> {
+    if aal.is_none() && amr.is_none() {
+        return Ok(None);
+    }
+    let level = match aal.map(u8::try_from) {
+        None => Assurance::DEFAULT_LOGIN.aal(),
+        Some(Ok(a)) => a,
+        Some(Err(_)) => 0,
+    };
+    Assurance::new(level, amr.unwrap_or_default())
+        .map(Some)
+        .map_err(|e| match e {
+            AssuranceError::Level => ApiError::field("aal", "an integer from 1 to 3"),
+            other => ApiError::field("amr", other.to_string()),
+        })
+}
+
 impl ValidateClientIn {
     /// Converts to the engine's client info.
     pub fn into_client(self) -> Result<ClientInfo, ApiError> {
@@ -93,6 +115,11 @@ pub struct CreateRequest {
     /// `session` (default): a session token; `pair`: an access JWT and a
     /// refresh token instead.
     pub issue: Option<IssueKind>,
+    /// With a subject: how strongly it authenticated, 1 to 3 (default 1).
+    pub aal: Option<u64>,
+    /// With a subject: the authentication methods (RFC 8176 names such as
+    /// `pwd`, `otp`, `hwk`; at most 8).
+    pub amr: Option<Vec<String>>,
 }
 
 /// What a create or upgrade hands out.
@@ -120,6 +147,9 @@ pub struct ValidateRequestBody {
     /// `auth_time`), in seconds; older, or an anonymous session, is 401
     /// `reauthentication_required`.
     pub max_age_secs: Option<u64>,
+    /// Step-up: the lowest assurance level accepted (0 to 3); a session at
+    /// a lower level (anonymous is 0) is 401 `reauthentication_required`.
+    pub min_aal: Option<u64>,
 }
 
 /// `POST /v1/sessions/upgrade`.
@@ -134,6 +164,11 @@ pub struct UpgradeRequestBody {
     pub keep_attributes: Option<Vec<String>>,
     /// `session` (default) or `pair`.
     pub issue: Option<IssueKind>,
+    /// How strongly the subject authenticated, 1 to 3 (default 1). A
+    /// step-up is an upgrade to the same subject at a higher level.
+    pub aal: Option<u64>,
+    /// The authentication methods (RFC 8176 names; at most 8).
+    pub amr: Option<Vec<String>>,
 }
 
 /// `POST /v1/sessions/revoke`.
@@ -186,6 +221,11 @@ pub struct SessionOut<'a> {
     pub client: ClientOut<'a>,
     /// ≥ 1; changes when attributes, subject or auth level change.
     pub version: u64,
+    /// Authenticator assurance level: 0 when anonymous, else 1 to 3.
+    pub aal: u8,
+    /// Authentication methods of the login (RFC 8176 names); empty when
+    /// none were stated.
+    pub amr: &'a [String],
 }
 
 fn empty_object() -> &'static RawValue {
@@ -219,6 +259,8 @@ impl<'a> SessionOut<'a> {
                 device: r.client.device.as_deref(),
             },
             version: r.version,
+            aal: r.aal(),
+            amr: r.amr(),
         }
     }
 }

@@ -9,8 +9,10 @@
 //! See docs/sessions.md and docs/architecture.md (invariants) at the
 //! repository root for the model and its invariants.
 
+pub mod assurance;
 pub mod attributes;
 pub mod client;
+pub mod client_blob;
 pub mod crypto;
 pub mod ids;
 pub mod near_cache;
@@ -24,6 +26,7 @@ pub mod text;
 pub mod time;
 pub mod token;
 
+pub use assurance::{Assurance, AssuranceError};
 pub use attributes::{AttributeError, AttributeLimits, Attributes};
 pub use client::{ClientInfo, Fingerprint};
 pub use crypto::SecretKey;

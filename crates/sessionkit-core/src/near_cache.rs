@@ -284,6 +284,7 @@ mod tests {
             version: 1,
             state: SessionState::Active,
             refresh: None,
+            assurance: None,
         }
     }
 

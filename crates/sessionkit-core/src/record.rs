@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use crate::assurance::Assurance;
 use crate::attributes::Attributes;
 use crate::client::ClientInfo;
 use crate::ids::{SessionId, Subject, TenantId};
@@ -167,6 +168,11 @@ pub struct SessionRecord {
     /// Boxed: most sessions have none, and a record is moved several times
     /// on the validation hot path.
     pub refresh: Option<Box<RefreshState>>,
+    /// How strongly the subject authenticated, when the login stated more
+    /// than [`Assurance::DEFAULT_LOGIN`]; `None` otherwise (and always for
+    /// an anonymous session or a tombstone). Read it with
+    /// [`SessionRecord::aal`] and [`SessionRecord::amr`].
+    pub assurance: Option<Box<Assurance>>,
 }
 
 impl SessionRecord {
@@ -185,6 +191,24 @@ impl SessionRecord {
         liveness_at(self.state, self.idle_expires_at(), self.expires_at, now)
     }
 
+    /// The authenticator assurance level: 0 for an anonymous session, else
+    /// the login's (1 when it stated none).
+    #[must_use]
+    pub fn aal(&self) -> u8 {
+        match (&self.subject, &self.assurance) {
+            (None, _) => 0,
+            (Some(_), Some(a)) => a.aal(),
+            (Some(_), None) => Assurance::DEFAULT_LOGIN.aal(),
+        }
+    }
+
+    /// The login's authentication methods (RFC 8176 names); empty when it
+    /// stated none.
+    #[must_use]
+    pub fn amr(&self) -> &[String] {
+        self.assurance.as_deref().map_or(&[], Assurance::amr)
+    }
+
     /// Whether the record is live at `now`.
     #[must_use]
     pub fn is_live(&self, now: Millis) -> bool {
@@ -199,12 +223,13 @@ impl SessionRecord {
     }
 
     /// Turns the record into a tombstone: no attributes, no client info,
-    /// no refresh state.
+    /// no refresh state, no assurance.
     pub fn make_tombstone(&mut self, reason: RevokeReason, at: Millis) {
         self.state = SessionState::Revoked { reason, at };
         self.attributes = Attributes::empty();
         self.client = ClientInfo::default();
         self.refresh = None;
+        self.assurance = None;
     }
 }
 

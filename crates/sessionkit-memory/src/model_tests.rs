@@ -110,6 +110,7 @@ fn record(
         version: 1,
         state: SessionState::Active,
         refresh: None,
+        assurance: None,
     }
 }
 

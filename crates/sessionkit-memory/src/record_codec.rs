@@ -7,12 +7,13 @@
 //! 32-bit millisecond offsets from it. What most sessions lack (a
 //! revocation time, an `auth_time` other than the creation time, a time or
 //! idle timeout more than 49 days from the creation time, client info too
-//! long for 16-bit lengths) lives in a side entry ([`Ext`]), flagged in the
+//! long for 16-bit lengths, refresh state, a login's assurance) lives in a side entry ([`Ext`]), flagged in the
 //! header. Decoding fails closed: a field that does not decode is a
 //! [`Corruption`], never a default.
 
 use crate::arena::Arena;
 use crate::client_bytes;
+use sessionkit_core::assurance::Assurance;
 use sessionkit_core::client::ClientInfo;
 use sessionkit_core::ids::{SessionId, Subject};
 use sessionkit_core::record::{self, Liveness, RevokeReason, SessionRecord, SessionState};
@@ -135,6 +136,8 @@ pub(crate) struct Ext {
     expires_at: Millis,
     /// Refresh state (pair sessions only).
     refresh: Option<RefreshState>,
+    /// A login's level and methods, when it stated more than the default.
+    assurance: Option<Box<Assurance>>,
 }
 
 /// A record as stored, read in place.
@@ -263,6 +266,17 @@ impl<'a> Slot<'a> {
             .ok_or_else(|| Corruption::field("side entry", self.id()))
     }
 
+    /// The login's assurance when it stated more than the default; like
+    /// [`Slot::refresh`], a missing side entry is a [`Corruption`].
+    pub(crate) fn assurance(&self) -> Result<Option<Box<Assurance>>, Corruption> {
+        if self.b[H_FLAGS] & F_EXT == 0 {
+            return Ok(None);
+        }
+        self.ext
+            .map(|e| e.assurance.clone())
+            .ok_or_else(|| Corruption::field("side entry", self.id()))
+    }
+
     pub(crate) fn idle_expires_at(&self) -> Millis {
         record::idle_deadline(self.last_seen_at(), self.idle_timeout(), self.expires_at())
     }
@@ -383,7 +397,9 @@ pub(crate) fn ext_of(rec: &SessionRecord, client_in_record: bool) -> Option<Ext>
     let big = small_fields(rec).contains(&IN_EXT);
     let client_apart = !client_in_record && !rec.client.is_empty();
     let refresh = rec.refresh.is_some();
-    (client_apart || revoked_at.is_some() || auth_time.is_some() || big || refresh).then(|| Ext {
+    let assurance = rec.assurance.is_some();
+    let needed = client_apart || revoked_at.is_some() || auth_time.is_some() || big;
+    (needed || refresh || assurance).then(|| Ext {
         client: if client_apart {
             rec.client.clone()
         } else {
@@ -395,5 +411,6 @@ pub(crate) fn ext_of(rec: &SessionRecord, client_in_record: bool) -> Option<Ext>
         last_seen_at: rec.last_seen_at,
         expires_at: rec.expires_at,
         refresh: rec.refresh.as_deref().copied(),
+        assurance: rec.assurance.clone(),
     })
 }

@@ -22,10 +22,9 @@ use crate::arena::{self, Arena};
 use crate::line_table::LineTable;
 use crate::record_codec::*;
 use sessionkit_core::attributes::Attributes;
-use sessionkit_core::client::ClientInfo;
 use sessionkit_core::ids::Subject;
 use sessionkit_core::ids::{SessionId, TenantId};
-use sessionkit_core::record::{RevokeReason, SessionRecord, SessionState};
+use sessionkit_core::record::{RevokeReason, SessionRecord};
 use sessionkit_core::refresh::apply_rotation;
 use sessionkit_core::store::{Capacity, Corruption, RefreshRequest, StoreError};
 use sessionkit_core::time::Millis;
@@ -356,16 +355,14 @@ impl Shard {
         self.rewrite(loc, &rec)
     }
 
-    /// Turns an active record into a tombstone: no attributes, no client.
-    /// `false` if the record does not decode (the caller removes it).
+    /// Turns an active record into a tombstone
+    /// ([`SessionRecord::make_tombstone`]). `false` if the record does not
+    /// decode (the caller removes it).
     pub(super) fn make_tombstone(&mut self, loc: Loc, reason: RevokeReason, at: Millis) -> bool {
         let Some(Ok(mut rec)) = self.slot(loc).map(|s| self.to_record(&s)) else {
             return false;
         };
-        rec.state = SessionState::Revoked { reason, at };
-        rec.attributes = Attributes::empty();
-        rec.client = ClientInfo::default();
-        rec.refresh = None;
+        rec.make_tombstone(reason, at);
         // Never longer than before: rewritten in place, cannot fail.
         self.rewrite(loc, &rec)
     }
@@ -471,6 +468,7 @@ impl Shard {
             version: slot.version(),
             state: slot.state(),
             refresh: slot.refresh()?.map(Box::new),
+            assurance: slot.assurance()?,
         })
     }
 }
@@ -479,6 +477,8 @@ impl Shard {
 mod tests {
     use super::*;
     use sessionkit_core::attributes::AttributeLimits;
+    use sessionkit_core::client::ClientInfo;
+    use sessionkit_core::record::SessionState;
     use sessionkit_core::time::DurationMs;
 
     fn rec(i: u8, subject: Option<&str>) -> SessionRecord {
@@ -505,6 +505,7 @@ mod tests {
             version: 1,
             state: SessionState::Active,
             refresh: None,
+            assurance: None,
         }
     }
 
@@ -513,6 +514,9 @@ mod tests {
         let mut s = Shard::default();
         let mut odd = rec(9, Some("alice"));
         odd.auth_time = Some(Millis::from_millis(5));
+        odd.assurance = sessionkit_core::Assurance::new(3, vec!["hwk".into()])
+            .unwrap()
+            .into_stored();
         odd.idle_timeout = DurationMs::from_secs(60 * 86_400);
         odd.expires_at = odd
             .created_at

@@ -1,23 +1,18 @@
 //! How a record crosses into and out of PostgreSQL: the columns of a
-//! `sessions` row (as `sk_row` and the reads select them), the client-info
-//! blob, and the checks that refuse bad input before any SQL runs.
+//! `sessions` row (as `sk_row` and the reads select them; the `client`
+//! column is `sessionkit_core::client_blob`: client info and assurance), and the checks that refuse bad input before any SQL runs.
 //!
 //! Anything read back that does not decode is [`Corruption`], never a
 //! default value (fail closed).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-
-use serde::{Deserialize, Serialize};
+use sessionkit_core::client_blob;
 use sessionkit_core::store::{Corruption, StoreError, StoreResult};
 use sessionkit_core::{
-    Attributes, ClientInfo, DurationMs, Fingerprint, Millis, RefreshState, RevokeReason, SessionId,
+    Attributes, ClientInfo, DurationMs, Millis, RefreshState, RevokeReason, SessionId,
     SessionRecord, SessionState, Subject, TenantId, TokenHash,
 };
 use tokio_postgres::Row;
 use uuid::Uuid;
-
-/// The client blob's format byte.
-const CLIENT_V1: u8 = 1;
 
 /// The record columns, in the order of the `sk_result` type after its
 /// `outcome` and `n`: what every read selects.
@@ -30,61 +25,6 @@ pub(crate) const RECORD_COLUMNS: &str = "s.id, s.tenant, s.token_hash, s.subject
     LEFT JOIN subjects sub ON sub.tenant = s.tenant AND sub.subject = s.subject \
     LEFT JOIN subject_bumps b ON b.tenant = s.tenant AND b.subject = s.subject \
       AND b.epoch = s.subject_epoch + 1";
-
-/// Client info, format 1 (frozen).
-#[derive(Serialize, Deserialize)]
-struct ClientV1 {
-    ip: Option<IpV1>,
-    user_agent: Option<String>,
-    device: Option<String>,
-    fingerprint: Option<[u8; 32]>,
-}
-
-/// An IP address, format 1 (frozen variant order).
-#[derive(Serialize, Deserialize)]
-enum IpV1 {
-    V4([u8; 4]),
-    V6([u8; 16]),
-}
-
-/// The stored blob of client info: a format byte, then postcard.
-pub(crate) fn encode_client(c: &ClientInfo) -> Vec<u8> {
-    let v = ClientV1 {
-        ip: c.ip.map(|ip| match ip {
-            IpAddr::V4(a) => IpV1::V4(a.octets()),
-            IpAddr::V6(a) => IpV1::V6(a.octets()),
-        }),
-        user_agent: c.user_agent.clone(),
-        device: c.device.clone(),
-        fingerprint: c.fingerprint.map(|f| f.0),
-    };
-    let mut out = vec![CLIENT_V1];
-    // Serialising this plain struct into a Vec does not fail.
-    out.extend(postcard::to_stdvec(&v).unwrap_or_default());
-    out
-}
-
-pub(crate) fn decode_client(b: &[u8]) -> Option<ClientInfo> {
-    let (&ver, rest) = b.split_first()?;
-    if ver != CLIENT_V1 {
-        return None;
-    }
-    let (v, tail): (ClientV1, &[u8]) = postcard::take_from_bytes(rest).ok()?;
-    if !tail.is_empty() {
-        return None;
-    }
-    let c = ClientInfo {
-        ip: v.ip.map(|ip| match ip {
-            IpV1::V4(a) => IpAddr::V4(Ipv4Addr::from(a)),
-            IpV1::V6(a) => IpAddr::V6(Ipv6Addr::from(a)),
-        }),
-        user_agent: v.user_agent,
-        device: v.device,
-        fingerprint: v.fingerprint.map(Fingerprint),
-    };
-    c.validate().ok()?;
-    Some(c)
-}
 
 /// Input refused before it reaches SQL. `StoreError` has no variant for a
 /// caller's bad input, so it is reported as [`StoreError::Corrupt`] naming
@@ -242,12 +182,13 @@ pub(crate) fn record(row: &Row, at: usize) -> StoreResult<SessionRecord> {
     }
 
     let stored_active = state_code == 0;
-    let (attributes, client, refresh) = if state == SessionState::Active {
+    let (attributes, client, refresh, assurance) = if state == SessionState::Active {
         let text = std::str::from_utf8(attributes.ok_or_else(|| corrupt("attributes", some))?)
             .map_err(|_| corrupt("attributes", some))?;
         let attributes = Attributes::from_stored(text).map_err(|_| corrupt("attributes", some))?;
-        let client = decode_client(client.ok_or_else(|| corrupt("client", some))?)
-            .ok_or_else(|| corrupt("client", some))?;
+        let (client, assurance) =
+            client_blob::decode(client.ok_or_else(|| corrupt("client", some))?)
+                .ok_or_else(|| corrupt("client", some))?;
         let refresh = match rc {
             None => {
                 if rp.is_some() || rg.is_some() || ri.is_some() || rgu.is_some() {
@@ -269,7 +210,7 @@ pub(crate) fn record(row: &Row, at: usize) -> StoreResult<SessionRecord> {
                 }))
             }
         };
-        (attributes, client, refresh)
+        (attributes, client, refresh, assurance)
     } else {
         // A stored tombstone keeps nothing; a record revoked by an epoch
         // bump still holds its data until purge scrubs it, but never
@@ -283,7 +224,7 @@ pub(crate) fn record(row: &Row, at: usize) -> StoreResult<SessionRecord> {
         {
             return Err(corrupt("tombstone", some));
         }
-        (Attributes::empty(), ClientInfo::default(), None)
+        (Attributes::empty(), ClientInfo::default(), None, None)
     };
     Ok(SessionRecord {
         tenant,
@@ -300,23 +241,6 @@ pub(crate) fn record(row: &Row, at: usize) -> StoreResult<SessionRecord> {
         version,
         state,
         refresh,
+        assurance,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn client_round_trip_and_refusal() {
-        let c = ClientInfo {
-            ip: Some(IpAddr::from([192, 0, 2, 1])),
-            user_agent: Some("ua".into()),
-            device: None,
-            fingerprint: Some(Fingerprint([7; 32])),
-        };
-        assert_eq!(decode_client(&encode_client(&c)), Some(c));
-        assert_eq!(decode_client(&[9, 0]), None);
-        assert_eq!(decode_client(&[]), None);
-    }
 }

@@ -3,6 +3,7 @@
 //! into the trait's outcome. Nothing is decided here that the database did
 //! not decide under its locks.
 
+use sessionkit_core::client_blob;
 use sessionkit_core::near_cache::Invalidation;
 use sessionkit_core::policy::OnSessionLimit;
 use sessionkit_core::record::{ExpiryCause, RevokeReason, SessionRecord};
@@ -105,7 +106,7 @@ impl SessionStore for PostgresStore {
         let ri = rf.map(|r| ms(r.issued_at));
         let rgu = rf.map(|r| ms(r.grace_until));
         let version = expected(rec.version);
-        let client = codec::encode_client(&rec.client);
+        let client = client_blob::encode(&rec.client, rec.assurance.as_deref());
         let subject = rec.subject.as_ref().map(Subject::as_str);
         let row = self
             .query_one(

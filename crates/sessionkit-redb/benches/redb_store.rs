@@ -65,6 +65,7 @@ fn typical(i: u64) -> SessionRecord {
         version: 1,
         state: SessionState::Active,
         refresh: None,
+        assurance: None,
     }
 }
 

@@ -14,8 +14,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
 use sessionkit_core::{
-    Attributes, ClientInfo, DurationMs, Fingerprint, Millis, RefreshState, RevokeReason, SessionId,
-    SessionRecord, SessionState, Subject, TenantId, TokenHash,
+    Assurance, Attributes, ClientInfo, DurationMs, Fingerprint, Millis, RefreshState, RevokeReason,
+    SessionId, SessionRecord, SessionState, Subject, TenantId, TokenHash,
 };
 
 /// The version byte of [`DiskRecordV1`].
@@ -24,6 +24,10 @@ pub(crate) const RECORD_V1: u8 = 1;
 /// (a session issued as an access + refresh pair). Records without refresh
 /// state are still written as format 1.
 pub(crate) const RECORD_V2: u8 = 2;
+/// The version byte of a [`DiskRecordV1`], then an optional
+/// [`DiskRefreshV2`], then a [`DiskAssuranceV3`] (a login that stated its
+/// assurance level or methods). Only such records are written as format 3.
+pub(crate) const RECORD_V3: u8 = 3;
 
 /// Why a stored record could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -99,6 +103,13 @@ struct DiskRefreshV2 {
     grace_until: i64,
 }
 
+/// A login's assurance, format 3 (frozen): level and methods.
+#[derive(Serialize, Deserialize)]
+struct DiskAssuranceV3 {
+    aal: u8,
+    amr: Vec<String>,
+}
+
 /// The state, format 1 (frozen variant order). The reason is
 /// [`RevokeReason::code`], stable by contract.
 #[derive(Serialize, Deserialize)]
@@ -143,22 +154,32 @@ pub(crate) fn encode(rec: &SessionRecord) -> Result<Vec<u8>, postcard::Error> {
         },
     };
     let mut out = Vec::with_capacity(128 + rec.attributes.len());
-    match &rec.refresh {
-        None => {
+    let refresh = rec.refresh.as_deref().map(|r| DiskRefreshV2 {
+        current: *r.current.as_bytes(),
+        previous: r.previous.map(|h| *h.as_bytes()),
+        generation: r.generation,
+        issued_at: r.issued_at.as_millis(),
+        grace_until: r.grace_until.as_millis(),
+    });
+    match (&rec.assurance, refresh) {
+        (None, None) => {
             out.push(RECORD_V1);
             postcard::to_extend(&disk, out)
         }
-        Some(r) => {
+        (None, Some(refresh)) => {
             out.push(RECORD_V2);
             let out = postcard::to_extend(&disk, out)?;
-            let refresh = DiskRefreshV2 {
-                current: *r.current.as_bytes(),
-                previous: r.previous.map(|h| *h.as_bytes()),
-                generation: r.generation,
-                issued_at: r.issued_at.as_millis(),
-                grace_until: r.grace_until.as_millis(),
-            };
             postcard::to_extend(&refresh, out)
+        }
+        (Some(a), refresh) => {
+            out.push(RECORD_V3);
+            let out = postcard::to_extend(&disk, out)?;
+            let out = postcard::to_extend(&refresh, out)?;
+            let a = DiskAssuranceV3 {
+                aal: a.aal(),
+                amr: a.amr().to_vec(),
+            };
+            postcard::to_extend(&a, out)
         }
     }
 }
@@ -177,15 +198,23 @@ pub(crate) fn decode(key: SessionId, bytes: &[u8]) -> Result<SessionRecord, Deco
         RECORD_V1 => only(decode_v1(body)?)?,
         RECORD_V2 => {
             let (mut rec, rest) = decode_v1(body)?;
-            let (r, rest): (DiskRefreshV2, &[u8]) = postcard::take_from_bytes(rest)
-                .map_err(|e| DecodeError::Malformed(e.to_string()))?;
-            rec.refresh = Some(Box::new(RefreshState {
-                current: TokenHash::from_bytes(r.current),
-                previous: r.previous.map(TokenHash::from_bytes),
-                generation: r.generation,
-                issued_at: Millis::from_millis(r.issued_at),
-                grace_until: Millis::from_millis(r.grace_until),
-            }));
+            let (r, rest): (DiskRefreshV2, &[u8]) = take(rest)?;
+            rec.refresh = Some(Box::new(refresh_of(r)));
+            only((rec, rest))?
+        }
+        RECORD_V3 => {
+            let (mut rec, rest) = decode_v1(body)?;
+            let (r, rest): (Option<DiskRefreshV2>, &[u8]) = take(rest)?;
+            let (a, rest): (DiskAssuranceV3, &[u8]) = take(rest)?;
+            rec.refresh = r.map(|r| Box::new(refresh_of(r)));
+            let a = Assurance::new(a.aal, a.amr).map_err(|e| invalid("assurance", e))?;
+            if rec.subject.is_none() || a.is_default() {
+                return Err(invalid(
+                    "assurance",
+                    "kept without a subject or as the default",
+                ));
+            }
+            rec.assurance = Some(Box::new(a));
             only((rec, rest))?
         }
         other => return Err(DecodeError::UnknownVersion(other)),
@@ -194,6 +223,21 @@ pub(crate) fn decode(key: SessionId, bytes: &[u8]) -> Result<SessionRecord, Deco
         return Err(DecodeError::IdMismatch { found: rec.id });
     }
     Ok(rec)
+}
+
+/// One postcard value and the bytes after it.
+fn take<'a, T: Deserialize<'a>>(b: &'a [u8]) -> Result<(T, &'a [u8]), DecodeError> {
+    postcard::take_from_bytes(b).map_err(|e| DecodeError::Malformed(e.to_string()))
+}
+
+fn refresh_of(r: DiskRefreshV2) -> RefreshState {
+    RefreshState {
+        current: TokenHash::from_bytes(r.current),
+        previous: r.previous.map(TokenHash::from_bytes),
+        generation: r.generation,
+        issued_at: Millis::from_millis(r.issued_at),
+        grace_until: Millis::from_millis(r.grace_until),
+    }
 }
 
 /// The record, if no bytes follow it.
@@ -266,6 +310,7 @@ fn decode_v1(body: &[u8]) -> Result<(SessionRecord, &[u8]), DecodeError> {
         version: d.version,
         state,
         refresh: None,
+        assurance: None,
     };
     Ok((rec, rest))
 }
@@ -298,6 +343,7 @@ mod tests {
             version: 3,
             state: SessionState::Active,
             refresh: None,
+            assurance: None,
         }
     }
 
@@ -324,6 +370,33 @@ mod tests {
         assert_eq!(decode(r.id, &encode(&r).unwrap()).unwrap(), r);
     }
 
+    #[test]
+    fn assurance_round_trips_as_format_3() {
+        let mut r = sample();
+        let a = Assurance::new(2, vec!["pwd".into(), "otp".into()]).unwrap();
+        r.assurance = Some(Box::new(a));
+        let bytes = encode(&r).unwrap();
+        assert_eq!(bytes[0], RECORD_V3);
+        assert_eq!(decode(r.id, &bytes).unwrap(), r);
+        r.refresh = Some(Box::new(RefreshState {
+            current: TokenHash::from_bytes([1; 32]),
+            previous: None,
+            generation: 0,
+            issued_at: Millis::from_millis(3_000),
+            grace_until: Millis::from_millis(3_000),
+        }));
+        let bytes = encode(&r).unwrap();
+        assert_eq!(decode(r.id, &bytes).unwrap(), r);
+        for cut in 1..bytes.len() {
+            assert!(decode(r.id, &bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        // Without a subject an assurance cannot be trusted.
+        let mut anon = sample();
+        anon.subject = None;
+        anon.assurance = r.assurance.clone();
+        assert!(decode(anon.id, &encode(&anon).unwrap()).is_err());
+    }
+
     /// A record written by format 1 today: these exact bytes must decode
     /// in every later release.
     #[test]
@@ -347,6 +420,7 @@ mod tests {
                 at: Millis::from_millis(5),
             },
             refresh: None,
+            assurance: None,
         };
         let mut golden = vec![1u8];
         golden.extend([0x11; 16]);

@@ -42,6 +42,7 @@ fn session(subject: &str, now: Millis) -> SessionRecord {
         version: 1,
         state: SessionState::Active,
         refresh: None,
+        assurance: None,
     }
 }
 

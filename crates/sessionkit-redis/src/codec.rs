@@ -2,24 +2,20 @@
 //! whose value is a MessagePack array of [`FIELDS`] — each a string, or
 //! `false` when absent — so the scripts read and rewrite it with Redis's
 //! own `cmsgpack`. Numbers are decimal text, hashes and subjects lowercase
-//! hex, the attributes their JSON text and the client info a blob (a
-//! format byte, then postcard). Anything that does not decode is
+//! hex, the attributes their JSON text and the client info (with the login's
+//! assurance) a `sessionkit_core::client_blob`. Anything that does not decode is
 //! [`Corruption`]: never a default.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-
-use serde::{Deserialize, Serialize};
+use sessionkit_core::client_blob;
 use sessionkit_core::store::Corruption;
 use sessionkit_core::{
-    Attributes, ClientInfo, DurationMs, Fingerprint, Millis, RefreshState, RevokeReason, SessionId,
+    Attributes, ClientInfo, DurationMs, Millis, RefreshState, RevokeReason, SessionId,
     SessionRecord, SessionState, Subject, TenantId, TokenHash,
 };
 
 /// The record format this build writes (element `v`). Format 1 (one hash
 /// field per record field) is not read.
 pub(crate) const FORMAT: &str = "2";
-/// The client blob's format byte.
-const CLIENT_V1: u8 = 1;
 
 /// The record fields, in the order of the stored array (the scripts index
 /// it from 1).
@@ -27,22 +23,6 @@ pub(crate) const FIELDS: [&str; 19] = [
     "v", "ten", "tok", "sub", "st", "rat", "ver", "cat", "ls", "idle", "exp", "auth", "a", "c",
     "rc", "rp", "rg", "ri", "rgu",
 ];
-
-/// Client info, format 1 (frozen).
-#[derive(Serialize, Deserialize)]
-struct ClientV1 {
-    ip: Option<IpV1>,
-    user_agent: Option<String>,
-    device: Option<String>,
-    fingerprint: Option<[u8; 32]>,
-}
-
-/// An IP address, format 1 (frozen variant order).
-#[derive(Serialize, Deserialize)]
-enum IpV1 {
-    V4([u8; 4]),
-    V6([u8; 16]),
-}
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
@@ -111,44 +91,6 @@ fn parse_i64(b: &[u8]) -> Option<i64> {
     s.parse().ok()
 }
 
-fn encode_client(c: &ClientInfo) -> Vec<u8> {
-    let v = ClientV1 {
-        ip: c.ip.map(|ip| match ip {
-            IpAddr::V4(a) => IpV1::V4(a.octets()),
-            IpAddr::V6(a) => IpV1::V6(a.octets()),
-        }),
-        user_agent: c.user_agent.clone(),
-        device: c.device.clone(),
-        fingerprint: c.fingerprint.map(|f| f.0),
-    };
-    let mut out = vec![CLIENT_V1];
-    // Serialising this plain struct into a Vec does not fail.
-    out.extend(postcard::to_stdvec(&v).unwrap_or_default());
-    out
-}
-
-fn decode_client(b: &[u8]) -> Option<ClientInfo> {
-    let (&ver, rest) = b.split_first()?;
-    if ver != CLIENT_V1 {
-        return None;
-    }
-    let (v, tail): (ClientV1, &[u8]) = postcard::take_from_bytes(rest).ok()?;
-    if !tail.is_empty() {
-        return None;
-    }
-    let c = ClientInfo {
-        ip: v.ip.map(|ip| match ip {
-            IpV1::V4(a) => IpAddr::V4(Ipv4Addr::from(a)),
-            IpV1::V6(a) => IpAddr::V6(Ipv6Addr::from(a)),
-        }),
-        user_agent: v.user_agent,
-        device: v.device,
-        fingerprint: v.fingerprint.map(Fingerprint),
-    };
-    c.validate().ok()?;
-    Some(c)
-}
-
 /// The stored array of a new record (format [`FORMAT`]).
 pub(crate) fn encode(rec: &SessionRecord) -> Vec<u8> {
     let mut vals: Vec<Option<Vec<u8>>> = vec![None; FIELDS.len()];
@@ -172,7 +114,7 @@ pub(crate) fn encode(rec: &SessionRecord) -> Vec<u8> {
     vals[11] = rec.auth_time.and_then(|a| num(a.as_millis()));
     if rec.state == SessionState::Active {
         vals[12] = Some(rec.attributes.as_json().as_bytes().to_vec());
-        vals[13] = Some(encode_client(&rec.client));
+        vals[13] = Some(client_blob::encode(&rec.client, rec.assurance.as_deref()));
         if let Some(r) = rec.refresh.as_deref() {
             vals[14] = Some(hash_key(&r.current).into_bytes());
             vals[15] = r.previous.as_ref().map(|p| hash_key(p).into_bytes());
@@ -273,10 +215,11 @@ fn decode(id: SessionId, v: &[Option<Vec<u8>>]) -> Result<SessionRecord, Corrupt
         )),
     };
     let active = state == SessionState::Active;
-    let (attributes, client, refresh) = if active {
+    let (attributes, client, refresh, assurance) = if active {
         let text = std::str::from_utf8(req(12, "attributes")?).map_err(|_| bad("attributes"))?;
         let attributes = Attributes::from_stored(text).map_err(|_| bad("attributes"))?;
-        let client = decode_client(req(13, "client")?).ok_or_else(|| bad("client"))?;
+        let (client, assurance) =
+            client_blob::decode(req(13, "client")?).ok_or_else(|| bad("client"))?;
         let refresh = match f(14) {
             None => None,
             Some(cur) => Some(Box::new(RefreshState {
@@ -290,13 +233,13 @@ fn decode(id: SessionId, v: &[Option<Vec<u8>>]) -> Result<SessionRecord, Corrupt
                 grace_until: Millis::from_millis(int(18, "refresh")?),
             })),
         };
-        (attributes, client, refresh)
+        (attributes, client, refresh, assurance)
     } else {
         // A tombstone keeps no attributes, client info or refresh state.
         if (12..FIELDS.len()).any(|i| f(i).is_some()) {
             return Err(bad("tombstone"));
         }
-        (Attributes::empty(), ClientInfo::default(), None)
+        (Attributes::empty(), ClientInfo::default(), None, None)
     };
     Ok(SessionRecord {
         tenant,
@@ -313,5 +256,6 @@ fn decode(id: SessionId, v: &[Option<Vec<u8>>]) -> Result<SessionRecord, Corrupt
         version,
         state,
         refresh,
+        assurance,
     })
 }

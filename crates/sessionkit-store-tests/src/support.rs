@@ -92,6 +92,7 @@ pub fn session_in(tenant: TenantId, subj: Option<&str>, created: Millis) -> Sess
         version: 1,
         state: SessionState::Active,
         refresh: None,
+        assurance: None,
     }
 }
 

@@ -164,6 +164,7 @@ fn main() {
                 version: 1,
                 state: SessionState::Active,
                 refresh: None,
+                assurance: None,
             };
             let store = MemoryStore::new();
             let s = rate(n, record, |rec| {

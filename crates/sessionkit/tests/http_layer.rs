@@ -748,3 +748,43 @@ async fn duplicated_credentials_count_for_nothing() {
     let r = send(&app, bearer(Method::GET, "/peek", &token)).await;
     assert!(!r.body.starts_with("tracked=true id= "), "{}", r.body);
 }
+
+#[tokio::test]
+async fn a_sensitive_handler_asks_for_a_step_up_which_rotates_the_cookie() {
+    async fn transfer(session: Session) -> Result<&'static str, SessionError> {
+        session.require_aal(2)?;
+        Ok("sent")
+    }
+    async fn step_up(session: Session) -> Result<String, SessionError> {
+        let user = session
+            .subject()
+            .ok_or(SessionError::ReauthenticationRequired)?;
+        let two = sessionkit_core::Assurance::new(2, vec!["pwd".into(), "otp".into()]).unwrap();
+        session.login_with(user, &["cart"], two).await?;
+        let rec = session.record().unwrap();
+        Ok(format!("{} {:?}", rec.aal(), rec.amr()))
+    }
+    let app = custom(
+        Router::new()
+            .route("/transfer", post(transfer))
+            .route("/step-up", post(step_up))
+            .route("/login", post(login)),
+        Policy::default(),
+    )
+    .await;
+    let user = post_(&app, "/login", None).await.cookie().unwrap();
+    let r = post_(&app, "/transfer", Some(&user)).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.body.contains("reauthentication_required"), "{}", r.body);
+    let r = post_(&app, "/step-up", Some(&user)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body, r#"2 ["pwd", "otp"]"#);
+    let strong = r.cookie().expect("a new token at the higher level");
+    assert_ne!(strong, user);
+    assert!(!live(&app, &user).await, "the weaker token died");
+    let r = post_(&app, "/transfer", Some(&strong)).await;
+    assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "sent"));
+    // Anonymous: level 0.
+    let r = post_(&app, "/transfer", None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}

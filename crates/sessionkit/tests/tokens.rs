@@ -449,7 +449,13 @@ async fn any_token_of_a_pair_session_logs_it_out_and_upgrades_it() {
     let (e, _, _) = engine().await;
     let anon = e.create_pair(T, NewSession::anonymous()).await.unwrap();
     let up = e
-        .upgrade_pair(T, &anon.refresh_token, Subject::new("bob").unwrap(), &[])
+        .upgrade_pair(
+            T,
+            &anon.refresh_token,
+            Subject::new("bob").unwrap(),
+            &[],
+            None,
+        )
         .await
         .unwrap()
         .unwrap();
@@ -526,7 +532,7 @@ async fn upgrade_with_an_old_refresh_token_is_a_reuse() {
     // The parent, inside the grace: accepted.
     let bob = Subject::new("bob").unwrap();
     let up = e
-        .upgrade_pair(T, &anon.refresh_token, bob.clone(), &[])
+        .upgrade_pair(T, &anon.refresh_token, bob.clone(), &[], None)
         .await
         .unwrap()
         .unwrap();
@@ -538,7 +544,10 @@ async fn upgrade_with_an_old_refresh_token_is_a_reuse() {
     let p = pair(&e).await;
     let q = refreshed(e.refresh(T, &p.refresh_token).await.unwrap());
     clock.advance_millis(31_000);
-    let r = e.upgrade_pair(T, &p.refresh_token, bob, &[]).await.unwrap();
+    let r = e
+        .upgrade_pair(T, &p.refresh_token, bob, &[], None)
+        .await
+        .unwrap();
     assert!(
         matches!(r, Err(sessionkit::UpgradeResult::Invalid)),
         "{r:?}"

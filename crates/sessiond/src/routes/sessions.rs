@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sessionkit::{
-    NewSession, PatchResult, TokenRevocation, UpgradeResult, ValidateRequest, Validation,
+    Issue, NewSession, PatchResult, TokenRevocation, UpgradeResult, ValidateRequest, Validation,
 };
 use sessionkit_core::store::RevokeOutcome;
 use sessionkit_core::{RevokeReason, SessionRecord};
@@ -19,7 +19,7 @@ use crate::http::json::{JsonBody, MergePatchBody};
 use crate::http::{Authorized, PathParams, scope};
 use crate::wire::{
     CreateRequest, CreatedResponse, IssueKind, RevokeRequestBody, SessionOut, SessionResponse,
-    UpgradeRequestBody, ValidateRequestBody, ValidatedResponse,
+    UpgradeRequestBody, ValidateRequestBody, ValidatedResponse, assurance_in,
 };
 
 /// `{session}` with `ETag: "<version>"`.
@@ -90,6 +90,7 @@ pub async fn create<S: ServedStore>(
         client,
         idle_timeout_secs: ttl("idle_timeout_secs", body.idle_timeout_secs)?,
         absolute_timeout_secs: ttl("absolute_timeout_secs", body.absolute_timeout_secs)?,
+        assurance: assurance_in(body.aal, body.amr)?,
     };
     let (mut res, id) = match body.issue.unwrap_or_default() {
         IssueKind::Session => {
@@ -146,10 +147,16 @@ pub async fn validate<S: ServedStore>(
             ));
         }
     };
+    let min_aal = match body.min_aal.map(u8::try_from) {
+        None => None,
+        Some(Ok(a)) if a <= sessionkit_core::assurance::MAX_AAL => Some(a),
+        Some(_) => return Err(ApiError::field("min_aal", "an integer from 0 to 3")),
+    };
     let req = ValidateRequest {
         csrf_token: body.csrf_token,
         client,
         max_age,
+        min_aal,
     };
     match st.engine().validate(tenant, &body.token, &req).await? {
         Validation::Valid { session } => {
@@ -186,15 +193,23 @@ pub async fn upgrade<S: ServedStore>(
     let tenant = caller.tenant;
     let subject = parse_subject("subject", &body.subject)?;
     let keep = body.keep_attributes.unwrap_or_default();
+    let assurance = assurance_in(body.aal, body.amr)?;
     let result = match body.issue.unwrap_or_default() {
         IssueKind::Session => {
             st.engine()
-                .upgrade(tenant, &body.token, subject, &keep)
+                .upgrade_as(
+                    tenant,
+                    &body.token,
+                    subject,
+                    &keep,
+                    assurance,
+                    Issue::Session,
+                )
                 .await?
         }
         IssueKind::Pair => match st
             .engine()
-            .upgrade_pair(tenant, &body.token, subject, &keep)
+            .upgrade_pair(tenant, &body.token, subject, &keep, assurance)
             .await?
         {
             Ok(pair) => return Ok(Json(super::tokens::pair_body(&st, &pair)).into_response()),

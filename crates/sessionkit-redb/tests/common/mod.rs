@@ -50,6 +50,7 @@ pub fn session(subj: Option<&str>, created: Millis) -> SessionRecord {
         version: 1,
         state: SessionState::Active,
         refresh: None,
+        assurance: None,
     }
 }
 

@@ -11,7 +11,7 @@ use sessionkit_core::store::{
     RevokeOutcome, RevokeSubjectOutcome, UpdateOutcome,
 };
 use sessionkit_core::{
-    ClientInfo, DurationMs, Liveness, Millis, OnSessionLimit, RevokeReason, SessionId,
+    Assurance, ClientInfo, DurationMs, Liveness, Millis, OnSessionLimit, RevokeReason, SessionId,
     SessionRecord, SessionState, Subject, TenantId, TokenHash,
 };
 
@@ -451,6 +451,7 @@ pub(super) fn new_record(
     tag: u8,
 ) -> SessionRecord {
     let subject = subject.map(subject_of);
+    let subject_set = subject.as_ref().map(|_| ());
     SessionRecord {
         tenant: self::tenant(tenant),
         id: id_of(id),
@@ -477,6 +478,11 @@ pub(super) fn new_record(
                 issued_at: now,
                 grace_until: now,
             })
+        }),
+        // Every third session of a subject stated its login's assurance.
+        assurance: subject_set.filter(|_| tag.is_multiple_of(3)).map(|()| {
+            let amr = vec!["pwd".to_owned(), format!("otp{tag}")];
+            Box::new(Assurance::new(2, amr).expect("a valid assurance"))
         }),
     }
 }

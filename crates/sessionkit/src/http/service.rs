@@ -113,8 +113,10 @@ where
                 let vreq = ValidateRequest {
                     csrf_token,
                     client: fingerprinting.then(|| client.info()),
-                    // Step-up is per handler (`Session::require_recent_auth`).
+                    // Step-up is per handler (`Session::require_recent_auth`,
+                    // `Session::require_aal`).
                     max_age: None,
+                    min_aal: None,
                 };
                 match shared.manager.validate(cfg.tenant, &text, &vreq).await {
                     Ok(Validation::Valid { session }) => found = Some((session, text)),

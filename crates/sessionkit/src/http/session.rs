@@ -9,8 +9,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use sessionkit_core::{
-    ClientInfo, Millis, RevokeReason, SessionId, SessionRecord, SessionStore, SessionToken,
-    Subject, TenantId,
+    Assurance, ClientInfo, Millis, RevokeReason, SessionId, SessionRecord, SessionStore,
+    SessionToken, Subject, TenantId,
 };
 use zeroize::Zeroizing;
 
@@ -39,6 +39,7 @@ pub(crate) trait Ops: Send + Sync {
         token: Zeroizing<String>,
         subject: Subject,
         keep: Vec<String>,
+        assurance: Option<Assurance>,
     ) -> BoxFuture<'_, Result<UpgradeResult, EngineError>>;
     fn revoke(&self, tenant: TenantId, id: SessionId) -> BoxFuture<'_, Result<(), EngineError>>;
     fn csrf_token(&self, id: &SessionId) -> String;
@@ -67,8 +68,13 @@ impl<S: SessionStore> Ops for SessionManager<S> {
         token: Zeroizing<String>,
         subject: Subject,
         keep: Vec<String>,
+        assurance: Option<Assurance>,
     ) -> BoxFuture<'_, Result<UpgradeResult, EngineError>> {
-        Box::pin(async move { SessionManager::upgrade(self, tenant, &token, subject, &keep).await })
+        Box::pin(async move {
+            let issue = crate::manager::Issue::Session;
+            self.upgrade_as(tenant, &token, subject, &keep, assurance, issue)
+                .await
+        })
     }
     fn revoke(&self, tenant: TenantId, id: SessionId) -> BoxFuture<'_, Result<(), EngineError>> {
         Box::pin(async move {
@@ -406,6 +412,21 @@ impl Session {
         Ok(())
     }
 
+    /// Step-up by level: `Ok` when the user signed in at assurance level
+    /// `min_aal` or higher (see [`Session::login_with`]); else
+    /// [`SessionError::ReauthenticationRequired`] (anonymous, no session,
+    /// or a lower level).
+    ///
+    /// # Errors
+    /// [`SessionError::ReauthenticationRequired`].
+    pub fn require_aal(&self, min_aal: u8) -> Result<(), SessionError> {
+        let aal = self.state().record.as_ref().map_or(0, SessionRecord::aal);
+        if aal < min_aal {
+            return Err(SessionError::ReauthenticationRequired);
+        }
+        Ok(())
+    }
+
     /// Who is logged in; `None` when anonymous or without a session.
     #[must_use]
     pub fn subject(&self) -> Option<Subject> {
@@ -477,11 +498,37 @@ impl Session {
     /// Logs `subject` in. On top of a live session this is an upgrade: a
     /// new id and token, the old session revoked, only the attributes
     /// named in `keep_attributes` carried over (none if the subject
-    /// changes). Without one, a new session for `subject`.
+    /// changes). Without one, a new session for `subject`. The login has
+    /// the default assurance (level 1, no methods): see
+    /// [`Session::login_with`].
     pub async fn login(
         &self,
         subject: Subject,
         keep_attributes: &[&str],
+    ) -> Result<(), SessionError> {
+        self.sign_in(subject, keep_attributes, None).await
+    }
+
+    /// [`Session::login`], stating how strongly the user authenticated
+    /// (level and methods, e.g. `Assurance::new(2, vec!["pwd".into(),
+    /// "otp".into()])`). A step-up of a signed-in user is such a login with
+    /// the same subject: the session gets a new id and token at the higher
+    /// level, keeping the attributes named in `keep_attributes`.
+    pub async fn login_with(
+        &self,
+        subject: Subject,
+        keep_attributes: &[&str],
+        assurance: Assurance,
+    ) -> Result<(), SessionError> {
+        self.sign_in(subject, keep_attributes, Some(assurance))
+            .await
+    }
+
+    async fn sign_in(
+        &self,
+        subject: Subject,
+        keep_attributes: &[&str],
+        assurance: Option<Assurance>,
     ) -> Result<(), SessionError> {
         let ops = self.ops()?;
         let (source, token) = {
@@ -494,7 +541,13 @@ impl Session {
         if let Some(token) = token {
             let keep = keep_attributes.iter().map(|s| (*s).to_owned()).collect();
             match ops
-                .upgrade(self.inner.tenant, token, subject.clone(), keep)
+                .upgrade(
+                    self.inner.tenant,
+                    token,
+                    subject.clone(),
+                    keep,
+                    assurance.clone(),
+                )
                 .await?
             {
                 UpgradeResult::Upgraded(created) => {
@@ -509,6 +562,7 @@ impl Session {
         }
         self.start(NewSession {
             subject: Some(subject),
+            assurance,
             ..NewSession::default()
         })
         .await

@@ -7,7 +7,7 @@ use sessionkit_core::store::{
     Change, CreateOutcome, Limits, RetireOutcome, RetireRequest, UpdateOutcome,
 };
 use sessionkit_core::{
-    Attributes, ClientInfo, DurationMs, ExpiryCause, FingerprintMode, Liveness, Millis,
+    Assurance, Attributes, ClientInfo, DurationMs, ExpiryCause, FingerprintMode, Liveness, Millis,
     RefreshState, RefreshToken, SessionId, SessionRecord, SessionState, SessionStore, SessionToken,
     Subject, TenantId, TokenHash,
 };
@@ -38,6 +38,10 @@ pub struct NewSession {
     pub idle_timeout_secs: Option<i128>,
     /// Shorter absolute timeout than the policy's, in seconds (1..=policy).
     pub absolute_timeout_secs: Option<i128>,
+    /// How strongly the subject authenticated (level and methods); `None`:
+    /// [`Assurance::DEFAULT_LOGIN`]. Only with a subject: an anonymous
+    /// session has level 0.
+    pub assurance: Option<Assurance>,
 }
 
 impl NewSession {
@@ -141,6 +145,11 @@ pub struct ValidateRequest {
     /// [`Validation::ReauthenticationRequired`] (step-up before a sensitive
     /// action). `None`: any.
     pub max_age: Option<DurationMs>,
+    /// The lowest authenticator assurance level accepted
+    /// ([`SessionRecord::aal`]): a session at a lower one (an anonymous
+    /// session is level 0) is [`Validation::ReauthenticationRequired`].
+    /// `None`: any.
+    pub min_aal: Option<u8>,
 }
 
 impl std::fmt::Debug for Created {
@@ -163,6 +172,7 @@ impl std::fmt::Debug for ValidateRequest {
             )
             .field("client", &self.client)
             .field("max_age", &self.max_age)
+            .field("min_aal", &self.min_aal)
             .finish()
     }
 }
@@ -189,8 +199,9 @@ pub enum Validation {
     /// session's.
     CsrfFailed,
     /// The session is live, but the user signed in longer ago than the
-    /// request's `max_age` allows (or never: anonymous): sign in again.
-    /// Nothing was written.
+    /// request's `max_age` allows, or at a lower assurance level than its
+    /// `min_aal` (or never: anonymous): sign in again (step-up). Nothing
+    /// was written.
     ReauthenticationRequired,
 }
 
@@ -236,16 +247,20 @@ fn override_timeout(
 }
 
 /// A new live session at `now`: fresh id, the token's hash, version 1,
-/// both deadlines from now; authenticated now if it has a subject.
+/// both deadlines from now; authenticated now (with `assurance`) if it has
+/// a subject.
 fn fresh_record(
     tenant: TenantId,
     token: &SessionToken,
-    subject: Option<Subject>,
+    (subject, assurance): (Option<Subject>, Option<Assurance>),
     now: Millis,
     (idle, absolute): (DurationMs, DurationMs),
     attributes: Attributes,
     client: ClientInfo,
 ) -> SessionRecord {
+    let assurance = assurance
+        .filter(|_| subject.is_some())
+        .and_then(Assurance::into_stored);
     SessionRecord {
         tenant,
         id: SessionId::generate(),
@@ -261,6 +276,7 @@ fn fresh_record(
         version: 1,
         state: SessionState::Active,
         refresh: None,
+        assurance,
     }
 }
 
@@ -319,6 +335,12 @@ impl<S: SessionStore> SessionManager<S> {
         // With a short absolute override and no idle override, the idle
         // window is the whole (shorter) life: stated here, not clamped later.
         let idle = idle.min(absolute);
+        if req.subject.is_none() && req.assurance.is_some() {
+            return Err(invalid(
+                "aal",
+                "only a session with a subject has an assurance level",
+            ));
+        }
         let attributes = match &req.attributes {
             None => Attributes::empty(),
             Some(raw) => Attributes::from_json(raw.get(), &self.policy.attributes)?,
@@ -333,7 +355,7 @@ impl<S: SessionStore> SessionManager<S> {
             let mut rec = fresh_record(
                 tenant,
                 &token,
-                req.subject.clone(),
+                (req.subject.clone(), req.assurance.clone()),
                 now,
                 (idle, absolute),
                 attributes.clone(),
@@ -442,6 +464,9 @@ impl<S: SessionStore> SessionManager<S> {
         {
             return Some(Validation::ReauthenticationRequired);
         }
+        if req.min_aal.is_some_and(|min| rec.aal() < min) {
+            return Some(Validation::ReauthenticationRequired);
+        }
         // A session whose own idle timeout is short is touched often enough
         // to keep its sliding window: at most every half idle timeout.
         let interval = self.policy.touch_interval.min(rec.idle_timeout.half());
@@ -523,7 +548,10 @@ impl<S: SessionStore> SessionManager<S> {
     /// and restarts both deadlines with the policy's timeouts. Only the
     /// top-level attributes named in `keep_attributes` carry over, and none
     /// when the subject changes from one subject to another. Of racing
-    /// upgrades of one token exactly one succeeds.
+    /// upgrades of one token exactly one succeeds. The new session has
+    /// [`Assurance::DEFAULT_LOGIN`]; [`SessionManager::upgrade_as`] states
+    /// another (a step-up to a higher level is such an upgrade: same
+    /// subject, new token).
     pub async fn upgrade(
         &self,
         tenant: TenantId,
@@ -531,20 +559,29 @@ impl<S: SessionStore> SessionManager<S> {
         subject: Subject,
         keep_attributes: &[String],
     ) -> Result<UpgradeResult, EngineError> {
-        self.upgrade_as(tenant, token, subject, keep_attributes, Issue::Session)
-            .await
+        self.upgrade_as(
+            tenant,
+            token,
+            subject,
+            keep_attributes,
+            None,
+            Issue::Session,
+        )
+        .await
     }
 
     /// [`SessionManager::upgrade`], presenting any token of the session (a
     /// session token; with access tokens configured also its current
-    /// refresh token or an access JWT), and issuing a session token or,
-    /// with [`Issue::Pair`], also a first refresh token.
+    /// refresh token or an access JWT), stating the login's `assurance`
+    /// (`None`: [`Assurance::DEFAULT_LOGIN`]), and issuing a session token
+    /// or, with [`Issue::Pair`], also a first refresh token.
     pub async fn upgrade_as(
         &self,
         tenant: TenantId,
         token: &str,
         subject: Subject,
         keep_attributes: &[String],
+        assurance: Option<Assurance>,
         issue: Issue,
     ) -> Result<UpgradeResult, EngineError> {
         if keep_attributes.len() > MAX_KEEP_ATTRIBUTES {
@@ -592,7 +629,7 @@ impl<S: SessionStore> SessionManager<S> {
             let mut new = fresh_record(
                 tenant,
                 &new_token,
-                Some(subject.clone()),
+                (Some(subject.clone()), assurance.clone()),
                 now,
                 (idle, absolute),
                 attributes,

@@ -308,18 +308,27 @@ impl<S: SessionStore> SessionManager<S> {
         self.pair_of(created)
     }
 
-    /// Upgrades the session of `token` (any of its tokens) to `subject`,
-    /// issuing an access + refresh pair for the new session.
+    /// Upgrades the session of `token` (any of its tokens) to `subject` at
+    /// `assurance` (`None`: the default login), issuing an access + refresh
+    /// pair for the new session.
     pub async fn upgrade_pair(
         &self,
         tenant: TenantId,
         token: &str,
         subject: sessionkit_core::Subject,
         keep_attributes: &[String],
+        assurance: Option<sessionkit_core::Assurance>,
     ) -> Result<Result<IssuedPair, UpgradeResult>, EngineError> {
         self.access()?;
         match self
-            .upgrade_as(tenant, token, subject, keep_attributes, Issue::Pair)
+            .upgrade_as(
+                tenant,
+                token,
+                subject,
+                keep_attributes,
+                assurance,
+                Issue::Pair,
+            )
             .await?
         {
             UpgradeResult::Upgraded(created) => Ok(Ok(self.pair_of(created)?)),
