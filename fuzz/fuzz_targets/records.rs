@@ -71,10 +71,15 @@ fn redis(data: &[u8]) {
 
 fn postgres(data: &[u8]) {
     use sessionkit_postgres::fuzzing as p;
-    if let Some((c, a)) = p::decode_client(data) {
-        assert!(c.validate().is_ok(), "{c:?}");
-        let again = p::decode_client(&p::encode_client(&c, a.as_deref()));
-        assert_eq!(again, Some((c, a)));
+    if let Some((client, assurance, grants)) = p::decode_side(data) {
+        assert!(client.validate().is_ok(), "{client:?}");
+        let side = sessionkit_core::side_blob::Side {
+            client: &client,
+            assurance: assurance.as_deref(),
+            grants: grants.as_deref(),
+        };
+        let again = p::decode_side(&p::encode_side(side));
+        assert_eq!(again, Some((client, assurance, grants)));
     }
 }
 

@@ -36,8 +36,9 @@
 use std::path::Path;
 
 use sessionkit_core::store::{
-    Change, Counts, CreateOutcome, Limits, ListCursor, Purged, RefreshOutcome, RefreshRequest,
-    RetireOutcome, RetireRequest, RevokeOutcome, RevokeSubjectOutcome, UpdateOutcome,
+    Change, Counts, CreateOutcome, GrantSwap, GrantSwapRequest, Limits, ListCursor, Purged,
+    RefreshOutcome, RefreshRequest, RetireOutcome, RetireRequest, RevokeOutcome,
+    RevokeSubjectOutcome, UpdateOutcome,
 };
 use sessionkit_core::{
     Millis, RevokeReason, SessionId, SessionRecord, SessionStore, StoreAdmin, StoreResult, Subject,
@@ -348,6 +349,10 @@ impl SessionStore for Backend {
 
     async fn refresh(&self, req: RefreshRequest) -> StoreResult<RefreshOutcome> {
         delegate!(self, s => s.refresh(req))
+    }
+
+    async fn swap_grants(&self, req: GrantSwapRequest) -> StoreResult<GrantSwap> {
+        delegate!(self, s => s.swap_grants(req))
     }
 
     async fn revoke(

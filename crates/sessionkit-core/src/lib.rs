@@ -12,7 +12,6 @@
 pub mod assurance;
 pub mod attributes;
 pub mod client;
-pub mod client_blob;
 pub mod crypto;
 pub mod ids;
 pub mod near_cache;
@@ -21,10 +20,12 @@ pub mod policy;
 pub mod random;
 pub mod record;
 pub mod refresh;
+pub mod side_blob;
 pub mod store;
 pub mod text;
 pub mod time;
 pub mod token;
+pub mod upstream;
 
 pub use assurance::{Assurance, AssuranceError};
 pub use attributes::{AttributeError, AttributeLimits, Attributes};

@@ -285,6 +285,7 @@ mod tests {
             state: SessionState::Active,
             refresh: None,
             assurance: None,
+            grants: None,
         }
     }
 

@@ -10,6 +10,7 @@ use crate::ids::{SessionId, Subject, TenantId};
 use crate::refresh::RefreshState;
 use crate::time::{DurationMs, Millis};
 use crate::token::TokenHash;
+use crate::upstream::Grants;
 
 /// Why a session was revoked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -173,6 +174,11 @@ pub struct SessionRecord {
     /// an anonymous session or a tombstone). Read it with
     /// [`SessionRecord::aal`] and [`SessionRecord::amr`].
     pub assurance: Option<Box<Assurance>>,
+    /// Upstream grants (sealed), one per provider; `None` when it holds
+    /// none (and always in a tombstone). Changed only by
+    /// [`SessionStore::swap_grants`](crate::store::SessionStore::swap_grants),
+    /// never with the version.
+    pub grants: Option<Box<Grants>>,
 }
 
 impl SessionRecord {
@@ -209,6 +215,16 @@ impl SessionRecord {
         self.assurance.as_deref().map_or(&[], Assurance::amr)
     }
 
+    /// What the shared stores keep in the record's side blob.
+    #[must_use]
+    pub fn side(&self) -> crate::side_blob::Side<'_> {
+        crate::side_blob::Side {
+            client: &self.client,
+            assurance: self.assurance.as_deref(),
+            grants: self.grants.as_deref(),
+        }
+    }
+
     /// Whether the record is live at `now`.
     #[must_use]
     pub fn is_live(&self, now: Millis) -> bool {
@@ -223,13 +239,14 @@ impl SessionRecord {
     }
 
     /// Turns the record into a tombstone: no attributes, no client info,
-    /// no refresh state, no assurance.
+    /// no refresh state, no assurance, no upstream grants.
     pub fn make_tombstone(&mut self, reason: RevokeReason, at: Millis) {
         self.state = SessionState::Revoked { reason, at };
         self.attributes = Attributes::empty();
         self.client = ClientInfo::default();
         self.refresh = None;
         self.assurance = None;
+        self.grants = None;
     }
 }
 

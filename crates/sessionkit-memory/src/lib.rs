@@ -42,9 +42,9 @@ use sessionkit_core::ids::{SessionId, Subject, TenantId};
 use sessionkit_core::policy::OnSessionLimit;
 use sessionkit_core::record::{RevokeReason, SessionRecord, SessionState};
 use sessionkit_core::store::{
-    Capacity, Change, Counts, CreateOutcome, Limits, ListCursor, Purged, RefreshOutcome,
-    RefreshRequest, RetireOutcome, RetireRequest, RevokeOutcome, RevokeSubjectOutcome,
-    SessionStore, StoreAdmin, StoreError, StoreResult, UpdateOutcome,
+    Capacity, Change, Counts, CreateOutcome, GrantSwap, GrantSwapRequest, Limits, ListCursor,
+    Purged, RefreshOutcome, RefreshRequest, RetireOutcome, RetireRequest, RevokeOutcome,
+    RevokeSubjectOutcome, SessionStore, StoreAdmin, StoreError, StoreResult, UpdateOutcome,
 };
 use sessionkit_core::time::Millis;
 use sessionkit_core::token::TokenHash;
@@ -583,6 +583,10 @@ impl SessionStore for MemoryStore {
 
     async fn refresh(&self, req: RefreshRequest) -> StoreResult<RefreshOutcome> {
         self.exclusive(|t| t.refresh(req))
+    }
+
+    async fn swap_grants(&self, req: GrantSwapRequest) -> StoreResult<GrantSwap> {
+        self.exclusive(|t| t.swap_grants(req))
     }
 
     async fn revoke(

@@ -111,6 +111,7 @@ fn record(
         state: SessionState::Active,
         refresh: None,
         assurance: None,
+        grants: None,
     }
 }
 

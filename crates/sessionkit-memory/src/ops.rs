@@ -7,8 +7,9 @@ use sessionkit_core::ids::{SessionId, Subject, TenantId};
 use sessionkit_core::record::{Liveness, RevokeReason, SessionRecord};
 use sessionkit_core::refresh::{RefreshVerdict, judge};
 use sessionkit_core::store::{
-    Change, Counts, CreateOutcome, Limits, ListCursor, Purged, RefreshOutcome, RefreshRequest,
-    RetireOutcome, RetireRequest, RevokeOutcome, RevokeSubjectOutcome, StoreResult, UpdateOutcome,
+    Change, Counts, CreateOutcome, GrantSwap, GrantSwapRequest, Limits, ListCursor, Purged,
+    RefreshOutcome, RefreshRequest, RetireOutcome, RetireRequest, RevokeOutcome,
+    RevokeSubjectOutcome, StoreResult, UpdateOutcome,
 };
 use sessionkit_core::time::Millis;
 
@@ -100,6 +101,35 @@ impl WriteTxn<'_> {
         Ok(match self.record_at(loc)? {
             Some(rec) => UpdateOutcome::Updated(Box::new(rec)),
             None => UpdateOutcome::NotLive,
+        })
+    }
+
+    /// See [`SessionStore::swap_grants`](sessionkit_core::store::SessionStore::swap_grants).
+    ///
+    /// # Errors
+    /// As [`Self::update`].
+    pub fn swap_grants(&mut self, req: GrantSwapRequest) -> StoreResult<GrantSwap> {
+        let Some(loc) = self.loc_of(req.id) else {
+            return Ok(GrantSwap::NotLive);
+        };
+        if self.tenant_of(loc) != Some(req.tenant) {
+            return Ok(GrantSwap::NotLive);
+        }
+        let Some(rec) = self.record_at(loc)? else {
+            return Ok(GrantSwap::NotLive);
+        };
+        if !rec.is_live(req.now) {
+            return Ok(GrantSwap::NotLive);
+        }
+        if rec.grants != req.expected {
+            return Ok(GrantSwap::Changed(Box::new(rec)));
+        }
+        self.journal_loc(loc);
+        self.with_shard_mut(loc, |shard| shard.set_grants(loc, req.grants))?;
+        self.note_now(req.now);
+        Ok(match self.record_at(loc)? {
+            Some(rec) => GrantSwap::Swapped(Box::new(rec)),
+            None => GrantSwap::NotLive,
         })
     }
 

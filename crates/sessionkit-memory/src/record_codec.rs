@@ -7,7 +7,8 @@
 //! 32-bit millisecond offsets from it. What most sessions lack (a
 //! revocation time, an `auth_time` other than the creation time, a time or
 //! idle timeout more than 49 days from the creation time, client info too
-//! long for 16-bit lengths, refresh state, a login's assurance) lives in a side entry ([`Ext`]), flagged in the
+//! long for 16-bit lengths, refresh state, a login's assurance, upstream
+//! grants) lives in a side entry ([`Ext`]), flagged in the
 //! header. Decoding fails closed: a field that does not decode is a
 //! [`Corruption`], never a default.
 
@@ -21,6 +22,7 @@ use sessionkit_core::refresh::RefreshState;
 use sessionkit_core::store::Corruption;
 use sessionkit_core::time::{DurationMs, Millis};
 use sessionkit_core::token::TokenHash;
+use sessionkit_core::upstream::Grants;
 
 // ---- the record header ----
 
@@ -138,6 +140,8 @@ pub(crate) struct Ext {
     refresh: Option<RefreshState>,
     /// A login's level and methods, when it stated more than the default.
     assurance: Option<Box<Assurance>>,
+    /// Upstream grants (sealed), when any.
+    grants: Option<Box<Grants>>,
 }
 
 /// A record as stored, read in place.
@@ -277,6 +281,17 @@ impl<'a> Slot<'a> {
             .ok_or_else(|| Corruption::field("side entry", self.id()))
     }
 
+    /// The upstream grants; like [`Slot::refresh`], a missing side entry
+    /// is a [`Corruption`].
+    pub(crate) fn grants(&self) -> Result<Option<Box<Grants>>, Corruption> {
+        if self.b[H_FLAGS] & F_EXT == 0 {
+            return Ok(None);
+        }
+        self.ext
+            .map(|e| e.grants.clone())
+            .ok_or_else(|| Corruption::field("side entry", self.id()))
+    }
+
     pub(crate) fn idle_expires_at(&self) -> Millis {
         record::idle_deadline(self.last_seen_at(), self.idle_timeout(), self.expires_at())
     }
@@ -397,7 +412,7 @@ pub(crate) fn ext_of(rec: &SessionRecord, client_in_record: bool) -> Option<Ext>
     let big = small_fields(rec).contains(&IN_EXT);
     let client_apart = !client_in_record && !rec.client.is_empty();
     let refresh = rec.refresh.is_some();
-    let assurance = rec.assurance.is_some();
+    let assurance = rec.assurance.is_some() || rec.grants.is_some();
     let needed = client_apart || revoked_at.is_some() || auth_time.is_some() || big;
     (needed || refresh || assurance).then(|| Ext {
         client: if client_apart {
@@ -412,5 +427,6 @@ pub(crate) fn ext_of(rec: &SessionRecord, client_in_record: bool) -> Option<Ext>
         expires_at: rec.expires_at,
         refresh: rec.refresh.as_deref().copied(),
         assurance: rec.assurance.clone(),
+        grants: rec.grants.clone(),
     })
 }

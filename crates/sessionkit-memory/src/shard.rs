@@ -29,6 +29,7 @@ use sessionkit_core::refresh::apply_rotation;
 use sessionkit_core::store::{Capacity, Corruption, RefreshRequest, StoreError};
 use sessionkit_core::time::Millis;
 use sessionkit_core::token::TokenHash;
+use sessionkit_core::upstream::Grants;
 
 /// The highest version a record can reach: versions are kept in 32 bits.
 pub(crate) const MAX_VERSION: u64 = u32::MAX as u64 - 1;
@@ -344,6 +345,24 @@ impl Shard {
         }
     }
 
+    /// Replaces the record's upstream grants (nothing else changes).
+    pub(super) fn set_grants(
+        &mut self,
+        loc: Loc,
+        grants: Option<Box<Grants>>,
+    ) -> Result<(), StoreError> {
+        let Some(slot) = self.slot(loc) else {
+            return Err(Capacity::Records.into());
+        };
+        let mut rec = self.to_record(&slot)?;
+        rec.grants = grants;
+        if self.rewrite(loc, &rec) {
+            Ok(())
+        } else {
+            Err(Capacity::Records.into())
+        }
+    }
+
     /// Applies a refresh rotation (see [`apply_rotation`]). The record's
     /// length does not change, so it is rewritten in place; `false` if it
     /// does not decode.
@@ -469,6 +488,7 @@ impl Shard {
             state: slot.state(),
             refresh: slot.refresh()?.map(Box::new),
             assurance: slot.assurance()?,
+            grants: slot.grants()?,
         })
     }
 }
@@ -506,6 +526,7 @@ mod tests {
             state: SessionState::Active,
             refresh: None,
             assurance: None,
+            grants: None,
         }
     }
 

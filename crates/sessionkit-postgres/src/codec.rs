@@ -1,11 +1,11 @@
 //! How a record crosses into and out of PostgreSQL: the columns of a
 //! `sessions` row (as `sk_row` and the reads select them; the `client`
-//! column is `sessionkit_core::client_blob`: client info and assurance), and the checks that refuse bad input before any SQL runs.
+//! column is `sessionkit_core::side_blob`: client info and assurance), and the checks that refuse bad input before any SQL runs.
 //!
 //! Anything read back that does not decode is [`Corruption`], never a
 //! default value (fail closed).
 
-use sessionkit_core::client_blob;
+use sessionkit_core::side_blob;
 use sessionkit_core::store::{Corruption, StoreError, StoreResult};
 use sessionkit_core::{
     Attributes, ClientInfo, DurationMs, Millis, RefreshState, RevokeReason, SessionId,
@@ -182,12 +182,12 @@ pub(crate) fn record(row: &Row, at: usize) -> StoreResult<SessionRecord> {
     }
 
     let stored_active = state_code == 0;
-    let (attributes, client, refresh, assurance) = if state == SessionState::Active {
+    let (attributes, client, refresh, assurance, grants) = if state == SessionState::Active {
         let text = std::str::from_utf8(attributes.ok_or_else(|| corrupt("attributes", some))?)
             .map_err(|_| corrupt("attributes", some))?;
         let attributes = Attributes::from_stored(text).map_err(|_| corrupt("attributes", some))?;
-        let (client, assurance) =
-            client_blob::decode(client.ok_or_else(|| corrupt("client", some))?)
+        let (client, assurance, grants) =
+            side_blob::decode(client.ok_or_else(|| corrupt("client", some))?)
                 .ok_or_else(|| corrupt("client", some))?;
         let refresh = match rc {
             None => {
@@ -210,7 +210,7 @@ pub(crate) fn record(row: &Row, at: usize) -> StoreResult<SessionRecord> {
                 }))
             }
         };
-        (attributes, client, refresh, assurance)
+        (attributes, client, refresh, assurance, grants)
     } else {
         // A stored tombstone keeps nothing; a record revoked by an epoch
         // bump still holds its data until purge scrubs it, but never
@@ -224,7 +224,7 @@ pub(crate) fn record(row: &Row, at: usize) -> StoreResult<SessionRecord> {
         {
             return Err(corrupt("tombstone", some));
         }
-        (Attributes::empty(), ClientInfo::default(), None, None)
+        (Attributes::empty(), ClientInfo::default(), None, None, None)
     };
     Ok(SessionRecord {
         tenant,
@@ -242,5 +242,6 @@ pub(crate) fn record(row: &Row, at: usize) -> StoreResult<SessionRecord> {
         state,
         refresh,
         assurance,
+        grants,
     })
 }

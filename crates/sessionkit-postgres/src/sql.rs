@@ -57,6 +57,19 @@ pub(crate) const TOUCH: &str = "SELECT sk_touch($1, $2, $3)";
 /// `update`.
 pub(crate) const UPDATE: &str = "SELECT * FROM sk_update($1, $2, $3, $4, $5, $6)";
 
+/// `swap_grants`: replaces the side blob (`client`: client info, assurance
+/// and grants, of which only the grants change in a live record) if it is
+/// still `$4` and the session is live at `$5` (as `sk_update` checks it),
+/// and raises the clock floor as every write does.
+pub(crate) const SWAP_GRANTS: &str = "WITH u AS (UPDATE sessions s SET client = $3
+  WHERE s.id = $2 AND s.tenant = $1 AND s.state = 0 AND s.client = $4
+    AND $5 < sk_idle(s.last_seen_at, s.idle_timeout_ms, s.expires_at)
+    AND (s.subject IS NULL OR s.subject_epoch =
+         (SELECT sub.epoch FROM subjects sub
+           WHERE sub.tenant = s.tenant AND sub.subject = s.subject))
+  RETURNING s.id)
+  SELECT u.id, sk_raise_floor(sk_shard(u.id), $5)::text FROM u";
+
 /// `retire`.
 pub(crate) const RETIRE: &str = "SELECT o_outcome, o_n FROM sk_retire($1, $2, $3, $4, $5, $6)";
 

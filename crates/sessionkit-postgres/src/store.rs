@@ -3,14 +3,14 @@
 //! into the trait's outcome. Nothing is decided here that the database did
 //! not decide under its locks.
 
-use sessionkit_core::client_blob;
 use sessionkit_core::near_cache::Invalidation;
 use sessionkit_core::policy::OnSessionLimit;
 use sessionkit_core::record::{ExpiryCause, RevokeReason, SessionRecord};
+use sessionkit_core::side_blob;
 use sessionkit_core::store::{
-    Capacity, Change, Counts, CreateOutcome, Limits, ListCursor, Purged, RefreshOutcome,
-    RefreshRequest, RetireOutcome, RetireRequest, RevokeOutcome, RevokeSubjectOutcome,
-    SessionStore, StoreAdmin, StoreError, StoreResult, UpdateOutcome,
+    Capacity, Change, Counts, CreateOutcome, GrantSwap, GrantSwapRequest, Limits, ListCursor,
+    Purged, RefreshOutcome, RefreshRequest, RetireOutcome, RetireRequest, RevokeOutcome,
+    RevokeSubjectOutcome, SessionStore, StoreAdmin, StoreError, StoreResult, UpdateOutcome,
 };
 use sessionkit_core::{Millis, SessionId, SessionState, Subject, TenantId, TokenHash};
 use tokio_postgres::Row;
@@ -106,7 +106,7 @@ impl SessionStore for PostgresStore {
         let ri = rf.map(|r| ms(r.issued_at));
         let rgu = rf.map(|r| ms(r.grace_until));
         let version = expected(rec.version);
-        let client = client_blob::encode(&rec.client, rec.assurance.as_deref());
+        let client = side_blob::encode(rec.side());
         let subject = rec.subject.as_ref().map(Subject::as_str);
         let row = self
             .query_one(
@@ -253,6 +253,47 @@ impl SessionStore for PostgresStore {
                 Ok(UpdateOutcome::Updated(Box::new(r)))
             }
             _ => Err(corrupt("update reply", Some(id))),
+        }
+    }
+
+    async fn swap_grants(&self, req: GrantSwapRequest) -> StoreResult<GrantSwap> {
+        let id = req.id;
+        // The statement compares the whole side blob; build both from the
+        // record as it is (its client info and assurance never change).
+        let Some(mut rec) = self.get_by_id(req.tenant, id).await? else {
+            return Ok(GrantSwap::NotLive);
+        };
+        if !rec.is_live(req.now) {
+            return Ok(GrantSwap::NotLive);
+        }
+        if rec.grants != req.expected {
+            return Ok(GrantSwap::Changed(Box::new(rec)));
+        }
+        let expected = side_blob::encode(rec.side());
+        rec.grants = req.grants;
+        let new = side_blob::encode(rec.side());
+        let rows = self
+            .query(
+                sql::SWAP_GRANTS,
+                &[
+                    &req.tenant.as_str(),
+                    &uuid(id),
+                    &new,
+                    &expected,
+                    &ms(req.now),
+                ],
+                Some(id),
+            )
+            .await?;
+        let swapped = !rows.is_empty();
+        if swapped {
+            self.announce(Invalidation::Session(id)).await;
+        }
+        // Read back: the record as it now is, or why nothing was written.
+        match self.get_by_id(req.tenant, id).await? {
+            Some(r) if swapped => Ok(GrantSwap::Swapped(Box::new(r))),
+            Some(r) if r.is_live(req.now) => Ok(GrantSwap::Changed(Box::new(r))),
+            _ => Ok(GrantSwap::NotLive),
         }
     }
 

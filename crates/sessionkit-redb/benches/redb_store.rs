@@ -66,6 +66,7 @@ fn typical(i: u64) -> SessionRecord {
         state: SessionState::Active,
         refresh: None,
         assurance: None,
+        grants: None,
     }
 }
 

@@ -13,6 +13,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
+use sessionkit_core::upstream::Grants;
 use sessionkit_core::{
     Assurance, Attributes, ClientInfo, DurationMs, Fingerprint, Millis, RefreshState, RevokeReason,
     SessionId, SessionRecord, SessionState, Subject, TenantId, TokenHash,
@@ -25,8 +26,10 @@ pub(crate) const RECORD_V1: u8 = 1;
 /// state are still written as format 1.
 pub(crate) const RECORD_V2: u8 = 2;
 /// The version byte of a [`DiskRecordV1`], then an optional
-/// [`DiskRefreshV2`], then a [`DiskAssuranceV3`] (a login that stated its
-/// assurance level or methods). Only such records are written as format 3.
+/// [`DiskRefreshV2`], an optional [`DiskAssuranceV3`] (a login that stated
+/// its assurance level or methods) and optional upstream grants (in their
+/// own frozen encoding, `Grants::to_bytes`). Only records with an
+/// assurance or grants are written as format 3.
 pub(crate) const RECORD_V3: u8 = 3;
 
 /// Why a stored record could not be read.
@@ -161,25 +164,27 @@ pub(crate) fn encode(rec: &SessionRecord) -> Result<Vec<u8>, postcard::Error> {
         issued_at: r.issued_at.as_millis(),
         grace_until: r.grace_until.as_millis(),
     });
-    match (&rec.assurance, refresh) {
-        (None, None) => {
+    match (rec.assurance.is_some() || rec.grants.is_some(), refresh) {
+        (false, None) => {
             out.push(RECORD_V1);
             postcard::to_extend(&disk, out)
         }
-        (None, Some(refresh)) => {
+        (false, Some(refresh)) => {
             out.push(RECORD_V2);
             let out = postcard::to_extend(&disk, out)?;
             postcard::to_extend(&refresh, out)
         }
-        (Some(a), refresh) => {
+        (true, refresh) => {
             out.push(RECORD_V3);
             let out = postcard::to_extend(&disk, out)?;
             let out = postcard::to_extend(&refresh, out)?;
-            let a = DiskAssuranceV3 {
+            let a = rec.assurance.as_deref().map(|a| DiskAssuranceV3 {
                 aal: a.aal(),
                 amr: a.amr().to_vec(),
-            };
-            postcard::to_extend(&a, out)
+            });
+            let out = postcard::to_extend(&a, out)?;
+            let grants = rec.grants.as_deref().map(Grants::to_bytes);
+            postcard::to_extend(&grants, out)
         }
     }
 }
@@ -205,16 +210,29 @@ pub(crate) fn decode(key: SessionId, bytes: &[u8]) -> Result<SessionRecord, Deco
         RECORD_V3 => {
             let (mut rec, rest) = decode_v1(body)?;
             let (r, rest): (Option<DiskRefreshV2>, &[u8]) = take(rest)?;
-            let (a, rest): (DiskAssuranceV3, &[u8]) = take(rest)?;
+            let (a, rest): (Option<DiskAssuranceV3>, &[u8]) = take(rest)?;
+            let (g, rest): (Option<Vec<u8>>, &[u8]) = take(rest)?;
             rec.refresh = r.map(|r| Box::new(refresh_of(r)));
-            let a = Assurance::new(a.aal, a.amr).map_err(|e| invalid("assurance", e))?;
-            if rec.subject.is_none() || a.is_default() {
-                return Err(invalid(
-                    "assurance",
-                    "kept without a subject or as the default",
-                ));
+            if let Some(a) = a {
+                let a = Assurance::new(a.aal, a.amr).map_err(|e| invalid("assurance", e))?;
+                if rec.subject.is_none() || a.is_default() {
+                    return Err(invalid(
+                        "assurance",
+                        "kept without a subject or as the default",
+                    ));
+                }
+                rec.assurance = Some(Box::new(a));
             }
-            rec.assurance = Some(Box::new(a));
+            if let Some(g) = g {
+                let grants = match Grants::take_from_bytes(&g) {
+                    Some((grants, [])) => grants,
+                    _ => return Err(invalid("grants", "not a valid list of grants")),
+                };
+                rec.grants = Some(Box::new(grants));
+            }
+            if rec.assurance.is_none() && rec.grants.is_none() {
+                return Err(invalid("format", "format 3 without assurance or grants"));
+            }
             only((rec, rest))?
         }
         other => return Err(DecodeError::UnknownVersion(other)),
@@ -311,6 +329,7 @@ fn decode_v1(body: &[u8]) -> Result<(SessionRecord, &[u8]), DecodeError> {
         state,
         refresh: None,
         assurance: None,
+        grants: None,
     };
     Ok((rec, rest))
 }
@@ -344,6 +363,7 @@ mod tests {
             state: SessionState::Active,
             refresh: None,
             assurance: None,
+            grants: None,
         }
     }
 
@@ -390,10 +410,29 @@ mod tests {
         for cut in 1..bytes.len() {
             assert!(decode(r.id, &bytes[..cut]).is_err(), "cut at {cut}");
         }
+        r.grants = Some(Box::new(Grants(vec![
+            sessionkit_core::upstream::SealedGrant {
+                provider: "idp".into(),
+                key_id: 3,
+                sealed: vec![8; 60],
+                lease: None,
+                not_before: Millis::from_millis(0),
+                dead: true,
+            },
+        ])));
+        let bytes = encode(&r).unwrap();
+        assert_eq!(decode(r.id, &bytes).unwrap(), r);
+        r.assurance = None;
+        let bytes = encode(&r).unwrap();
+        assert_eq!(bytes[0], RECORD_V3);
+        assert_eq!(decode(r.id, &bytes).unwrap(), r);
+        for cut in 1..bytes.len() {
+            assert!(decode(r.id, &bytes[..cut]).is_err(), "cut at {cut}");
+        }
         // Without a subject an assurance cannot be trusted.
         let mut anon = sample();
         anon.subject = None;
-        anon.assurance = r.assurance.clone();
+        anon.assurance = Assurance::new(2, vec![]).unwrap().into_stored();
         assert!(decode(anon.id, &encode(&anon).unwrap()).is_err());
     }
 
@@ -421,6 +460,7 @@ mod tests {
             },
             refresh: None,
             assurance: None,
+            grants: None,
         };
         let mut golden = vec![1u8];
         golden.extend([0x11; 16]);

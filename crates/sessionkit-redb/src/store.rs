@@ -10,8 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sessionkit_core::store::{
-    Change, Counts, CreateOutcome, Limits, ListCursor, Purged, RefreshOutcome, RefreshRequest,
-    RetireOutcome, RetireRequest, RevokeOutcome, RevokeSubjectOutcome, UpdateOutcome,
+    Change, Counts, CreateOutcome, GrantSwap, GrantSwapRequest, Limits, ListCursor, Purged,
+    RefreshOutcome, RefreshRequest, RetireOutcome, RetireRequest, RevokeOutcome,
+    RevokeSubjectOutcome, UpdateOutcome,
 };
 use sessionkit_core::{
     Millis, RevokeReason, SessionId, SessionRecord, SessionStore, StoreAdmin, StoreError,
@@ -444,6 +445,10 @@ impl SessionStore for RedbStore {
 
     async fn refresh(&self, req: RefreshRequest) -> StoreResult<RefreshOutcome> {
         self.call(|tx| Op::Refresh { req, tx }).await
+    }
+
+    async fn swap_grants(&self, req: GrantSwapRequest) -> StoreResult<GrantSwap> {
+        self.call(|tx| Op::SwapGrants { req, tx }).await
     }
 
     async fn revoke(

@@ -43,6 +43,7 @@ fn session(subject: &str, now: Millis) -> SessionRecord {
         state: SessionState::Active,
         refresh: None,
         assurance: None,
+        grants: None,
     }
 }
 

@@ -30,8 +30,9 @@ use std::time::{Duration, Instant};
 
 use redb::Database;
 use sessionkit_core::store::{
-    Change, CreateOutcome, Limits, Purged, RefreshOutcome, RefreshRequest, RetireOutcome,
-    RetireRequest, RevokeOutcome, RevokeSubjectOutcome, UpdateOutcome,
+    Change, CreateOutcome, GrantSwap, GrantSwapRequest, Limits, Purged, RefreshOutcome,
+    RefreshRequest, RetireOutcome, RetireRequest, RevokeOutcome, RevokeSubjectOutcome,
+    UpdateOutcome,
 };
 use sessionkit_core::{
     Millis, RevokeReason, SessionId, SessionRecord, StoreError, StoreResult, Subject, TenantId,
@@ -65,6 +66,10 @@ pub(crate) enum Op {
     Retire {
         req: RetireRequest,
         tx: Reply<RetireOutcome>,
+    },
+    SwapGrants {
+        req: GrantSwapRequest,
+        tx: Reply<GrantSwap>,
     },
     Refresh {
         req: RefreshRequest,
@@ -492,6 +497,14 @@ impl Writer {
                 b.changed(journal);
                 b.answer(tx, out);
             }
+            Op::SwapGrants { req, tx } => {
+                let (out, journal) = mem.exclusive_journaled(|t| t.swap_grants(req));
+                b.changed(journal);
+                match out {
+                    Ok(out) => b.answer(tx, out),
+                    Err(e) => drop(tx.send(Err(e))),
+                }
+            }
             Op::Refresh { req, tx } => {
                 let (out, journal) = mem.exclusive_journaled(|t| t.refresh(req));
                 b.changed(journal);
@@ -551,6 +564,7 @@ fn fail_unapplied(ops: Vec<Op>, e: &WriteFailed) -> bool {
             Op::Create { tx, .. } => drop(tx.send(err(e))),
             Op::Update { tx, .. } => drop(tx.send(err(e))),
             Op::Retire { tx, .. } => drop(tx.send(err(e))),
+            Op::SwapGrants { tx, .. } => drop(tx.send(err(e))),
             Op::Refresh { tx, .. } => drop(tx.send(err(e))),
             Op::Revoke { tx, .. } => drop(tx.send(err(e))),
             Op::RevokeSubject { tx, .. } => drop(tx.send(err(e))),

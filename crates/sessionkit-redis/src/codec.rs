@@ -3,10 +3,10 @@
 //! `false` when absent — so the scripts read and rewrite it with Redis's
 //! own `cmsgpack`. Numbers are decimal text, hashes and subjects lowercase
 //! hex, the attributes their JSON text and the client info (with the login's
-//! assurance) a `sessionkit_core::client_blob`. Anything that does not decode is
+//! assurance) a `sessionkit_core::side_blob`. Anything that does not decode is
 //! [`Corruption`]: never a default.
 
-use sessionkit_core::client_blob;
+use sessionkit_core::side_blob;
 use sessionkit_core::store::Corruption;
 use sessionkit_core::{
     Attributes, ClientInfo, DurationMs, Millis, RefreshState, RevokeReason, SessionId,
@@ -114,7 +114,7 @@ pub(crate) fn encode(rec: &SessionRecord) -> Vec<u8> {
     vals[11] = rec.auth_time.and_then(|a| num(a.as_millis()));
     if rec.state == SessionState::Active {
         vals[12] = Some(rec.attributes.as_json().as_bytes().to_vec());
-        vals[13] = Some(client_blob::encode(&rec.client, rec.assurance.as_deref()));
+        vals[13] = Some(side_blob::encode(rec.side()));
         if let Some(r) = rec.refresh.as_deref() {
             vals[14] = Some(hash_key(&r.current).into_bytes());
             vals[15] = r.previous.as_ref().map(|p| hash_key(p).into_bytes());
@@ -215,11 +215,11 @@ fn decode(id: SessionId, v: &[Option<Vec<u8>>]) -> Result<SessionRecord, Corrupt
         )),
     };
     let active = state == SessionState::Active;
-    let (attributes, client, refresh, assurance) = if active {
+    let (attributes, client, refresh, assurance, grants) = if active {
         let text = std::str::from_utf8(req(12, "attributes")?).map_err(|_| bad("attributes"))?;
         let attributes = Attributes::from_stored(text).map_err(|_| bad("attributes"))?;
-        let (client, assurance) =
-            client_blob::decode(req(13, "client")?).ok_or_else(|| bad("client"))?;
+        let (client, assurance, grants) =
+            side_blob::decode(req(13, "client")?).ok_or_else(|| bad("client"))?;
         let refresh = match f(14) {
             None => None,
             Some(cur) => Some(Box::new(RefreshState {
@@ -233,13 +233,13 @@ fn decode(id: SessionId, v: &[Option<Vec<u8>>]) -> Result<SessionRecord, Corrupt
                 grace_until: Millis::from_millis(int(18, "refresh")?),
             })),
         };
-        (attributes, client, refresh, assurance)
+        (attributes, client, refresh, assurance, grants)
     } else {
         // A tombstone keeps no attributes, client info or refresh state.
         if (12..FIELDS.len()).any(|i| f(i).is_some()) {
             return Err(bad("tombstone"));
         }
-        (Attributes::empty(), ClientInfo::default(), None, None)
+        (Attributes::empty(), ClientInfo::default(), None, None, None)
     };
     Ok(SessionRecord {
         tenant,
@@ -257,5 +257,6 @@ fn decode(id: SessionId, v: &[Option<Vec<u8>>]) -> Result<SessionRecord, Corrupt
         state,
         refresh,
         assurance,
+        grants,
     })
 }

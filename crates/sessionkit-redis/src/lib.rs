@@ -41,10 +41,11 @@ use sessionkit_core::ids::{SessionId, Subject, TenantId};
 use sessionkit_core::near_cache::{Invalidation, NearCache};
 use sessionkit_core::policy::OnSessionLimit;
 use sessionkit_core::record::{RevokeReason, SessionRecord};
+use sessionkit_core::side_blob;
 use sessionkit_core::store::{
-    Capacity, Change, CreateOutcome, Limits, ListCursor, Purged, RefreshOutcome, RefreshRequest,
-    RetireOutcome, RetireRequest, RevokeOutcome, RevokeSubjectOutcome, SessionStore, StoreError,
-    StoreResult, UpdateOutcome,
+    Capacity, Change, CreateOutcome, GrantSwap, GrantSwapRequest, Limits, ListCursor, Purged,
+    RefreshOutcome, RefreshRequest, RetireOutcome, RetireRequest, RevokeOutcome,
+    RevokeSubjectOutcome, SessionStore, StoreError, StoreResult, UpdateOutcome,
 };
 use sessionkit_core::time::Millis;
 use sessionkit_core::token::TokenHash;
@@ -66,6 +67,7 @@ struct Scripts {
     read: redis::Script,
     touch: redis::Script,
     update: redis::Script,
+    swap_grants: redis::Script,
     retire: redis::Script,
     refresh: redis::Script,
     revoke: redis::Script,
@@ -86,6 +88,7 @@ impl Scripts {
             read: r(lua::READ),
             touch: w(lua::TOUCH),
             update: w(lua::UPDATE),
+            swap_grants: w(lua::SWAP_GRANTS),
             retire: w(lua::RETIRE),
             refresh: w(lua::REFRESH),
             revoke: w(lua::REVOKE),
@@ -549,6 +552,50 @@ impl SessionStore for RedisStore {
                 let r = record(id, rest.first().ok_or_else(bad)?)?;
                 self.announce(Invalidation::Session(id)).await;
                 Ok(UpdateOutcome::Updated(Box::new(r)))
+            }
+            _ => Err(bad()),
+        }
+    }
+
+    async fn swap_grants(&self, req: GrantSwapRequest) -> StoreResult<GrantSwap> {
+        let id = req.id;
+        // The script compares the whole side blob; build both from the
+        // record as it is (its client info and assurance never change).
+        let Some(mut rec) = self.get_by_id(req.tenant, id).await? else {
+            return Ok(GrantSwap::NotLive);
+        };
+        if !rec.is_live(req.now) {
+            return Ok(GrantSwap::NotLive);
+        }
+        if rec.grants != req.expected {
+            return Ok(GrantSwap::Changed(Box::new(rec)));
+        }
+        let expected = side_blob::encode(rec.side());
+        rec.grants = req.grants;
+        let new = side_blob::encode(rec.side());
+        let Some(shard) = self.shard_of_id(id).await? else {
+            return Ok(GrantSwap::NotLive);
+        };
+        let v = self
+            .run(
+                shard,
+                &self.scripts.swap_grants,
+                args![req.tenant.as_str(), id_key(id), expected, new, ms(req.now)],
+                Some(id),
+            )
+            .await?;
+        let bad = || corrupt("swap reply", Some(id));
+        let (tag, rest) = tagged(&v).ok_or_else(bad)?;
+        match tag.as_str() {
+            "not_live" => Ok(GrantSwap::NotLive),
+            "changed" => Ok(GrantSwap::Changed(Box::new(record(
+                id,
+                rest.first().ok_or_else(bad)?,
+            )?))),
+            "swapped" => {
+                let r = record(id, rest.first().ok_or_else(bad)?)?;
+                self.announce(Invalidation::Session(id)).await;
+                Ok(GrantSwap::Swapped(Box::new(r)))
             }
             _ => Err(bad()),
         }

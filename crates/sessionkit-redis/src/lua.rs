@@ -181,6 +181,21 @@ bump_floor(now)
 return {'updated', fetch(id)}
 "#;
 
+/// swap_grants. ARGV: tenant, id, expected side blob, new side blob, now.
+/// The side blob (element 14) holds the client info, the assurance and the
+/// grants; only the grants ever change in a live record, so comparing the
+/// blob compares the grants.
+pub(crate) const SWAP_GRANTS: &str = r#"
+local id, now = ARGV[2], tonumber(ARGV[5])
+local h = hdr(id)
+if not h or h.ten ~= ARGV[1] or not is_live(h, now) then return {'not_live'} end
+if h.r[14] ~= ARGV[3] then return {'changed', fetch(id)} end
+h.r[14] = ARGV[4]
+save(h)
+bump_floor(now)
+return {'swapped', fetch(id)}
+"#;
+
 /// retire. ARGV: tenant, old id, old token, expected version, successor, now.
 pub(crate) const RETIRE: &str = r#"
 local id, now = ARGV[2], tonumber(ARGV[6])

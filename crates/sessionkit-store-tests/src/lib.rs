@@ -86,6 +86,7 @@ pub use cases::concurrency::{
     update_racing_revoke_never_revives, upgrade_racing_revoke,
 };
 pub use cases::expiry::*;
+pub use cases::grants::*;
 pub use cases::lifecycle::*;
 pub use cases::list::*;
 pub use cases::purge::*;
@@ -254,6 +255,8 @@ macro_rules! conformance_tests {
             refresh_refused_when_not_live
             concurrent_refreshes_one_successor
             refresh_racing_revoke_never_revives
+            grants_compare_and_set
+            concurrent_grant_swaps_one_winner
         }
     };
 }

@@ -83,6 +83,10 @@ impl SessionStore for OutageStore {
         self.check()?;
         self.inner.refresh(req).await
     }
+    async fn swap_grants(&self, req: GrantSwapRequest) -> StoreResult<GrantSwap> {
+        self.check()?;
+        self.inner.swap_grants(req).await
+    }
     async fn revoke(
         &self,
         t: TenantId,

@@ -93,6 +93,7 @@ pub fn session_in(tenant: TenantId, subj: Option<&str>, created: Millis) -> Sess
         state: SessionState::Active,
         refresh: None,
         assurance: None,
+        grants: None,
     }
 }
 

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use sessionkit_core::refresh::{RefreshVerdict, apply_rotation, judge};
 use sessionkit_core::store::{
-    Change, Counts, CreateOutcome, Limits, ListCursor, Purged, RefreshOutcome, RefreshRequest,
-    RetireOutcome, RetireRequest, RevokeOutcome, RevokeSubjectOutcome, StoreResult, UpdateOutcome,
+    Change, Counts, CreateOutcome, GrantSwap, GrantSwapRequest, Limits, ListCursor, Purged,
+    RefreshOutcome, RefreshRequest, RetireOutcome, RetireRequest, RevokeOutcome,
+    RevokeSubjectOutcome, StoreResult, UpdateOutcome,
 };
 use sessionkit_core::{
     Millis, OnSessionLimit, RevokeReason, SessionId, SessionRecord, SessionStore, StoreAdmin,
@@ -125,6 +126,22 @@ impl SessionStore for Racy {
         rec.version += 1;
         self.0.load(rec.clone()).unwrap();
         Ok(UpdateOutcome::Updated(Box::new(rec)))
+    }
+
+    async fn swap_grants(&self, req: GrantSwapRequest) -> StoreResult<GrantSwap> {
+        let Some(mut rec) = self.0.get_by_id(req.tenant, req.id).await? else {
+            return Ok(GrantSwap::NotLive);
+        };
+        if !rec.is_live(req.now) {
+            return Ok(GrantSwap::NotLive);
+        }
+        if rec.grants != req.expected {
+            return Ok(GrantSwap::Changed(Box::new(rec)));
+        }
+        pause().await;
+        rec.grants = req.grants;
+        self.0.load(rec.clone()).unwrap();
+        Ok(GrantSwap::Swapped(Box::new(rec)))
     }
 
     async fn retire(&self, req: RetireRequest) -> StoreResult<RetireOutcome> {
@@ -331,4 +348,12 @@ fn sequential_cases_pass() {
         Racy::default(),
     ));
     run(sessionkit_store_tests::refresh_reuse_of_grandparent_revokes(Racy::default()));
+}
+
+#[test]
+#[should_panic(expected = "one winner")]
+fn catches_racing_grant_swaps() {
+    run(sessionkit_store_tests::concurrent_grant_swaps_one_winner(
+        Racy::default(),
+    ));
 }

@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 
 use sessionkit::MemoryStore;
 use sessionkit_core::store::{
-    Change, CreateOutcome, Limits, ListCursor, Purged, RefreshOutcome, RefreshRequest,
-    RetireOutcome, RetireRequest, RevokeOutcome, RevokeSubjectOutcome, StoreResult, UpdateOutcome,
+    Change, CreateOutcome, GrantSwap, GrantSwapRequest, Limits, ListCursor, Purged, RefreshOutcome,
+    RefreshRequest, RetireOutcome, RetireRequest, RevokeOutcome, RevokeSubjectOutcome, StoreResult,
+    UpdateOutcome,
 };
 use sessionkit_core::{
     Attributes, Clock, DurationMs, Millis, RevokeReason, SessionId, SessionRecord, SessionState,
@@ -66,6 +67,9 @@ impl SessionStore for Discard {
     }
     async fn refresh(&self, req: RefreshRequest) -> StoreResult<RefreshOutcome> {
         self.0.refresh(req).await
+    }
+    async fn swap_grants(&self, req: GrantSwapRequest) -> StoreResult<GrantSwap> {
+        self.0.swap_grants(req).await
     }
     async fn revoke(
         &self,
@@ -165,6 +169,7 @@ fn main() {
                 state: SessionState::Active,
                 refresh: None,
                 assurance: None,
+                grants: None,
             };
             let store = MemoryStore::new();
             let s = rate(n, record, |rec| {

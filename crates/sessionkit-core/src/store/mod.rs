@@ -34,6 +34,7 @@ use crate::policy::OnSessionLimit;
 use crate::record::{ExpiryCause, RevokeReason, SessionRecord};
 use crate::time::Millis;
 use crate::token::TokenHash;
+use crate::upstream::Grants;
 
 /// A boxed error cause.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
@@ -234,6 +235,34 @@ pub enum RefreshOutcome {
     NotLive,
 }
 
+/// A compare-and-set of a session's upstream grants (see
+/// [`SessionStore::swap_grants`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantSwapRequest {
+    /// The session's tenant.
+    pub tenant: TenantId,
+    /// The session.
+    pub id: SessionId,
+    /// The grants the caller read (`None`: none).
+    pub expected: Option<Box<Grants>>,
+    /// The grants to keep instead (`None`: none).
+    pub grants: Option<Box<Grants>>,
+    /// The engine's time: the session must be live then.
+    pub now: Millis,
+}
+
+/// What a grant swap did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GrantSwap {
+    /// Written; the record as it now is.
+    Swapped(Box<SessionRecord>),
+    /// The grants are not the expected ones; nothing written. The record
+    /// as it is.
+    Changed(Box<SessionRecord>),
+    /// No live session with that id in that tenant.
+    NotLive,
+}
+
 /// A change to a live session, made conditional on its version. Each bumps
 /// the version by one. Not `#[non_exhaustive]` on purpose: a store must
 /// handle every change, so a new variant breaks every store's build.
@@ -428,6 +457,15 @@ pub trait SessionStore: Send + Sync + 'static {
         &self,
         req: RefreshRequest,
     ) -> impl Future<Output = StoreResult<RefreshOutcome>> + Send;
+
+    /// Replaces a live session's upstream grants if they are still
+    /// `req.expected` (compared whole: the compare-and-set that makes an
+    /// upstream refresh happen once across nodes). Never changes the
+    /// version, the deadlines or anything else of the record.
+    fn swap_grants(
+        &self,
+        req: GrantSwapRequest,
+    ) -> impl Future<Output = StoreResult<GrantSwap>> + Send;
 
     /// Turns an active session (live or expired) into a tombstone.
     fn revoke(

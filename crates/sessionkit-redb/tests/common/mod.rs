@@ -51,6 +51,7 @@ pub fn session(subj: Option<&str>, created: Millis) -> SessionRecord {
         state: SessionState::Active,
         refresh: None,
         assurance: None,
+        grants: None,
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod caps;
 pub mod concurrency;
 pub mod expiry;
+pub mod grants;
 pub mod lifecycle;
 pub mod list;
 pub mod purge;

@@ -73,6 +73,7 @@ fn random_op() -> BoxedStrategy<Op> {
         2 => (tenant(), any_key()).prop_map(|(tenant, id)| Op::GetById { tenant, id }),
         2 => (tenant(), any_key()).prop_map(|(tenant, id)| Op::Touch { tenant, id, back: 0 }),
         1 => (tenant(), any_key(), 1u64..=3, any::<u8>()).prop_map(|(tenant, id, expected, tag)| Op::Update { tenant, id, expected, tag }),
+        1 => (tenant(), any_key(), proptest::option::of(0u8..3), proptest::option::of(1u8..4)).prop_map(|(tenant, id, expected, new)| Op::SwapGrants { tenant, id, expected, new }),
         1 => (tenant(), any_key(), 0u8..8).prop_map(|(tenant, id, reason)| Op::Revoke { tenant, id, reason }),
         2 => (tenant(), subject_strategy(), proptest::option::weighted(0.3, any_key())).prop_map(|(tenant, subject, except)| Op::RevokeSubject { tenant, subject, except }),
         3 => (tenant(), subject_strategy(), 1usize..=4).prop_map(|(tenant, subject, limit)| Op::List { tenant, subject, limit }),
@@ -120,6 +121,12 @@ fn targeted_op(known: Vec<Known>) -> BoxedStrategy<Op> {
                         id: k.id,
                         expected: k.version,
                         tag,
+                    },
+                    2 if tag % 3 == 0 => Op::SwapGrants {
+                        tenant: k.tenant,
+                        id: k.id,
+                        expected: (tag % 5 != 0).then_some(tag % 3),
+                        new: (tag % 7 != 0).then_some(tag % 4),
                     },
                     2 => Op::Update {
                         tenant: k.tenant,

@@ -21,7 +21,7 @@ use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
 use proptest_state_machine::ReferenceStateMachine;
 use serde_json::json;
 use sessionkit_core::store::{
-    Change, Counts, CreateOutcome, Limits, ListCursor, RevokeSubjectOutcome,
+    Change, Counts, CreateOutcome, GrantSwapRequest, Limits, ListCursor, RevokeSubjectOutcome,
 };
 use sessionkit_core::{
     DurationMs, Millis, OnSessionLimit, RevokeReason, SessionId, StoreAdmin, Subject, TenantId,
@@ -138,6 +138,13 @@ pub enum Op {
         expected: u64,
         tag: u8,
     },
+    /// Grants `expected` (`grants_of(n)`, `None`: none) to `new`.
+    SwapGrants {
+        tenant: u8,
+        id: u8,
+        expected: Option<u8>,
+        new: Option<u8>,
+    },
     Upgrade {
         tenant: u8,
         old_id: u8,
@@ -240,6 +247,15 @@ fn apply_model(m: &mut Model, step: &Step, choice: Option<Choice<'_>>) -> Check<
                 m.update(self::tenant(*tenant), id_of(*id), *expected, change, now)
             )
         }
+        Op::SwapGrants {
+            tenant,
+            id,
+            expected,
+            new,
+        } => format!(
+            "{:?}",
+            m.swap_grants(swap_request(now, *tenant, *id, *expected, *new))
+        ),
         op @ Op::Upgrade { .. } => {
             let req = upgrade_request(now, op).ok_or("not an upgrade")?;
             norm_upgrade(m.upgrade(req, evicted)?)
@@ -390,6 +406,18 @@ async fn apply_store<S: StoreAdmin>(
             let change = Change::Attributes(attrs(json!({"updated": tag})));
             let r = s
                 .update(tenant_of(*tenant), id_of(*id), *expected, change, now)
+                .await
+                .map_err(store_err)?;
+            (format!("{r:?}"), None, false)
+        }
+        Op::SwapGrants {
+            tenant,
+            id,
+            expected,
+            new,
+        } => {
+            let r = s
+                .swap_grants(swap_request(now, *tenant, *id, *expected, *new))
                 .await
                 .map_err(store_err)?;
             (format!("{r:?}"), None, false)
@@ -627,5 +655,22 @@ where
             )
         }
         Err(e) => panic!("model test aborted: {e}"),
+    }
+}
+
+/// The swap an [`Op::SwapGrants`] asks for.
+fn swap_request(
+    now: Millis,
+    tenant: u8,
+    id: u8,
+    expected: Option<u8>,
+    new: Option<u8>,
+) -> GrantSwapRequest {
+    GrantSwapRequest {
+        tenant: self::tenant(tenant),
+        id: id_of(id),
+        expected: expected.map(reference::grants_of),
+        grants: new.map(reference::grants_of),
+        now,
     }
 }

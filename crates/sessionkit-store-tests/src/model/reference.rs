@@ -7,9 +7,10 @@ use crate::support::{UpgradeOutcome, UpgradeRequest};
 use serde_json::json;
 use sessionkit_core::refresh::{RefreshState, RefreshVerdict, apply_rotation, judge};
 use sessionkit_core::store::{
-    Change, CreateOutcome, Limits, ListCursor, Purged, RefreshOutcome, RefreshRequest,
-    RevokeOutcome, RevokeSubjectOutcome, UpdateOutcome,
+    Change, CreateOutcome, GrantSwap, GrantSwapRequest, Limits, ListCursor, Purged, RefreshOutcome,
+    RefreshRequest, RevokeOutcome, RevokeSubjectOutcome, UpdateOutcome,
 };
+use sessionkit_core::upstream::{Grants, Lease, SealedGrant};
 use sessionkit_core::{
     Assurance, ClientInfo, DurationMs, Liveness, Millis, OnSessionLimit, RevokeReason, SessionId,
     SessionRecord, SessionState, Subject, TenantId, TokenHash,
@@ -215,6 +216,22 @@ impl Model {
         r.version += 1;
         let out = UpdateOutcome::Updated(Box::new(r.clone()));
         self.wrote(now);
+        out
+    }
+
+    pub(super) fn swap_grants(&mut self, req: GrantSwapRequest) -> GrantSwap {
+        let Some(r) = self.records.get_mut(&req.id) else {
+            return GrantSwap::NotLive;
+        };
+        if r.tenant != req.tenant || !r.is_live(req.now) {
+            return GrantSwap::NotLive;
+        }
+        if r.grants != req.expected {
+            return GrantSwap::Changed(Box::new(r.clone()));
+        }
+        r.grants = req.grants;
+        let out = GrantSwap::Swapped(Box::new(r.clone()));
+        self.wrote(req.now);
         out
     }
 
@@ -484,7 +501,24 @@ pub(super) fn new_record(
             let amr = vec!["pwd".to_owned(), format!("otp{tag}")];
             Box::new(Assurance::new(2, amr).expect("a valid assurance"))
         }),
+        // Every fifth holds an upstream grant.
+        grants: tag.is_multiple_of(5).then(|| grants_of(0)),
     }
+}
+
+/// Grants of one provider, told apart by `n`.
+pub(super) fn grants_of(n: u8) -> Box<Grants> {
+    Box::new(Grants(vec![SealedGrant {
+        provider: format!("idp{}", n % 2),
+        key_id: u32::from(n),
+        sealed: vec![n, 1, 2, 3],
+        lease: (n % 2 == 1).then_some(Lease {
+            holder: u64::from(n),
+            until: Millis::from_millis(i64::from(n) * 1000),
+        }),
+        not_before: Millis::from_millis(0),
+        dead: n > 6,
+    }]))
 }
 
 /// The refresh-token hash of generation `generation` of session `id`.

@@ -277,6 +277,7 @@ fn fresh_record(
         state: SessionState::Active,
         refresh: None,
         assurance,
+        grants: None,
     }
 }
 
