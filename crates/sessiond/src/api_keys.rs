@@ -52,11 +52,19 @@ pub enum Scope {
     Write,
     /// `admin`: everything, incl. stats, purge and API keys.
     Admin,
+    /// `upstream`: keep and use upstream grants (with the session's token).
+    Upstream,
 }
 
 impl Scope {
     /// Every scope.
-    pub const ALL: [Scope; 4] = [Scope::Validate, Scope::Read, Scope::Write, Scope::Admin];
+    pub const ALL: [Scope; 5] = [
+        Scope::Validate,
+        Scope::Read,
+        Scope::Write,
+        Scope::Admin,
+        Scope::Upstream,
+    ];
 
     /// The wire name.
     #[must_use]
@@ -66,6 +74,7 @@ impl Scope {
             Scope::Read => "sessions:read",
             Scope::Write => "sessions:write",
             Scope::Admin => "admin",
+            Scope::Upstream => "upstream",
         }
     }
 
@@ -81,6 +90,7 @@ impl Scope {
             Scope::Read => 2,
             Scope::Write => 4,
             Scope::Admin => 8,
+            Scope::Upstream => 16,
         }
     }
 }

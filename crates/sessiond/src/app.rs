@@ -33,7 +33,7 @@ use crate::backend::{Backend, ServedStore};
 use crate::error::ApiError;
 use crate::http::HttpLimits;
 use crate::routes::table::{Operation, ROUTES, Route};
-use crate::routes::{admin, sessions, subjects, tokens};
+use crate::routes::{admin, sessions, subjects, tokens, upstream};
 use crate::{ops, telemetry};
 
 /// Whether the store can make writes durable right now (readiness).
@@ -59,6 +59,8 @@ pub struct AppOptions {
     pub rate_limits: Arc<crate::http::RateLimits>,
     /// `/metrics` needs an API key with the `admin` scope (default: no).
     pub metrics_require_key: bool,
+    /// The upstream token vault (none: no providers configured).
+    pub upstream: Option<Arc<sessionkit::upstream::UpstreamVault>>,
 }
 
 impl AppOptions {
@@ -177,6 +179,9 @@ fn endpoint<S: ServedStore>(route: &Route) -> MethodRouter<AppState<S>> {
         Operation::Jwks => on(m, tokens::jwks::<S>),
         Operation::ListSigningKeys => on(m, tokens::list_keys::<S>),
         Operation::RotateSigningKeys => on(m, tokens::rotate_keys::<S>),
+        Operation::PutGrant => on(m, upstream::put_grant::<S>),
+        Operation::UpstreamToken => on(m, upstream::token::<S>),
+        Operation::DeleteGrant => on(m, upstream::delete_grant::<S>),
         Operation::Healthz => on(m, ops::healthz),
         Operation::Readyz => on(m, ops::readyz::<S>),
         Operation::Metrics => on(m, ops::metrics::<S>),

@@ -59,7 +59,16 @@
 //! failed_auth_burst = 20
 //! creates_per_second = 0           # POST /v1/sessions, per API key (0: off)
 //! creates_burst = 1000
+//!
+//! # [upstream.providers.idp]       # the upstream token vault (config/upstream.rs)
+//! # issuer = "https://idp.example"
+//! # client_id = "sessiond"
+//! # client_secret = "…"            # SESSIOND_UPSTREAM__PROVIDERS__IDP__CLIENT_SECRET
 //! ```
+
+mod upstream;
+
+pub use upstream::{ProviderConfig, UpstreamConfig};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -352,6 +361,8 @@ pub struct Config {
     pub tokens: TokensConfig,
     /// Rate limits (per node).
     pub rate_limits: crate::http::RateLimitConfig,
+    /// Upstream OAuth/OpenID providers whose grants sessiond keeps.
+    pub upstream: UpstreamConfig,
 }
 
 /// A log filter whose every directive is a level or names one
@@ -392,6 +403,7 @@ impl Default for Config {
             policy: PolicyConfig::default(),
             tokens: TokensConfig::default(),
             rate_limits: crate::http::RateLimitConfig::default(),
+            upstream: UpstreamConfig::default(),
         }
     }
 }
@@ -564,6 +576,7 @@ impl Config {
                 "HS256 needs a secret of at least 32 bytes",
             ));
         }
+        self.upstream.validate()?;
         Ok(())
     }
 

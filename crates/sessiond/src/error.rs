@@ -93,6 +93,9 @@ error_codes! {
     Internal => (INTERNAL_SERVER_ERROR, "internal_error"),
     /// 503, with `Retry-After`.
     StoreUnavailable => (SERVICE_UNAVAILABLE, "store_unavailable"),
+    /// 503, with `Retry-After`: the upstream provider cannot refresh the
+    /// grant now and no valid token is left.
+    UpstreamUnavailable => (SERVICE_UNAVAILABLE, "upstream_unavailable"),
     /// 507: the store is out of room; retrying will not help.
     InsufficientStorage => (INSUFFICIENT_STORAGE, "insufficient_storage"),
 }
@@ -133,7 +136,8 @@ pub enum ApiError {
     #[error("the refresh token was already used; the session is revoked")]
     RefreshTokenReused,
     /// 401 `reauthentication_required`: the session's sign-in is older than
-    /// the caller's `max_age_secs` (or it has none: anonymous).
+    /// the caller's `max_age_secs` or below its `min_aal` (or it has none:
+    /// anonymous), or its upstream grant is dead.
     #[error("the user must sign in again")]
     ReauthenticationRequired,
     /// 403 `csrf_failed`: the CSRF token is not this session's.
@@ -178,6 +182,13 @@ pub enum ApiError {
     /// 503 `store_unavailable`, with `Retry-After`.
     #[error("the session store is unavailable; retry later")]
     StoreUnavailable,
+    /// 503 `upstream_unavailable`, with `Retry-After`: the provider cannot
+    /// refresh the grant now and no valid token is left.
+    #[error("the upstream provider is unavailable; retry later")]
+    UpstreamUnavailable {
+        /// Seconds to wait.
+        retry_after_secs: u64,
+    },
     /// 507 `insufficient_storage`: the store is out of room. Not retryable:
     /// an operator must make room (or raise the store's limit).
     #[error("the session store is out of room")]
@@ -218,6 +229,7 @@ impl ApiError {
             ApiError::RateLimited { .. } => ErrorCode::RateLimited,
             ApiError::HeadersTooLarge => ErrorCode::HeadersTooLarge,
             ApiError::StoreUnavailable => ErrorCode::StoreUnavailable,
+            ApiError::UpstreamUnavailable { .. } => ErrorCode::UpstreamUnavailable,
             ApiError::InsufficientStorage => ErrorCode::InsufficientStorage,
             ApiError::Internal => ErrorCode::Internal,
         }
@@ -269,7 +281,8 @@ impl IntoResponse for ApiError {
                     HeaderValue::from_static("Bearer realm=\"sessiond\""),
                 );
             }
-            ApiError::RateLimited { retry_after_secs } => {
+            ApiError::RateLimited { retry_after_secs }
+            | ApiError::UpstreamUnavailable { retry_after_secs } => {
                 h.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
             ApiError::StoreUnavailable => {
@@ -365,6 +378,9 @@ mod tests {
             },
             ApiError::HeadersTooLarge,
             ApiError::StoreUnavailable,
+            ApiError::UpstreamUnavailable {
+                retry_after_secs: 2,
+            },
             ApiError::InsufficientStorage,
             ApiError::Internal,
         ];
@@ -390,6 +406,7 @@ mod tests {
                 | ApiError::RateLimited { .. }
                 | ApiError::HeadersTooLarge
                 | ApiError::StoreUnavailable
+                | ApiError::UpstreamUnavailable { .. }
                 | ApiError::InsufficientStorage
                 | ApiError::Internal => {}
             }

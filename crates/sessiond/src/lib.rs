@@ -37,4 +37,5 @@ pub mod shutdown;
 pub mod signing_keys;
 pub mod telemetry;
 pub mod tls;
+pub mod vault_keys;
 pub mod wire;

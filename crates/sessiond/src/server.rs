@@ -257,6 +257,17 @@ async fn run(
         api_keys.add_env_admin_key(&k, now)?;
         tracing::info!("SESSIOND_ADMIN_KEY is set: accepting it as an extra admin key");
     }
+    let upstream = if cfg.upstream.providers.is_empty() {
+        None
+    } else {
+        let keys = crate::vault_keys::load_or_create(&cfg.data_dir)?;
+        let vault = sessionkit::upstream::UpstreamVault::new(keys, cfg.upstream.providers())?;
+        tracing::info!(
+            providers = cfg.upstream.providers.len(),
+            "upstream token vault on"
+        );
+        Some(Arc::new(vault))
+    };
     let metrics = telemetry::install_recorder();
     engine.describe_metrics();
     let state = AppState::new(
@@ -273,6 +284,7 @@ async fn run(
             signing_keys: Some(signing_keys),
             rate_limits: Arc::new(crate::http::RateLimits::new(&cfg.rate_limits)),
             metrics_require_key: cfg.metrics_require_key,
+            upstream,
             ..AppOptions::for_backend(&backend)
         },
     );

@@ -513,3 +513,52 @@ pub struct Health {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub store_latency_ms: Option<f64>,
 }
+
+/// A provider's grant, as the app got it at its login callback.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GrantIn {
+    /// The access token.
+    pub access_token: String,
+    /// The refresh token (without one, the grant dies with its access
+    /// token).
+    pub refresh_token: Option<String>,
+    /// Seconds the access token lives (or `expires_at`).
+    pub expires_in: Option<u64>,
+    /// When the access token expires, RFC 3339 (or `expires_in`).
+    pub expires_at: Option<String>,
+    /// Granted scopes.
+    pub scope: Option<String>,
+    /// The ID token: only its `sub` is kept, to check refreshes.
+    pub id_token: Option<String>,
+}
+
+/// `PUT /v1/upstream/{provider}`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamPutBody {
+    /// Any token of the session (session token, refresh token, access JWT).
+    pub token: String,
+    /// The provider's grant.
+    pub grant: GrantIn,
+}
+
+/// `POST /v1/upstream/{provider}/token` and `DELETE /v1/upstream/{provider}`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamTokenBody {
+    /// Any token of the session.
+    pub token: String,
+}
+
+/// A fresh upstream access token.
+#[derive(Serialize, ToSchema)]
+pub struct UpstreamTokenOut<'a> {
+    /// The provider's access token.
+    pub access_token: &'a str,
+    /// When it expires.
+    #[schema(value_type = String)]
+    pub expires_at: Rfc3339,
+    /// Its scopes, if known.
+    pub scope: Option<&'a str>,
+}

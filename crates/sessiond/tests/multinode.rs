@@ -10,41 +10,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use process::nodes::{cluster, free_port, revoke_loop, share_sessions_and_revocations, validate};
+use process::redis_keys::{delete_prefix, redis_url};
 use process::{client, get, post};
 use serde_json::{Value, json};
-
-/// The Redis URL of the multi-node tests: `REDIS_URL`, else the local
-/// default; `None` (with a notice) when nothing answers there, which fails
-/// under `CI=true`.
-fn redis_url() -> Option<String> {
-    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let up = redis::Client::open(url.as_str())
-        .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
-        .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
-        .is_ok();
-    if up {
-        return Some(url);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "CI=true but no Redis answers at {url}"
-    );
-    eprintln!("NOTICE: no Redis at {url} (set REDIS_URL); multi-node test skipped");
-    None
-}
-
-/// Deletes every key under `prefix:` (never the whole database).
-fn delete_prefix(url: &str, prefix: &str) {
-    let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}:*"))
-        .query(&mut c)
-        .unwrap();
-    for k in keys {
-        // One key per DEL: a Cluster node refuses keys of several slots.
-        let _: () = redis::cmd("DEL").arg(k).query(&mut c).unwrap();
-    }
-}
 
 /// Two sessiond nodes on one Redis: a session created on A is valid on B,
 /// its access token too; a refresh on B works; a revoke on B is refused on

@@ -12,6 +12,8 @@ pub mod http;
 #[cfg(feature = "jwt")]
 pub mod jwt;
 pub mod manager;
+#[cfg(feature = "upstream")]
+pub mod upstream;
 
 pub use error::{EngineError, ErrorKind};
 pub use events::{Event, EventKind};

@@ -364,7 +364,7 @@ pub(super) async fn run(target: Target, cmd: Cmd) -> Result<(), String> {
             }
         }
         Cmd::Keys {
-            cmd: KeysCmd::Rotate { json },
+            cmd: KeysCmd::Rotate { json, .. },
         } => {
             let v = c.call(Method::POST, "/v1/keys/rotate", None).await?;
             let rows = key_rows(v.as_ref())?;

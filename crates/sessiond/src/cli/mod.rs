@@ -190,6 +190,12 @@ pub enum KeysCmd {
         /// Print the server's JSON instead of one key per line.
         #[arg(long)]
         json: bool,
+        /// Rotate the vault key that seals upstream grants instead, in the
+        /// data dir of the config (no server call): the new key seals from
+        /// the next start; older keys keep opening. Copy `vault.keys` to
+        /// every node, then restart them.
+        #[arg(long, conflicts_with = "json")]
+        vault: bool,
     },
 }
 
@@ -216,6 +222,9 @@ pub fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Cmd::Keys {
+            cmd: KeysCmd::Rotate { vault: true, .. },
+        } => rotate_vault(cli.config.as_deref()),
         cmd => {
             let rt = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -240,6 +249,32 @@ pub fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// `sessiond keys rotate --vault`: adds a vault key in the data dir.
+fn rotate_vault(config: Option<&std::path::Path>) -> ExitCode {
+    let cfg = match Config::from_process(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match crate::vault_keys::rotate(&cfg.data_dir) {
+        Ok(id) => {
+            println!(
+                "vault key {id} added to {}; copy it to every node and restart them to seal with it",
+                cfg.data_dir
+                    .join(crate::vault_keys::VAULT_KEYS_FILE)
+                    .display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
         }
     }
 }

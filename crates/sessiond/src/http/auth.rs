@@ -55,6 +55,9 @@ pub mod scope {
     /// `admin`.
     #[derive(Debug)]
     pub struct Admin;
+    /// `upstream`.
+    #[derive(Debug)]
+    pub struct Upstream;
 
     impl RequiredScope for Validate {
         const SCOPE: Scope = Scope::Validate;
@@ -67,6 +70,9 @@ pub mod scope {
     }
     impl RequiredScope for Admin {
         const SCOPE: Scope = Scope::Admin;
+    }
+    impl RequiredScope for Upstream {
+        const SCOPE: Scope = Scope::Upstream;
     }
 }
 

@@ -7,6 +7,7 @@ pub mod sessions;
 pub mod subjects;
 pub mod table;
 pub mod tokens;
+pub mod upstream;
 
 use axum::body::Body;
 use axum::http::{HeaderValue, header};

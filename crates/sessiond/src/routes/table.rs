@@ -16,6 +16,8 @@ pub enum Verb {
     Post,
     /// `PATCH`.
     Patch,
+    /// `PUT`.
+    Put,
     /// `DELETE`.
     Delete,
 }
@@ -28,6 +30,7 @@ impl Verb {
             Verb::Get => MethodFilter::GET,
             Verb::Post => MethodFilter::POST,
             Verb::Patch => MethodFilter::PATCH,
+            Verb::Put => MethodFilter::PUT,
             Verb::Delete => MethodFilter::DELETE,
         }
     }
@@ -39,6 +42,7 @@ impl Verb {
             Verb::Get => Method::GET,
             Verb::Post => Method::POST,
             Verb::Patch => Method::PATCH,
+            Verb::Put => Method::PUT,
             Verb::Delete => Method::DELETE,
         }
     }
@@ -51,6 +55,7 @@ impl Verb {
             Verb::Get => m == Method::GET || m == Method::HEAD,
             Verb::Post => m == Method::POST,
             Verb::Patch => m == Method::PATCH,
+            Verb::Put => m == Method::PUT,
             Verb::Delete => m == Method::DELETE,
         }
     }
@@ -130,6 +135,12 @@ operations! {
     ListSigningKeys => "list_signing_keys",
     /// `POST /v1/keys/rotate`.
     RotateSigningKeys => "rotate_signing_keys",
+    /// `PUT /v1/upstream/{provider}`.
+    PutGrant => "put_grant",
+    /// `POST /v1/upstream/{provider}/token`.
+    UpstreamToken => "upstream_token",
+    /// `DELETE /v1/upstream/{provider}`.
+    DeleteGrant => "delete_grant",
     /// `GET /healthz`.
     Healthz => "healthz",
     /// `GET /readyz`.
@@ -230,6 +241,17 @@ pub const ROUTES: &[Route] = &[
     route(Verb::Get, "/.well-known/jwks.json", Operation::Jwks),
     route(Verb::Get, "/v1/keys", Operation::ListSigningKeys),
     route(Verb::Post, "/v1/keys/rotate", Operation::RotateSigningKeys),
+    route(Verb::Put, "/v1/upstream/{provider}", Operation::PutGrant),
+    route(
+        Verb::Post,
+        "/v1/upstream/{provider}/token",
+        Operation::UpstreamToken,
+    ),
+    route(
+        Verb::Delete,
+        "/v1/upstream/{provider}",
+        Operation::DeleteGrant,
+    ),
     route(Verb::Get, "/healthz", Operation::Healthz),
     route(Verb::Get, "/readyz", Operation::Readyz),
     route(Verb::Get, "/metrics", Operation::Metrics),

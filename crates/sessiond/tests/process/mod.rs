@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod nodes;
+pub mod oidc;
 pub mod postgres;
+pub mod redis_keys;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_sessiond");
 

@@ -9,7 +9,8 @@ use super::{Server, client, get, post};
 
 /// The files every node of a deployment shares (the first node creates
 /// them; the others start from a copy).
-const SHARED_FILES: [&str; 5] = [
+const SHARED_FILES: [&str; 6] = [
+    "vault.keys",
     "server.keys",
     "signing.keys",
     "api-keys.json",

@@ -1,0 +1,155 @@
+//! The `[upstream]` table: the OAuth 2.0 / OpenID providers whose grants
+//! sessiond keeps (the upstream token vault).
+//!
+//! ```toml
+//! [upstream.providers.idp]
+//! issuer = "https://idp.example"     # OpenID discovery finds the token endpoint
+//! # token_url = "https://idp.example/oauth/token"   # or name it outright
+//! client_id = "sessiond"
+//! client_secret = "…"                # better: SESSIOND_UPSTREAM__PROVIDERS__IDP__CLIENT_SECRET
+//! client_auth = "client_secret_basic" # or "client_secret_post"
+//! refresh_buffer_secs = 60            # refresh when the access token expires within this
+//! ```
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sessionkit::upstream::{ClientAuth, Endpoint, Provider};
+use zeroize::Zeroizing;
+
+use super::{ConfigError, invalid};
+
+/// The `[upstream]` table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamConfig {
+    /// The providers, by name (`a-z 0-9 _ -`).
+    pub providers: BTreeMap<String, ProviderConfig>,
+}
+
+/// One provider.
+#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProviderConfig {
+    /// The OpenID issuer: its discovery document names the token endpoint.
+    pub issuer: Option<String>,
+    /// The token endpoint, outright (instead of `issuer`).
+    pub token_url: Option<String>,
+    /// Our client id at the provider.
+    pub client_id: String,
+    /// Our client secret (none: a public client).
+    pub client_secret: Option<String>,
+    /// `client_secret_basic` (default) or `client_secret_post`.
+    pub client_auth: String,
+    /// Refresh when the access token expires within this many seconds.
+    pub refresh_buffer_secs: u64,
+}
+
+impl Default for ProviderConfig {
+    fn default() -> Self {
+        ProviderConfig {
+            issuer: None,
+            token_url: None,
+            client_id: String::new(),
+            client_secret: None,
+            client_auth: "client_secret_basic".into(),
+            refresh_buffer_secs: 60,
+        }
+    }
+}
+
+impl std::fmt::Debug for ProviderConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderConfig")
+            .field("issuer", &self.issuer)
+            .field("token_url", &self.token_url)
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .field("client_auth", &self.client_auth)
+            .field("refresh_buffer_secs", &self.refresh_buffer_secs)
+            .finish()
+    }
+}
+
+fn http_url(s: &str) -> bool {
+    s.starts_with("https://") || s.starts_with("http://")
+}
+
+impl UpstreamConfig {
+    /// Checks every provider; each error names its field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (name, p) in &self.providers {
+            let field = |f: &str| format!("upstream.providers.{name}.{f}");
+            if !sessionkit_core::upstream::valid_provider(name) {
+                return Err(invalid(
+                    &format!("upstream.providers.{name}"),
+                    "a provider name is 1 to 64 characters of a-z, 0-9, '_', '-'",
+                ));
+            }
+            match (&p.issuer, &p.token_url) {
+                (Some(u), None) | (None, Some(u)) if http_url(u) => {}
+                (Some(_), Some(_)) => {
+                    return Err(invalid(
+                        &field("token_url"),
+                        "set issuer or token_url, not both",
+                    ));
+                }
+                (None, None) => {
+                    return Err(invalid(&field("issuer"), "set issuer or token_url"));
+                }
+                _ => return Err(invalid(&field("token_url"), "must be an http(s) URL")),
+            }
+            if p.client_id.is_empty() {
+                return Err(invalid(&field("client_id"), "must not be empty"));
+            }
+            Self::auth(&p.client_auth).ok_or_else(|| {
+                invalid(
+                    &field("client_auth"),
+                    "must be client_secret_basic or client_secret_post",
+                )
+            })?;
+            if !(1..=3600).contains(&p.refresh_buffer_secs) {
+                return Err(invalid(
+                    &field("refresh_buffer_secs"),
+                    "must be from 1 to 3600",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn auth(s: &str) -> Option<ClientAuth> {
+        match s {
+            "client_secret_basic" => Some(ClientAuth::Basic),
+            "client_secret_post" => Some(ClientAuth::Post),
+            _ => None,
+        }
+    }
+
+    /// The providers, for the vault (after [`UpstreamConfig::validate`]).
+    #[must_use]
+    pub fn providers(&self) -> Vec<Provider> {
+        self.providers
+            .iter()
+            .map(|(name, p)| {
+                let endpoint = match (&p.issuer, &p.token_url) {
+                    (_, Some(u)) => Endpoint::TokenUrl(u.clone()),
+                    (Some(i), None) => Endpoint::Issuer(i.clone()),
+                    (None, None) => Endpoint::TokenUrl(String::new()),
+                };
+                Provider::new(
+                    name.clone(),
+                    endpoint,
+                    p.client_id.clone(),
+                    p.client_secret.clone().map(Zeroizing::new),
+                    Self::auth(&p.client_auth).unwrap_or_default(),
+                    Duration::from_secs(p.refresh_buffer_secs),
+                )
+            })
+            .collect()
+    }
+}
