@@ -2,7 +2,7 @@
 //! (node-oidc-provider on loopback, `tests/oidc/`), with real `sessiond`
 //! processes: grants kept sealed with the session, refreshed before they
 //! expire with the rotated refresh token saved, once across three nodes on
-//! one Redis, kept through a provider outage, dead when the provider
+//! one Redis or one PostgreSQL, kept through a provider outage, dead when the provider
 //! revokes them, gone with the session.
 #![allow(missing_docs, clippy::unwrap_used)]
 
@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use process::nodes::cluster;
 use process::oidc::Provider;
+use process::postgres::{drop_schema, pg_url};
 use process::redis_keys::{delete_prefix, redis_url};
 use process::{Server, client, post};
 use serde_json::{Value, json};
@@ -242,17 +243,13 @@ async fn a_grant_is_refreshed_before_it_expires_kept_through_an_outage_and_dies_
     assert!(!log.contains(login["refresh_token"].as_str().unwrap()));
 }
 
-#[tokio::test]
-async fn two_hundred_requests_on_three_nodes_make_one_refresh() {
-    let Some(url) = redis_url() else { return };
-    let Some(idp) = Provider::start(4) else {
-        return;
-    };
-    let prefix = format!("sk-upstream-{}", std::process::id());
-    delete_prefix(&url, &prefix);
+/// 200 concurrent `…/token` requests spread over three nodes on `store` at
+/// `url` (under `prefix`), at the grant's expiry, with a slow provider:
+/// exactly one upstream refresh, and every request gets its token.
+async fn one_refresh_for_three_nodes(idp: &Provider, store: &str, url: &str, prefix: &str) {
     let env = idp.env(2);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let (nodes, _dirs) = cluster(3, "redis", &url, &prefix, &env);
+    let (nodes, _dirs) = cluster(3, store, url, prefix, &env);
     let c = client();
     let key = nodes[0].admin_key();
     let token = session(&c, &nodes[0], &key, "user-9").await;
@@ -273,12 +270,43 @@ async fn two_hundred_requests_on_three_nodes_make_one_refresh() {
     let mut got = std::collections::HashSet::new();
     for t in tasks {
         let (st, b, _) = t.await.unwrap();
-        assert_eq!(st, 200, "{b}");
+        assert_eq!(st, 200, "{store}: {b}");
         got.insert(b["access_token"].as_str().unwrap().to_owned());
     }
-    assert_eq!(got.len(), 1, "every request got the same new token");
+    assert_eq!(
+        got.len(),
+        1,
+        "{store}: every request got the same new token"
+    );
     assert!(!got.contains(login["access_token"].as_str().unwrap()));
-    assert_eq!(idp.refresh_calls().await, 1, "exactly one upstream refresh");
-    drop(nodes);
+    assert_eq!(
+        idp.refresh_calls().await,
+        1,
+        "{store}: exactly one upstream refresh"
+    );
+    idp.delay(0).await;
+}
+
+#[tokio::test]
+async fn two_hundred_requests_on_three_nodes_on_redis_make_one_refresh() {
+    let Some(url) = redis_url() else { return };
+    let Some(idp) = Provider::start(4) else {
+        return;
+    };
+    let prefix = format!("sk-upstream-{}", std::process::id());
     delete_prefix(&url, &prefix);
+    one_refresh_for_three_nodes(&idp, "redis", &url, &prefix).await;
+    delete_prefix(&url, &prefix);
+}
+
+#[tokio::test]
+async fn two_hundred_requests_on_three_nodes_on_postgres_make_one_refresh() {
+    let Some(url) = pg_url() else { return };
+    let Some(idp) = Provider::start(4) else {
+        return;
+    };
+    let schema = format!("sessiond_upstream_{}", std::process::id());
+    drop_schema(&url, &schema);
+    one_refresh_for_three_nodes(&idp, "postgres", &url, &schema).await;
+    drop_schema(&url, &schema);
 }
