@@ -289,6 +289,7 @@ async fn run(
         },
     );
     let purge = spawn_purge(state.clone(), Duration::from_secs(cfg.purge_interval_secs));
+    let refresher = spawn_upstream_refresher(state.clone(), &cfg.upstream);
     let usage = spawn_usage_flush(state.clone());
     let upkeep = metrics.map(|h| {
         tokio::spawn(async move {
@@ -414,6 +415,9 @@ async fn run(
         ),
     }
     purge.abort();
+    if let Some(r) = refresher {
+        r.abort();
+    }
     usage.abort();
     reload.abort();
     flush_usage(&state);
@@ -524,6 +528,35 @@ fn spawn_usage_flush(state: AppState<Backend>) -> tokio::task::JoinHandle<()> {
             let _ = tokio::task::spawn_blocking(move || flush_usage(&s)).await;
         }
     })
+}
+
+/// The upstream vault's background refresher (S2's "every minute, the
+/// grants that expire in the next five"), when a provider is configured
+/// and `upstream.refresh_interval_secs` is not 0.
+fn spawn_upstream_refresher(
+    state: AppState<Backend>,
+    cfg: &crate::config::UpstreamConfig,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let vault = state.options().upstream.clone()?;
+    if cfg.refresh_interval_secs == 0 {
+        return None;
+    }
+    let every = Duration::from_secs(cfg.refresh_interval_secs);
+    let horizon = Duration::from_secs(cfg.refresh_horizon_secs);
+    let concurrency = cfg.refresh_concurrency;
+    Some(tokio::spawn(async move {
+        let mut t = tokio::time::interval(every);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            t.tick().await;
+            let n = vault
+                .refresh_due(state.engine(), horizon, concurrency)
+                .await;
+            if n > 0 {
+                tracing::debug!(grants = n, "background upstream refresh pass");
+            }
+        }
+    }))
 }
 
 fn spawn_purge(state: AppState<Backend>, every: Duration) -> tokio::task::JoinHandle<()> {

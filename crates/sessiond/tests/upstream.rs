@@ -310,3 +310,49 @@ async fn two_hundred_requests_on_three_nodes_on_postgres_make_one_refresh() {
     one_refresh_for_three_nodes(&idp, "postgres", &url, &schema).await;
     drop_schema(&url, &schema);
 }
+
+/// The background refresher: a grant nobody asks for is refreshed before
+/// it expires (every second here, within 5 s of expiry), without touching
+/// the session; the next request gets the new token with no call.
+#[tokio::test]
+async fn the_background_refresher_keeps_a_grant_fresh_without_touching_the_session() {
+    let Some(idp) = Provider::start(8) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = idp.env(1);
+    env.push((
+        "SESSIOND_UPSTREAM__REFRESH_INTERVAL_SECS".into(),
+        "1".into(),
+    ));
+    env.push(("SESSIOND_UPSTREAM__REFRESH_HORIZON_SECS".into(), "5".into()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let s = Server::start(dir.path(), &env);
+    let c = client();
+    let key = s.admin_key();
+    let token = session(&c, &s, &key, "user-3").await;
+    let (_, b) = process::get(&c, &s, &key, "/v1/subjects/user-3/sessions").await;
+    let seen = b["sessions"][0]["last_seen_at"].clone();
+    let login = idp.login("user-3").await;
+    assert_eq!(put_grant(&c, &s, &key, &token, &login).await, 204);
+    idp.reset_calls().await;
+    // 8 s tokens, refreshed once fewer than 5 s are left: one call by ~4 s.
+    let mut calls = 0;
+    for _ in 0..40 {
+        sleep(0.25).await;
+        calls = idp.refresh_calls().await;
+        if calls > 0 {
+            break;
+        }
+    }
+    assert_eq!(calls, 1, "refreshed in the background");
+    let (_, b) = process::get(&c, &s, &key, "/v1/subjects/user-3/sessions").await;
+    assert_eq!(
+        b["sessions"][0]["last_seen_at"], seen,
+        "the session was not touched"
+    );
+    let (st, b, _) = upstream_token(&c, &s, &key, &token).await;
+    assert_eq!(st, 200);
+    assert_ne!(b["access_token"], login["access_token"]);
+    assert_eq!(idp.refresh_calls().await, 1, "served from the store");
+}

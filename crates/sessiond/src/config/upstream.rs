@@ -2,6 +2,11 @@
 //! sessiond keeps (the upstream token vault).
 //!
 //! ```toml
+//! [upstream]
+//! refresh_interval_secs = 60          # background refresher: every minute (0: off),
+//! refresh_horizon_secs = 300          # grants expiring within 5 minutes,
+//! refresh_concurrency = 8             # at most 8 at a time
+//!
 //! [upstream.providers.idp]
 //! issuer = "https://idp.example"     # OpenID discovery finds the token endpoint
 //! # token_url = "https://idp.example/oauth/token"   # or name it outright
@@ -21,11 +26,29 @@ use zeroize::Zeroizing;
 use super::{ConfigError, invalid};
 
 /// The `[upstream]` table.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct UpstreamConfig {
     /// The providers, by name (`a-z 0-9 _ -`).
     pub providers: BTreeMap<String, ProviderConfig>,
+    /// Seconds between two passes of the background refresher (0: off).
+    pub refresh_interval_secs: u64,
+    /// The background refresher refreshes grants whose access token
+    /// expires within this many seconds.
+    pub refresh_horizon_secs: u64,
+    /// Most refreshes one pass makes at a time.
+    pub refresh_concurrency: usize,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        UpstreamConfig {
+            providers: BTreeMap::new(),
+            refresh_interval_secs: 60,
+            refresh_horizon_secs: 300,
+            refresh_concurrency: 8,
+        }
+    }
 }
 
 /// One provider.
@@ -82,6 +105,18 @@ fn http_url(s: &str) -> bool {
 impl UpstreamConfig {
     /// Checks every provider; each error names its field.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.refresh_horizon_secs == 0 || self.refresh_horizon_secs > 86_400 {
+            return Err(invalid(
+                "upstream.refresh_horizon_secs",
+                "must be from 1 to 86400",
+            ));
+        }
+        if !(1..=256).contains(&self.refresh_concurrency) {
+            return Err(invalid(
+                "upstream.refresh_concurrency",
+                "must be from 1 to 256",
+            ));
+        }
         for (name, p) in &self.providers {
             let field = |f: &str| format!("upstream.providers.{name}.{f}");
             if !sessionkit_core::upstream::valid_provider(name) {

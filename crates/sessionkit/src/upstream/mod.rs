@@ -51,6 +51,8 @@ const MAX_WAIT: Duration = Duration::from_secs(20);
 const MAX_BACKOFF_SECS: u64 = 300;
 /// Tries of a compare-and-set that keeps losing to other writers.
 const MAX_SWAPS: usize = 16;
+/// Most grants one node watches for the background refresher.
+const MAX_WATCHED: usize = 1_000_000;
 
 /// What a provider gave at login, to keep (`PUT /v1/upstream/{provider}`).
 pub struct GrantInput {
@@ -135,6 +137,9 @@ pub struct UpstreamVault {
     holder: u64,
     /// One refresher per grant on this node.
     local: Mutex<HashMap<GrantKey, Arc<tokio::sync::Mutex<()>>>>,
+    /// The grants this node knows of and when their access tokens expire,
+    /// for the background refresher.
+    watched: Mutex<HashMap<(TenantId, SessionId, String), Millis>>,
     /// Provider calls made by this instance.
     pub calls: CallCounts,
 }
@@ -200,6 +205,7 @@ impl UpstreamVault {
             http,
             holder: u64::from_le_bytes(holder),
             local: Mutex::new(HashMap::new()),
+            watched: Mutex::new(HashMap::new()),
             calls: CallCounts::default(),
         })
     }
@@ -261,17 +267,22 @@ impl UpstreamVault {
             failures: 0,
         };
         let sealed = self.keys.seal(tenant, session.id, provider, &secret)?;
-        self.change(engine, tenant, session.id, |grants| {
-            grants.put(sealed.clone());
-            if grants.0.len() > MAX_GRANTS {
-                return Err(EngineError::InvalidInput {
-                    field: "provider",
-                    message: format!("a session holds at most {MAX_GRANTS} grants"),
-                });
-            }
-            Ok(())
-        })
-        .await
+        let out = self
+            .change(engine, tenant, session.id, |grants| {
+                grants.put(sealed.clone());
+                if grants.0.len() > MAX_GRANTS {
+                    return Err(EngineError::InvalidInput {
+                        field: "provider",
+                        message: format!("a session holds at most {MAX_GRANTS} grants"),
+                    });
+                }
+                Ok(())
+            })
+            .await?;
+        if matches!(out, Upstream::Done(())) && secret.refresh_token.is_some() {
+            self.watch(tenant, session.id, provider, secret.expires_at());
+        }
+        Ok(out)
     }
 
     /// Forgets the grant of `provider` of the session of `token` (done
@@ -293,6 +304,7 @@ impl UpstreamVault {
             Ok(s) => s,
             Err(refusal) => return Ok(refusal),
         };
+        self.unwatch(tenant, session.id, provider);
         self.change(engine, tenant, session.id, |grants| {
             grants.remove(provider);
             Ok(())
@@ -351,13 +363,27 @@ impl UpstreamVault {
             Ok(s) => s,
             Err(refusal) => return Ok(refusal.map_never()),
         };
-        // One refresher per grant on this node; the others queue here and
-        // then find the new token in the store.
-        let key = (session.id, provider.to_owned());
+        self.queued(engine, tenant, session.id, p, ms(p.refresh_buffer))
+            .await
+    }
+
+    /// [`Self::fresh`], one caller per grant on this node at a time: the
+    /// others queue here and then find the new token in the store. Keeps
+    /// the node's watch list of grants (for the background refresher) up
+    /// to date with what it learns.
+    async fn queued<S: SessionStore>(
+        &self,
+        engine: &SessionManager<S>,
+        tenant: TenantId,
+        id: SessionId,
+        p: &Provider,
+        buffer: DurationMs,
+    ) -> Result<Upstream<UpstreamAccess>, EngineError> {
+        let key = (id, p.name.clone());
         let local = Arc::clone(lock(&self.local).entry(key.clone()).or_default());
         let out = {
             let _turn = local.lock().await;
-            self.fresh(engine, tenant, session.id, p).await
+            self.fresh(engine, tenant, id, p, buffer).await
         };
         drop(local);
         {
@@ -366,15 +392,79 @@ impl UpstreamVault {
                 map.remove(&key);
             }
         }
+        match &out {
+            Ok(Upstream::Done(a)) => self.watch(tenant, id, &p.name, a.expires_at),
+            _ => self.unwatch(tenant, id, &p.name),
+        }
         out
     }
 
+    /// Notes that this node knows of a grant expiring at `at`.
+    fn watch(&self, tenant: TenantId, id: SessionId, provider: &str, at: Millis) {
+        let mut w = lock(&self.watched);
+        if w.len() < MAX_WATCHED || w.contains_key(&(tenant, id, provider.to_owned())) {
+            w.insert((tenant, id, provider.to_owned()), at);
+        }
+    }
+
+    fn unwatch(&self, tenant: TenantId, id: SessionId, provider: &str) {
+        lock(&self.watched).remove(&(tenant, id, provider.to_owned()));
+    }
+
+    /// How many grants this node watches for the background refresher.
+    #[must_use]
+    pub fn watched(&self) -> usize {
+        lock(&self.watched).len()
+    }
+
+    /// One pass of the background refresher: refreshes every grant this
+    /// node knows of (it stored, served or refreshed it since it started)
+    /// whose access token expires within `horizon`, at most `concurrency`
+    /// at a time, once across nodes like any refresh. Never touches the
+    /// sessions. Returns how many grants it looked at.
+    ///
+    /// # Errors
+    /// None: failures are logged and the grant is tried at the next pass.
+    pub async fn refresh_due<S: SessionStore>(
+        &self,
+        engine: &SessionManager<S>,
+        horizon: Duration,
+        concurrency: usize,
+    ) -> usize {
+        let until = engine.now().saturating_add(ms(horizon));
+        let due: Vec<(TenantId, SessionId, String)> = lock(&self.watched)
+            .iter()
+            .filter(|(_, at)| **at <= until)
+            .map(|(k, _)| k.clone())
+            .collect();
+        let n = due.len();
+        let sem = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+        let mut running = Vec::with_capacity(n);
+        for (tenant, id, provider) in due {
+            let Some(p) = self.providers.get(&provider) else {
+                self.unwatch(tenant, id, &provider);
+                continue;
+            };
+            let sem = Arc::clone(&sem);
+            running.push(async move {
+                let _permit = sem.acquire().await;
+                if let Err(e) = self.queued(engine, tenant, id, p, ms(horizon)).await {
+                    tracing::info!(error = %e, provider = %p.name, session_id = %id, "background upstream refresh failed");
+                }
+            });
+        }
+        futures_util::future::join_all(running).await;
+        n
+    }
+
+    /// A token valid for at least `buffer`, from the store or refreshed.
     async fn fresh<S: SessionStore>(
         &self,
         engine: &SessionManager<S>,
         tenant: TenantId,
         id: SessionId,
         p: &Provider,
+        buffer: DurationMs,
     ) -> Result<Upstream<UpstreamAccess>, EngineError> {
         let started = tokio::time::Instant::now();
         let mut swaps = 0;
@@ -396,7 +486,6 @@ impl UpstreamVault {
                 return Ok(Upstream::NotFound);
             };
             let valid = now < secret.expires_at();
-            let buffer = ms(p.refresh_buffer);
             if now.saturating_add(buffer) < secret.expires_at() {
                 return Ok(Upstream::Done(access(&secret)));
             }
