@@ -261,7 +261,8 @@ async fn run(
         None
     } else {
         let keys = crate::vault_keys::load_or_create(&cfg.data_dir)?;
-        let vault = sessionkit::upstream::UpstreamVault::new(keys, cfg.upstream.providers())?;
+        let vault = sessionkit::upstream::UpstreamVault::new(keys, cfg.upstream.providers())?
+            .with_metrics_prefix("sessiond");
         tracing::info!(
             providers = cfg.upstream.providers.len(),
             "upstream token vault on"

@@ -130,6 +130,23 @@ async fn a_grant_is_refreshed_before_it_expires_kept_through_an_outage_and_dies_
     assert_ne!(third, second);
     assert_eq!(idp.refresh_calls().await, 2);
 
+    let metrics = c
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("sessiond_upstream_refreshes_total{")
+                && l.contains("outcome=\"refreshed\"")
+                && l.ends_with(" 2")),
+        "{metrics}"
+    );
+
     // The provider fails: the old token while it is valid, no call storm,
     // then 503 upstream_unavailable with Retry-After.
     idp.fail(503, -1).await;

@@ -142,6 +142,8 @@ pub struct UpstreamVault {
     watched: Mutex<HashMap<(TenantId, SessionId, String), Millis>>,
     /// Provider calls made by this instance.
     pub calls: CallCounts,
+    /// The name of the provider-call counter.
+    metric: &'static str,
 }
 
 impl std::fmt::Debug for UpstreamVault {
@@ -207,7 +209,27 @@ impl UpstreamVault {
             local: Mutex::new(HashMap::new()),
             watched: Mutex::new(HashMap::new()),
             calls: CallCounts::default(),
+            metric: "sessionkit_upstream_refreshes_total",
         })
+    }
+
+    /// Counts a provider call: in [`UpstreamVault::calls`] and as the
+    /// metric `<prefix>_upstream_refreshes_total{provider, outcome}`.
+    fn count(&self, p: &Provider, outcome: &'static str, counter: &std::sync::atomic::AtomicU64) {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        metrics::counter!(self.metric, "provider" => p.name.clone(), "outcome" => outcome)
+            .increment(1);
+    }
+
+    /// Names the provider-call counter `<prefix>_upstream_refreshes_total`
+    /// (default prefix `sessionkit`; sessiond uses `sessiond`).
+    #[must_use]
+    pub fn with_metrics_prefix(mut self, prefix: &str) -> Self {
+        if prefix != "sessionkit" {
+            // Made once per vault; metric names must outlive the recorder.
+            self.metric = Box::leak(format!("{prefix}_upstream_refreshes_total").into_boxed_str());
+        }
+        self
     }
 
     /// Whether `name` is a configured provider.
@@ -560,7 +582,6 @@ impl UpstreamVault {
         p: &Provider,
         old: GrantSecret,
     ) -> Result<Upstream<UpstreamAccess>, EngineError> {
-        use std::sync::atomic::Ordering::Relaxed;
         let refresh_token = old.refresh_token.clone().unwrap_or_default();
         let outcome = p.refresh(&self.http, &refresh_token, CALL_TIMEOUT).await;
         let now = engine.now();
@@ -569,11 +590,11 @@ impl UpstreamVault {
                 let sub = t.id_token.as_deref().and_then(provider::id_token_sub);
                 if sub.is_some() && old.sub.is_some() && sub != old.sub {
                     // Another identity: refuse it and kill the grant.
-                    self.calls.refused.fetch_add(1, Relaxed);
+                    self.count(p, "refused", &self.calls.refused);
                     tracing::warn!(provider = %p.name, session_id = %rec.id, "upstream refresh returned another subject; grant dead");
                     (dead_grant(p), Upstream::ReauthenticationRequired)
                 } else {
-                    self.calls.refreshed.fetch_add(1, Relaxed);
+                    self.count(p, "refreshed", &self.calls.refreshed);
                     let lifetime = t.expires_in.unwrap_or(3600).min(10 * 365 * 86_400);
                     let secret = GrantSecret {
                         access_token: t.access_token.clone(),
@@ -590,12 +611,12 @@ impl UpstreamVault {
                 }
             }
             provider::Refreshed::Refused => {
-                self.calls.refused.fetch_add(1, Relaxed);
+                self.count(p, "refused", &self.calls.refused);
                 tracing::info!(provider = %p.name, session_id = %rec.id, "upstream refused the refresh token; grant dead");
                 (dead_grant(p), Upstream::ReauthenticationRequired)
             }
             provider::Refreshed::Unavailable => {
-                self.calls.failed.fetch_add(1, Relaxed);
+                self.count(p, "failed", &self.calls.failed);
                 let failures = old.failures.saturating_add(1);
                 let base = 1u64 << failures.min(9);
                 let backoff = base.min(MAX_BACKOFF_SECS) * 1000;
