@@ -373,3 +373,60 @@ async fn the_background_refresher_keeps_a_grant_fresh_without_touching_the_sessi
     assert_ne!(b["access_token"], login["access_token"]);
     assert_eq!(idp.refresh_calls().await, 1, "served from the store");
 }
+
+/// A provider whose client authenticates with `private_key_jwt` (ES256):
+/// sessiond signs a fresh client assertion for each refresh.
+#[tokio::test]
+async fn a_private_key_jwt_client_refreshes() {
+    let keys = tempfile::tempdir().unwrap();
+    let key_file = keys.path().join("client.pem");
+    let Some(idp) = Provider::start_with_pkjwt(4, &key_file) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let key_path = key_file.to_str().unwrap().to_owned();
+    let env = [
+        (
+            "SESSIOND_UPSTREAM__PROVIDERS__IDP__ISSUER",
+            idp.issuer.as_str(),
+        ),
+        (
+            "SESSIOND_UPSTREAM__PROVIDERS__IDP__CLIENT_ID",
+            "sessiond-pkjwt",
+        ),
+        (
+            "SESSIOND_UPSTREAM__PROVIDERS__IDP__CLIENT_AUTH",
+            "private_key_jwt",
+        ),
+        (
+            "SESSIOND_UPSTREAM__PROVIDERS__IDP__PRIVATE_KEY_FILE",
+            key_path.as_str(),
+        ),
+        (
+            "SESSIOND_UPSTREAM__PROVIDERS__IDP__PRIVATE_KEY_KID",
+            "pkjwt-1",
+        ),
+        (
+            "SESSIOND_UPSTREAM__PROVIDERS__IDP__REFRESH_BUFFER_SECS",
+            "2",
+        ),
+    ];
+    let s = Server::start(dir.path(), &env);
+    let c = client();
+    let key = s.admin_key();
+    let token = session(&c, &s, &key, "user-5").await;
+    let login = idp.login_as("user-5", "sessiond-pkjwt").await;
+    assert_eq!(put_grant(&c, &s, &key, &token, &login).await, 204);
+    idp.reset_calls().await;
+    sleep(2.5).await;
+    let (st, b, _) = upstream_token(&c, &s, &key, &token).await;
+    assert_eq!(st, 200, "{b}");
+    assert_ne!(b["access_token"], login["access_token"]);
+    assert_eq!(idp.refresh_calls().await, 1);
+    // Twice: each assertion has its own jti (a replayed one is refused).
+    sleep(2.5).await;
+    let (st, b2, _) = upstream_token(&c, &s, &key, &token).await;
+    assert_eq!(st, 200, "{b2}");
+    assert_ne!(b2["access_token"], b["access_token"]);
+    assert_eq!(idp.refresh_calls().await, 2);
+}

@@ -12,7 +12,10 @@
 //! # token_url = "https://idp.example/oauth/token"   # or name it outright
 //! client_id = "sessiond"
 //! client_secret = "…"                # better: SESSIOND_UPSTREAM__PROVIDERS__IDP__CLIENT_SECRET
-//! client_auth = "client_secret_basic" # or "client_secret_post"
+//! client_auth = "client_secret_basic" # or "client_secret_post", or "private_key_jwt" with
+//! # private_key_file = "/etc/sessiond/idp-client.pem"   # PKCS#8 PEM
+//! # private_key_alg = "ES256"         # or "RS256"
+//! # private_key_kid = "sessiond-1"
 //! refresh_buffer_secs = 60            # refresh when the access token expires within this
 //! ```
 
@@ -20,7 +23,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sessionkit::upstream::{ClientAuth, Endpoint, Provider};
+use sessionkit::upstream::{AssertionKey, ClientAuth, Endpoint, Provider};
 use zeroize::Zeroizing;
 
 use super::{ConfigError, invalid};
@@ -63,8 +66,15 @@ pub struct ProviderConfig {
     pub client_id: String,
     /// Our client secret (none: a public client).
     pub client_secret: Option<String>,
-    /// `client_secret_basic` (default) or `client_secret_post`.
+    /// `client_secret_basic` (default), `client_secret_post` or
+    /// `private_key_jwt`.
     pub client_auth: String,
+    /// `private_key_jwt`: the PEM file of our signing key.
+    pub private_key_file: Option<std::path::PathBuf>,
+    /// `private_key_jwt`: `ES256` (default) or `RS256`.
+    pub private_key_alg: String,
+    /// `private_key_jwt`: the `kid` the provider knows our key by, if any.
+    pub private_key_kid: Option<String>,
     /// Refresh when the access token expires within this many seconds.
     pub refresh_buffer_secs: u64,
 }
@@ -77,6 +87,9 @@ impl Default for ProviderConfig {
             client_id: String::new(),
             client_secret: None,
             client_auth: "client_secret_basic".into(),
+            private_key_file: None,
+            private_key_alg: "ES256".into(),
+            private_key_kid: None,
             refresh_buffer_secs: 60,
         }
     }
@@ -93,6 +106,8 @@ impl std::fmt::Debug for ProviderConfig {
                 &self.client_secret.as_ref().map(|_| "[redacted]"),
             )
             .field("client_auth", &self.client_auth)
+            .field("private_key_file", &self.private_key_file)
+            .field("private_key_alg", &self.private_key_alg)
             .field("refresh_buffer_secs", &self.refresh_buffer_secs)
             .finish()
     }
@@ -141,12 +156,7 @@ impl UpstreamConfig {
             if p.client_id.is_empty() {
                 return Err(invalid(&field("client_id"), "must not be empty"));
             }
-            Self::auth(&p.client_auth).ok_or_else(|| {
-                invalid(
-                    &field("client_auth"),
-                    "must be client_secret_basic or client_secret_post",
-                )
-            })?;
+            Self::auth(p).map_err(|why| invalid(&field(why.0), why.1))?;
             if !(1..=3600).contains(&p.refresh_buffer_secs) {
                 return Err(invalid(
                     &field("refresh_buffer_secs"),
@@ -157,11 +167,31 @@ impl UpstreamConfig {
         Ok(())
     }
 
-    fn auth(s: &str) -> Option<ClientAuth> {
-        match s {
-            "client_secret_basic" => Some(ClientAuth::Basic),
-            "client_secret_post" => Some(ClientAuth::Post),
-            _ => None,
+    /// How the provider's client authenticates; the field at fault and
+    /// why, otherwise.
+    fn auth(p: &ProviderConfig) -> Result<ClientAuth, (&'static str, String)> {
+        match p.client_auth.as_str() {
+            "client_secret_basic" => Ok(ClientAuth::Basic),
+            "client_secret_post" => Ok(ClientAuth::Post),
+            "private_key_jwt" => {
+                let path = p.private_key_file.as_ref().ok_or((
+                    "private_key_file",
+                    "private_key_jwt needs the PEM file of the signing key".to_owned(),
+                ))?;
+                let pem = std::fs::read(path).map_err(|e| {
+                    (
+                        "private_key_file",
+                        format!("cannot read {}: {e}", path.display()),
+                    )
+                })?;
+                AssertionKey::from_pem(&pem, &p.private_key_alg, p.private_key_kid.clone())
+                    .map(|k| ClientAuth::PrivateKeyJwt(Box::new(k)))
+                    .map_err(|e| ("private_key_alg", e.to_string()))
+            }
+            _ => Err((
+                "client_auth",
+                "must be client_secret_basic, client_secret_post or private_key_jwt".to_owned(),
+            )),
         }
     }
 
@@ -181,7 +211,7 @@ impl UpstreamConfig {
                     endpoint,
                     p.client_id.clone(),
                     p.client_secret.clone().map(Zeroizing::new),
-                    Self::auth(&p.client_auth).unwrap_or_default(),
+                    Self::auth(p).unwrap_or_default(),
                     Duration::from_secs(p.refresh_buffer_secs),
                 )
             })

@@ -10,7 +10,8 @@
 // goes away (unless --no-parent-watch), so a crashed test leaves nothing behind.
 // See README.md for the control API.
 
-import { generateKeyPair, randomBytes, timingSafeEqual } from 'node:crypto';
+import { generateKeyPair, generateKeyPairSync, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import * as http from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
@@ -54,9 +55,10 @@ function parseArgs(argv) {
       case '--refresh-ttl': opts.refreshTtl = int(flag, value(), 1); break;
       case '--rotate-refresh': opts.rotateRefresh = bool(flag, value()); break;
       case '--no-parent-watch': opts.parentWatch = false; break;
+      case '--pkjwt-key-out': opts.pkjwtKeyOut = value(); break;
       case '-h':
       case '--help':
-        process.stderr.write('usage: node provider.mjs --port P [--access-ttl SECS] [--refresh-ttl SECS] [--rotate-refresh true|false] [--no-parent-watch]\n');
+        process.stderr.write('usage: node provider.mjs --port P [--access-ttl SECS] [--refresh-ttl SECS] [--rotate-refresh true|false] [--no-parent-watch] [--pkjwt-key-out FILE]\n');
         process.exit(0);
         break;
       default: throw new Error(`unknown argument ${arg}`);
@@ -87,13 +89,29 @@ const CLIENTS = [
     client_secret: 'sessiond-post-secret',
     token_endpoint_auth_method: 'client_secret_post',
   },
-].map((c) => ({
+];
+// --pkjwt-key-out FILE: a third client, `sessiond-pkjwt`, authenticating
+// with private_key_jwt (ES256); its private key (PKCS#8 PEM) is written to
+// FILE for the client under test, its public key registered here.
+let pkjwtKey;
+if (opts.pkjwtKeyOut) {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  pkjwtKey = privateKey;
+  writeFileSync(opts.pkjwtKeyOut, privateKey.export({ format: 'pem', type: 'pkcs8' }), { mode: 0o600 });
+  CLIENTS.push({
+    client_id: 'sessiond-pkjwt',
+    token_endpoint_auth_method: 'private_key_jwt',
+    token_endpoint_auth_signing_alg: 'ES256',
+    jwks: { keys: [{ ...publicKey.export({ format: 'jwk' }), kid: 'pkjwt-1', alg: 'ES256', use: 'sig' }] },
+  });
+}
+CLIENTS.forEach((c, i) => { CLIENTS[i] = {
   ...c,
   grant_types: ['authorization_code', 'refresh_token'],
   response_types: ['code'],
   redirect_uris: ['http://127.0.0.1/cb'],
   scope: 'openid offline_access profile email',
-}));
+}; });
 const REDIRECT_URI = 'http://127.0.0.1/cb';
 const TOKEN_PATH = '/token';
 
@@ -318,7 +336,19 @@ async function login(provider, { sub, scope, client_id: clientId }) {
       const code = params.get('code');
       const body = new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT_URI });
       const headers = { ...internal, 'content-type': 'application/x-www-form-urlencoded' };
-      if (client.token_endpoint_auth_method === 'client_secret_basic') {
+      if (client.token_endpoint_auth_method === 'private_key_jwt') {
+        const { SignJWT } = await import('jose');
+        const now = Math.floor(Date.now() / 1000);
+        const assertion = await new SignJWT({})
+          .setProtectedHeader({ alg: 'ES256', kid: 'pkjwt-1' })
+          .setIssuer(client.client_id).setSubject(client.client_id)
+          .setAudience(`${issuer}${TOKEN_PATH}`).setJti(randomUUID())
+          .setIssuedAt(now).setExpirationTime(now + 60)
+          .sign(pkjwtKey);
+        body.set('client_id', client.client_id);
+        body.set('client_assertion_type', 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer');
+        body.set('client_assertion', assertion);
+      } else if (client.token_endpoint_auth_method === 'client_secret_basic') {
         const enc = encodeURIComponent;
         headers.authorization = `Basic ${Buffer.from(`${enc(client.client_id)}:${enc(client.client_secret)}`).toString('base64')}`;
       } else {

@@ -24,6 +24,17 @@ impl Provider {
     /// `None` (with a notice) when Node.js or the provider's packages are
     /// missing, which fails under `CI=true`.
     pub fn start(access_ttl: u64) -> Option<Provider> {
+        Self::start_args(access_ttl, &[])
+    }
+
+    /// [`Provider::start`] with a `private_key_jwt` client too,
+    /// `sessiond-pkjwt`, whose ES256 private key the provider writes to
+    /// `key_out`.
+    pub fn start_with_pkjwt(access_ttl: u64, key_out: &std::path::Path) -> Option<Provider> {
+        Self::start_args(access_ttl, &["--pkjwt-key-out", key_out.to_str().unwrap()])
+    }
+
+    fn start_args(access_ttl: u64, extra: &[&str]) -> Option<Provider> {
         let ready = dir().join("node_modules/oidc-provider").exists()
             && Command::new("node").arg("--version").output().is_ok();
         if !ready {
@@ -45,6 +56,7 @@ impl Provider {
                 "--access-ttl",
                 &access_ttl.to_string(),
             ])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -107,9 +119,14 @@ impl Provider {
 
     /// A real login of `sub` (authorization code flow): the token answer.
     pub async fn login(&self, sub: &str) -> Value {
+        self.login_as(sub, "sessiond-test").await
+    }
+
+    /// [`Provider::login`] through the client `client_id`.
+    pub async fn login_as(&self, sub: &str, client_id: &str) -> Value {
         self.call(
             "/test/login",
-            json!({"sub": sub, "scope": "openid offline_access"}),
+            json!({"sub": sub, "scope": "openid offline_access", "client_id": client_id}),
         )
         .await
     }

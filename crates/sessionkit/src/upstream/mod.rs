@@ -32,7 +32,7 @@ use sessionkit_core::upstream::{Grants, Lease, MAX_GRANTS, SealedGrant};
 use sessionkit_core::{DurationMs, Millis, SessionId, SessionRecord, SessionStore, TenantId};
 use zeroize::Zeroizing;
 
-pub use provider::{ClientAuth, Endpoint, Provider};
+pub use provider::{AssertionKey, AssertionKeyError, ClientAuth, Endpoint, Provider};
 pub use seal::{GrantSecret, VaultKeys};
 
 use crate::error::EngineError;

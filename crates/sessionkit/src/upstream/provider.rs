@@ -12,13 +12,99 @@ use tokio::sync::OnceCell;
 use zeroize::Zeroizing;
 
 /// How the client authenticates at the token endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Default)]
 pub enum ClientAuth {
     /// HTTP Basic with the client id and secret (`client_secret_basic`).
     #[default]
     Basic,
     /// In the form body (`client_secret_post`).
     Post,
+    /// A JWT signed with our private key (`private_key_jwt`, RFC 7523).
+    PrivateKeyJwt(Box<AssertionKey>),
+}
+
+impl std::fmt::Debug for ClientAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ClientAuth::Basic => "client_secret_basic",
+            ClientAuth::Post => "client_secret_post",
+            ClientAuth::PrivateKeyJwt(_) => "private_key_jwt",
+        })
+    }
+}
+
+/// The key that signs our client assertions (`private_key_jwt`).
+pub struct AssertionKey {
+    key: jsonwebtoken::EncodingKey,
+    alg: jsonwebtoken::Algorithm,
+    kid: Option<String>,
+}
+
+/// Why an assertion key could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AssertionKeyError {
+    /// Only `ES256` and `RS256` are supported.
+    #[error("private_key_alg must be ES256 or RS256")]
+    Algorithm,
+    /// The PEM is not a private key of that algorithm.
+    #[error("the private key is not a PEM key for {0}")]
+    Key(&'static str),
+}
+
+impl AssertionKey {
+    /// A key from its PEM (PKCS#8 for ES256; PKCS#1 or PKCS#8 for RS256),
+    /// for `alg` (`ES256` or `RS256`), with an optional key id.
+    ///
+    /// # Errors
+    /// [`AssertionKeyError`].
+    pub fn from_pem(pem: &[u8], alg: &str, kid: Option<String>) -> Result<Self, AssertionKeyError> {
+        let (key, alg) = match alg {
+            "ES256" => (
+                jsonwebtoken::EncodingKey::from_ec_pem(pem)
+                    .map_err(|_| AssertionKeyError::Key("ES256"))?,
+                jsonwebtoken::Algorithm::ES256,
+            ),
+            "RS256" => (
+                jsonwebtoken::EncodingKey::from_rsa_pem(pem)
+                    .map_err(|_| AssertionKeyError::Key("RS256"))?,
+                jsonwebtoken::Algorithm::RS256,
+            ),
+            _ => return Err(AssertionKeyError::Algorithm),
+        };
+        Ok(AssertionKey { key, alg, kid })
+    }
+
+    /// A client assertion for `client_id` at `audience` (the token
+    /// endpoint), valid for 60 s, with a fresh `jti`.
+    fn assertion(&self, client_id: &str, audience: &str) -> Option<String> {
+        #[derive(serde::Serialize)]
+        struct Claims<'a> {
+            iss: &'a str,
+            sub: &'a str,
+            aud: &'a str,
+            jti: String,
+            iat: u64,
+            exp: u64,
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_secs();
+        let mut jti = [0u8; 16];
+        sessionkit_core::random::fill_random(&mut jti).ok()?;
+        let mut header = jsonwebtoken::Header::new(self.alg);
+        header.kid.clone_from(&self.kid);
+        let claims = Claims {
+            iss: client_id,
+            sub: client_id,
+            aud: audience,
+            jti: URL_SAFE_NO_PAD.encode(jti),
+            iat: now,
+            exp: now + 60,
+        };
+        jsonwebtoken::encode(&header, &claims, &self.key).ok()
+    }
 }
 
 /// Where the token endpoint is.
@@ -169,7 +255,20 @@ impl Provider {
         ];
         let mut req = http.post(url).timeout(timeout);
         let secret = self.client_secret.as_deref().map(String::as_str);
-        match (self.auth, secret) {
+        let assertion;
+        match (&self.auth, secret) {
+            (ClientAuth::PrivateKeyJwt(key), _) => {
+                let Some(a) = key.assertion(&self.client_id, url) else {
+                    return Refreshed::Unavailable;
+                };
+                assertion = a;
+                form.push(("client_id", &self.client_id));
+                form.push((
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ));
+                form.push(("client_assertion", &assertion));
+            }
             (ClientAuth::Basic, Some(secret)) => {
                 // RFC 6749 §2.3.1: both parts form-urlencoded first.
                 let enc =
