@@ -42,9 +42,12 @@
 # Env: PG_URL (default postgres://postgres@127.0.0.1:5432/test; loopback
 # only; the role must be able to create schemas), N_EXPIRED (1000000),
 # CONNS (4), CREATE_CONNS (64), CREATE_SECS (5), CREATE_ROUNDS (3),
-# PURGE_WINDOW (8), IDLE_WINDOWS (2), SUBJECT_PROBE (1), BENCH_SESSIOND_BIN (a
+# PURGE_WINDOW (8), IDLE_WINDOWS (2), CUT_MIN (3: the shortest last purge
+# window kept), SUBJECT_PROBE (1), BENCH_SESSIOND_BIN (a
 # sessiond binary to use instead of building this checkout's).
-# Needs: wrk, curl, psql, python3, pgrep, ss, and that PostgreSQL running.
+# Needs: wrk, curl, psql, python3, pgrep, ss, and that PostgreSQL running;
+# lib-bench.sh beside it (sourced: the helpers it shares with
+# bench-embedded-purge.sh, the purge windows among them).
 # Bounded: validate 4 x rounds x (seconds + 1), creates 2 x CREATE_ROUNDS x
 # (CREATE_SECS + 1), each purge phase the insert (~20-40 s), 2 x
 # IDLE_WINDOWS x PURGE_WINDOW and the purge (curl gives up after 600 s),
@@ -66,6 +69,7 @@ SUBJECT_PROBE="${SUBJECT_PROBE:-1}"
 SPLIT_N=3000
 ROOT="$(cd "$(dirname "$0")/../../.." && pwd)"
 cd "$ROOT"
+. "$ROOT/crates/sessiond/benches/lib-bench.sh"
 
 for tool in wrk curl psql python3 pgrep ss; do
   command -v "$tool" >/dev/null || { echo "$tool is not installed" >&2; exit 1; }
@@ -82,13 +86,7 @@ PG_VERSION="$("${PSQL[@]}" -Atc 'SHOW server_version_num' 2>&1)" ||
   { echo "PostgreSQL is not reachable at $PG_URL: $PG_VERSION" >&2; exit 1; }
 [ "$PG_VERSION" -ge 150000 ] || { echo "PostgreSQL 15 or later needed (server_version_num $PG_VERSION)" >&2; exit 1; }
 [ -n "$(pgrep -x postgres)" ] || { echo "no local postgres process to count CPU of" >&2; exit 1; }
-if [ -n "${BENCH_SESSIOND_BIN:-}" ]; then
-  BIN="$BENCH_SESSIOND_BIN"   # a binary built elsewhere (e.g. from a clean checkout)
-  [ -x "$BIN" ] || { echo "BENCH_SESSIOND_BIN $BIN is not executable" >&2; exit 1; }
-else
-  cargo build --release -q -p sessiond --bin sessiond
-  BIN="$ROOT/target/release/sessiond"
-fi
+BIN="$(sessiond_bin)"
 
 SCHEMA="bench_pg_$$"
 [ -z "$("${PSQL[@]}" -Atc "SELECT 1 FROM pg_namespace WHERE nspname = '$SCHEMA'")" ] ||
@@ -108,24 +106,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-now_ms() { python3 -c 'import time; print(int(time.time() * 1000))'; }
-
-# start NAME DATA_DIR ENV... -> sets PORT_<NAME> and PID_<NAME>
-start() {
-  local name="$1" dir="$2"; shift 2
-  local port; port="$(free_port)"
-  env SESSIOND_LISTEN="127.0.0.1:$port" SESSIOND_DATA_DIR="$dir" RUST_LOG=warn \
-    SESSIOND_PURGE_INTERVAL_SECS=86400 "$@" \
-    "$BIN" serve >"$WORK/$name.out" 2>"$WORK/$name.err" &
-  local pid=$!; PIDS+=("$pid")
-  for _ in $(seq 150); do
-    curl -sf "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && [ -f "$dir/admin.key" ] && break
-    sleep 0.1
-  done
-  curl -sf "http://127.0.0.1:$port/healthz" >/dev/null || { cat "$WORK/$name.err" >&2; exit 1; }
-  printf -v "PORT_$name" '%s' "$port"; printf -v "PID_$name" '%s' "$pid"
-}
 PG_ENV=(SESSIOND_STORE=postgres "SESSIOND_STORE_URL=$PG_URL" "SESSIOND_STORE_PREFIX=$SCHEMA")
 start emb "$WORK/emb"
 SCHEMA_MADE=1
@@ -133,26 +113,6 @@ start nc "$WORK/nc" "${PG_ENV[@]}"
 [ -n "$("${PSQL[@]}" -Atc "SELECT 1 FROM pg_namespace WHERE nspname = '$SCHEMA'")" ] ||
   { echo "sessiond did not create schema $SCHEMA" >&2; exit 1; }
 
-# api_key PORT DIR SCOPE -> a new key
-api_key() {
-  curl -sf -X POST "http://127.0.0.1:$1/v1/api-keys" -H "Authorization: Bearer $(cat "$2/admin.key")" \
-    -H 'content-type: application/json' -d "{\"scopes\":[\"$3\"],\"name\":\"bench\"}" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])'
-}
-# live_tokens PORT DIR N: N sessions (subjects live-0..N-1) through the API, one token a line
-live_tokens() {
-  python3 - "$1" "$(cat "$2/admin.key")" "$3" <<'PY'
-import json, sys, urllib.request
-port, key, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-op = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-for i in range(n):
-    req = urllib.request.Request(
-        f"http://127.0.0.1:{port}/v1/sessions", method="POST",
-        data=json.dumps({"subject": f"live-{i}", "attributes": {"cart": 3}}).encode(),
-        headers={"Authorization": "Bearer " + key, "Content-Type": "application/json"})
-    print(json.load(op.open(req))["token"])
-PY
-}
 EMB_VKEY="$(api_key "$PORT_emb" "$WORK/emb" sessions:validate)"
 EMB_WKEY="$(api_key "$PORT_emb" "$WORK/emb" sessions:write)"
 PG_VKEY="$(api_key "$PORT_nc" "$WORK/nc" sessions:validate)"
@@ -164,24 +124,6 @@ mkdir -p "$WORK/plain" && chmod 700 "$WORK/plain"
 cp -a "$WORK/nc/." "$WORK/plain/"
 start plain "$WORK/plain" "${PG_ENV[@]}" SESSIOND_NEAR_CACHE=false
 
-# validate_lua KEY TOKENS_FILE OUT: cycles through the tokens
-validate_lua() {
-  {
-    echo "local key = \"$1\""
-    echo "local tokens = {"
-    sed 's/.*/  "&",/' "$2"
-    echo "}"
-    cat <<'LUA'
-local i = 0
-request = function()
-  i = i % #tokens + 1
-  return wrk.format("POST", wrk.path,
-    {["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. key},
-    '{"token":"' .. tokens[i] .. '"}')
-end
-LUA
-  } >"$3"
-}
 # create_lua KEY OUT: every request a new subject
 create_lua() {
   {
@@ -246,9 +188,9 @@ cpu_snap() {
       *) list+=("$p") ;;
     esac
   done
+  local ns
   for p in "${list[@]}"; do
-    { cat /proc/"$p"/task/*/schedstat 2>/dev/null || true; } |
-      awk -v p="$p" '{s += $1} END {if (NR) printf "%s %d\n", p, s}'
+    ns="$(task_cpu_ns "$p")"; [ -z "$ns" ] || echo "$p $ns"
   done
 }
 # cpu_delta BEFORE AFTER -> ns on CPU between two snapshots, over the
@@ -257,22 +199,6 @@ cpu_snap() {
 cpu_delta() {
   awk 'NR == FNR {b[$1] = $2; next} {s += $2 - (($1 in b) ? b[$1] : 0)} END {printf "%d", s}' \
     <(echo "$1") <(echo "$2")
-}
-# to_us "52.00us" | "1.20ms" | "2.00s" -> µs
-to_us() {
-  awk -v v="$1" 'BEGIN { m = 1; if (v ~ /us$/) m = 1; else if (v ~ /ms$/) m = 1000;
-    else if (v ~ /s$/) m = 1000000; printf "%.0f", (v + 0) * m }'
-}
-wrk_field() { # OUT WHAT -> one figure of wrk's report
-  case "$2" in
-    reqs) awk '/requests in/ {print $1}' <<<"$1" ;;
-    rps) awk '/Requests\/sec/ {print $2}' <<<"$1" ;;
-    secs) awk '/requests in/ {sub(",", "", $4); print $4}' <<<"$1" ;;
-    p50) to_us "$(awk '$1 == "50%" {print $2}' <<<"$1")" ;;
-    p99) to_us "$(awk '$1 == "99%" {print $2}' <<<"$1")" ;;
-    non2xx) awk '/Non-2xx/ {n = $NF} END {print n + 0}' <<<"$1" ;;
-    errors) awk '/Socket errors/ {gsub(",", ""); print "connect " $4 ", read " $6 ", write " $8 ", timeout " $10}' <<<"$1" ;;
-  esac
 }
 
 # measure NAME SD_PID WITH_PG(0|1) CONNS SECS LUA URL [WRK_ARGS...]
@@ -292,8 +218,6 @@ measure() {
   echo "$name $(wrk_field "$out" rps) $(wrk_field "$out" p50) $(wrk_field "$out" p99)" \
     "$((sd_ns + pg_ns)) $sd_ns $pg_ns $(( ($(cpu_delta "$b_all" "$a_all") - pg_total) / 1000000 ))"
 }
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2)}'; }
-ratio() { python3 -c "print(round($1 / $2, 3))"; }
 HDR="%-6s %-10s %12s %9s %9s %12s %12s %12s %9s\n"
 
 # compare_cpu BASE_NAME BASE_PID BASE_URL BASE_LUA TARGET_NAME TARGET_PID TARGET_URL TARGET_LUA
@@ -319,14 +243,6 @@ compare_cpu() {
   echo "mean CPU per request: $bn $((sum_b / ROUNDS)) ns, $tn $((sum_t / ROUNDS)) ns, ratio of means $(ratio "$sum_t" "$sum_b")"
 }
 
-# busy_pct SECS: share of all CPUs busy over SECS (before the load: others' work)
-busy_pct() {
-  local a b
-  a="$(head -1 /proc/stat)"; sleep "$1"; b="$(head -1 /proc/stat)"
-  awk -v a="$a" -v b="$b" 'BEGIN { n = split(a, x); split(b, y); t = 0;
-    for (i = 2; i <= n; i++) t += y[i] - x[i];
-    idle = (y[5] - x[5]) + (y[6] - x[6]); printf "%.0f", t ? 100 * (t - idle) / t : 0 }'
-}
 echo "# machine busy before the load (others' work): $(busy_pct 3)% of $(nproc) CPUs"
 OTHERS="$("${PSQL[@]}" -Atc "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'
   AND pid <> pg_backend_pid() AND application_name NOT LIKE 'sessionkit-%'")"
@@ -453,70 +369,26 @@ SQL
 rows() { "${PSQL[@]}" -Atc "SELECT count(*) FROM $SCHEMA.sessions"; }
 admin() { cat "$WORK/plain/admin.key"; }
 
-# lat_row LABEL WRK_OUTPUT: one window's line; its p99 appended to P99S
-lat_row() {
-  printf "%-14s %8s %10s %9s %9s %8s %s\n" "$1" "$(wrk_field "$2" secs)" "$(wrk_field "$2" rps)" \
-    "$(wrk_field "$2" p50)" "$(wrk_field "$2" p99)" "$(wrk_field "$2" non2xx)" "$(wrk_field "$2" errors)"
-}
-lat_wrk() { # URL SECS
-  wrk -t"$THREADS" -c"$CONNS" -d"$2s" --latency --timeout 10s -s "$WORK/v_pg.lua" "$1"
-}
-
 # purge_phase NAME PORT PID: validate load in windows of PURGE_WINDOW s:
 # IDLE_WINDOWS idle, then windows while `POST /v1/purge` runs on the same
-# node (the last one cut when the purge answers), then IDLE_WINDOWS idle.
+# node (the last one cut when the purge answers), then IDLE_WINDOWS idle
+# (purge_windows in lib-bench.sh). CPU read around the purge.
 purge_phase() {
-  local name="$1" port="$2" pid="$3" t0 t1 before after out code wp cp i secs
-  local b_sd b_pg b_all a_sd a_pg a_all pg_ns idle=() busy=()
-  local url="http://127.0.0.1:$port$V"
+  local name="$1" port="$2" pid="$3" t0 t1 before after
+  local b_sd b_pg b_all a_sd a_pg a_all pg_ns
   t0="$(now_ms)"; insert_expired "$N_EXPIRED" 0; t1="$(now_ms)"
   before="$(rows)"
   echo "inserted $N_EXPIRED expired anonymous sessions (+ VACUUM ANALYZE) in $(( (t1 - t0) / 1000 )) s; $before rows"
-  printf "%-14s %8s %10s %9s %9s %8s %s\n" window seconds "req/s" "p50 us" "p99 us" non-2xx "socket errors"
-  lat_wrk "$url" 1 >/dev/null
-  for i in $(seq "$IDLE_WINDOWS"); do
-    out="$(lat_wrk "$url" "$PURGE_WINDOW")"; lat_row idle-before "$out"; idle+=("$(wrk_field "$out" p99)")
-  done
-  b_all="$(cpu_snap pg:all)"; b_sd="$(cpu_snap "$pid")"; b_pg="$(cpu_snap "pg:$pid")"
-  t0="$(now_ms)"
-  curl -s -m 600 -o "$WORK/purge.json" -w '%{http_code}' -X POST "http://127.0.0.1:$port/v1/purge" \
-    -H "Authorization: Bearer $(admin)" >"$WORK/purge.code" &
-  cp=$!; PIDS+=("$cp")
-  while :; do
-    lat_wrk "$url" "$PURGE_WINDOW" >"$WORK/purge.wrk" &
-    wp=$!; PIDS+=("$wp")
-    wait -n "$cp" "$wp" || true
-    if kill -0 "$cp" 2>/dev/null; then
-      wait "$wp" || true; unset 'PIDS[-1]'
-      out="$(cat "$WORK/purge.wrk")"; lat_row during-purge "$out"; busy+=("$(wrk_field "$out" p99)")
-      continue
-    fi
-    # The purge answered: stop this window (kept if 3 s or more).
-    kill -INT "$wp" 2>/dev/null || true; wait "$wp" || true; unset 'PIDS[-1]'
-    t1="$(now_ms)"
-    out="$(cat "$WORK/purge.wrk")"; secs="$(wrk_field "$out" secs)"
-    if awk -v s="$secs" 'BEGIN {exit !((s + 0) >= 3 || s ~ /m$/)}'; then
-      lat_row "purge (last)" "$out"; busy+=("$(wrk_field "$out" p99)")
-    else
-      lat_row "(cut, dropped)" "$out"
-    fi
-    break
-  done
-  wait "$cp" 2>/dev/null || true; unset 'PIDS[-1]'
-  a_sd="$(cpu_snap "$pid")"; a_pg="$(cpu_snap "pg:$pid")"; a_all="$(cpu_snap pg:all)"
-  for i in $(seq "$IDLE_WINDOWS"); do
-    out="$(lat_wrk "$url" "$PURGE_WINDOW")"; lat_row idle-after "$out"; idle+=("$(wrk_field "$out" p99)")
-  done
-  code="$(cat "$WORK/purge.code")"; after="$(rows)"
+  purge_started() { b_all="$(cpu_snap pg:all)"; b_sd="$(cpu_snap "$pid")"; b_pg="$(cpu_snap "pg:$pid")"; }
+  purge_ended() { a_sd="$(cpu_snap "$pid")"; a_pg="$(cpu_snap "pg:$pid")"; a_all="$(cpu_snap pg:all)"; }
+  purge_windows "http://127.0.0.1:$port$V" "$WORK/v_pg.lua" "$port" "$(admin)"
+  after="$(rows)"
   pg_ns="$(cpu_delta "$b_pg" "$a_pg")"
-  echo "POST /v1/purge: HTTP $code $(cat "$WORK/purge.json") in $(( (t1 - t0) / 1000 )).$(( (t1 - t0) % 1000 / 100 )) s;" \
+  echo "POST /v1/purge: HTTP $PURGE_CODE $PURGE_BODY in $PURGE_SECS s;" \
     "rows $before -> $after; CPU meanwhile (validate load included): sessiond $(( $(cpu_delta "$b_sd" "$a_sd") / 1000000 )) ms," \
     "postgres $(( pg_ns / 1000000 )) ms, other clients of the cluster $(( ($(cpu_delta "$b_all" "$a_all") - pg_ns) / 1000000 )) ms"
-  [ "$code" = 200 ] || echo "$name: the purge failed" >&2
-  [ "${#busy[@]}" -gt 0 ] || { echo "$name: the purge was shorter than one window" >&2; return; }
-  local mi mb; mi="$(median "${idle[@]}")"; mb="$(median "${busy[@]}")"
-  echo "p99 (median of windows): during the purge $mb us, idle $mi us; ratio $(ratio "$mb" "$mi");" \
-    "worst purge window / median idle $(ratio "$(printf '%s\n' "${busy[@]}" | sort -g | tail -1)" "$mi")"
+  [ "$PURGE_CODE" = 200 ] || echo "$name: the purge failed" >&2
+  p99_summary "$name"
   "${PSQL[@]}" -Atc "SELECT 'counters now: active ' || sum(active) || ', anonymous ' || sum(anonymous)
     || ', subjects ' || sum(subjects) FROM $SCHEMA.counters"
 }
