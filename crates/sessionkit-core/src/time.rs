@@ -287,6 +287,31 @@ impl MonotonicNow {
     }
 }
 
+/// Returns `Pending` once, waking itself: lets the executor run other tasks
+/// (a runtime-agnostic `yield_now`, for long loops in stores and the engine
+/// that never wait on I/O).
+pub async fn yield_now() {
+    YieldNow(false).await;
+}
+
+struct YieldNow(bool);
+
+impl std::future::Future for YieldNow {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -622,7 +622,20 @@ impl SessionStore for MemoryStore {
     }
 
     async fn purge_expired(&self, now: Millis, max: usize) -> StoreResult<Vec<Purged>> {
-        Ok(self.exclusive(|t| t.purge_expired(now, max)))
+        // In chunks, each under its own hold of the lock and with a yield
+        // between them: a validate's touch never waits for a whole batch.
+        let mut out = Vec::new();
+        while out.len() < max {
+            let want = (max - out.len()).min(PURGE_CHUNK);
+            let got = self.exclusive(|t| t.purge_expired(now, want));
+            let done = got.len() < want;
+            out.extend(got);
+            if done {
+                break;
+            }
+            sessionkit_core::time::yield_now().await;
+        }
+        Ok(out)
     }
 
     async fn clock_floor(&self) -> StoreResult<Millis> {
@@ -634,6 +647,9 @@ impl SessionStore for MemoryStore {
         Ok(())
     }
 }
+
+/// Most records one hold of the store's lock purges (about a millisecond).
+pub const PURGE_CHUNK: usize = 1_000;
 
 impl StoreAdmin for MemoryStore {
     /// Walks the tenant's own sessions with a subject (never another
@@ -652,5 +668,66 @@ impl StoreAdmin for MemoryStore {
     /// Exact.
     async fn counts(&self, tenant: TenantId) -> StoreResult<Counts> {
         Ok(self.exclusive(|t| t.counts_of(tenant)))
+    }
+}
+
+#[cfg(test)]
+mod purge_chunk_tests {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+
+    use super::*;
+    use sessionkit_core::time::DurationMs;
+    use sessionkit_core::{Attributes, ClientInfo, SessionState, TokenHash};
+
+    fn expired(i: u32) -> SessionRecord {
+        let mut h = [0u8; 32];
+        h[..4].copy_from_slice(&i.to_be_bytes());
+        let at = Millis::from_millis(1_000);
+        SessionRecord {
+            tenant: TenantId::DEFAULT,
+            id: SessionId::generate(),
+            token_hash: TokenHash::from_bytes(h),
+            subject: None,
+            created_at: at,
+            last_seen_at: at,
+            idle_timeout: DurationMs::from_millis(10),
+            expires_at: Millis::from_millis(1_000_000),
+            auth_time: None,
+            attributes: Attributes::empty(),
+            client: ClientInfo::default(),
+            version: 1,
+            state: SessionState::Active,
+            refresh: None,
+            assurance: None,
+            grants: None,
+        }
+    }
+
+    /// A large purge lets other work in between its chunks: its first
+    /// poll removes one chunk and yields, so a touch waiting on the same
+    /// lock goes through before the purge has ended.
+    #[test]
+    fn a_large_purge_yields_between_chunks() {
+        let store = MemoryStore::new();
+        let n = u32::try_from(PURGE_CHUNK * 2 + 500).unwrap();
+        for i in 0..n {
+            store.load(expired(i)).unwrap();
+        }
+        let mut cx = Context::from_waker(Waker::noop());
+        let now = Millis::from_millis(500_000);
+        let mut purge = std::pin::pin!(store.purge_expired(now, usize::MAX));
+        assert!(
+            purge.as_mut().poll(&mut cx).is_pending(),
+            "yields after one chunk"
+        );
+        let left = store.exclusive(|t| t.counts_of(TenantId::DEFAULT)).active;
+        assert_eq!(left, u64::from(n) - PURGE_CHUNK as u64);
+        let done = loop {
+            if let Poll::Ready(r) = purge.as_mut().poll(&mut cx) {
+                break r.unwrap();
+            }
+        };
+        assert_eq!(done.len(), n as usize);
     }
 }

@@ -539,8 +539,22 @@ impl Writer {
                 b.answer(tx, out);
             }
             Op::Purge { now, max, tx } => {
-                let (out, journal) = mem.exclusive_journaled(|t| t.purge_expired(now, max));
-                b.changed(journal);
+                // One redb transaction, but the in-memory index is changed
+                // in chunks, each under its own hold of its lock: a
+                // validate's touch (which takes that lock on a runtime
+                // worker) never waits for a whole batch.
+                let mut out = Vec::new();
+                while out.len() < max {
+                    let want = (max - out.len()).min(sessionkit_memory::PURGE_CHUNK);
+                    let (got, journal) = mem.exclusive_journaled(|t| t.purge_expired(now, want));
+                    b.changed(journal);
+                    let done = got.len() < want;
+                    out.extend(got);
+                    if done {
+                        break;
+                    }
+                    std::thread::yield_now();
+                }
                 b.answer(tx, out);
             }
             Op::Flush { tx } => b.answers.push(answer(tx, ())),

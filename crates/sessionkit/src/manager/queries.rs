@@ -117,7 +117,7 @@ impl<S: SessionStore> SessionManager<S> {
             // A store that answers at once (memory, embedded) would
             // otherwise run every batch of a large purge on this worker
             // without letting the requests queued behind it in.
-            YieldNow(false).await;
+            sessionkit_core::time::yield_now().await;
         }
         metrics::counter!(self.metrics.purged).increment(total as u64);
         Ok(total)
@@ -157,25 +157,5 @@ impl<S: StoreAdmin> SessionManager<S> {
     /// states, see [`Counts`]).
     pub async fn counts(&self, tenant: TenantId) -> Result<Counts, EngineError> {
         Ok(self.store.counts(tenant).await?)
-    }
-}
-
-/// Returns `Pending` once, waking itself: lets the executor run other
-/// tasks between two purge batches (runtime-agnostic `yield_now`).
-struct YieldNow(bool);
-
-impl std::future::Future for YieldNow {
-    type Output = ();
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<()> {
-        if self.0 {
-            return std::task::Poll::Ready(());
-        }
-        self.0 = true;
-        cx.waker().wake_by_ref();
-        std::task::Poll::Pending
     }
 }
