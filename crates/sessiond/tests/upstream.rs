@@ -430,3 +430,36 @@ async fn a_private_key_jwt_client_refreshes() {
     assert_ne!(b2["access_token"], b["access_token"]);
     assert_eq!(idp.refresh_calls().await, 2);
 }
+
+/// A refresh whose new ID token names another subject than the grant's
+/// first one is refused: the grant is dead, the new tokens are not served.
+#[tokio::test]
+async fn a_refresh_for_another_subject_kills_the_grant() {
+    let Some(idp) = Provider::start(4) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let env = idp.env(2);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let s = Server::start(dir.path(), &env);
+    let c = client();
+    let key = s.admin_key();
+    let token = session(&c, &s, &key, "user-6").await;
+    let mine = idp.login("user-6").await;
+    let other = idp.login("user-7").await;
+    // The grant says user-6 (its ID token) but holds user-7's tokens.
+    let mut mixed = other.clone();
+    mixed["id_token"] = mine["id_token"].clone();
+    assert_eq!(put_grant(&c, &s, &key, &token, &mixed).await, 204);
+    sleep(2.5).await;
+    let (st, b, _) = upstream_token(&c, &s, &key, &token).await;
+    assert_eq!(
+        (st, b["error"].as_str()),
+        (401, Some("reauthentication_required")),
+        "{b}"
+    );
+    let calls = idp.refresh_calls().await;
+    let (st, _, _) = upstream_token(&c, &s, &key, &token).await;
+    assert_eq!(st, 401);
+    assert_eq!(idp.refresh_calls().await, calls, "dead: not tried again");
+}
