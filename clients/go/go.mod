@@ -1,0 +1,3 @@
+module github.com/sessionkit/sessiond-go
+
+go 1.19

@@ -1,0 +1,5 @@
+//go:build !race
+
+package sessiond
+
+const raceEnabled = false
