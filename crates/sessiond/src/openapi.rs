@@ -5,7 +5,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::ErrorCode;
-use crate::routes::{admin, sessions, subjects, tokens};
+use crate::routes::{admin, sessions, subjects, tokens, upstream};
 use crate::{error, ops, wire};
 
 /// The document.
@@ -19,6 +19,7 @@ use crate::{error, ops, wire};
         admin::stats, admin::purge, admin::list_keys, admin::get_key, admin::create_key,
         admin::revoke_key, admin::rotate_key,
         tokens::refresh, tokens::introspect, tokens::jwks, tokens::list_keys, tokens::rotate_keys,
+        upstream::put_grant, upstream::token, upstream::delete_grant,
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
     ),
     components(schemas(error::ErrorBody, wire::SessionOut, wire::ClientOut)),

@@ -234,6 +234,22 @@ async fn a_grant_is_refreshed_before_it_expires_kept_through_an_outage_and_dies_
     let (st, b, _) = upstream_token(&c, &s, &key, &token).await;
     assert_eq!((st, b["error"].as_str()), (404, Some("not_found")));
 
+    // A pair session names itself by its refresh token (or access JWT) too.
+    let (st, pair) = post(
+        &c,
+        &s,
+        &key,
+        "/v1/sessions",
+        json!({"subject": "user-1", "issue": "pair"}),
+    )
+    .await;
+    assert_eq!(st, 201, "{pair}");
+    let rt = pair["refresh_token"].as_str().unwrap();
+    let at = pair["access_token"].as_str().unwrap();
+    assert_eq!(put_grant(&c, &s, &key, rt, &login).await, 204);
+    let (st, b, _) = upstream_token(&c, &s, &key, at).await;
+    assert_eq!(st, 200, "{b}");
+
     // Unknown provider; a logged-out session takes its grants with it.
     let r = c
         .post(s.url("/v1/upstream/nope/token"))

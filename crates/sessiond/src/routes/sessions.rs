@@ -124,7 +124,7 @@ pub async fn create<S: ServedStore>(
     responses(
         (status = 200, description = "Live", body = ValidatedResponse),
         (status = 400, description = "invalid_request", body = ErrorBody),
-        (status = 401, description = "invalid_token, session_expired or unauthenticated", body = ErrorBody),
+        (status = 401, description = "invalid_token, session_expired, token_expired (an access JWT past its exp), reauthentication_required (max_age_secs or min_aal) or unauthenticated", body = ErrorBody),
         (status = 403, description = "csrf_failed or insufficient_scope", body = ErrorBody),
         (status = 503, description = "store_unavailable", body = ErrorBody),
     ),

@@ -415,6 +415,46 @@ impl<S: SessionStore> SessionManager<S> {
         })
     }
 
+    /// The live session named by any of its tokens — a session token, an
+    /// access JWT, or a refresh token that could still refresh (the
+    /// current one, or its parent inside the grace window; any older one is
+    /// a reuse, as on refresh: the session is revoked and the answer is
+    /// `Invalid`). Unlike [`SessionManager::validate`] it never touches the
+    /// session and checks no CSRF token or fingerprint: for callers that
+    /// act on the session's behalf with the token as proof (the upstream
+    /// vault), not for a user's request.
+    ///
+    /// # Errors
+    /// The store's.
+    pub async fn session_of(
+        &self,
+        tenant: TenantId,
+        token: &str,
+    ) -> Result<Validation, EngineError> {
+        let credential = match self.credential(tenant, token) {
+            Ok(Some(c)) => c,
+            Ok(None) => return Ok(Validation::Invalid),
+            Err(AccessExpired) => return Ok(Validation::TokenExpired),
+        };
+        let Some(rec) = self.lookup(tenant, &credential).await? else {
+            return Ok(Validation::Invalid);
+        };
+        let now = self.now();
+        if let Credential::Refresh(_, presented) = credential
+            && !refresh_usable(&rec, presented, now)
+        {
+            if rec.is_live(now) {
+                self.revoke_for_reuse(&rec).await?;
+            }
+            return Ok(Validation::Invalid);
+        }
+        Ok(match rec.liveness(now) {
+            Liveness::Live => Validation::Valid { session: rec },
+            Liveness::Expired(cause) => Validation::Expired(cause),
+            Liveness::Revoked(_) => Validation::Invalid,
+        })
+    }
+
     /// The record of a token for a validation. A record that looks idle-
     /// expired is read again past the store's near-cache, if it has one: a
     /// cached `last_seen_at` may predate another node's touch.

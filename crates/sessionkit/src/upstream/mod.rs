@@ -17,7 +17,8 @@
 //! token is served while it is valid, then "unavailable".
 //!
 //! Revoking or purging the session drops its grants in the same write.
-//! An upstream refresh never extends our session.
+//! Neither an upstream refresh nor a vault call extends our session (the
+//! session is looked up by any of its tokens, never touched).
 
 pub mod provider;
 pub mod seal;
@@ -36,7 +37,7 @@ pub use provider::{AssertionKey, AssertionKeyError, ClientAuth, Endpoint, Provid
 pub use seal::{GrantSecret, VaultKeys};
 
 use crate::error::EngineError;
-use crate::manager::{SessionManager, ValidateRequest, Validation};
+use crate::manager::{SessionManager, Validation};
 
 /// How long a lease holds off other nodes (longer than a provider call
 /// may take).
@@ -244,19 +245,14 @@ impl UpstreamVault {
         tenant: TenantId,
         token: &str,
     ) -> Result<Result<SessionRecord, Upstream<()>>, EngineError> {
-        Ok(
-            match engine
-                .validate(tenant, token, &ValidateRequest::default())
-                .await?
-            {
-                Validation::Valid { session } => Ok(session),
-                Validation::Expired(_) => Err(Upstream::SessionExpired),
-                Validation::TokenExpired => Err(Upstream::TokenExpired),
-                Validation::Invalid
-                | Validation::CsrfFailed
-                | Validation::ReauthenticationRequired => Err(Upstream::InvalidToken),
-            },
-        )
+        Ok(match engine.session_of(tenant, token).await? {
+            Validation::Valid { session } => Ok(session),
+            Validation::Expired(_) => Err(Upstream::SessionExpired),
+            Validation::TokenExpired => Err(Upstream::TokenExpired),
+            Validation::Invalid | Validation::CsrfFailed | Validation::ReauthenticationRequired => {
+                Err(Upstream::InvalidToken)
+            }
+        })
     }
 
     /// Keeps `grant` for `provider` with the session of `token`, replacing
