@@ -158,7 +158,7 @@ export interface paths {
          * The signing keys (never their secrets). Only an admin of the `default`
          *     tenant: the keys are server-wide.
          */
-        get: operations["get_v1_keys"];
+        get: operations["list_signing_keys"];
         put?: never;
         post?: never;
         delete?: never;
@@ -421,6 +421,47 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/upstream/{provider}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Keep a provider's grant with the session of `token`. */
+        put: operations["put_grant"];
+        post?: never;
+        /**
+         * Forget the provider's grant of the session of `token` (204 whether or
+         *     not it had one).
+         */
+        delete: operations["delete_grant"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/upstream/{provider}/token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A fresh access token of the provider, refreshed when it expires within
+         *     the provider's buffer (once across every node).
+         */
+        post: operations["token"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -541,6 +582,27 @@ export interface components {
             error: string;
             /** @description Human-readable text. */
             message: string;
+        };
+        /** @description A provider's grant, as the app got it at its login callback. */
+        GrantIn: {
+            /** @description The access token. */
+            access_token: string;
+            /** @description When the access token expires, RFC 3339 (or `expires_in`). */
+            expires_at?: string | null;
+            /**
+             * Format: int64
+             * @description Seconds the access token lives (or `expires_at`).
+             */
+            expires_in?: number | null;
+            /** @description The ID token: only its `sub` is kept, to check refreshes. */
+            id_token?: string | null;
+            /**
+             * @description The refresh token (without one, the grant dies with its access
+             *     token).
+             */
+            refresh_token?: string | null;
+            /** @description Granted scopes. */
+            scope?: string | null;
         };
         /** @description `/healthz` and `/readyz`. */
         Health: {
@@ -769,6 +831,27 @@ export interface components {
             subject: string;
             /** @description The token of the live session to log in on top of. */
             token: string;
+        };
+        /** @description `PUT /v1/upstream/{provider}`. */
+        UpstreamPutBody: {
+            /** @description The provider's grant. */
+            grant: components["schemas"]["GrantIn"];
+            /** @description Any token of the session (session token, refresh token, access JWT). */
+            token: string;
+        };
+        /** @description `POST /v1/upstream/{provider}/token` and `DELETE /v1/upstream/{provider}`. */
+        UpstreamTokenBody: {
+            /** @description Any token of the session. */
+            token: string;
+        };
+        /** @description A fresh upstream access token. */
+        UpstreamTokenOut: {
+            /** @description The provider's access token. */
+            access_token: string;
+            /** @description When it expires. */
+            expires_at: string;
+            /** @description Its scopes, if known. */
+            scope?: string | null;
         };
         /** @description Client info sent with a validate (fingerprint binding). */
         ValidateClientIn: {
@@ -1349,7 +1432,7 @@ export interface operations {
             };
         };
     };
-    get_v1_keys: {
+    list_signing_keys: {
         parameters: {
             query?: never;
             header?: never;
@@ -1897,7 +1980,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description invalid_token, session_expired or unauthenticated */
+            /** @description invalid_token, session_expired, token_expired (an access JWT past its exp), reauthentication_required (max_age_secs or min_aal) or unauthenticated */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2878,6 +2961,281 @@ export interface operations {
                 };
             };
             /** @description store_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description insufficient_storage: the store is out of room; retrying will not help */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    put_grant: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A configured provider */
+                provider: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpstreamPutBody"];
+            };
+        };
+        responses: {
+            /** @description Kept (sealed; any earlier grant of that provider replaced) */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description invalid_token, session_expired or unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description insufficient_scope: the API key lacks the scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not_found: no such provider */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description request_timeout: the body did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description internal_error: a fault on the server's side */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description insufficient_storage: the store is out of room; retrying will not help */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_grant: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A configured provider */
+                provider: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpstreamTokenBody"];
+            };
+        };
+        responses: {
+            /** @description Gone */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description invalid_token, session_expired or unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description insufficient_scope: the API key lacks the scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not_found: no such provider */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description request_timeout: the body did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description internal_error: a fault on the server's side */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description store_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description insufficient_storage: the store is out of room; retrying will not help */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    token: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A configured provider */
+                provider: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpstreamTokenBody"];
+            };
+        };
+        responses: {
+            /** @description A valid access token */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UpstreamTokenOut"];
+                };
+            };
+            /** @description reauthentication_required (grant dead), invalid_token, session_expired or unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description insufficient_scope: the API key lacks the scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not_found: no such provider or no grant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description request_timeout: the body did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description internal_error: a fault on the server's side */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description upstream_unavailable or store_unavailable, with Retry-After */
             503: {
                 headers: {
                     [name: string]: unknown;

@@ -149,7 +149,7 @@ fn key_list<S: ServedStore>(st: &AppState<S>) -> SigningKeyList {
 
 /// The signing keys (never their secrets). Only an admin of the `default`
 /// tenant: the keys are server-wide.
-#[utoipa::path(get, path = "/v1/keys", tag = "admin",
+#[utoipa::path(get, path = "/v1/keys", tag = "admin", operation_id = "list_signing_keys",
     responses((status = 200, description = "The keys, oldest first", body = SigningKeyList),
               (status = 403, description = "insufficient_scope", body = ErrorBody)),
     security(("api_key" = ["admin"])))]
