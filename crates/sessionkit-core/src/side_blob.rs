@@ -138,6 +138,27 @@ pub fn decode(b: &[u8]) -> Option<Decoded> {
     Some((c, assurance, grants))
 }
 
+/// The two side blobs a store that compares whole blobs (Redis,
+/// PostgreSQL) needs for a grant swap on `rec` (as just read): the blob as
+/// it is and the blob with `req.grants`. Only the grants of a live record
+/// ever change its blob, so comparing blobs compares grants. `Err` is the
+/// answer when nothing is to be written (not live, other grants).
+pub fn grant_swap_blobs(
+    mut rec: crate::SessionRecord,
+    req: crate::store::GrantSwapRequest,
+) -> Result<(Vec<u8>, Vec<u8>), crate::store::GrantSwap> {
+    use crate::store::GrantSwap;
+    if !rec.is_live(req.now) {
+        return Err(GrantSwap::NotLive);
+    }
+    if rec.grants != req.expected {
+        return Err(GrantSwap::Changed(Box::new(rec)));
+    }
+    let expected = encode(rec.side());
+    rec.grants = req.grants;
+    Ok((expected, encode(rec.side())))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

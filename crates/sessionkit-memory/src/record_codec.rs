@@ -412,9 +412,9 @@ pub(crate) fn ext_of(rec: &SessionRecord, client_in_record: bool) -> Option<Ext>
     let big = small_fields(rec).contains(&IN_EXT);
     let client_apart = !client_in_record && !rec.client.is_empty();
     let refresh = rec.refresh.is_some();
-    let assurance = rec.assurance.is_some() || rec.grants.is_some();
+    let login_or_grants = rec.assurance.is_some() || rec.grants.is_some();
     let needed = client_apart || revoked_at.is_some() || auth_time.is_some() || big;
-    (needed || refresh || assurance).then(|| Ext {
+    (needed || refresh || login_or_grants).then(|| Ext {
         client: if client_apart {
             rec.client.clone()
         } else {

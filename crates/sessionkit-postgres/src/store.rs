@@ -258,30 +258,18 @@ impl SessionStore for PostgresStore {
 
     async fn swap_grants(&self, req: GrantSwapRequest) -> StoreResult<GrantSwap> {
         let id = req.id;
-        // The statement compares the whole side blob; build both from the
-        // record as it is (its client info and assurance never change).
-        let Some(mut rec) = self.get_by_id(req.tenant, id).await? else {
+        let Some(rec) = self.get_by_id(req.tenant, id).await? else {
             return Ok(GrantSwap::NotLive);
         };
-        if !rec.is_live(req.now) {
-            return Ok(GrantSwap::NotLive);
-        }
-        if rec.grants != req.expected {
-            return Ok(GrantSwap::Changed(Box::new(rec)));
-        }
-        let expected = side_blob::encode(rec.side());
-        rec.grants = req.grants;
-        let new = side_blob::encode(rec.side());
+        let (tenant, now) = (req.tenant, req.now);
+        let (expected, new) = match side_blob::grant_swap_blobs(rec, req) {
+            Ok(blobs) => blobs,
+            Err(answer) => return Ok(answer),
+        };
         let rows = self
             .query(
                 sql::SWAP_GRANTS,
-                &[
-                    &req.tenant.as_str(),
-                    &uuid(id),
-                    &new,
-                    &expected,
-                    &ms(req.now),
-                ],
+                &[&tenant.as_str(), &uuid(id), &new, &expected, &ms(now)],
                 Some(id),
             )
             .await?;
@@ -290,9 +278,9 @@ impl SessionStore for PostgresStore {
             self.announce(Invalidation::Session(id)).await;
         }
         // Read back: the record as it now is, or why nothing was written.
-        match self.get_by_id(req.tenant, id).await? {
+        match self.get_by_id(tenant, id).await? {
             Some(r) if swapped => Ok(GrantSwap::Swapped(Box::new(r))),
-            Some(r) if r.is_live(req.now) => Ok(GrantSwap::Changed(Box::new(r))),
+            Some(r) if r.is_live(now) => Ok(GrantSwap::Changed(Box::new(r))),
             _ => Ok(GrantSwap::NotLive),
         }
     }

@@ -559,20 +559,14 @@ impl SessionStore for RedisStore {
 
     async fn swap_grants(&self, req: GrantSwapRequest) -> StoreResult<GrantSwap> {
         let id = req.id;
-        // The script compares the whole side blob; build both from the
-        // record as it is (its client info and assurance never change).
-        let Some(mut rec) = self.get_by_id(req.tenant, id).await? else {
+        let Some(rec) = self.get_by_id(req.tenant, id).await? else {
             return Ok(GrantSwap::NotLive);
         };
-        if !rec.is_live(req.now) {
-            return Ok(GrantSwap::NotLive);
-        }
-        if rec.grants != req.expected {
-            return Ok(GrantSwap::Changed(Box::new(rec)));
-        }
-        let expected = side_blob::encode(rec.side());
-        rec.grants = req.grants;
-        let new = side_blob::encode(rec.side());
+        let (tenant, now) = (req.tenant, req.now);
+        let (expected, new) = match side_blob::grant_swap_blobs(rec, req) {
+            Ok(blobs) => blobs,
+            Err(answer) => return Ok(answer),
+        };
         let Some(shard) = self.shard_of_id(id).await? else {
             return Ok(GrantSwap::NotLive);
         };
@@ -580,7 +574,7 @@ impl SessionStore for RedisStore {
             .run(
                 shard,
                 &self.scripts.swap_grants,
-                args![req.tenant.as_str(), id_key(id), expected, new, ms(req.now)],
+                args![tenant.as_str(), id_key(id), expected, new, ms(now)],
                 Some(id),
             )
             .await?;

@@ -345,14 +345,7 @@ impl UpstreamVault {
         for _ in 0..MAX_SWAPS {
             let mut grants = rec.grants.as_deref().cloned().unwrap_or_default();
             edit(&mut grants)?;
-            let req = GrantSwapRequest {
-                tenant,
-                id,
-                expected: rec.grants.clone(),
-                grants: grants.into_stored(),
-                now: engine.now(),
-            };
-            match engine.store().swap_grants(req).await? {
+            match swap(engine, &rec, grants).await? {
                 GrantSwap::Swapped(_) => return Ok(Upstream::Done(())),
                 GrantSwap::Changed(now) => rec = *now,
                 GrantSwap::NotLive => return Ok(Upstream::InvalidToken),
@@ -556,14 +549,7 @@ impl UpstreamVault {
     ) -> Result<Option<SessionRecord>, EngineError> {
         let mut grants = rec.grants.as_deref().cloned().unwrap_or_default();
         grants.put(grant);
-        let req = GrantSwapRequest {
-            tenant: rec.tenant,
-            id: rec.id,
-            expected: rec.grants.clone(),
-            grants: grants.into_stored(),
-            now: engine.now(),
-        };
-        Ok(match engine.store().swap_grants(req).await? {
+        Ok(match swap(engine, rec, grants).await? {
             GrantSwap::Swapped(r) => Some(*r),
             GrantSwap::Changed(_) | GrantSwap::NotLive => None,
         })
@@ -662,6 +648,22 @@ impl UpstreamVault {
         }
         Err(EngineError::Conflict)
     }
+}
+
+/// Replaces `rec`'s grants (as read) with `grants`, by compare-and-set.
+async fn swap<S: SessionStore>(
+    engine: &SessionManager<S>,
+    rec: &SessionRecord,
+    grants: Grants,
+) -> Result<GrantSwap, EngineError> {
+    let req = GrantSwapRequest {
+        tenant: rec.tenant,
+        id: rec.id,
+        expected: rec.grants.clone(),
+        grants: grants.into_stored(),
+        now: engine.now(),
+    };
+    Ok(engine.store().swap_grants(req).await?)
 }
 
 /// A dead grant of `p`: no tokens kept.
